@@ -1,0 +1,56 @@
+// Builds the HTTP API (Hono): middleware, the north and south faces, health, and one error handler.
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { AppEnv } from './context';
+import { ApiError, errorBody } from './errors';
+import { healthRoutes } from './health.routes';
+import { devicesRoutes } from './north/devices.routes';
+import { southRoutes } from './south/south.routes';
+import type { Services } from './services';
+
+export interface AppOptions {
+  /** Largest body the north API accepts (bytes). */
+  readonly maxNorthBodyBytes: number;
+  /** Largest body a device may send (bytes). */
+  readonly maxSouthBodyBytes: number;
+}
+
+export const DEFAULT_APP_OPTIONS: AppOptions = { maxNorthBodyBytes: 4 * 1024 * 1024, maxSouthBodyBytes: 1024 * 1024 };
+
+const tooLarge = (limit: number) => () => {
+  throw new ApiError('PAYLOAD_TOO_LARGE', `the body is larger than ${limit} bytes`);
+};
+
+export function createApp(services: Services, options: AppOptions = DEFAULT_APP_OPTIONS): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use('*', async (c, next) => {
+    const given = c.req.header('x-request-id');
+    const requestId = given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+    c.set('requestId', requestId);
+    c.set('services', services);
+    c.set('logger', services.logger);
+    c.header('X-Request-Id', requestId);
+    await next();
+  });
+  app.use('/north/*', bodyLimit({ maxSize: options.maxNorthBodyBytes, onError: tooLarge(options.maxNorthBodyBytes) }));
+  app.use('/south/*', bodyLimit({ maxSize: options.maxSouthBodyBytes, onError: tooLarge(options.maxSouthBodyBytes) }));
+
+  app.route('/', healthRoutes);
+  app.route('/north/v1/devices', devicesRoutes);
+  app.route('/south/v80/devices', southRoutes);
+
+  app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId')), 404));
+  app.onError((err, c) => {
+    const requestId = c.get('requestId') ?? randomUUID();
+    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message, requestId, err.details), err.status);
+    if (err instanceof HTTPException && err.status < 500) {
+      return c.json(errorBody('BAD_REQUEST', err.message || 'bad request', requestId), err.status);
+    }
+    services.logger.error({ err, requestId, path: c.req.path, method: c.req.method }, 'request failed');
+    return c.json(errorBody('INTERNAL', 'internal error; the request id identifies it in the logs', requestId), 500);
+  });
+  return app;
+}

@@ -1,0 +1,97 @@
+// Provisioning: the device record, its key and its twin, all or nothing for each device.
+import type { ApiKeyDoc, DeviceDoc } from '../../inventory/documents';
+import { DEFAULT_TWIN_TYPE, getTwinType, listTwinTypes } from '../../twins/registry';
+import type { Services } from '../services';
+import type { ProvisionRequest } from './device.schemas';
+
+export type ProvisionOutcome =
+  | { readonly ok: true; readonly device: DeviceDoc; readonly apiKey: string }
+  | { readonly ok: false; readonly id: string; readonly code: 'INVALID_ARGUMENT' | 'CONFLICT' | 'UNAVAILABLE'; readonly message: string };
+
+const TWIN_START_CONCURRENCY = 32;
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+/**
+ * Provisions devices of one organization. Records and keys are written in bulk, then the twins start;
+ * a device whose twin cannot start is rolled back so the request can simply be repeated.
+ * Ids must be unique within `requests` (the route checks).
+ */
+export async function provisionDevices(
+  services: Services,
+  org: string,
+  createdBy: string,
+  requests: readonly ProvisionRequest[],
+): Promise<ProvisionOutcome[]> {
+  const now = new Date(services.now());
+  const outcomes = new Map<string, ProvisionOutcome>();
+  const fresh: { req: ProvisionRequest; doc: DeviceDoc; key: ApiKeyDoc; secret: string }[] = [];
+  for (const req of requests) {
+    const type = req.type ?? DEFAULT_TWIN_TYPE;
+    if (!getTwinType(type)) {
+      outcomes.set(req.id, {
+        ok: false,
+        id: req.id,
+        code: 'INVALID_ARGUMENT',
+        message: `unknown device type ${JSON.stringify(type)}; known: ${listTwinTypes().map((t) => t.name).join(', ')}`,
+      });
+      continue;
+    }
+    const doc: DeviceDoc = {
+      _id: `${org}/${req.id}`,
+      org,
+      id: req.id,
+      ...(req.name === undefined ? {} : { name: req.name }),
+      type,
+      tags: [...new Set(req.tags ?? [])],
+      attributes: req.attributes ?? {},
+      transport: req.transport ?? {},
+      lifecycle: 'ACTIVE',
+      createdAt: now,
+      createdBy,
+      updatedAt: now,
+      latest: {},
+    };
+    const { doc: key, secret } = services.keys.newKey(org, 'device', now, req.id);
+    fresh.push({ req, doc, key, secret });
+  }
+
+  const { duplicates } = await services.devices.insertMany(fresh.map((f) => f.doc));
+  const inserted = fresh.filter((f) => !duplicates.has(f.doc.id));
+  for (const f of fresh) {
+    if (duplicates.has(f.doc.id)) {
+      outcomes.set(f.doc.id, { ok: false, id: f.doc.id, code: 'CONFLICT', message: `device ${f.doc.id} already exists` });
+    }
+  }
+  await services.keys.insertMany(inserted.map((f) => f.key));
+
+  const failed: typeof inserted = [];
+  await mapLimit(inserted, TWIN_START_CONCURRENCY, async (f) => {
+    const type = getTwinType(f.doc.type)!;
+    try {
+      await services.twins.startTwin(
+        { org, deviceId: f.doc.id, twinType: f.doc.type },
+        { name: f.doc.name, tags: f.doc.tags, attributes: f.doc.attributes },
+        type.status(type.initialState()),
+      );
+      outcomes.set(f.doc.id, { ok: true, device: f.doc, apiKey: f.secret });
+    } catch (err) {
+      services.logger.error({ err, org, deviceId: f.doc.id }, 'could not start twin; rolling back the device');
+      failed.push(f);
+      outcomes.set(f.doc.id, { ok: false, id: f.doc.id, code: 'UNAVAILABLE', message: 'the twin could not be started; try again' });
+    }
+  });
+  if (failed.length > 0) await services.devices.removeProvisioned(org, failed.map((f) => f.doc.id), failed.map((f) => f.key._id));
+  return requests.map((r) => outcomes.get(r.id)!);
+}

@@ -1,0 +1,28 @@
+// Everything routes need, built once per process and reached through the context (so tests can build their own).
+import type { Logger } from 'pino';
+import type { DatapointRepository } from '../inventory/datapoints.repo';
+import type { DeviceRepository } from '../inventory/devices.repo';
+import type { KeyRepository } from '../inventory/keys.repo';
+import type { KeyAuthenticator } from './auth';
+import type { DeviceDirectory } from './ingest/device-directory';
+import type { Ingestor } from './ingest/ingestor';
+import type { TwinGateway } from './twin-gateway';
+
+export interface ReadinessCheck {
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+export interface Services {
+  readonly devices: DeviceRepository;
+  readonly keys: KeyRepository;
+  readonly datapoints: DatapointRepository;
+  readonly auth: KeyAuthenticator;
+  readonly twins: TwinGateway;
+  readonly directory: DeviceDirectory;
+  readonly ingestor: Ingestor;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Named checks of the services the API depends on (temporal, mongodb). */
+  readonly readiness: () => Promise<Record<string, ReadinessCheck>>;
+}

@@ -1,0 +1,45 @@
+// Reads and validates request bodies and queries with zod before anything reaches MongoDB or Temporal.
+import type { Context } from 'hono';
+import { z } from 'zod';
+import { ApiError } from './errors';
+
+const formatIssues = (error: z.ZodError): { path: string; message: string }[] =>
+  error.issues.slice(0, 20).map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));
+
+export function parseWith<S extends z.ZodTypeAny>(schema: S, input: unknown, what: string): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const issues = formatIssues(result.error);
+    const first = issues[0];
+    throw new ApiError('INVALID_ARGUMENT', `invalid ${what}: ${first ? `${first.path}: ${first.message}` : 'bad shape'}`, issues);
+  }
+  return result.data;
+}
+
+/** Parses a JSON body (size already limited by middleware) and validates it. */
+export async function readJson<S extends z.ZodTypeAny>(c: Context, schema: S): Promise<z.infer<S>> {
+  const type = c.req.header('content-type') ?? '';
+  if (type !== '' && !/^application\/(.+\+)?json\b/i.test(type)) {
+    throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON (Content-Type: application/json)');
+  }
+  const text = await c.req.text();
+  if (text.trim() === '') throw new ApiError('BAD_REQUEST', 'the request body is empty; a JSON body is required');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('BAD_REQUEST', `malformed JSON: ${(err as Error).message}`);
+  }
+  return parseWith(schema, json, 'body');
+}
+
+/** Validates the query string; unknown parameters (including `x[$ne]` shapes) are rejected. */
+export function readQuery<S extends z.ZodTypeAny>(c: Context, schema: S): z.infer<S> {
+  const raw = c.req.queries();
+  const single: Record<string, string> = {};
+  for (const [key, values] of Object.entries(raw)) {
+    if (values.length !== 1) throw new ApiError('INVALID_ARGUMENT', `query parameter ${key} given more than once`);
+    single[key] = values[0]!;
+  }
+  return parseWith(schema, single, 'query');
+}

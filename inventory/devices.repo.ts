@@ -1,0 +1,131 @@
+// Device records and their read model (twin snapshot, latest values) in the `devices` collection.
+import { type AnyBulkWriteOperation, type Filter, MongoBulkWriteError, MongoServerError } from 'mongodb';
+import type { TwinSnapshot } from '../twins/twin-core';
+import type { DeviceProfile } from '../twins/types';
+import { encodeDatastreamKey } from './datastream-key';
+import type { DeviceDoc, LatestValueDoc } from './documents';
+import type { Collections } from './inventory';
+
+export const deviceDocId = (org: string, deviceId: string): string => `${org}/${deviceId}`;
+
+export interface DeviceListFilter {
+  readonly type?: string;
+  readonly tag?: string;
+  readonly status?: string;
+  readonly lifecycle?: 'ACTIVE' | 'DECOMMISSIONED';
+  /** Case-insensitive substring of the id or name. */
+  readonly q?: string;
+}
+
+export interface DevicePage {
+  readonly items: DeviceDoc[];
+  /** Pass back as `after` for the next page; absent on the last page. */
+  readonly nextAfter?: string;
+}
+
+export interface LatestUpdate {
+  readonly deviceId: string;
+  readonly values: readonly LatestValueDoc[];
+  readonly lastSeenAt: number;
+}
+
+const DUPLICATE_KEY = 11000;
+const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+export class DeviceRepository {
+  constructor(private readonly c: Collections) {}
+
+  /** Inserts new devices; answers which ids already existed. */
+  async insertMany(docs: readonly DeviceDoc[]): Promise<{ duplicates: Set<string> }> {
+    const duplicates = new Set<string>();
+    if (docs.length === 0) return { duplicates };
+    try {
+      await this.c.devices.insertMany(docs as DeviceDoc[], { ordered: false });
+    } catch (err) {
+      if (!(err instanceof MongoBulkWriteError) && !(err instanceof MongoServerError)) throw err;
+      const writeErrors = err instanceof MongoBulkWriteError ? [err.writeErrors].flat() : [];
+      if (err instanceof MongoServerError && !(err instanceof MongoBulkWriteError)) {
+        if (err.code !== DUPLICATE_KEY || docs.length !== 1) throw err;
+        duplicates.add(docs[0]!.id);
+        return { duplicates };
+      }
+      for (const we of writeErrors) {
+        if (we.code !== DUPLICATE_KEY) throw err;
+        const doc = docs[we.index];
+        if (doc) duplicates.add(doc.id);
+      }
+    }
+    return { duplicates };
+  }
+
+  get(org: string, deviceId: string): Promise<DeviceDoc | null> {
+    return this.c.devices.findOne({ _id: deviceDocId(org, deviceId) });
+  }
+
+  async list(org: string, filter: DeviceListFilter, limit: number, after?: string): Promise<DevicePage> {
+    const query: Filter<DeviceDoc> = { org };
+    if (filter.type !== undefined) query.type = filter.type;
+    if (filter.tag !== undefined) query.tags = filter.tag;
+    if (filter.status !== undefined) query['twin.status'] = filter.status;
+    if (filter.lifecycle !== undefined) query.lifecycle = filter.lifecycle;
+    if (filter.q !== undefined) {
+      const re = new RegExp(escapeRegex(filter.q), 'i');
+      query.$or = [{ id: re }, { name: re }];
+    }
+    query._id = after !== undefined ? { $gt: deviceDocId(org, after) } : { $gte: `${org}/` };
+    const items = await this.c.devices.find(query).sort({ _id: 1 }).limit(limit + 1).toArray();
+    const hasMore = items.length > limit;
+    if (hasMore) items.length = limit;
+    return { items, nextAfter: hasMore ? items[items.length - 1]?.id : undefined };
+  }
+
+  async setProfile(org: string, deviceId: string, profile: DeviceProfile, now: Date): Promise<DeviceDoc | null> {
+    const set: Partial<DeviceDoc> = { tags: [...profile.tags], attributes: { ...profile.attributes }, updatedAt: now };
+    const update = profile.name === undefined ? { $set: set, $unset: { name: 1 as const } } : { $set: { ...set, name: profile.name } };
+    return this.c.devices.findOneAndUpdate({ _id: deviceDocId(org, deviceId) }, update, { returnDocument: 'after' });
+  }
+
+  /** Undoes a provisioning whose twin could not start: the records and keys it wrote. */
+  async removeProvisioned(org: string, deviceIds: readonly string[], keyHashes: readonly string[]): Promise<void> {
+    await this.c.apiKeys.deleteMany({ _id: { $in: [...keyHashes] }, org });
+    await this.c.devices.deleteMany({ _id: { $in: deviceIds.map((id) => deviceDocId(org, id)) }, twin: { $exists: false } });
+  }
+
+  async markDecommissioned(org: string, deviceId: string, now: Date): Promise<void> {
+    await this.c.devices.updateOne(
+      { _id: deviceDocId(org, deviceId) },
+      { $set: { lifecycle: 'DECOMMISSIONED', decommissionedAt: now, updatedAt: now } },
+    );
+  }
+
+  /** Writes the twin's snapshot unless the read model already holds a newer one. */
+  async writeTwinSnapshot(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<boolean> {
+    const res = await this.c.devices.updateOne(
+      {
+        _id: deviceDocId(org, deviceId),
+        $or: [{ 'twin.version': { $lt: snapshot.version } }, { twin: { $exists: false } }],
+      },
+      { $set: { twin: snapshot } },
+    );
+    return res.modifiedCount === 1;
+  }
+
+  /** Upserts latest values for many devices of one org in one round trip; an older value never replaces a newer one. */
+  async storeLatest(org: string, updates: readonly LatestUpdate[]): Promise<void> {
+    const ops: AnyBulkWriteOperation<DeviceDoc>[] = [];
+    for (const u of updates) {
+      const _id = deviceDocId(org, u.deviceId);
+      for (const v of u.values) {
+        const field = `latest.${encodeDatastreamKey(v.id, v.feed)}`;
+        ops.push({
+          updateOne: {
+            filter: { _id, $or: [{ [`${field}.at`]: { $lte: v.at } }, { [field]: { $exists: false } }] } as Filter<DeviceDoc>,
+            update: { $set: { [field]: v } },
+          },
+        });
+      }
+      ops.push({ updateOne: { filter: { _id }, update: { $max: { lastSeenAt: u.lastSeenAt } } } });
+    }
+    if (ops.length > 0) await this.c.devices.bulkWrite(ops, { ordered: false });
+  }
+}

@@ -1,0 +1,55 @@
+// Opens the MongoDB inventory: typed collections and the indexes they need (FerretDB- and MongoDB-compatible).
+import { type Collection, type Db, MongoClient } from 'mongodb';
+import type { ApiKeyDoc, DatapointDoc, DeviceDoc, OrganizationDoc } from './documents';
+
+export interface Collections {
+  readonly organizations: Collection<OrganizationDoc>;
+  readonly devices: Collection<DeviceDoc>;
+  readonly apiKeys: Collection<ApiKeyDoc>;
+  readonly datapoints: Collection<DatapointDoc>;
+}
+
+export interface Inventory {
+  readonly client: MongoClient;
+  readonly db: Db;
+  readonly collections: Collections;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openInventory(uri: string, dbName: string): Promise<Inventory> {
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: 32 });
+  await client.connect();
+  const db = client.db(dbName);
+  const collections: Collections = {
+    organizations: db.collection<OrganizationDoc>('organizations'),
+    devices: db.collection<DeviceDoc>('devices'),
+    apiKeys: db.collection<ApiKeyDoc>('api_keys'),
+    datapoints: db.collection<DatapointDoc>('datapoints'),
+  };
+  await ensureIndexes(collections);
+  return {
+    client,
+    db,
+    collections,
+    ping: async () => {
+      await db.command({ ping: 1 });
+    },
+    close: () => client.close(),
+  };
+}
+
+async function ensureIndexes(c: Collections): Promise<void> {
+  // Device _id is `${org}/${deviceId}`, so the _id index already serves per-org lookups and cursors.
+  await c.devices.createIndexes([
+    { key: { org: 1, type: 1, _id: 1 }, name: 'org_type' },
+    { key: { org: 1, tags: 1, _id: 1 }, name: 'org_tags' },
+    { key: { org: 1, 'twin.status': 1, _id: 1 }, name: 'org_status' },
+    { key: { org: 1, lifecycle: 1, _id: 1 }, name: 'org_lifecycle' },
+  ]);
+  await c.apiKeys.createIndexes([
+    { key: { org: 1, kind: 1 }, name: 'org_kind' },
+    { key: { org: 1, deviceId: 1 }, name: 'org_device' },
+  ]);
+  await c.datapoints.createIndexes([{ key: { org: 1, deviceId: 1, ds: 1, at: -1 }, name: 'series_time' }]);
+}

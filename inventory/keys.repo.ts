@@ -1,0 +1,58 @@
+// API keys and organizations: creation, lookup by hash, revocation, and the bootstrap of the first org.
+import type { ApiKeyDoc, KeyKind, OrganizationDoc } from './documents';
+import type { Collections } from './inventory';
+import { generateKey, hashKey, keyIdOf } from './keys';
+
+export interface CreatedKey {
+  readonly keyId: string;
+  readonly secret: string;
+}
+
+export const DEFAULT_ORG = 'default';
+
+export class KeyRepository {
+  constructor(private readonly c: Collections) {}
+
+  /** Builds a new key document and its one-time secret; the caller inserts it (alone or in bulk). */
+  newKey(org: string, kind: KeyKind, now: Date, deviceId?: string): { doc: ApiKeyDoc; secret: string } {
+    const key = generateKey();
+    const doc: ApiKeyDoc = { _id: key.hash, keyId: key.keyId, org, kind, createdAt: now };
+    if (deviceId !== undefined) doc.deviceId = deviceId;
+    return { doc, secret: key.secret };
+  }
+
+  async insertMany(docs: readonly ApiKeyDoc[]): Promise<void> {
+    if (docs.length > 0) await this.c.apiKeys.insertMany(docs as ApiKeyDoc[], { ordered: false });
+  }
+
+  findActive(secret: string): Promise<ApiKeyDoc | null> {
+    return this.c.apiKeys.findOne({ _id: hashKey(secret), revokedAt: { $exists: false } });
+  }
+
+  async revokeDeviceKeys(org: string, deviceId: string, now: Date): Promise<string[]> {
+    const keys = await this.c.apiKeys.find({ org, deviceId, revokedAt: { $exists: false } }).toArray();
+    if (keys.length > 0) {
+      await this.c.apiKeys.updateMany({ _id: { $in: keys.map((k) => k._id) } }, { $set: { revokedAt: now } });
+    }
+    return keys.map((k) => k._id);
+  }
+
+  /**
+   * On the first start (no organization yet) creates the default organization and its admin key:
+   * the given secret, or a generated one. Answers the secret only when it created the key.
+   */
+  async bootstrap(secret: string | undefined, now: Date): Promise<{ created: boolean; org: string; secret?: string }> {
+    const existing = await this.c.organizations.findOne({});
+    if (existing) return { created: false, org: existing._id };
+    const org: OrganizationDoc = { _id: DEFAULT_ORG, name: 'Default organization', createdAt: now };
+    const key = secret ?? generateKey().secret;
+    await this.c.apiKeys.updateOne(
+      { _id: hashKey(key) },
+      { $setOnInsert: { keyId: keyIdOf(key), org: org._id, kind: 'admin', name: 'bootstrap', createdAt: now } },
+      { upsert: true },
+    );
+    // The organization last: a crash before this line bootstraps again on the next start.
+    await this.c.organizations.updateOne({ _id: org._id }, { $setOnInsert: { name: org.name, createdAt: now } }, { upsert: true });
+    return { created: true, org: org._id, secret: key };
+  }
+}

@@ -1,0 +1,81 @@
+// Worked example of a twin type: an electricity meter that tracks energy, power and supply quality.
+import { defineTwin } from './define-twin';
+
+export interface MeterState {
+  /** Cumulative active energy imported (kWh), from datastream `energy.import`. */
+  readonly energyKWh: number | null;
+  /** Instantaneous active power (W), from datastream `power.active`. */
+  readonly powerW: number | null;
+  /** Supply voltage (V), from datastream `voltage`. */
+  readonly voltageV: number | null;
+  /** The meter's contracted maximum power (W), from datastream `power.limit`. */
+  readonly powerLimitW: number;
+  /** Times the energy register went backwards (tamper or reset indicator). */
+  readonly registerResets: number;
+}
+
+export const METER_DEFAULT_POWER_LIMIT_W = 10_000;
+const NOMINAL_VOLTAGE_V = 230;
+/** Outside ±10 % of nominal voltage the supply is out of tolerance (EN 50160). */
+const VOLTAGE_TOLERANCE = 0.1;
+
+const asNumber = (value: unknown): number | null =>
+  typeof value === 'number' && Number.isFinite(value) ? value : null;
+
+export type MeterStatus = 'NO_DATA' | 'OK' | 'OVERLOAD' | 'VOLTAGE_ALARM' | 'OUTAGE';
+
+export function meterStatus(state: MeterState): MeterStatus {
+  if (state.voltageV === null && state.powerW === null) return 'NO_DATA';
+  if (state.voltageV !== null && state.voltageV < 1) return 'OUTAGE';
+  if (state.voltageV !== null && Math.abs(state.voltageV - NOMINAL_VOLTAGE_V) > NOMINAL_VOLTAGE_V * VOLTAGE_TOLERANCE) {
+    return 'VOLTAGE_ALARM';
+  }
+  if (state.powerW !== null && state.powerW > state.powerLimitW) return 'OVERLOAD';
+  return 'OK';
+}
+
+export const electricityMeterTwin = defineTwin<MeterState>({
+  name: 'electricity-meter',
+  description: 'Electricity meter: energy register, active power against its limit, supply voltage.',
+  initialState: () => ({
+    energyKWh: null,
+    powerW: null,
+    voltageV: null,
+    powerLimitW: METER_DEFAULT_POWER_LIMIT_W,
+    registerResets: 0,
+  }),
+  applyDatapoint: (state, dp) => {
+    const n = asNumber(dp.value);
+    if (n === null) return state;
+    switch (dp.datastreamId) {
+      case 'energy.import':
+        return {
+          ...state,
+          energyKWh: n,
+          registerResets: state.energyKWh !== null && n < state.energyKWh ? state.registerResets + 1 : state.registerResets,
+        };
+      case 'power.active':
+        return { ...state, powerW: n };
+      case 'voltage':
+        return { ...state, voltageV: n };
+      case 'power.limit':
+        return n > 0 ? { ...state, powerLimitW: n } : state;
+      default:
+        return state;
+    }
+  },
+  status: meterStatus,
+  // Energy and power change every few seconds; only what can change the status needs the twin at once.
+  isSignificant: (dp, previous) => {
+    if (previous === undefined) return true;
+    const n = asNumber(dp.value);
+    const before = asNumber(previous.value);
+    if (dp.datastreamId === 'voltage' && n !== null && before !== null) {
+      const out = (v: number) => v < 1 || Math.abs(v - NOMINAL_VOLTAGE_V) > NOMINAL_VOLTAGE_V * VOLTAGE_TOLERANCE;
+      return out(n) !== out(before);
+    }
+    if (dp.datastreamId === 'energy.import' && n !== null && before !== null) return n < before;
+    return dp.datastreamId === 'power.limit';
+  },
+  maxSignalDelayMs: 10_000,
+});

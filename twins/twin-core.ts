@@ -1,0 +1,256 @@
+// The twin's pure core: decide(state, input, now) -> new state and effects. No Temporal, no I/O.
+import { getTwinType } from './registry';
+import {
+  type AttributeValue,
+  type Channel,
+  type Datapoint,
+  type DeviceProfile,
+  type LatestValue,
+  type Result,
+  type TwinIdentity,
+  datastreamKey,
+  fail,
+  ok,
+} from './types';
+
+export type Lifecycle = 'ACTIVE' | 'DECOMMISSIONED';
+
+export interface TwinCounters {
+  readonly batches: number;
+  /** Datapoints the ingest path stored for this device and reported to the twin. */
+  readonly datapoints: number;
+  readonly duplicateBatches: number;
+  readonly staleDatapoints: number;
+  readonly attributeChanges: number;
+}
+
+export interface Connectivity {
+  readonly lastSeenAt: number | null;
+  readonly channel: Channel | null;
+}
+
+export interface TwinState {
+  readonly identity: TwinIdentity;
+  readonly profile: DeviceProfile;
+  readonly lifecycle: Lifecycle;
+  /** Latest value per datastream and feed, sorted by id then feed. */
+  readonly reported: readonly LatestValue[];
+  /** The twin type's own state (see defineTwin). */
+  readonly typeState: unknown;
+  readonly status: string;
+  readonly connectivity: Connectivity;
+  readonly counters: TwinCounters;
+  /** Ids of the most recent telemetry batches, so a redelivered batch changes nothing. */
+  readonly recentBatchIds: readonly string[];
+  /** Grows with every change; read models keep the highest version they have seen. */
+  readonly version: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** A coalesced report of stored datapoints: the newest value per datastream, plus how many were stored. */
+export interface TelemetryBatch {
+  readonly batchId: string;
+  readonly channel: Channel;
+  readonly receivedAt: number;
+  readonly datapoints: readonly Datapoint[];
+  /** How many datapoints were stored in all (at least datapoints.length). */
+  readonly storedCount: number;
+}
+
+export interface ProfilePatch {
+  readonly name?: string | null;
+  readonly tags?: readonly string[];
+  /** Keys set to null are removed. */
+  readonly attributes?: Readonly<Record<string, AttributeValue | null>>;
+}
+
+export type TwinInput =
+  | { readonly kind: 'telemetry'; readonly batch: TelemetryBatch }
+  | { readonly kind: 'updateProfile'; readonly patch: ProfilePatch }
+  | { readonly kind: 'decommission' };
+
+export type TwinEffect =
+  | { readonly kind: 'publishSnapshot' }
+  | { readonly kind: 'statusChanged'; readonly from: string; readonly to: string };
+
+export interface Decision {
+  readonly state: TwinState;
+  readonly effects: readonly TwinEffect[];
+}
+
+export const RECENT_BATCH_IDS = 256;
+export const MAX_TAGS = 32;
+export const MAX_ATTRIBUTES = 64;
+
+export function createTwinState(identity: TwinIdentity, profile: DeviceProfile, now: number): Result<TwinState> {
+  const type = getTwinType(identity.twinType);
+  if (!type) return fail('UNKNOWN_TWIN_TYPE', `unknown twin type ${JSON.stringify(identity.twinType)}`);
+  const typeState = type.initialState();
+  return ok({
+    identity,
+    profile: { name: profile.name, tags: [...profile.tags], attributes: { ...profile.attributes } },
+    lifecycle: 'ACTIVE',
+    reported: [],
+    typeState,
+    status: type.status(typeState),
+    connectivity: { lastSeenAt: null, channel: null },
+    counters: { batches: 0, datapoints: 0, duplicateBatches: 0, staleDatapoints: 0, attributeChanges: 0 },
+    recentBatchIds: [],
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+  });
+}
+
+export function decide(state: TwinState, input: TwinInput, now: number): Result<Decision> {
+  if (state.lifecycle === 'DECOMMISSIONED') {
+    return fail('DECOMMISSIONED', `device ${state.identity.deviceId} is decommissioned`);
+  }
+  switch (input.kind) {
+    case 'telemetry':
+      return applyTelemetry(state, input.batch, now);
+    case 'updateProfile':
+      return applyProfilePatch(state, input.patch, now);
+    case 'decommission':
+      return ok({
+        state: { ...state, lifecycle: 'DECOMMISSIONED', status: 'DECOMMISSIONED', version: state.version + 1, updatedAt: now },
+        effects: [{ kind: 'statusChanged', from: state.status, to: 'DECOMMISSIONED' }, { kind: 'publishSnapshot' }],
+      });
+  }
+}
+
+function applyTelemetry(state: TwinState, batch: TelemetryBatch, now: number): Result<Decision> {
+  if (state.recentBatchIds.includes(batch.batchId)) {
+    return ok({ state: { ...state, counters: { ...state.counters, duplicateBatches: state.counters.duplicateBatches + 1 } }, effects: [] });
+  }
+  const type = getTwinType(state.identity.twinType);
+  if (!type) return fail('UNKNOWN_TWIN_TYPE', `unknown twin type ${JSON.stringify(state.identity.twinType)}`);
+
+  const latest = new Map(state.reported.map((v) => [datastreamKey(v.id, v.feed), v]));
+  let typeState = state.typeState;
+  let stale = 0;
+  // Oldest first, so the type sees values in the order they were measured.
+  const ordered = [...batch.datapoints].sort((a, b) => a.at - b.at);
+  for (const dp of ordered) {
+    const key = datastreamKey(dp.datastreamId, dp.feed);
+    const current = latest.get(key);
+    if (current && current.at > dp.at) {
+      stale++;
+      continue;
+    }
+    latest.set(key, { id: dp.datastreamId, feed: dp.feed, value: dp.value, at: dp.at });
+    typeState = type.applyDatapoint(typeState, dp);
+  }
+  const status = type.status(typeState);
+  const lastSeenAt = Math.max(state.connectivity.lastSeenAt ?? 0, batch.receivedAt);
+  const next: TwinState = {
+    ...state,
+    reported: [...latest.values()].sort(compareLatest),
+    typeState,
+    status,
+    connectivity: { lastSeenAt, channel: batch.channel },
+    counters: {
+      ...state.counters,
+      batches: state.counters.batches + 1,
+      datapoints: state.counters.datapoints + Math.max(batch.storedCount, batch.datapoints.length),
+      staleDatapoints: state.counters.staleDatapoints + stale,
+    },
+    recentBatchIds: [...state.recentBatchIds, batch.batchId].slice(-RECENT_BATCH_IDS),
+    version: state.version + 1,
+    updatedAt: now,
+  };
+  const effects: TwinEffect[] = [{ kind: 'publishSnapshot' }];
+  if (status !== state.status) effects.unshift({ kind: 'statusChanged', from: state.status, to: status });
+  return ok({ state: next, effects });
+}
+
+function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): Result<Decision> {
+  const checked = validateProfilePatch(patch);
+  if (!checked.ok) return checked;
+  const attributes: Record<string, AttributeValue> = { ...state.profile.attributes };
+  for (const [key, value] of Object.entries(patch.attributes ?? {})) {
+    if (value === null) delete attributes[key];
+    else attributes[key] = value;
+  }
+  if (Object.keys(attributes).length > MAX_ATTRIBUTES) {
+    return fail('INVALID_ARGUMENT', `a device has at most ${MAX_ATTRIBUTES} attributes`);
+  }
+  const name = patch.name === null ? undefined : (patch.name ?? state.profile.name);
+  const profile: DeviceProfile = { name, tags: patch.tags ? [...new Set(patch.tags)] : state.profile.tags, attributes };
+  return ok({
+    state: {
+      ...state,
+      profile,
+      counters: { ...state.counters, attributeChanges: state.counters.attributeChanges + 1 },
+      version: state.version + 1,
+      updatedAt: now,
+    },
+    effects: [{ kind: 'publishSnapshot' }],
+  });
+}
+
+const ATTRIBUTE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/** Checks a profile patch; shared by the workflow's update validator and the API. */
+export function validateProfilePatch(patch: ProfilePatch): Result<ProfilePatch> {
+  if (patch.name !== undefined && patch.name !== null && (typeof patch.name !== 'string' || patch.name.length > 200)) {
+    return fail('INVALID_ARGUMENT', 'name must be a string of at most 200 characters');
+  }
+  if (patch.tags !== undefined) {
+    if (!Array.isArray(patch.tags) || patch.tags.length > MAX_TAGS) {
+      return fail('INVALID_ARGUMENT', `tags must be an array of at most ${MAX_TAGS} strings`);
+    }
+    if (patch.tags.some((t) => typeof t !== 'string' || t.length === 0 || t.length > 64)) {
+      return fail('INVALID_ARGUMENT', 'each tag must be a string of 1 to 64 characters');
+    }
+  }
+  for (const [key, value] of Object.entries(patch.attributes ?? {})) {
+    if (!ATTRIBUTE_KEY.test(key)) return fail('INVALID_ARGUMENT', `attribute name ${JSON.stringify(key)} is not allowed`);
+    const t = typeof value;
+    if (value !== null && t !== 'string' && t !== 'number' && t !== 'boolean') {
+      return fail('INVALID_ARGUMENT', `attribute ${key} must be a string, number, boolean or null`);
+    }
+    if (t === 'string' && (value as string).length > 1024) {
+      return fail('INVALID_ARGUMENT', `attribute ${key} is longer than 1024 characters`);
+    }
+  }
+  return ok(patch);
+}
+
+function compareLatest(a: LatestValue, b: LatestValue): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : a.feed < b.feed ? -1 : a.feed > b.feed ? 1 : 0;
+}
+
+/** What the twin publishes to the read model (the device document's `twin` field). */
+export interface TwinSnapshot {
+  readonly version: number;
+  readonly twinType: string;
+  readonly lifecycle: Lifecycle;
+  readonly status: string;
+  readonly profile: DeviceProfile;
+  readonly typeState: unknown;
+  readonly connectivity: Connectivity;
+  readonly counters: TwinCounters;
+  readonly updatedAt: number;
+}
+
+export function toSnapshot(state: TwinState): TwinSnapshot {
+  return {
+    version: state.version,
+    twinType: state.identity.twinType,
+    lifecycle: state.lifecycle,
+    status: state.status,
+    profile: state.profile,
+    typeState: state.typeState,
+    connectivity: state.connectivity,
+    counters: state.counters,
+    updatedAt: state.updatedAt,
+  };
+}
+
+/** One line for the Temporal Web UI, so an operator sees the device's state without opening the query. */
+export function describeTwin(state: TwinState): string {
+  const seen = state.connectivity.lastSeenAt === null ? 'never seen' : `last seen ${new Date(state.connectivity.lastSeenAt).toISOString()} via ${state.connectivity.channel}`;
+  return `${state.identity.deviceId} (${state.identity.twinType}) · ${state.status} · ${seen} · ${state.counters.datapoints} datapoints · ${state.reported.length} datastreams`;
+}

@@ -1,0 +1,2 @@
+// Every workflow the TwinFlow worker runs; the worker bundles this file.
+export { twinWorkflow } from './twin.workflow';

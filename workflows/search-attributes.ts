@@ -1,0 +1,13 @@
+// TwinFlow's Temporal search attributes, so operators can filter twins in the Web UI and the CLI.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const TWINFLOW_ORG = defineSearchAttributeKey('TwinflowOrg', SearchAttributeType.KEYWORD);
+export const TWINFLOW_DEVICE_ID = defineSearchAttributeKey('TwinflowDeviceId', SearchAttributeType.KEYWORD);
+export const TWINFLOW_TWIN_TYPE = defineSearchAttributeKey('TwinflowTwinType', SearchAttributeType.KEYWORD);
+export const TWINFLOW_STATUS = defineSearchAttributeKey('TwinflowStatus', SearchAttributeType.KEYWORD);
+export const TWINFLOW_OPERATION = defineSearchAttributeKey('TwinflowOperation', SearchAttributeType.KEYWORD);
+
+/** Name -> type, as `temporal server start-dev --search-attribute` and the operator service want them. */
+export const TWINFLOW_SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword'>> = Object.fromEntries(
+  [TWINFLOW_ORG, TWINFLOW_DEVICE_ID, TWINFLOW_TWIN_TYPE, TWINFLOW_STATUS, TWINFLOW_OPERATION].map((k) => [k.name, 'Keyword']),
+);

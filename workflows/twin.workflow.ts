@@ -1,0 +1,143 @@
+// The twin: one long-running workflow per device, a thin shell around twins/twin-core.
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import {
+  type TwinEffect,
+  type TwinInput,
+  type TwinState,
+  createTwinState,
+  decide,
+  describeTwin,
+  toSnapshot,
+  validateProfilePatch,
+} from '../twins/twin-core';
+import type { DeviceProfile, TwinIdentity } from '../twins/types';
+import { TWINFLOW_STATUS } from './search-attributes';
+import { decommissionUpdate, getTwinStateQuery, reportTelemetrySignal, updateProfileUpdate } from './twin.messages';
+
+export interface TwinWorkflowOptions {
+  /** How long changes gather before the twin publishes a snapshot to the read model (ms). */
+  readonly snapshotDebounceMs: number;
+  /** Continue as new after this many history events even if the server has not suggested it yet. */
+  readonly maxHistoryEvents: number;
+}
+
+export const DEFAULT_TWIN_OPTIONS: TwinWorkflowOptions = { snapshotDebounceMs: 1_000, maxHistoryEvents: 10_000 };
+
+export interface TwinWorkflowInput {
+  readonly identity: TwinIdentity;
+  readonly profile: DeviceProfile;
+  readonly options?: Partial<TwinWorkflowOptions>;
+  /** Carried across continue-as-new. */
+  readonly state?: TwinState;
+  readonly snapshotPending?: boolean;
+}
+
+const { publishTwinSnapshot } = proxyActivities<ReturnType<typeof createActivities>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState> {
+  const options: TwinWorkflowOptions = { ...DEFAULT_TWIN_OPTIONS, ...input.options };
+  let state: TwinState;
+  if (input.state) {
+    state = input.state;
+  } else {
+    const created = createTwinState(input.identity, input.profile, Date.now());
+    if (!created.ok) throw ApplicationFailure.nonRetryable(created.message, created.code);
+    state = created.value;
+  }
+  let snapshotPending = input.snapshotPending ?? !input.state;
+
+  const apply = (twinInput: TwinInput): void => {
+    const decision = decide(state, twinInput, Date.now());
+    if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.message, decision.code);
+    state = decision.value.state;
+    decision.value.effects.forEach(runEffect);
+  };
+  const runEffect = (effect: TwinEffect): void => {
+    switch (effect.kind) {
+      case 'publishSnapshot':
+        snapshotPending = true;
+        break;
+      case 'statusChanged':
+        upsertSearchAttributes([{ key: TWINFLOW_STATUS, value: effect.to }]);
+        break;
+    }
+    setCurrentDetails(describeTwin(state));
+  };
+  setCurrentDetails(describeTwin(state));
+
+  setHandler(reportTelemetrySignal, (batch) => {
+    // A signal cannot answer with an error; a bad batch is logged and dropped (its data are stored anyway).
+    const decision = decide(state, { kind: 'telemetry', batch }, Date.now());
+    if (!decision.ok) {
+      log.warn('telemetry batch rejected', { code: decision.code, message: decision.message, batchId: batch.batchId });
+      return;
+    }
+    state = decision.value.state;
+    decision.value.effects.forEach(runEffect);
+  });
+  setHandler(getTwinStateQuery, () => state);
+  setHandler(
+    updateProfileUpdate,
+    (patch) => {
+      apply({ kind: 'updateProfile', patch });
+      return state.profile;
+    },
+    {
+      validator: (patch) => {
+        if (state.lifecycle !== 'ACTIVE') throw ApplicationFailure.nonRetryable('device is decommissioned', 'DECOMMISSIONED');
+        const checked = validateProfilePatch(patch);
+        if (!checked.ok) throw ApplicationFailure.nonRetryable(checked.message, checked.code);
+      },
+    },
+  );
+  setHandler(
+    decommissionUpdate,
+    () => {
+      apply({ kind: 'decommission' });
+      return state;
+    },
+    {
+      validator: () => {
+        if (state.lifecycle !== 'ACTIVE') throw ApplicationFailure.nonRetryable('device is decommissioned', 'DECOMMISSIONED');
+      },
+    },
+  );
+
+  const historyTooLong = (): boolean => {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength >= options.maxHistoryEvents;
+  };
+
+  for (;;) {
+    await condition(() => snapshotPending || state.lifecycle === 'DECOMMISSIONED' || historyTooLong());
+    if (snapshotPending) {
+      // Debounce: a burst of changes becomes one snapshot write.
+      if (state.lifecycle === 'ACTIVE') await sleep(options.snapshotDebounceMs);
+      snapshotPending = false;
+      await publishTwinSnapshot(state.identity.org, state.identity.deviceId, toSnapshot(state));
+      continue;
+    }
+    await condition(allHandlersFinished);
+    if (snapshotPending) continue;
+    if (state.lifecycle === 'DECOMMISSIONED') return state;
+    if (historyTooLong()) {
+      return await continueAsNew<typeof twinWorkflow>({ ...input, state, snapshotPending });
+    }
+  }
+}
