@@ -1,0 +1,82 @@
+// TwinFlow's configuration: one zod schema, parsed once at start, every problem listed.
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+export const ROLES = ['api', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+const configSchema = z
+  .object({
+    PORT: port.default(8080),
+    TWINFLOW_HOST: z.string().min(1).default('127.0.0.1'),
+    TWINFLOW_DATA_DIR: z.string().min(1).default('.twinflow'),
+    TWINFLOW_BOOTSTRAP_API_KEY: optionalText.pipe(
+      z.string().min(16, 'must be at least 16 characters').max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+    ),
+    TWINFLOW_ROLES: z
+      .string()
+      .default('api,worker')
+      .transform((v) => v.split(',').map((r) => r.trim()).filter(Boolean))
+      .pipe(z.array(z.enum(ROLES)).min(1, 'name at least one of api, worker')),
+    TWINFLOW_TEMPORAL_PORT: port.default(7233),
+    TWINFLOW_TEMPORAL_UI_PORT: port.optional(),
+    TWINFLOW_MONGODB_PORT: port.default(27017),
+    TEMPORAL_ADDRESS: optionalText,
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TWINFLOW_TASK_QUEUE: z.string().min(1).default('twinflow'),
+    MONGODB_URI: optionalText.pipe(z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional()),
+    MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).default('twinflow'),
+    TWINFLOW_WORKFLOW_BUNDLE: optionalText,
+    TWINFLOW_SNAPSHOT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
+    TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
+    TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
+    TWINFLOW_TEMPORAL_UI: z.enum(['on', 'off']).default('on'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .transform((env) => ({
+    api: { port: env.PORT, host: env.TWINFLOW_HOST },
+    roles: new Set<Role>(env.TWINFLOW_ROLES),
+    dataDir: path.resolve(env.TWINFLOW_DATA_DIR),
+    bootstrapApiKey: env.TWINFLOW_BOOTSTRAP_API_KEY,
+    temporal: {
+      /** Set: use this server; unset: start the embedded dev server on `embeddedPort`. */
+      address: env.TEMPORAL_ADDRESS,
+      namespace: env.TEMPORAL_NAMESPACE,
+      taskQueue: env.TWINFLOW_TASK_QUEUE,
+      embeddedPort: env.TWINFLOW_TEMPORAL_PORT,
+      embeddedUiPort: env.TWINFLOW_TEMPORAL_UI_PORT ?? env.TWINFLOW_TEMPORAL_PORT + 1000,
+      embeddedUi: env.TWINFLOW_TEMPORAL_UI === 'on',
+    },
+    mongo: { uri: env.MONGODB_URI, db: env.MONGODB_DB, embeddedPort: env.TWINFLOW_MONGODB_PORT },
+    workflowBundlePath: env.TWINFLOW_WORKFLOW_BUNDLE,
+    twin: {
+      snapshotDebounceMs: env.TWINFLOW_SNAPSHOT_DEBOUNCE_MS,
+      maxHistoryEvents: env.TWINFLOW_TWIN_MAX_HISTORY,
+      signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
+    },
+    logLevel: env.LOG_LEVEL,
+  }));
+
+export type Config = z.output<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`TwinFlow's configuration has ${problems.length} problem(s):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads the configuration from the environment; throws ConfigError listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const result = configSchema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`));
+  }
+  return result.data;
+}

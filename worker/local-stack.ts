@@ -1,0 +1,235 @@
+// Starts and stops the embedded servers (Temporal dev server, MongoDB-compatible server) as child processes.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { MongoClient } from 'mongodb';
+import { TWINFLOW_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import type { MongoTool } from './tools';
+import { isAlive } from './tools';
+
+export class PortInUseError extends Error {
+  constructor(
+    readonly port: number,
+    readonly variable: string,
+    what: string,
+  ) {
+    super(`Port ${port} for ${what} is already in use. Stop what uses it, or choose another port with ${variable}=<port>.`);
+    this.name = 'PortInUseError';
+  }
+}
+
+export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+export async function assertPortFree(port: number, variable: string, what: string, host = '127.0.0.1'): Promise<void> {
+  if (!(await isPortFree(port, host))) throw new PortInUseError(port, variable, what);
+}
+
+/** A free TCP port on loopback (for tests and benchmarks). */
+export function getFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+const children = new Set<ChildProcess>();
+// Last resort: a Node process that exits normally takes its servers with it.
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+const cmdline = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+};
+
+/** A server left behind by a TwinFlow process that was killed (SIGKILL) is stopped before a new one starts. */
+async function stopStale(pidFile: string, binary: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8'));
+  } catch {
+    return;
+  }
+  if (pid > 0 && isAlive(pid) && cmdline(pid).includes(binary)) {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  rmSync(pidFile, { force: true });
+}
+
+function tail(file: string, chars = 1500): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.slice(-chars);
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function launch(
+  name: string,
+  bin: string,
+  args: string[],
+  runDir: string,
+  isReady: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<ManagedProcess> {
+  mkdirSync(runDir, { recursive: true });
+  const pidFile = path.join(runDir, `${name}.pid`);
+  const logFile = path.join(runDir, `${name}.log`);
+  await stopStale(pidFile, bin);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  children.add(child);
+  let exited: number | null | undefined;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = code ?? (signal ? -1 : null);
+      children.delete(child);
+      rmSync(pidFile, { force: true });
+      resolve();
+    });
+  });
+  child.once('error', () => undefined);
+  if (child.pid === undefined) throw new Error(`could not start ${name} (${bin})`);
+  writeFileSync(pidFile, String(child.pid));
+
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`${name} exited (code ${exited}) while starting; its log ${logFile} ends with:\n${tail(logFile)}`);
+    if (await isReady().catch(() => false)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${name} did not become ready within ${timeoutMs / 1000} s; its log ${logFile} ends with:\n${tail(logFile)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    name,
+    pid: child.pid,
+    logFile,
+    stop: async () => {
+      if (exited !== undefined) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface TemporalDevServerOptions {
+  readonly bin: string;
+  readonly port: number;
+  readonly uiPort: number;
+  readonly ui: boolean;
+  readonly dataDir: string;
+  readonly namespace: string;
+  /** Extra dynamic config, e.g. a low continue-as-new threshold in tests. */
+  readonly dynamicConfig?: Readonly<Record<string, string | number | boolean>>;
+  readonly host?: string;
+}
+
+export interface TemporalDevServer extends ManagedProcess {
+  readonly address: string;
+  readonly uiUrl?: string;
+}
+
+export async function startTemporalDevServer(o: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const host = o.host ?? '127.0.0.1';
+  await assertPortFree(o.port, 'TWINFLOW_TEMPORAL_PORT', 'the Temporal server', host);
+  if (o.ui) await assertPortFree(o.uiPort, 'TWINFLOW_TEMPORAL_UI_PORT', 'the Temporal Web UI', host);
+  mkdirSync(o.dataDir, { recursive: true });
+  const address = `${host}:${o.port}`;
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(o.port),
+    '--namespace',
+    o.namespace,
+    '--db-filename',
+    path.join(o.dataDir, 'temporal.sqlite'),
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=normal',
+    '--log-level',
+    'warn',
+    ...Object.entries(TWINFLOW_SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
+    ...Object.entries(o.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),
+    ...(o.ui ? ['--ui-ip', host, '--ui-port', String(o.uiPort)] : ['--headless']),
+  ];
+  const ready = async (): Promise<boolean> => {
+    const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+    try {
+      await connection.workflowService.describeNamespace({ namespace: o.namespace });
+      return true;
+    } finally {
+      await connection.close();
+    }
+  };
+  const proc = await launch('temporal', o.bin, args, path.join(o.dataDir, 'run'), ready, 120_000);
+  return { ...proc, address, uiUrl: o.ui ? `http://${host}:${o.uiPort}` : undefined };
+}
+
+export interface MongoServerOptions {
+  readonly tool: MongoTool;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly host?: string;
+}
+
+export interface MongoServer extends ManagedProcess {
+  readonly uri: string;
+}
+
+export async function startMongoServer(o: MongoServerOptions): Promise<MongoServer> {
+  const host = o.host ?? '127.0.0.1';
+  await assertPortFree(o.port, 'TWINFLOW_MONGODB_PORT', 'the MongoDB-compatible server', host);
+  const dbDir = path.join(o.dataDir, o.tool.kind === 'mongod' ? 'mongodb' : 'ferretdb');
+  mkdirSync(dbDir, { recursive: true });
+  const args =
+    o.tool.kind === 'mongod'
+      ? ['--dbpath', dbDir, '--port', String(o.port), '--bind_ip', host, '--quiet']
+      : ['--listen', `${host}:${o.port}`, '--data-dir', dbDir, '--log-level', 'warn'];
+  const uri = `mongodb://${host}:${o.port}/`;
+  const ready = async (): Promise<boolean> => {
+    const client = new MongoClient(uri, { serverSelectionTimeoutMS: 1_000, directConnection: true });
+    try {
+      await client.db('admin').command({ ping: 1 });
+      return true;
+    } finally {
+      await client.close();
+    }
+  };
+  const proc = await launch(o.tool.kind, o.tool.path, args, path.join(o.dataDir, 'run'), ready, 60_000);
+  return { ...proc, uri };
+}

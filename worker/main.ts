@@ -1,0 +1,256 @@
+// TwinFlow's process entry: `npm start` runs the whole stack on embedded defaults; TWINFLOW_ROLES picks api and/or worker.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import { Client, Connection } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import pino from 'pino';
+import { createApp } from '../api/app';
+import { KeyAuthenticator } from '../api/auth';
+import { DeviceDirectory } from '../api/ingest/device-directory';
+import { Ingestor } from '../api/ingest/ingestor';
+import { TwinGoneError, TwinNotifier } from '../api/ingest/twin-notifier';
+import type { Services } from '../api/services';
+import { TwinGateway } from '../api/twin-gateway';
+import { DatapointRepository } from '../inventory/datapoints.repo';
+import { DeviceRepository } from '../inventory/devices.repo';
+import { type Inventory, openInventory } from '../inventory/inventory';
+import { KeyRepository } from '../inventory/keys.repo';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { type Config, ConfigError, loadConfig } from './config';
+import { type ManagedProcess, PortInUseError, assertPortFree, startMongoServer, startTemporalDevServer } from './local-stack';
+import { registerSearchAttributes } from './search-attributes';
+import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
+import { createTwinWorker } from './twin-worker';
+
+const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref())]);
+
+interface Running {
+  stop(): Promise<void>;
+}
+
+async function run(config: Config): Promise<Running> {
+  const logger = pino({ level: config.logLevel, base: { svc: 'twinflow' } });
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const stack: ManagedProcess[] = [];
+  const closers: (() => Promise<unknown>)[] = [];
+  const stopAll = async () => {
+    for (const close of closers.reverse()) await close().catch((err: unknown) => logger.warn({ err }, 'error while stopping'));
+    for (const proc of stack.reverse()) await proc.stop();
+  };
+
+  try {
+    if (config.roles.has('api')) await assertPortFree(config.api.port, 'PORT', 'the TwinFlow API', config.api.host);
+
+    let temporalAddress = config.temporal.address;
+    let temporalUi: string | undefined;
+    if (!temporalAddress) {
+      const bin = await ensureTemporalCli(process.env, say);
+      const server = await startTemporalDevServer({
+        bin,
+        port: config.temporal.embeddedPort,
+        uiPort: config.temporal.embeddedUiPort,
+        ui: config.temporal.embeddedUi,
+        dataDir: config.dataDir,
+        namespace: config.temporal.namespace,
+      });
+      stack.push(server);
+      temporalAddress = server.address;
+      temporalUi = server.uiUrl;
+    }
+    let mongoUri = config.mongo.uri;
+    if (!mongoUri) {
+      const tool = await ensureMongoServer(process.env, say);
+      const server = await startMongoServer({ tool, port: config.mongo.embeddedPort, dataDir: config.dataDir });
+      stack.push(server);
+      mongoUri = server.uri;
+    }
+
+    const inventory: Inventory = await openInventory(mongoUri, config.mongo.db);
+    closers.push(() => inventory.close());
+    const devices = new DeviceRepository(inventory.collections);
+    const keys = new KeyRepository(inventory.collections);
+
+    let worker: Worker | undefined;
+    let workerRun: Promise<void> | undefined;
+    let nativeConnection: NativeConnection | undefined;
+    if (config.roles.has('worker')) {
+      ({ worker, connection: nativeConnection } = await createTwinWorker({
+        address: temporalAddress,
+        namespace: config.temporal.namespace,
+        taskQueue: config.temporal.taskQueue,
+        deps: { devices },
+        workflowBundlePath: config.workflowBundlePath,
+      }));
+      workerRun = worker.run();
+      const w = worker;
+      const nc = nativeConnection;
+      closers.push(async () => {
+        if (w.getState() === 'RUNNING') w.shutdown();
+        await workerRun;
+        await nc.close();
+      });
+    }
+
+    let server: Server | undefined;
+    let adminKeyLine = '';
+    if (config.roles.has('api')) {
+      const connection = await Connection.connect({ address: temporalAddress });
+      closers.push(() => connection.close());
+      if (config.temporal.address) {
+        const added = await registerSearchAttributes(connection, config.temporal.namespace);
+        if (added.length > 0) logger.info({ added }, 'registered search attributes');
+      }
+      const client = new Client({ connection, namespace: config.temporal.namespace });
+      const twins = new TwinGateway(client, {
+        taskQueue: config.temporal.taskQueue,
+        twinOptions: { snapshotDebounceMs: config.twin.snapshotDebounceMs, maxHistoryEvents: config.twin.maxHistoryEvents },
+      });
+      const notifier = new TwinNotifier(
+        {
+          signal: async (org, deviceId, batch) => {
+            try {
+              await twins.reportTelemetry(org, deviceId, batch);
+            } catch (err) {
+              throw err instanceof WorkflowNotFoundError ? new TwinGoneError(err.message) : err;
+            }
+          },
+          now: Date.now,
+          setTimer: (fn, ms) => {
+            const t = setTimeout(fn, ms);
+            return { cancel: () => clearTimeout(t) };
+          },
+          onError: (org, deviceId, err) => logger.warn({ err, org, deviceId }, 'could not signal twin'),
+        },
+        { minIntervalMs: config.twin.signalIntervalMs, maxInFlight: 64, retryDelayMs: 1_000 },
+      );
+      closers.push(() => withTimeout(notifier.close(), 10_000, 'flushing twin signals'));
+      const datapoints = new DatapointRepository(inventory.collections);
+      const directory = new DeviceDirectory(devices);
+      const services: Services = {
+        devices,
+        keys,
+        datapoints,
+        auth: new KeyAuthenticator(keys),
+        twins,
+        directory,
+        ingestor: new Ingestor({ devices, datapoints, directory, notifier, now: Date.now }),
+        logger,
+        now: Date.now,
+        readiness: async () => {
+          const check = async (p: Promise<unknown>) => {
+            try {
+              await withTimeout(p, 2_000, 'check');
+              return { ok: true };
+            } catch (err) {
+              return { ok: false, error: (err as Error).message };
+            }
+          };
+          const [temporal, mongodb] = await Promise.all([
+            check(connection.workflowService.getSystemInfo({})),
+            check(inventory.ping()),
+          ]);
+          return { temporal, mongodb };
+        },
+      };
+
+      const boot = await keys.bootstrap(config.bootstrapApiKey, new Date());
+      adminKeyLine = adminKeyMessage(config, boot);
+
+      const app = createApp(services);
+      server = await new Promise<Server>((resolve) => {
+        const s = serve({ fetch: app.fetch, port: config.api.port, hostname: config.api.host }, () => resolve(s as Server));
+      });
+      const srv = server;
+      closers.push(
+        () =>
+          new Promise<void>((resolve) => {
+            srv.close(() => resolve());
+            srv.closeAllConnections?.();
+          }),
+      );
+    }
+
+    say('');
+    say('TwinFlow is running.');
+    if (server) say(`  API:             http://${config.api.host}:${config.api.port}  (try GET /readyz)`);
+    if (temporalUi) say(`  Temporal Web UI: ${temporalUi}`);
+    say(`  Temporal:        ${temporalAddress} (namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue})`);
+    say(`  MongoDB:         ${redactUri(mongoUri)} (database ${config.mongo.db})`);
+    if (worker) say('  Worker:          running twins');
+    if (adminKeyLine) say(adminKeyLine);
+    if (stack.length > 0) say(`  Data:            ${config.dataDir}`);
+    say('Press Ctrl-C to stop.');
+
+    return { stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+const redactUri = (uri: string): string => uri.replace(/\/\/([^@/]+)@/, '//***@');
+
+function adminKeyMessage(config: Config, boot: { created: boolean; org: string; secret?: string }): string {
+  const keyFile = path.join(config.dataDir, 'admin-key');
+  if (boot.created && boot.secret && !config.bootstrapApiKey) {
+    // Generated on first start: keep it beside the embedded data so the next start can show it again.
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileSync(keyFile, `${boot.secret}\n`, { mode: 0o600 });
+    chmodSync(keyFile, 0o600);
+  }
+  if (config.bootstrapApiKey) return `  Admin API key:   ${config.bootstrapApiKey} (organization ${boot.org}, from TWINFLOW_BOOTSTRAP_API_KEY)`;
+  if (existsSync(keyFile)) return `  Admin API key:   ${readFileSync(keyFile, 'utf8').trim()} (organization ${boot.org}, saved in ${keyFile})`;
+  return '  Admin API key:   created when this inventory was first set up; not stored here';
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  let running: Running;
+  try {
+    running = await run(config);
+  } catch (err) {
+    if (err instanceof ToolMissingError || err instanceof PortInUseError) {
+      process.stderr.write(`\nTwinFlow cannot start: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`\nTwinFlow cannot start: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  }
+  let stoppingSince = 0;
+  const stop = (signal: string) => {
+    if (stoppingSince > 0) {
+      // One Ctrl-C can arrive twice (terminal and a parent that relays it); only a later one forces the exit.
+      if (Date.now() - stoppingSince < 3_000) return;
+      process.stderr.write('Stopping now, without waiting.\n');
+      process.exit(1);
+    }
+    stoppingSince = Date.now();
+    process.stdout.write(`\n${signal}: stopping TwinFlow...\n`);
+    running
+      .stop()
+      .then(() => {
+        process.stdout.write('TwinFlow stopped.\n');
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        process.stderr.write(`error while stopping: ${String(err)}\n`);
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+void main();

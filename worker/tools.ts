@@ -1,0 +1,198 @@
+// Finds or builds the local servers: the Temporal CLI and a MongoDB-compatible server (mongod or FerretDB).
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+export const FERRETDB_VERSION = 'v1.24.0';
+export const REPO_ROOT = path.resolve(__dirname, '..');
+const FERRETDB_SOURCE = path.join(REPO_ROOT, 'tools', 'ferretdb');
+
+export type Log = (message: string) => void;
+
+export class ToolMissingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ToolMissingError';
+  }
+}
+
+export interface MongoTool {
+  readonly kind: 'mongod' | 'ferretdb';
+  readonly path: string;
+}
+
+export function toolsCacheDir(env: NodeJS.ProcessEnv): string {
+  if (env.TWINFLOW_TOOLS_DIR) return path.resolve(env.TWINFLOW_TOOLS_DIR);
+  const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'twinflow', 'tools');
+}
+
+const isExecutable = (file: string): boolean => {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+};
+
+export function findOnPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+function findGo(env: NodeJS.ProcessEnv): string | undefined {
+  return findOnPath('go', env) ?? ['/usr/local/go/bin/go', '/usr/lib/go/bin/go'].find(isExecutable);
+}
+
+function explicitPath(env: NodeJS.ProcessEnv, variable: string): string | undefined {
+  const value = env[variable];
+  if (!value) return undefined;
+  if (!isExecutable(value)) throw new ToolMissingError(`${variable}=${value} is not an executable file`);
+  return value;
+}
+
+function run(cmd: string, args: string[], options: { cwd?: string; env: NodeJS.ProcessEnv; logFile: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => out.push(d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      writeFileSync(options.logFile, Buffer.concat(out));
+      if (code === 0) resolve();
+      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed (exit ${code}); see ${options.logFile}:\n${Buffer.concat(out).toString().slice(-2000)}`));
+    });
+  });
+}
+
+/** One build at a time per tool, across processes (two test runs, or a test run and `npm start`). */
+async function withLock<T>(lockDir: string, log: Log, what: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 30 * 60_000;
+  let told = false;
+  for (;;) {
+    try {
+      mkdirSync(lockDir);
+      writeFileSync(path.join(lockDir, 'pid'), String(process.pid));
+      break;
+    } catch {
+      const owner = Number(readFileSafe(path.join(lockDir, 'pid')));
+      if (owner && !isAlive(owner)) {
+        rmSync(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for another process building ${what} (lock ${lockDir})`);
+      if (!told) log(`Waiting for another TwinFlow process that is building ${what}...`);
+      told = true;
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
+}
+
+const readFileSafe = (file: string): string => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const goHowTo =
+  'Install Go 1.24 or newer (https://go.dev/dl, or your package manager), or put the binary on PATH, or set its path in the variable named above.';
+
+/** The Temporal CLI: TWINFLOW_TEMPORAL_BIN, then `temporal` on PATH, then the tool cache, then built with Go. */
+export async function ensureTemporalCli(env: NodeJS.ProcessEnv, log: Log): Promise<string> {
+  const explicit = explicitPath(env, 'TWINFLOW_TEMPORAL_BIN');
+  if (explicit) return explicit;
+  const onPath = findOnPath('temporal', env);
+  if (onPath) return onPath;
+  const dir = path.join(toolsCacheDir(env), `temporal-${TEMPORAL_CLI_VERSION}`);
+  const bin = path.join(dir, 'temporal');
+  if (isExecutable(bin)) return bin;
+  const go = findGo(env);
+  if (!go) {
+    throw new ToolMissingError(
+      `The Temporal CLI ${TEMPORAL_CLI_VERSION} is needed to run the embedded Temporal server and was not found ` +
+        `(TWINFLOW_TEMPORAL_BIN, PATH, ${dir}). TwinFlow builds it with Go, but Go is not installed. ${goHowTo} ` +
+        'Or set TEMPORAL_ADDRESS to use a Temporal server you already run.',
+    );
+  }
+  mkdirSync(dir, { recursive: true });
+  return withLock(`${dir}.lock`, log, 'the Temporal CLI', async () => {
+    if (isExecutable(bin)) return bin;
+    log(`Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go (first run only; a few minutes on 2 cores)...`);
+    const staging = `${dir}.staging`;
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    const started = Date.now();
+    await run(go, ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], {
+      env: { ...env, GOBIN: staging, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' },
+      logFile: path.join(toolsCacheDir(env), 'temporal-build.log'),
+    });
+    renameSync(path.join(staging, 'temporal'), bin);
+    rmSync(staging, { recursive: true, force: true });
+    log(`Built the Temporal CLI in ${Math.round((Date.now() - started) / 1000)} s: ${bin}`);
+    return bin;
+  });
+}
+
+function ferretdbSourceHash(): string {
+  const h = createHash('sha256');
+  for (const f of ['go.mod', 'go.sum', 'main.go']) h.update(readFileSync(path.join(FERRETDB_SOURCE, f)));
+  return h.digest('hex').slice(0, 12);
+}
+
+/** A MongoDB-compatible server: TWINFLOW_MONGOD_BIN or `mongod` on PATH first, else FerretDB (env, cache, or built with Go). */
+export async function ensureMongoServer(env: NodeJS.ProcessEnv, log: Log): Promise<MongoTool> {
+  const mongod = explicitPath(env, 'TWINFLOW_MONGOD_BIN') ?? (env.TWINFLOW_PREFER_FERRETDB ? undefined : findOnPath('mongod', env));
+  if (mongod) return { kind: 'mongod', path: mongod };
+  const explicit = explicitPath(env, 'TWINFLOW_FERRETDB_BIN');
+  if (explicit) return { kind: 'ferretdb', path: explicit };
+  const dir = path.join(toolsCacheDir(env), `ferretdb-${FERRETDB_VERSION}-${ferretdbSourceHash()}`);
+  const bin = path.join(dir, 'twinflow-ferretdb');
+  if (isExecutable(bin)) return { kind: 'ferretdb', path: bin };
+  const go = findGo(env);
+  if (!go) {
+    throw new ToolMissingError(
+      `A MongoDB-compatible server is needed and none was found (TWINFLOW_MONGOD_BIN, mongod on PATH, TWINFLOW_FERRETDB_BIN, ${dir}). ` +
+        `TwinFlow builds FerretDB ${FERRETDB_VERSION} with Go, but Go is not installed. ${goHowTo} ` +
+        'Or set MONGODB_URI to use a MongoDB server you already run.',
+    );
+  }
+  if (!existsSync(path.join(FERRETDB_SOURCE, 'main.go'))) throw new ToolMissingError(`FerretDB launcher source missing at ${FERRETDB_SOURCE}`);
+  mkdirSync(dir, { recursive: true });
+  return withLock(`${dir}.lock`, log, 'FerretDB', async () => {
+    if (isExecutable(bin)) return { kind: 'ferretdb' as const, path: bin };
+    log(`Building FerretDB ${FERRETDB_VERSION} with Go (first run only; a few minutes on 2 cores)...`);
+    const started = Date.now();
+    const staging = `${bin}.staging`;
+    await run(go, ['build', '-o', staging, '.'], {
+      cwd: FERRETDB_SOURCE,
+      env: { ...env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+      logFile: path.join(toolsCacheDir(env), 'ferretdb-build.log'),
+    });
+    renameSync(staging, bin);
+    log(`Built FerretDB in ${Math.round((Date.now() - started) / 1000)} s: ${bin}`);
+    return { kind: 'ferretdb' as const, path: bin };
+  });
+}
