@@ -1,0 +1,50 @@
+// Starts the real servers once per test run (Temporal dev server, MongoDB-compatible server) on free ports.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { getFreePort, startMongoServer, startTemporalDevServer } from '../../worker/local-stack';
+import { ensureMongoServer, ensureTemporalCli } from '../../worker/tools';
+
+/** Low enough that twins in tests really continue as new when the server suggests it. */
+export const TEST_SUGGEST_CONTINUE_AS_NEW = 400;
+
+export default async function globalSetup(): Promise<void> {
+  const log = (line: string) => process.stdout.write(`[integration setup] ${line}\n`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-it-'));
+  const [temporalBin, mongoTool] = await Promise.all([ensureTemporalCli(process.env, log), ensureMongoServer(process.env, log)]);
+  const [temporal, mongo] = await Promise.all([
+    startTemporalDevServer({
+      bin: temporalBin,
+      port: await getFreePort(),
+      uiPort: 0,
+      ui: false,
+      dataDir: path.join(dir, 'temporal'),
+      namespace: 'default',
+      dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': TEST_SUGGEST_CONTINUE_AS_NEW },
+    }),
+    startMongoServer({ tool: mongoTool, port: await getFreePort(), dataDir: path.join(dir, 'mongo') }),
+  ]);
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  const bundlePath = path.join(dir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+
+  // Test files run in other processes; the environment is how they learn where the servers are.
+  process.env.TWINFLOW_IT_DIR = dir;
+  process.env.TWINFLOW_IT_TEMPORAL_ADDRESS = temporal.address;
+  process.env.TWINFLOW_IT_TEMPORAL_BIN = temporalBin;
+  process.env.TWINFLOW_IT_MONGODB_URI = mongo.uri;
+  process.env.TWINFLOW_IT_MONGO_KIND = mongoTool.kind;
+  process.env.TWINFLOW_IT_MONGO_BIN = mongoTool.path;
+  process.env.TWINFLOW_IT_WORKFLOW_BUNDLE = bundlePath;
+  (globalThis as Record<string, unknown>).__twinflowServers = { temporal, mongo, dir };
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message: string) => process.stderr.write(`[bundle] ${message}\n`),
+  error: (message: string) => process.stderr.write(`[bundle] ${message}\n`),
+};
