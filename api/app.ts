@@ -45,7 +45,11 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId')), 404));
   app.onError((err, c) => {
     const requestId = c.get('requestId') ?? randomUUID();
-    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message, requestId, err.details), err.status);
+    if (err instanceof ApiError) {
+      // The rest of an oversized body is never read, so the connection cannot carry another request.
+      if (err.code === 'PAYLOAD_TOO_LARGE') c.header('Connection', 'close');
+      return c.json(errorBody(err.code, err.message, requestId, err.details), err.status);
+    }
     if (err instanceof HTTPException && err.status < 500) {
       return c.json(errorBody('BAD_REQUEST', err.message || 'bad request', requestId), err.status);
     }

@@ -22,14 +22,19 @@ const VOLTAGE_TOLERANCE = 0.1;
 const asNumber = (value: unknown): number | null =>
   typeof value === 'number' && Number.isFinite(value) ? value : null;
 
+/** Supply quality bands; moving between them changes the status, so the twin must hear of it at once. */
+function voltageBand(v: number): 'OUTAGE' | 'OUT_OF_TOLERANCE' | 'NOMINAL' {
+  if (v < 1) return 'OUTAGE';
+  return Math.abs(v - NOMINAL_VOLTAGE_V) > NOMINAL_VOLTAGE_V * VOLTAGE_TOLERANCE ? 'OUT_OF_TOLERANCE' : 'NOMINAL';
+}
+
 export type MeterStatus = 'NO_DATA' | 'OK' | 'OVERLOAD' | 'VOLTAGE_ALARM' | 'OUTAGE';
 
 export function meterStatus(state: MeterState): MeterStatus {
   if (state.voltageV === null && state.powerW === null) return 'NO_DATA';
-  if (state.voltageV !== null && state.voltageV < 1) return 'OUTAGE';
-  if (state.voltageV !== null && Math.abs(state.voltageV - NOMINAL_VOLTAGE_V) > NOMINAL_VOLTAGE_V * VOLTAGE_TOLERANCE) {
-    return 'VOLTAGE_ALARM';
-  }
+  const band = state.voltageV === null ? 'NOMINAL' : voltageBand(state.voltageV);
+  if (band === 'OUTAGE') return 'OUTAGE';
+  if (band === 'OUT_OF_TOLERANCE') return 'VOLTAGE_ALARM';
   if (state.powerW !== null && state.powerW > state.powerLimitW) return 'OVERLOAD';
   return 'OK';
 }
@@ -70,10 +75,7 @@ export const electricityMeterTwin = defineTwin<MeterState>({
     if (previous === undefined) return true;
     const n = asNumber(dp.value);
     const before = asNumber(previous.value);
-    if (dp.datastreamId === 'voltage' && n !== null && before !== null) {
-      const out = (v: number) => v < 1 || Math.abs(v - NOMINAL_VOLTAGE_V) > NOMINAL_VOLTAGE_V * VOLTAGE_TOLERANCE;
-      return out(n) !== out(before);
-    }
+    if (dp.datastreamId === 'voltage' && n !== null && before !== null) return voltageBand(n) !== voltageBand(before);
     if (dp.datastreamId === 'energy.import' && n !== null && before !== null) return n < before;
     return dp.datastreamId === 'power.limit';
   },

@@ -190,6 +190,8 @@ function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): 
   });
 }
 
+/** Names that would reach Object.prototype machinery rather than be plain data. */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const ATTRIBUTE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 /** Checks a profile patch; shared by the workflow's update validator and the API. */
@@ -206,7 +208,7 @@ export function validateProfilePatch(patch: ProfilePatch): Result<ProfilePatch> 
     }
   }
   for (const [key, value] of Object.entries(patch.attributes ?? {})) {
-    if (!ATTRIBUTE_KEY.test(key)) return fail('INVALID_ARGUMENT', `attribute name ${JSON.stringify(key)} is not allowed`);
+    if (!ATTRIBUTE_KEY.test(key) || RESERVED_KEYS.has(key)) return fail('INVALID_ARGUMENT', `attribute name ${JSON.stringify(key)} is not allowed`);
     const t = typeof value;
     if (value !== null && t !== 'string' && t !== 'number' && t !== 'boolean') {
       return fail('INVALID_ARGUMENT', `attribute ${key} must be a string, number, boolean or null`);

@@ -8,6 +8,7 @@ export const MAX_DATAPOINTS_PER_MESSAGE = 5_000;
 /** Year 2500 in ms: anything later is a unit mistake (seconds or microseconds). */
 const MAX_EPOCH_MS = 16_725_225_600_000;
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const epochMs = z.number().int().min(0).max(MAX_EPOCH_MS, 'must be milliseconds since the Unix epoch');
 const textId = (max: number) =>
   z
@@ -15,7 +16,8 @@ const textId = (max: number) =>
     .min(1)
     .max(max)
     // eslint-disable-next-line no-control-regex
-    .regex(/^[^\u0000-\u001f]+$/, 'must not contain control characters');
+    .regex(/^[^\u0000-\u001f]+$/, 'must not contain control characters')
+    .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode');
 
 const datapointSchema = z.object({
   value: z.unknown().refine((v) => v !== undefined, 'value is required'),

@@ -25,6 +25,8 @@ export interface TwinNotifierDeps {
 
 export class TwinGoneError extends Error {}
 
+const FLUSH_ROUNDS = 5;
+
 interface DeviceEntry {
   readonly org: string;
   readonly deviceId: string;
@@ -113,17 +115,13 @@ export class TwinNotifier {
 
   /** Sends everything pending now (on shutdown) and waits for the signals in flight. */
   async flush(): Promise<void> {
-    // A few rounds: data that arrived while a device's signal was in flight goes in the next round.
-    for (let round = 0; round < 5; round++) {
-      let queued = false;
+    // Rounds: data that arrived while a device's signal was in flight, or a failed signal, goes in the next one.
+    for (let round = 0; round < FLUSH_ROUNDS; round++) {
       for (const entry of this.devices.values()) {
-        if (entry.pending.size > 0 && !entry.sending) {
-          this.schedule(entry, Number.NEGATIVE_INFINITY, true);
-          queued = true;
-        }
+        if (entry.pending.size > 0 && !entry.sending) this.schedule(entry, Number.NEGATIVE_INFINITY, true);
       }
       await this.whenIdle();
-      if (!queued && this.inFlight === 0) return;
+      if (![...this.devices.values()].some((e) => e.pending.size > 0)) return;
     }
   }
 
@@ -211,7 +209,11 @@ export class TwinNotifier {
         this.finishSend(entry, this.deps.now() + this.options.retryDelayMs);
         return;
       }
+      // The twin has ended: forget the device, including data that arrived during this signal.
       this.devices.delete(`${entry.org}/${entry.deviceId}`);
+      entry.timer?.cancel();
+      entry.timer = undefined;
+      entry.pending = new Map();
     }
     this.finishSend(entry, entry.lastSentAt + this.options.minIntervalMs);
   }
@@ -220,7 +222,7 @@ export class TwinNotifier {
   private finishSend(entry: DeviceEntry, notBefore: number): void {
     entry.sending = false;
     this.inFlight--;
-    if (entry.pending.size > 0 && !this.closed) {
+    if (entry.pending.size > 0 && !this.closed && this.devices.get(`${entry.org}/${entry.deviceId}`) === entry) {
       entry.timer?.cancel();
       entry.timer = undefined;
       const due = Number.isFinite(entry.dueAt) ? entry.dueAt : notBefore;

@@ -6,7 +6,10 @@ import { fromStoredValue } from '../../inventory/storable';
 import { MAX_ATTRIBUTES, MAX_TAGS, type TwinState } from '../../twins/twin-core';
 import { DEVICE_ID_PATTERN } from '../../workflows/ids';
 
-const attributeKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'attribute names are letters, digits, _ and -');
+const attributeKey = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'attribute names are letters, digits, _ and -')
+  .refine((k) => !['__proto__', 'constructor', 'prototype'].includes(k), 'reserved attribute name');
 const attributeValue = z.union([z.string().max(1024), z.number().finite(), z.boolean()]);
 const tags = z.array(z.string().min(1).max(64)).max(MAX_TAGS);
 

@@ -1,0 +1,109 @@
+// Covers loadConfig: defaults, the choice of external servers, and errors listing every bad variable.
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../../worker/config';
+
+describe('loadConfig', () => {
+  it('answers the defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config.api).toEqual({ port: 8080, host: '127.0.0.1' });
+    expect(path.isAbsolute(config.dataDir)).toBe(true);
+    expect(config.dataDir).toBe(path.resolve('.twinflow'));
+    expect([...config.roles].sort()).toEqual(['api', 'worker']);
+    expect(config.bootstrapApiKey).toBeUndefined();
+    expect(config.temporal).toEqual({
+      address: undefined,
+      namespace: 'default',
+      taskQueue: 'twinflow',
+      embeddedPort: 7233,
+      embeddedUiPort: 8233,
+      embeddedUi: true,
+    });
+    expect(config.mongo).toEqual({ uri: undefined, db: 'twinflow', embeddedPort: 27017 });
+    expect(config.logLevel).toBe('info');
+  });
+
+  it('puts the Temporal UI 1000 above the Temporal port unless it is set', () => {
+    expect(loadConfig({ TWINFLOW_TEMPORAL_PORT: '7300' }).temporal).toMatchObject({
+      embeddedPort: 7300,
+      embeddedUiPort: 8300,
+    });
+    expect(
+      loadConfig({ TWINFLOW_TEMPORAL_PORT: '7300', TWINFLOW_TEMPORAL_UI_PORT: '9000' }).temporal
+        .embeddedUiPort,
+    ).toBe(9000);
+  });
+
+  it('resolves a relative data dir to an absolute path and keeps an absolute one', () => {
+    expect(loadConfig({ TWINFLOW_DATA_DIR: 'data/tf' }).dataDir).toBe(path.resolve('data/tf'));
+    expect(loadConfig({ TWINFLOW_DATA_DIR: '/var/lib/tf' }).dataDir).toBe(path.resolve('/var/lib/tf'));
+  });
+
+  it('reads PORT and the roles, trimming blanks', () => {
+    const config = loadConfig({ PORT: '9090', TWINFLOW_ROLES: ' worker , ' });
+    expect(config.api.port).toBe(9090);
+    expect([...config.roles]).toEqual(['worker']);
+  });
+
+  it('uses an external Temporal server when TEMPORAL_ADDRESS is set, trimmed', () => {
+    expect(loadConfig({ TEMPORAL_ADDRESS: ' temporal.example:7233 ' }).temporal.address).toBe(
+      'temporal.example:7233',
+    );
+  });
+
+  it('starts the embedded Temporal server when TEMPORAL_ADDRESS is empty or blank', () => {
+    expect(loadConfig({ TEMPORAL_ADDRESS: '' }).temporal.address).toBeUndefined();
+    expect(loadConfig({ TEMPORAL_ADDRESS: '   ' }).temporal.address).toBeUndefined();
+  });
+
+  it.each(['mongodb://db.example:27017/?replicaSet=rs0', 'mongodb+srv://cluster.example'])(
+    'uses the MongoDB at %s',
+    (uri) => {
+      expect(loadConfig({ MONGODB_URI: uri }).mongo.uri).toBe(uri);
+    },
+  );
+
+  it('starts the embedded MongoDB-compatible server when MONGODB_URI is empty', () => {
+    expect(loadConfig({ MONGODB_URI: '' }).mongo.uri).toBeUndefined();
+  });
+
+  it('keeps a valid bootstrap API key', () => {
+    expect(loadConfig({ TWINFLOW_BOOTSTRAP_API_KEY: 'tfk_0123abcd_long-enough' }).bootstrapApiKey).toBe(
+      'tfk_0123abcd_long-enough',
+    );
+  });
+
+  it('throws a ConfigError listing every bad variable at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: 'abc',
+        TWINFLOW_ROLES: 'foo',
+        MONGODB_URI: 'http://x',
+        TWINFLOW_BOOTSTRAP_API_KEY: 'short',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const { problems, message } = error as ConfigError;
+    const variables = problems.map((p) => p.split(/[.:]/)[0]);
+    expect(variables.sort()).toEqual(['MONGODB_URI', 'PORT', 'TWINFLOW_BOOTSTRAP_API_KEY', 'TWINFLOW_ROLES']);
+    expect(message).toContain('4 problem(s)');
+    for (const name of ['PORT', 'TWINFLOW_ROLES', 'MONGODB_URI', 'TWINFLOW_BOOTSTRAP_API_KEY'])
+      expect(message).toContain(name);
+    expect(problems.find((p) => p.startsWith('MONGODB_URI'))).toContain('must start with mongodb://');
+    expect(problems.find((p) => p.startsWith('TWINFLOW_BOOTSTRAP_API_KEY'))).toContain(
+      'at least 16 characters',
+    );
+  });
+
+  it.each<[string, NodeJS.ProcessEnv]>([
+    ['a port out of range', { PORT: '70000' }],
+    ['an empty role list', { TWINFLOW_ROLES: ' , ' }],
+    ['a bootstrap key with a space', { TWINFLOW_BOOTSTRAP_API_KEY: 'has a space in the middle' }],
+    ['an unknown log level', { LOG_LEVEL: 'loud' }],
+    ['a Temporal UI switch that is not on or off', { TWINFLOW_TEMPORAL_UI: 'yes' }],
+  ])('rejects %s', (_label, env) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+  });
+});
