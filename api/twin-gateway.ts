@@ -58,13 +58,24 @@ export class TwinGateway {
     });
   }
 
-  /** The live state, or undefined when the twin is not running (for example after decommissioning). */
-  async getState(org: string, deviceId: string): Promise<TwinState | undefined> {
+  /**
+   * The live state, or undefined when the twin cannot answer soon: not running (decommissioned), or no
+   * worker is polling right now. Callers then fall back to the snapshot in the read model.
+   */
+  async getState(org: string, deviceId: string, timeoutMs = 2_000): Promise<TwinState | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const query = this.client.workflow.getHandle(twinWorkflowId(org, deviceId)).query(getTwinStateQuery);
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
     try {
-      return await this.client.workflow.getHandle(twinWorkflowId(org, deviceId)).query(getTwinStateQuery);
+      return await Promise.race([query, timeout]);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
       throw err;
+    } finally {
+      clearTimeout(timer);
+      query.catch(() => undefined); // a query that lost the race must not become an unhandled rejection
     }
   }
 

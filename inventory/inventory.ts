@@ -40,16 +40,21 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
 }
 
 async function ensureIndexes(c: Collections): Promise<void> {
+  // One index per call: FerretDB 1.24 panics (and drops the connection) when one createIndexes names
+  // several indexes that all exist already, which is every start after the first.
+  const create = async <T extends object>(col: Collection<T>, specs: { key: Record<string, 1 | -1>; name: string }[]) => {
+    for (const spec of specs) await col.createIndex(spec.key, { name: spec.name });
+  };
   // Device _id is `${org}/${deviceId}`, so the _id index already serves per-org lookups and cursors.
-  await c.devices.createIndexes([
+  await create(c.devices, [
     { key: { org: 1, type: 1, _id: 1 }, name: 'org_type' },
     { key: { org: 1, tags: 1, _id: 1 }, name: 'org_tags' },
     { key: { org: 1, 'twin.status': 1, _id: 1 }, name: 'org_status' },
     { key: { org: 1, lifecycle: 1, _id: 1 }, name: 'org_lifecycle' },
   ]);
-  await c.apiKeys.createIndexes([
+  await create(c.apiKeys, [
     { key: { org: 1, kind: 1 }, name: 'org_kind' },
     { key: { org: 1, deviceId: 1 }, name: 'org_device' },
   ]);
-  await c.datapoints.createIndexes([{ key: { org: 1, deviceId: 1, ds: 1, at: -1 }, name: 'series_time' }]);
+  await create(c.datapoints, [{ key: { org: 1, deviceId: 1, ds: 1, at: -1 }, name: 'series_time' }]);
 }

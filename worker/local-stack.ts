@@ -90,18 +90,28 @@ function tail(file: string, chars = 1500): string {
   }
 }
 
+interface PortCheck {
+  readonly port: number;
+  readonly variable: string;
+  readonly what: string;
+  readonly host: string;
+}
+
 async function launch(
   name: string,
   bin: string,
   args: string[],
   runDir: string,
+  ports: readonly PortCheck[],
   isReady: () => Promise<boolean>,
   timeoutMs: number,
 ): Promise<ManagedProcess> {
   mkdirSync(runDir, { recursive: true });
   const pidFile = path.join(runDir, `${name}.pid`);
   const logFile = path.join(runDir, `${name}.log`);
+  // First the server a killed TwinFlow left behind (it may hold the port), then the port check.
   await stopStale(pidFile, bin);
+  for (const p of ports) await assertPortFree(p.port, p.variable, p.what, p.host);
   const fd = openSync(logFile, 'a');
   const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
   closeSync(fd);
@@ -162,8 +172,6 @@ export interface TemporalDevServer extends ManagedProcess {
 
 export async function startTemporalDevServer(o: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const host = o.host ?? '127.0.0.1';
-  await assertPortFree(o.port, 'TWINFLOW_TEMPORAL_PORT', 'the Temporal server', host);
-  if (o.ui) await assertPortFree(o.uiPort, 'TWINFLOW_TEMPORAL_UI_PORT', 'the Temporal Web UI', host);
   mkdirSync(o.dataDir, { recursive: true });
   const address = `${host}:${o.port}`;
   const args = [
@@ -196,7 +204,9 @@ export async function startTemporalDevServer(o: TemporalDevServerOptions): Promi
       await connection.close();
     }
   };
-  const proc = await launch('temporal', o.bin, args, path.join(o.dataDir, 'run'), ready, 120_000);
+  const ports: PortCheck[] = [{ port: o.port, variable: 'TWINFLOW_TEMPORAL_PORT', what: 'the Temporal server', host }];
+  if (o.ui) ports.push({ port: o.uiPort, variable: 'TWINFLOW_TEMPORAL_UI_PORT', what: 'the Temporal Web UI', host });
+  const proc = await launch('temporal', o.bin, args, path.join(o.dataDir, 'run'), ports, ready, 120_000);
   return { ...proc, address, uiUrl: o.ui ? `http://${host}:${o.uiPort}` : undefined };
 }
 
@@ -213,7 +223,6 @@ export interface MongoServer extends ManagedProcess {
 
 export async function startMongoServer(o: MongoServerOptions): Promise<MongoServer> {
   const host = o.host ?? '127.0.0.1';
-  await assertPortFree(o.port, 'TWINFLOW_MONGODB_PORT', 'the MongoDB-compatible server', host);
   const dbDir = path.join(o.dataDir, o.tool.kind === 'mongod' ? 'mongodb' : 'ferretdb');
   mkdirSync(dbDir, { recursive: true });
   const args =
@@ -230,6 +239,7 @@ export async function startMongoServer(o: MongoServerOptions): Promise<MongoServ
       await client.close();
     }
   };
-  const proc = await launch(o.tool.kind, o.tool.path, args, path.join(o.dataDir, 'run'), ready, 60_000);
+  const ports = [{ port: o.port, variable: 'TWINFLOW_MONGODB_PORT', what: 'the MongoDB-compatible server', host }];
+  const proc = await launch(o.tool.kind, o.tool.path, args, path.join(o.dataDir, 'run'), ports, ready, 60_000);
   return { ...proc, uri };
 }
