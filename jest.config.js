@@ -1,5 +1,7 @@
 // Jest: `unit` runs pure tests with no servers; `integration` starts real servers once (global setup).
-const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }] };
+const transform = {
+  '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }],
+};
 
 /** @type {import('jest').Config} */
 module.exports = {

@@ -17,7 +17,10 @@ export interface AppOptions {
   readonly maxSouthBodyBytes: number;
 }
 
-export const DEFAULT_APP_OPTIONS: AppOptions = { maxNorthBodyBytes: 4 * 1024 * 1024, maxSouthBodyBytes: 1024 * 1024 };
+export const DEFAULT_APP_OPTIONS: AppOptions = {
+  maxNorthBodyBytes: 4 * 1024 * 1024,
+  maxSouthBodyBytes: 1024 * 1024,
+};
 
 const tooLarge = (limit: number) => () => {
   throw new ApiError('PAYLOAD_TOO_LARGE', `the body is larger than ${limit} bytes`);
@@ -35,14 +38,22 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
     c.header('X-Request-Id', requestId);
     await next();
   });
-  app.use('/north/*', bodyLimit({ maxSize: options.maxNorthBodyBytes, onError: tooLarge(options.maxNorthBodyBytes) }));
-  app.use('/south/*', bodyLimit({ maxSize: options.maxSouthBodyBytes, onError: tooLarge(options.maxSouthBodyBytes) }));
+  app.use(
+    '/north/*',
+    bodyLimit({ maxSize: options.maxNorthBodyBytes, onError: tooLarge(options.maxNorthBodyBytes) }),
+  );
+  app.use(
+    '/south/*',
+    bodyLimit({ maxSize: options.maxSouthBodyBytes, onError: tooLarge(options.maxSouthBodyBytes) }),
+  );
 
   app.route('/', healthRoutes);
   app.route('/north/v1/devices', devicesRoutes);
   app.route('/south/v80/devices', southRoutes);
 
-  app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId')), 404));
+  app.notFound((c) =>
+    c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId')), 404),
+  );
   app.onError((err, c) => {
     const requestId = c.get('requestId') ?? randomUUID();
     if (err instanceof ApiError) {
@@ -54,7 +65,10 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
       return c.json(errorBody('BAD_REQUEST', err.message || 'bad request', requestId), err.status);
     }
     services.logger.error({ err, requestId, path: c.req.path, method: c.req.method }, 'request failed');
-    return c.json(errorBody('INTERNAL', 'internal error; the request id identifies it in the logs', requestId), 500);
+    return c.json(
+      errorBody('INTERNAL', 'internal error; the request id identifies it in the logs', requestId),
+      500,
+    );
   });
   return app;
 }

@@ -37,6 +37,11 @@ export interface ErrorBody {
   error: { code: ErrorCode; message: string; requestId: string; details?: unknown };
 }
 
-export const errorBody = (code: ErrorCode, message: string, requestId: string, details?: unknown): ErrorBody => ({
+export const errorBody = (
+  code: ErrorCode,
+  message: string,
+  requestId: string,
+  details?: unknown,
+): ErrorBody => ({
   error: details === undefined ? { code, message, requestId } : { code, message, requestId, details },
 });

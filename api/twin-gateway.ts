@@ -9,7 +9,12 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
 import type { DeviceProfile, TwinIdentity } from '../twins/types';
 import { twinWorkflowId } from '../workflows/ids';
-import { TWINFLOW_DEVICE_ID, TWINFLOW_ORG, TWINFLOW_STATUS, TWINFLOW_TWIN_TYPE } from '../workflows/search-attributes';
+import {
+  TWINFLOW_DEVICE_ID,
+  TWINFLOW_ORG,
+  TWINFLOW_STATUS,
+  TWINFLOW_TWIN_TYPE,
+} from '../workflows/search-attributes';
 import {
   decommissionUpdate,
   getTwinStateQuery,
@@ -81,7 +86,9 @@ export class TwinGateway {
 
   async updateProfile(org: string, deviceId: string, patch: ProfilePatch): Promise<DeviceProfile> {
     try {
-      return await this.client.workflow.getHandle(twinWorkflowId(org, deviceId)).executeUpdate(updateProfileUpdate, { args: [patch] });
+      return await this.client.workflow
+        .getHandle(twinWorkflowId(org, deviceId))
+        .executeUpdate(updateProfileUpdate, { args: [patch] });
     } catch (err) {
       return toApiError(err);
     }
@@ -89,7 +96,9 @@ export class TwinGateway {
 
   async decommission(org: string, deviceId: string): Promise<TwinState | undefined> {
     try {
-      return await this.client.workflow.getHandle(twinWorkflowId(org, deviceId)).executeUpdate(decommissionUpdate);
+      return await this.client.workflow
+        .getHandle(twinWorkflowId(org, deviceId))
+        .executeUpdate(decommissionUpdate);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
       return toApiError(err);

@@ -11,9 +11,13 @@ export function parseWith<S extends z.ZodTypeAny>(schema: S, input: unknown, wha
   if (!result.success) {
     const issues = formatIssues(result.error);
     const first = issues[0];
-    throw new ApiError('INVALID_ARGUMENT', `invalid ${what}: ${first ? `${first.path}: ${first.message}` : 'bad shape'}`, issues);
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      `invalid ${what}: ${first ? `${first.path}: ${first.message}` : 'bad shape'}`,
+      issues,
+    );
   }
-  return result.data;
+  return result.data as z.infer<S>;
 }
 
 /** Parses a JSON body (size already limited by middleware) and validates it. */
@@ -23,7 +27,8 @@ export async function readJson<S extends z.ZodTypeAny>(c: Context, schema: S): P
     throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON (Content-Type: application/json)');
   }
   const text = await c.req.text();
-  if (text.trim() === '') throw new ApiError('BAD_REQUEST', 'the request body is empty; a JSON body is required');
+  if (text.trim() === '')
+    throw new ApiError('BAD_REQUEST', 'the request body is empty; a JSON body is required');
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -38,7 +43,8 @@ export function readQuery<S extends z.ZodTypeAny>(c: Context, schema: S): z.infe
   const raw = c.req.queries();
   const single: Record<string, string> = {};
   for (const [key, values] of Object.entries(raw)) {
-    if (values.length !== 1) throw new ApiError('INVALID_ARGUMENT', `query parameter ${key} given more than once`);
+    if (values.length !== 1)
+      throw new ApiError('INVALID_ARGUMENT', `query parameter ${key} given more than once`);
     single[key] = values[0]!;
   }
   return parseWith(schema, single, 'query');

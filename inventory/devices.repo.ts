@@ -40,7 +40,7 @@ export class DeviceRepository {
     const duplicates = new Set<string>();
     if (docs.length === 0) return { duplicates };
     try {
-      await this.c.devices.insertMany(docs as DeviceDoc[], { ordered: false });
+      await this.c.devices.insertMany([...docs], { ordered: false });
     } catch (err) {
       if (!(err instanceof MongoBulkWriteError) && !(err instanceof MongoServerError)) throw err;
       const writeErrors = err instanceof MongoBulkWriteError ? [err.writeErrors].flat() : [];
@@ -73,22 +73,47 @@ export class DeviceRepository {
       query.$or = [{ id: re }, { name: re }];
     }
     query._id = after !== undefined ? { $gt: deviceDocId(org, after) } : { $gte: `${org}/` };
-    const items = await this.c.devices.find(query).sort({ _id: 1 }).limit(limit + 1).toArray();
+    const items = await this.c.devices
+      .find(query)
+      .sort({ _id: 1 })
+      .limit(limit + 1)
+      .toArray();
     const hasMore = items.length > limit;
     if (hasMore) items.length = limit;
     return { items, nextAfter: hasMore ? items[items.length - 1]?.id : undefined };
   }
 
-  async setProfile(org: string, deviceId: string, profile: DeviceProfile, now: Date): Promise<DeviceDoc | null> {
-    const set: Partial<DeviceDoc> = { tags: [...profile.tags], attributes: { ...profile.attributes }, updatedAt: now };
-    const update = profile.name === undefined ? { $set: set, $unset: { name: 1 as const } } : { $set: { ...set, name: profile.name } };
-    return this.c.devices.findOneAndUpdate({ _id: deviceDocId(org, deviceId) }, update, { returnDocument: 'after' });
+  async setProfile(
+    org: string,
+    deviceId: string,
+    profile: DeviceProfile,
+    now: Date,
+  ): Promise<DeviceDoc | null> {
+    const set: Partial<DeviceDoc> = {
+      tags: [...profile.tags],
+      attributes: { ...profile.attributes },
+      updatedAt: now,
+    };
+    const update =
+      profile.name === undefined
+        ? { $set: set, $unset: { name: 1 as const } }
+        : { $set: { ...set, name: profile.name } };
+    return this.c.devices.findOneAndUpdate({ _id: deviceDocId(org, deviceId) }, update, {
+      returnDocument: 'after',
+    });
   }
 
   /** Undoes a provisioning whose twin could not start: the records and keys it wrote. */
-  async removeProvisioned(org: string, deviceIds: readonly string[], keyHashes: readonly string[]): Promise<void> {
+  async removeProvisioned(
+    org: string,
+    deviceIds: readonly string[],
+    keyHashes: readonly string[],
+  ): Promise<void> {
     await this.c.apiKeys.deleteMany({ _id: { $in: [...keyHashes] }, org });
-    await this.c.devices.deleteMany({ _id: { $in: deviceIds.map((id) => deviceDocId(org, id)) }, twin: { $exists: false } });
+    await this.c.devices.deleteMany({
+      _id: { $in: deviceIds.map((id) => deviceDocId(org, id)) },
+      twin: { $exists: false },
+    });
   }
 
   async markDecommissioned(org: string, deviceId: string, now: Date): Promise<void> {
@@ -119,7 +144,7 @@ export class DeviceRepository {
         const field = `latest.${encodeDatastreamKey(v.id, v.feed)}`;
         ops.push({
           updateOne: {
-            filter: { _id, $or: [{ [`${field}.at`]: { $lte: v.at } }, { [field]: { $exists: false } }] } as Filter<DeviceDoc>,
+            filter: { _id, $or: [{ [`${field}.at`]: { $lte: v.at } }, { [field]: { $exists: false } }] },
             update: { $set: { [field]: v } },
           },
         });

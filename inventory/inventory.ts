@@ -42,7 +42,10 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
 async function ensureIndexes(c: Collections): Promise<void> {
   // One index per call: FerretDB 1.24 panics (and drops the connection) when one createIndexes names
   // several indexes that all exist already, which is every start after the first.
-  const create = async <T extends object>(col: Collection<T>, specs: { key: Record<string, 1 | -1>; name: string }[]) => {
+  const create = async <T extends object>(
+    col: Collection<T>,
+    specs: { key: Record<string, 1 | -1>; name: string }[],
+  ) => {
     for (const spec of specs) await col.createIndex(spec.key, { name: spec.name });
   };
   // Device _id is `${org}/${deviceId}`, so the _id index already serves per-org lookups and cursors.

@@ -22,7 +22,7 @@ export class KeyRepository {
   }
 
   async insertMany(docs: readonly ApiKeyDoc[]): Promise<void> {
-    if (docs.length > 0) await this.c.apiKeys.insertMany(docs as ApiKeyDoc[], { ordered: false });
+    if (docs.length > 0) await this.c.apiKeys.insertMany(docs, { ordered: false });
   }
 
   findActive(secret: string): Promise<ApiKeyDoc | null> {
@@ -41,18 +41,27 @@ export class KeyRepository {
    * On the first start (no organization yet) creates the default organization and its admin key:
    * the given secret, or a generated one. Answers the secret only when it created the key.
    */
-  async bootstrap(secret: string | undefined, now: Date): Promise<{ created: boolean; org: string; secret?: string }> {
+  async bootstrap(
+    secret: string | undefined,
+    now: Date,
+  ): Promise<{ created: boolean; org: string; secret?: string }> {
     const existing = await this.c.organizations.findOne({});
     if (existing) return { created: false, org: existing._id };
     const org: OrganizationDoc = { _id: DEFAULT_ORG, name: 'Default organization', createdAt: now };
     const key = secret ?? generateKey().secret;
     await this.c.apiKeys.updateOne(
       { _id: hashKey(key) },
-      { $setOnInsert: { keyId: keyIdOf(key), org: org._id, kind: 'admin', name: 'bootstrap', createdAt: now } },
+      {
+        $setOnInsert: { keyId: keyIdOf(key), org: org._id, kind: 'admin', name: 'bootstrap', createdAt: now },
+      },
       { upsert: true },
     );
     // The organization last: a crash before this line bootstraps again on the next start.
-    await this.c.organizations.updateOne({ _id: org._id }, { $setOnInsert: { name: org.name, createdAt: now } }, { upsert: true });
+    await this.c.organizations.updateOne(
+      { _id: org._id },
+      { $setOnInsert: { name: org.name, createdAt: now } },
+      { upsert: true },
+    );
     return { created: true, org: org._id, secret: key };
   }
 }

@@ -9,7 +9,9 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 20 || (major === 20 && minor < 19)) {
-  console.error(`TwinFlow needs Node.js 20.19 or newer; this is ${process.version}. Install a newer Node.js and try again.`);
+  console.error(
+    `TwinFlow needs Node.js 20.19 or newer; this is ${process.version}. Install a newer Node.js and try again.`,
+  );
   process.exit(1);
 }
 
@@ -19,9 +21,17 @@ function ensureDependencies() {
   const stale = !fs.existsSync(marker) || fs.statSync(lock).mtimeMs > fs.statSync(marker).mtimeMs;
   if (!stale) return;
   console.log('Installing npm dependencies (npm ci)...');
-  const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  let r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
-    console.error('npm ci failed; see the output above. TwinFlow needs the npm registry to install its dependencies.');
+    // Some npm 11 releases leave other platforms' optional packages out of the lock file and then refuse
+    // it in `npm ci`; `npm install` still installs the locked versions.
+    console.log('npm ci refused the lock file; installing with npm install instead...');
+    r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  }
+  if (r.status !== 0) {
+    console.error(
+      'Installing the npm dependencies failed; see the output above. TwinFlow needs the npm registry.',
+    );
     process.exit(r.status || 1);
   }
 }
@@ -62,6 +72,7 @@ switch (command) {
   case 'test':
     step(bin('tsc'), ['--noEmit', '-p', '.']);
     step(bin('eslint'), ['.']);
+    step(bin('prettier'), ['--check', '--log-level', 'warn', '.']);
     step(bin('jest'), ['--ci', ...process.argv.slice(3)]);
     break;
   default:

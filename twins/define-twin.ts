@@ -6,23 +6,23 @@ export interface TwinTypeSpec<S> {
   readonly name: string;
   readonly description: string;
   /** The type's own state for a new device. Must be plain JSON. */
-  initialState(): S;
+  initialState: () => S;
   /** How one datapoint changes the type's state. Pure: return a new state, do not mutate. */
-  applyDatapoint(state: S, datapoint: Datapoint): S;
+  applyDatapoint: (state: S, datapoint: Datapoint) => S;
   /** The status operators see and filter by (`TwinflowStatus`), derived from the state. */
-  status(state: S): string;
+  status: (state: S) => string;
   /**
    * Whether a datapoint should reach the twin now rather than with the next periodic update.
    * Called on the ingest path with the last value sent to the twin, so keep it cheap.
    * Default: a datastream the twin has not heard of yet is significant.
    */
-  isSignificant?(datapoint: Datapoint, previous: LatestValue | undefined): boolean;
+  isSignificant?: (datapoint: Datapoint, previous: LatestValue | undefined) => boolean;
   /** Longest a changed value may wait before the twin hears of it (ms). Default 5000. */
   readonly maxSignalDelayMs?: number;
 }
 
 export interface TwinType<S = unknown> extends Required<Omit<TwinTypeSpec<S>, 'isSignificant'>> {
-  isSignificant(datapoint: Datapoint, previous: LatestValue | undefined): boolean;
+  isSignificant: (datapoint: Datapoint, previous: LatestValue | undefined) => boolean;
 }
 
 const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
@@ -37,7 +37,8 @@ export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
   if (!Number.isFinite(maxSignalDelayMs) || maxSignalDelayMs < 0) {
     throw new Error(`twin type ${spec.name}: maxSignalDelayMs must be a non-negative number`);
   }
-  const isSignificant = spec.isSignificant ?? ((_dp: Datapoint, previous?: LatestValue) => previous === undefined);
+  const isSignificant =
+    spec.isSignificant ?? ((_dp: Datapoint, previous?: LatestValue) => previous === undefined);
   return Object.freeze({
     name: spec.name,
     description: spec.description,

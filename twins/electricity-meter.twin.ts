@@ -25,7 +25,9 @@ const asNumber = (value: unknown): number | null =>
 /** Supply quality bands; moving between them changes the status, so the twin must hear of it at once. */
 function voltageBand(v: number): 'OUTAGE' | 'OUT_OF_TOLERANCE' | 'NOMINAL' {
   if (v < 1) return 'OUTAGE';
-  return Math.abs(v - NOMINAL_VOLTAGE_V) > NOMINAL_VOLTAGE_V * VOLTAGE_TOLERANCE ? 'OUT_OF_TOLERANCE' : 'NOMINAL';
+  return Math.abs(v - NOMINAL_VOLTAGE_V) > NOMINAL_VOLTAGE_V * VOLTAGE_TOLERANCE
+    ? 'OUT_OF_TOLERANCE'
+    : 'NOMINAL';
 }
 
 export type MeterStatus = 'NO_DATA' | 'OK' | 'OVERLOAD' | 'VOLTAGE_ALARM' | 'OUTAGE';
@@ -57,7 +59,8 @@ export const electricityMeterTwin = defineTwin<MeterState>({
         return {
           ...state,
           energyKWh: n,
-          registerResets: state.energyKWh !== null && n < state.energyKWh ? state.registerResets + 1 : state.registerResets,
+          registerResets:
+            state.energyKWh !== null && n < state.energyKWh ? state.registerResets + 1 : state.registerResets,
         };
       case 'power.active':
         return { ...state, powerW: n };
@@ -75,7 +78,8 @@ export const electricityMeterTwin = defineTwin<MeterState>({
     if (previous === undefined) return true;
     const n = asNumber(dp.value);
     const before = asNumber(previous.value);
-    if (dp.datastreamId === 'voltage' && n !== null && before !== null) return voltageBand(n) !== voltageBand(before);
+    if (dp.datastreamId === 'voltage' && n !== null && before !== null)
+      return voltageBand(n) !== voltageBand(before);
     if (dp.datastreamId === 'energy.import' && n !== null && before !== null) return n < before;
     return dp.datastreamId === 'power.limit';
   },

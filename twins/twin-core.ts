@@ -83,7 +83,11 @@ export const RECENT_BATCH_IDS = 256;
 export const MAX_TAGS = 32;
 export const MAX_ATTRIBUTES = 64;
 
-export function createTwinState(identity: TwinIdentity, profile: DeviceProfile, now: number): Result<TwinState> {
+export function createTwinState(
+  identity: TwinIdentity,
+  profile: DeviceProfile,
+  now: number,
+): Result<TwinState> {
   const type = getTwinType(identity.twinType);
   if (!type) return fail('UNKNOWN_TWIN_TYPE', `unknown twin type ${JSON.stringify(identity.twinType)}`);
   const typeState = type.initialState();
@@ -114,15 +118,30 @@ export function decide(state: TwinState, input: TwinInput, now: number): Result<
       return applyProfilePatch(state, input.patch, now);
     case 'decommission':
       return ok({
-        state: { ...state, lifecycle: 'DECOMMISSIONED', status: 'DECOMMISSIONED', version: state.version + 1, updatedAt: now },
-        effects: [{ kind: 'statusChanged', from: state.status, to: 'DECOMMISSIONED' }, { kind: 'publishSnapshot' }],
+        state: {
+          ...state,
+          lifecycle: 'DECOMMISSIONED',
+          status: 'DECOMMISSIONED',
+          version: state.version + 1,
+          updatedAt: now,
+        },
+        effects: [
+          { kind: 'statusChanged', from: state.status, to: 'DECOMMISSIONED' },
+          { kind: 'publishSnapshot' },
+        ],
       });
   }
 }
 
 function applyTelemetry(state: TwinState, batch: TelemetryBatch, now: number): Result<Decision> {
   if (state.recentBatchIds.includes(batch.batchId)) {
-    return ok({ state: { ...state, counters: { ...state.counters, duplicateBatches: state.counters.duplicateBatches + 1 } }, effects: [] });
+    return ok({
+      state: {
+        ...state,
+        counters: { ...state.counters, duplicateBatches: state.counters.duplicateBatches + 1 },
+      },
+      effects: [],
+    });
   }
   const type = getTwinType(state.identity.twinType);
   if (!type) return fail('UNKNOWN_TWIN_TYPE', `unknown twin type ${JSON.stringify(state.identity.twinType)}`);
@@ -177,7 +196,11 @@ function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): 
     return fail('INVALID_ARGUMENT', `a device has at most ${MAX_ATTRIBUTES} attributes`);
   }
   const name = patch.name === null ? undefined : (patch.name ?? state.profile.name);
-  const profile: DeviceProfile = { name, tags: patch.tags ? [...new Set(patch.tags)] : state.profile.tags, attributes };
+  const profile: DeviceProfile = {
+    name,
+    tags: patch.tags ? [...new Set(patch.tags)] : state.profile.tags,
+    attributes,
+  };
   return ok({
     state: {
       ...state,
@@ -196,7 +219,11 @@ const ATTRIBUTE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 /** Checks a profile patch; shared by the workflow's update validator and the API. */
 export function validateProfilePatch(patch: ProfilePatch): Result<ProfilePatch> {
-  if (patch.name !== undefined && patch.name !== null && (typeof patch.name !== 'string' || patch.name.length > 200)) {
+  if (
+    patch.name !== undefined &&
+    patch.name !== null &&
+    (typeof patch.name !== 'string' || patch.name.length > 200)
+  ) {
     return fail('INVALID_ARGUMENT', 'name must be a string of at most 200 characters');
   }
   if (patch.tags !== undefined) {
@@ -208,7 +235,8 @@ export function validateProfilePatch(patch: ProfilePatch): Result<ProfilePatch> 
     }
   }
   for (const [key, value] of Object.entries(patch.attributes ?? {})) {
-    if (!ATTRIBUTE_KEY.test(key) || RESERVED_KEYS.has(key)) return fail('INVALID_ARGUMENT', `attribute name ${JSON.stringify(key)} is not allowed`);
+    if (!ATTRIBUTE_KEY.test(key) || RESERVED_KEYS.has(key))
+      return fail('INVALID_ARGUMENT', `attribute name ${JSON.stringify(key)} is not allowed`);
     const t = typeof value;
     if (value !== null && t !== 'string' && t !== 'number' && t !== 'boolean') {
       return fail('INVALID_ARGUMENT', `attribute ${key} must be a string, number, boolean or null`);
@@ -253,6 +281,9 @@ export function toSnapshot(state: TwinState): TwinSnapshot {
 
 /** One line for the Temporal Web UI, so an operator sees the device's state without opening the query. */
 export function describeTwin(state: TwinState): string {
-  const seen = state.connectivity.lastSeenAt === null ? 'never seen' : `last seen ${new Date(state.connectivity.lastSeenAt).toISOString()} via ${state.connectivity.channel}`;
+  const seen =
+    state.connectivity.lastSeenAt === null
+      ? 'never seen'
+      : `last seen ${new Date(state.connectivity.lastSeenAt).toISOString()} via ${state.connectivity.channel}`;
   return `${state.identity.deviceId} (${state.identity.twinType}) · ${state.status} · ${seen} · ${state.counters.datapoints} datapoints · ${state.reported.length} datastreams`;
 }

@@ -17,12 +17,22 @@ const configSchema = z
     TWINFLOW_HOST: z.string().min(1).default('127.0.0.1'),
     TWINFLOW_DATA_DIR: z.string().min(1).default('.twinflow'),
     TWINFLOW_BOOTSTRAP_API_KEY: optionalText.pipe(
-      z.string().min(16, 'must be at least 16 characters').max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+      z
+        .string()
+        .min(16, 'must be at least 16 characters')
+        .max(256)
+        .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+        .optional(),
     ),
     TWINFLOW_ROLES: z
       .string()
       .default('api,worker')
-      .transform((v) => v.split(',').map((r) => r.trim()).filter(Boolean))
+      .transform((v) =>
+        v
+          .split(',')
+          .map((r) => r.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.enum(ROLES)).min(1, 'name at least one of api, worker')),
     TWINFLOW_TEMPORAL_PORT: port.default(7233),
     TWINFLOW_TEMPORAL_UI_PORT: port.optional(),
@@ -30,8 +40,16 @@ const configSchema = z
     TEMPORAL_ADDRESS: optionalText,
     TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
     TWINFLOW_TASK_QUEUE: z.string().min(1).default('twinflow'),
-    MONGODB_URI: optionalText.pipe(z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional()),
-    MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).default('twinflow'),
+    MONGODB_URI: optionalText.pipe(
+      z
+        .string()
+        .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+        .optional(),
+    ),
+    MONGODB_DB: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,63}$/)
+      .default('twinflow'),
     TWINFLOW_WORKFLOW_BUNDLE: optionalText,
     TWINFLOW_SNAPSHOT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
     TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
@@ -67,7 +85,9 @@ export type Config = z.output<typeof configSchema>;
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
-    super(`TwinFlow's configuration has ${problems.length} problem(s):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(
+      `TwinFlow's configuration has ${problems.length} problem(s):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -76,7 +96,9 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const result = configSchema.safeParse(env);
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`));
+    throw new ConfigError(
+      result.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
+    );
   }
   return result.data;
 }

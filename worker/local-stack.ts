@@ -15,7 +15,9 @@ export class PortInUseError extends Error {
     readonly variable: string,
     what: string,
   ) {
-    super(`Port ${port} for ${what} is already in use. Stop what uses it, or choose another port with ${variable}=<port>.`);
+    super(
+      `Port ${port} for ${what} is already in use. Stop what uses it, or choose another port with ${variable}=<port>.`,
+    );
     this.name = 'PortInUseError';
   }
 }
@@ -28,7 +30,12 @@ export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-export async function assertPortFree(port: number, variable: string, what: string, host = '127.0.0.1'): Promise<void> {
+export async function assertPortFree(
+  port: number,
+  variable: string,
+  what: string,
+  host = '127.0.0.1',
+): Promise<void> {
   if (!(await isPortFree(port, host))) throw new PortInUseError(port, variable, what);
 }
 
@@ -131,11 +138,16 @@ async function launch(
 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (exited !== undefined) throw new Error(`${name} exited (code ${exited}) while starting; its log ${logFile} ends with:\n${tail(logFile)}`);
+    if (exited !== undefined)
+      throw new Error(
+        `${name} exited (code ${exited}) while starting; its log ${logFile} ends with:\n${tail(logFile)}`,
+      );
     if (await isReady().catch(() => false)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${name} did not become ready within ${timeoutMs / 1000} s; its log ${logFile} ends with:\n${tail(logFile)}`);
+      throw new Error(
+        `${name} did not become ready within ${timeoutMs / 1000} s; its log ${logFile} ends with:\n${tail(logFile)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -192,7 +204,10 @@ export async function startTemporalDevServer(o: TemporalDevServerOptions): Promi
     '--log-level',
     'warn',
     ...Object.entries(TWINFLOW_SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
-    ...Object.entries(o.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]),
+    ...Object.entries(o.dynamicConfig ?? {}).flatMap(([k, v]) => [
+      '--dynamic-config-value',
+      `${k}=${JSON.stringify(v)}`,
+    ]),
     ...(o.ui ? ['--ui-ip', host, '--ui-port', String(o.uiPort)] : ['--headless']),
   ];
   const ready = async (): Promise<boolean> => {
@@ -204,8 +219,11 @@ export async function startTemporalDevServer(o: TemporalDevServerOptions): Promi
       await connection.close();
     }
   };
-  const ports: PortCheck[] = [{ port: o.port, variable: 'TWINFLOW_TEMPORAL_PORT', what: 'the Temporal server', host }];
-  if (o.ui) ports.push({ port: o.uiPort, variable: 'TWINFLOW_TEMPORAL_UI_PORT', what: 'the Temporal Web UI', host });
+  const ports: PortCheck[] = [
+    { port: o.port, variable: 'TWINFLOW_TEMPORAL_PORT', what: 'the Temporal server', host },
+  ];
+  if (o.ui)
+    ports.push({ port: o.uiPort, variable: 'TWINFLOW_TEMPORAL_UI_PORT', what: 'the Temporal Web UI', host });
   const proc = await launch('temporal', o.bin, args, path.join(o.dataDir, 'run'), ports, ready, 120_000);
   return { ...proc, address, uiUrl: o.ui ? `http://${host}:${o.uiPort}` : undefined };
 }
@@ -239,7 +257,17 @@ export async function startMongoServer(o: MongoServerOptions): Promise<MongoServ
       await client.close();
     }
   };
-  const ports = [{ port: o.port, variable: 'TWINFLOW_MONGODB_PORT', what: 'the MongoDB-compatible server', host }];
-  const proc = await launch(o.tool.kind, o.tool.path, args, path.join(o.dataDir, 'run'), ports, ready, 60_000);
+  const ports = [
+    { port: o.port, variable: 'TWINFLOW_MONGODB_PORT', what: 'the MongoDB-compatible server', host },
+  ];
+  const proc = await launch(
+    o.tool.kind,
+    o.tool.path,
+    args,
+    path.join(o.dataDir, 'run'),
+    ports,
+    ready,
+    60_000,
+  );
   return { ...proc, uri };
 }

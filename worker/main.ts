@@ -19,13 +19,22 @@ import { type Inventory, openInventory } from '../inventory/inventory';
 import { KeyRepository } from '../inventory/keys.repo';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { type Config, ConfigError, loadConfig } from './config';
-import { type ManagedProcess, PortInUseError, assertPortFree, startMongoServer, startTemporalDevServer } from './local-stack';
+import {
+  type ManagedProcess,
+  PortInUseError,
+  assertPortFree,
+  startMongoServer,
+  startTemporalDevServer,
+} from './local-stack';
 import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
-import { createTwinWorker } from './twin-worker';
+import { createTwinWorker, installSdkLogger } from './twin-worker';
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref())]);
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref()),
+  ]);
 
 interface Running {
   stop(): Promise<void>;
@@ -37,12 +46,14 @@ async function run(config: Config): Promise<Running> {
   const stack: ManagedProcess[] = [];
   const closers: (() => Promise<unknown>)[] = [];
   const stopAll = async () => {
-    for (const close of closers.reverse()) await close().catch((err: unknown) => logger.warn({ err }, 'error while stopping'));
+    for (const close of closers.reverse())
+      await close().catch((err: unknown) => logger.warn({ err }, 'error while stopping'));
     for (const proc of stack.reverse()) await proc.stop();
   };
 
   try {
-    if (config.roles.has('api')) await assertPortFree(config.api.port, 'PORT', 'the TwinFlow API', config.api.host);
+    if (config.roles.has('api'))
+      await assertPortFree(config.api.port, 'PORT', 'the TwinFlow API', config.api.host);
 
     let temporalAddress = config.temporal.address;
     let temporalUi: string | undefined;
@@ -63,7 +74,11 @@ async function run(config: Config): Promise<Running> {
     let mongoUri = config.mongo.uri;
     if (!mongoUri) {
       const tool = await ensureMongoServer(process.env, say);
-      const server = await startMongoServer({ tool, port: config.mongo.embeddedPort, dataDir: config.dataDir });
+      const server = await startMongoServer({
+        tool,
+        port: config.mongo.embeddedPort,
+        dataDir: config.dataDir,
+      });
       stack.push(server);
       mongoUri = server.uri;
     }
@@ -77,6 +92,7 @@ async function run(config: Config): Promise<Running> {
     let workerRun: Promise<void> | undefined;
     let nativeConnection: NativeConnection | undefined;
     if (config.roles.has('worker')) {
+      installSdkLogger(config.logLevel === 'debug' || config.logLevel === 'trace');
       ({ worker, connection: nativeConnection } = await createTwinWorker({
         address: temporalAddress,
         namespace: config.temporal.namespace,
@@ -106,7 +122,10 @@ async function run(config: Config): Promise<Running> {
       const client = new Client({ connection, namespace: config.temporal.namespace });
       const twins = new TwinGateway(client, {
         taskQueue: config.temporal.taskQueue,
-        twinOptions: { snapshotDebounceMs: config.twin.snapshotDebounceMs, maxHistoryEvents: config.twin.maxHistoryEvents },
+        twinOptions: {
+          snapshotDebounceMs: config.twin.snapshotDebounceMs,
+          maxHistoryEvents: config.twin.maxHistoryEvents,
+        },
       });
       const notifier = new TwinNotifier(
         {
@@ -161,7 +180,9 @@ async function run(config: Config): Promise<Running> {
 
       const app = createApp(services);
       server = await new Promise<Server>((resolve) => {
-        const s = serve({ fetch: app.fetch, port: config.api.port, hostname: config.api.host }, () => resolve(s as Server));
+        const s = serve({ fetch: app.fetch, port: config.api.port, hostname: config.api.host }, () =>
+          resolve(s as Server),
+        );
       });
       const srv = server;
       closers.push(
@@ -177,7 +198,9 @@ async function run(config: Config): Promise<Running> {
     say('TwinFlow is running.');
     if (server) say(`  API:             http://${config.api.host}:${config.api.port}  (try GET /readyz)`);
     if (temporalUi) say(`  Temporal Web UI: ${temporalUi}`);
-    say(`  Temporal:        ${temporalAddress} (namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue})`);
+    say(
+      `  Temporal:        ${temporalAddress} (namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue})`,
+    );
     say(`  MongoDB:         ${redactUri(mongoUri)} (database ${config.mongo.db})`);
     if (worker) say('  Worker:          running twins');
     if (adminKeyLine) say(adminKeyLine);
@@ -201,8 +224,10 @@ function adminKeyMessage(config: Config, boot: { created: boolean; org: string; 
     writeFileSync(keyFile, `${boot.secret}\n`, { mode: 0o600 });
     chmodSync(keyFile, 0o600);
   }
-  if (config.bootstrapApiKey) return `  Admin API key:   ${config.bootstrapApiKey} (organization ${boot.org}, from TWINFLOW_BOOTSTRAP_API_KEY)`;
-  if (existsSync(keyFile)) return `  Admin API key:   ${readFileSync(keyFile, 'utf8').trim()} (organization ${boot.org}, saved in ${keyFile})`;
+  if (config.bootstrapApiKey)
+    return `  Admin API key:   ${config.bootstrapApiKey} (organization ${boot.org}, from TWINFLOW_BOOTSTRAP_API_KEY)`;
+  if (existsSync(keyFile))
+    return `  Admin API key:   ${readFileSync(keyFile, 'utf8').trim()} (organization ${boot.org}, saved in ${keyFile})`;
   return '  Admin API key:   created when this inventory was first set up; not stored here';
 }
 

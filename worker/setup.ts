@@ -10,6 +10,8 @@ async function setup(): Promise<void> {
 }
 
 setup().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof ToolMissingError ? err.message : ((err as Error).stack ?? String(err))}\n`);
+  process.stderr.write(
+    `${err instanceof ToolMissingError ? err.message : ((err as Error).stack ?? String(err))}\n`,
+  );
   process.exit(1);
 });

@@ -1,7 +1,17 @@
 // Finds or builds the local servers: the Temporal CLI and a MongoDB-compatible server (mongod or FerretDB).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -57,7 +67,11 @@ function explicitPath(env: NodeJS.ProcessEnv, variable: string): string | undefi
   return value;
 }
 
-function run(cmd: string, args: string[], options: { cwd?: string; env: NodeJS.ProcessEnv; logFile: string }): Promise<void> {
+function run(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env: NodeJS.ProcessEnv; logFile: string },
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -67,7 +81,12 @@ function run(cmd: string, args: string[], options: { cwd?: string; env: NodeJS.P
     child.on('close', (code) => {
       writeFileSync(options.logFile, Buffer.concat(out));
       if (code === 0) resolve();
-      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed (exit ${code}); see ${options.logFile}:\n${Buffer.concat(out).toString().slice(-2000)}`));
+      else
+        reject(
+          new Error(
+            `${path.basename(cmd)} ${args.join(' ')} failed (exit ${code}); see ${options.logFile}:\n${Buffer.concat(out).toString().slice(-2000)}`,
+          ),
+        );
     });
   });
 }
@@ -87,7 +106,8 @@ async function withLock<T>(lockDir: string, log: Log, what: string, fn: () => Pr
         rmSync(lockDir, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for another process building ${what} (lock ${lockDir})`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for another process building ${what} (lock ${lockDir})`);
       if (!told) log(`Waiting for another TwinFlow process that is building ${what}...`);
       told = true;
       await new Promise((r) => setTimeout(r, 2_000));
@@ -140,7 +160,9 @@ export async function ensureTemporalCli(env: NodeJS.ProcessEnv, log: Log): Promi
   mkdirSync(dir, { recursive: true });
   return withLock(`${dir}.lock`, log, 'the Temporal CLI', async () => {
     if (isExecutable(bin)) return bin;
-    log(`Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go (first run only; a few minutes on 2 cores)...`);
+    log(
+      `Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go (first run only; a few minutes on 2 cores)...`,
+    );
     const staging = `${dir}.staging`;
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
@@ -164,7 +186,9 @@ function ferretdbSourceHash(): string {
 
 /** A MongoDB-compatible server: TWINFLOW_MONGOD_BIN or `mongod` on PATH first, else FerretDB (env, cache, or built with Go). */
 export async function ensureMongoServer(env: NodeJS.ProcessEnv, log: Log): Promise<MongoTool> {
-  const mongod = explicitPath(env, 'TWINFLOW_MONGOD_BIN') ?? (env.TWINFLOW_PREFER_FERRETDB ? undefined : findOnPath('mongod', env));
+  const mongod =
+    explicitPath(env, 'TWINFLOW_MONGOD_BIN') ??
+    (env.TWINFLOW_PREFER_FERRETDB ? undefined : findOnPath('mongod', env));
   if (mongod) return { kind: 'mongod', path: mongod };
   const explicit = explicitPath(env, 'TWINFLOW_FERRETDB_BIN');
   if (explicit) return { kind: 'ferretdb', path: explicit };
@@ -179,7 +203,8 @@ export async function ensureMongoServer(env: NodeJS.ProcessEnv, log: Log): Promi
         'Or set MONGODB_URI to use a MongoDB server you already run.',
     );
   }
-  if (!existsSync(path.join(FERRETDB_SOURCE, 'main.go'))) throw new ToolMissingError(`FerretDB launcher source missing at ${FERRETDB_SOURCE}`);
+  if (!existsSync(path.join(FERRETDB_SOURCE, 'main.go')))
+    throw new ToolMissingError(`FerretDB launcher source missing at ${FERRETDB_SOURCE}`);
   mkdirSync(dir, { recursive: true });
   return withLock(`${dir}.lock`, log, 'FerretDB', async () => {
     if (isExecutable(bin)) return { kind: 'ferretdb' as const, path: bin };

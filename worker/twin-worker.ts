@@ -1,5 +1,5 @@
 // Creates the Temporal worker that runs twins and their activities.
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 
 export interface TwinWorkerOptions {
@@ -11,7 +11,18 @@ export interface TwinWorkerOptions {
   readonly workflowBundlePath?: string;
 }
 
-export async function createTwinWorker(o: TwinWorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
+let runtimeInstalled = false;
+
+/** The SDK logs bundling and state changes at INFO; TwinFlow shows them only when asked for debug logs. */
+export function installSdkLogger(debug: boolean): void {
+  if (runtimeInstalled) return;
+  Runtime.install({ logger: new DefaultLogger(debug ? 'DEBUG' : 'WARN') });
+  runtimeInstalled = true;
+}
+
+export async function createTwinWorker(
+  o: TwinWorkerOptions,
+): Promise<{ worker: Worker; connection: NativeConnection }> {
   const connection = await NativeConnection.connect({ address: o.address });
   const worker = await Worker.create({
     connection,

@@ -9,5 +9,8 @@ export const TWINFLOW_OPERATION = defineSearchAttributeKey('TwinflowOperation', 
 
 /** Name -> type, as `temporal server start-dev --search-attribute` and the operator service want them. */
 export const TWINFLOW_SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword'>> = Object.fromEntries(
-  [TWINFLOW_ORG, TWINFLOW_DEVICE_ID, TWINFLOW_TWIN_TYPE, TWINFLOW_STATUS, TWINFLOW_OPERATION].map((k) => [k.name, 'Keyword']),
+  [TWINFLOW_ORG, TWINFLOW_DEVICE_ID, TWINFLOW_TWIN_TYPE, TWINFLOW_STATUS, TWINFLOW_OPERATION].map((k) => [
+    k.name,
+    'Keyword',
+  ]),
 );

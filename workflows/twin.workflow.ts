@@ -14,6 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
+  type ProfilePatch,
   type TwinEffect,
   type TwinInput,
   type TwinState,
@@ -25,7 +26,12 @@ import {
 } from '../twins/twin-core';
 import type { DeviceProfile, TwinIdentity } from '../twins/types';
 import { TWINFLOW_STATUS } from './search-attributes';
-import { decommissionUpdate, getTwinStateQuery, reportTelemetrySignal, updateProfileUpdate } from './twin.messages';
+import {
+  decommissionUpdate,
+  getTwinStateQuery,
+  reportTelemetrySignal,
+  updateProfileUpdate,
+} from './twin.messages';
 
 export interface TwinWorkflowOptions {
   /** How long changes gather before the twin publishes a snapshot to the read model (ms). */
@@ -34,7 +40,12 @@ export interface TwinWorkflowOptions {
   readonly maxHistoryEvents: number;
 }
 
-export const DEFAULT_TWIN_OPTIONS: TwinWorkflowOptions = { snapshotDebounceMs: 1_000, maxHistoryEvents: 10_000 };
+const MIN_EVENTS_BEFORE_CONTINUE = 20;
+
+export const DEFAULT_TWIN_OPTIONS: TwinWorkflowOptions = {
+  snapshotDebounceMs: 1_000,
+  maxHistoryEvents: 10_000,
+};
 
 export interface TwinWorkflowInput {
   readonly identity: TwinIdentity;
@@ -85,7 +96,11 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     // A signal cannot answer with an error; a bad batch is logged and dropped (its data are stored anyway).
     const decision = decide(state, { kind: 'telemetry', batch }, Date.now());
     if (!decision.ok) {
-      log.warn('telemetry batch rejected', { code: decision.code, message: decision.message, batchId: batch.batchId });
+      log.warn('telemetry batch rejected', {
+        code: decision.code,
+        message: decision.message,
+        batchId: batch.batchId,
+      });
       return;
     }
     state = decision.value.state;
@@ -99,8 +114,9 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
       return state.profile;
     },
     {
-      validator: (patch) => {
-        if (state.lifecycle !== 'ACTIVE') throw ApplicationFailure.nonRetryable('device is decommissioned', 'DECOMMISSIONED');
+      validator: (patch: ProfilePatch) => {
+        if (state.lifecycle !== 'ACTIVE')
+          throw ApplicationFailure.nonRetryable('device is decommissioned', 'DECOMMISSIONED');
         const checked = validateProfilePatch(patch);
         if (!checked.ok) throw ApplicationFailure.nonRetryable(checked.message, checked.code);
       },
@@ -114,30 +130,35 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     },
     {
       validator: () => {
-        if (state.lifecycle !== 'ACTIVE') throw ApplicationFailure.nonRetryable('device is decommissioned', 'DECOMMISSIONED');
+        if (state.lifecycle !== 'ACTIVE')
+          throw ApplicationFailure.nonRetryable('device is decommissioned', 'DECOMMISSIONED');
       },
     },
   );
 
   const historyTooLong = (): boolean => {
     const info = workflowInfo();
+    // A fresh run never continues at once, so a suggestion driven by a large carried state cannot loop.
+    if (info.historyLength < MIN_EVENTS_BEFORE_CONTINUE) return false;
     return info.continueAsNewSuggested || info.historyLength >= options.maxHistoryEvents;
   };
 
   for (;;) {
     await condition(() => snapshotPending || state.lifecycle === 'DECOMMISSIONED' || historyTooLong());
-    if (snapshotPending) {
-      // Debounce: a burst of changes becomes one snapshot write.
-      if (state.lifecycle === 'ACTIVE') await sleep(options.snapshotDebounceMs);
-      snapshotPending = false;
+    if (state.lifecycle === 'DECOMMISSIONED') {
+      await condition(allHandlersFinished);
       await publishTwinSnapshot(state.identity.org, state.identity.deviceId, toSnapshot(state));
-      continue;
+      return state;
     }
-    await condition(allHandlersFinished);
-    if (snapshotPending) continue;
-    if (state.lifecycle === 'DECOMMISSIONED') return state;
+    // Before the next snapshot: under steady traffic a snapshot is nearly always pending, and the history
+    // must still stay bounded. The pending snapshot goes along to the next run.
     if (historyTooLong()) {
+      await condition(allHandlersFinished);
       return await continueAsNew<typeof twinWorkflow>({ ...input, state, snapshotPending });
     }
+    // Debounce: a burst of changes becomes one snapshot write.
+    await sleep(options.snapshotDebounceMs);
+    snapshotPending = false;
+    await publishTwinSnapshot(state.identity.org, state.identity.deviceId, toSnapshot(state));
   }
 }

@@ -15,7 +15,6 @@ const textId = (max: number) =>
     .string()
     .min(1)
     .max(max)
-    // eslint-disable-next-line no-control-regex
     .regex(/^[^\u0000-\u001f]+$/, 'must not contain control characters')
     .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode');
 

@@ -30,7 +30,12 @@ export class Ingestor {
    * Stores one collect message. Resolves only once the datapoints and the latest values are written;
    * throws ApiError for anything the sender must fix (unknown device, wrong key, too much data).
    */
-  async ingest(principal: Principal, urlDeviceId: string, body: CollectBody, channel: Channel): Promise<IngestResult> {
+  async ingest(
+    principal: Principal,
+    urlDeviceId: string,
+    body: CollectBody,
+    channel: Channel,
+  ): Promise<IngestResult> {
     const deviceId = body.device ?? urlDeviceId;
     if (principal.kind === 'device' && (principal.deviceId !== urlDeviceId || deviceId !== urlDeviceId)) {
       throw new ApiError('PERMISSION_DENIED', 'a device key may only send data for its own device');
@@ -55,9 +60,13 @@ export class Ingestor {
       ...toStoredValue(dp.value),
       receivedAt,
     }));
-    const latest = newestPerDatastream(datapoints).map(
-      (dp): LatestValueDoc => ({ id: dp.datastreamId, feed: dp.feed, at: dp.at, receivedAt, ...toStoredValue(dp.value) }),
-    );
+    const latest = newestPerDatastream(datapoints).map((dp): LatestValueDoc => ({
+      id: dp.datastreamId,
+      feed: dp.feed,
+      at: dp.at,
+      receivedAt,
+      ...toStoredValue(dp.value),
+    }));
     await Promise.all([
       this.deps.datapoints.insertMany(docs),
       this.deps.devices.storeLatest(org, [{ deviceId, values: latest, lastSeenAt: receivedAt }]),

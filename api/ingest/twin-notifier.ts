@@ -13,7 +13,11 @@ export interface TwinNotifierOptions {
   readonly retryDelayMs: number;
 }
 
-export const DEFAULT_NOTIFIER_OPTIONS: TwinNotifierOptions = { minIntervalMs: 250, maxInFlight: 64, retryDelayMs: 1_000 };
+export const DEFAULT_NOTIFIER_OPTIONS: TwinNotifierOptions = {
+  minIntervalMs: 250,
+  maxInFlight: 64,
+  retryDelayMs: 1_000,
+};
 
 export interface TwinNotifierDeps {
   /** Sends the batch to the device's twin. Rejects with `gone: true` when the twin no longer runs. */
@@ -66,7 +70,14 @@ export class TwinNotifier {
   ) {}
 
   /** Called after datapoints are durably stored. Never throws, never waits on Temporal. */
-  report(org: string, deviceId: string, twinType: string, datapoints: readonly Datapoint[], channel: Channel, receivedAt: number): void {
+  report(
+    org: string,
+    deviceId: string,
+    twinType: string,
+    datapoints: readonly Datapoint[],
+    channel: Channel,
+    receivedAt: number,
+  ): void {
     if (this.closed || datapoints.length === 0) return;
     this.reports++;
     const key = `${org}/${deviceId}`;
@@ -110,7 +121,12 @@ export class TwinNotifier {
   stats(): NotifierStats {
     let devicesPending = 0;
     for (const e of this.devices.values()) if (e.pending.size > 0) devicesPending++;
-    return { reports: this.reports, signalsSent: this.signalsSent, signalsFailed: this.signalsFailed, devicesPending };
+    return {
+      reports: this.reports,
+      signalsSent: this.signalsSent,
+      signalsFailed: this.signalsFailed,
+      devicesPending,
+    };
   }
 
   /** Sends everything pending now (on shutdown) and waits for the signals in flight. */
@@ -193,7 +209,12 @@ export class TwinNotifier {
       await this.deps.signal(entry.org, entry.deviceId, batch);
       this.signalsSent++;
       for (const dp of datapoints) {
-        entry.told.set(datastreamKey(dp.datastreamId, dp.feed), { id: dp.datastreamId, feed: dp.feed, value: dp.value, at: dp.at });
+        entry.told.set(datastreamKey(dp.datastreamId, dp.feed), {
+          id: dp.datastreamId,
+          feed: dp.feed,
+          value: dp.value,
+          at: dp.at,
+        });
       }
     } catch (err) {
       this.signalsFailed++;
@@ -222,7 +243,11 @@ export class TwinNotifier {
   private finishSend(entry: DeviceEntry, notBefore: number): void {
     entry.sending = false;
     this.inFlight--;
-    if (entry.pending.size > 0 && !this.closed && this.devices.get(`${entry.org}/${entry.deviceId}`) === entry) {
+    if (
+      entry.pending.size > 0 &&
+      !this.closed &&
+      this.devices.get(`${entry.org}/${entry.deviceId}`) === entry
+    ) {
       entry.timer?.cancel();
       entry.timer = undefined;
       const due = Number.isFinite(entry.dueAt) ? entry.dueAt : notBefore;

@@ -15,7 +15,16 @@ const tags = z.array(z.string().min(1).max(64)).max(MAX_TAGS);
 
 export const transportSchema = z
   .object({
-    http: z.object({ operationUrl: z.string().url().max(2048).refine((u) => /^https?:\/\//.test(u), 'must be http(s)') }).strict().optional(),
+    http: z
+      .object({
+        operationUrl: z
+          .string()
+          .url()
+          .max(2048)
+          .refine((u) => /^https?:\/\//.test(u), 'must be http(s)'),
+      })
+      .strict()
+      .optional(),
     mqtt: z.boolean().optional(),
     sleepy: z.boolean().optional(),
   })
@@ -23,11 +32,19 @@ export const transportSchema = z
 
 export const provisionSchema = z
   .object({
-    id: z.string().regex(DEVICE_ID_PATTERN, 'ids are 1-128 letters, digits and . _ : @ -, starting with a letter or digit'),
+    id: z
+      .string()
+      .regex(
+        DEVICE_ID_PATTERN,
+        'ids are 1-128 letters, digits and . _ : @ -, starting with a letter or digit',
+      ),
     name: z.string().min(1).max(200).optional(),
     type: z.string().min(1).max(63).optional(),
     tags: tags.optional(),
-    attributes: z.record(attributeKey, attributeValue).refine((a) => Object.keys(a).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`).optional(),
+    attributes: z
+      .record(attributeKey, attributeValue)
+      .refine((a) => Object.keys(a).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`)
+      .optional(),
     transport: transportSchema.optional(),
   })
   .strict();
@@ -35,7 +52,9 @@ export const provisionSchema = z
 export type ProvisionRequest = z.infer<typeof provisionSchema>;
 
 export const MAX_BULK_DEVICES = 1_000;
-export const bulkProvisionSchema = z.object({ devices: z.array(z.unknown()).min(1).max(MAX_BULK_DEVICES) }).strict();
+export const bulkProvisionSchema = z
+  .object({ devices: z.array(z.unknown()).min(1).max(MAX_BULK_DEVICES) })
+  .strict();
 
 export const patchDeviceSchema = z
   .object({
@@ -44,7 +63,10 @@ export const patchDeviceSchema = z
     attributes: z.record(attributeKey, attributeValue.nullable()).optional(),
   })
   .strict()
-  .refine((p) => p.name !== undefined || p.tags !== undefined || p.attributes !== undefined, 'nothing to change');
+  .refine(
+    (p) => p.name !== undefined || p.tags !== undefined || p.attributes !== undefined,
+    'nothing to change',
+  );
 
 const statusValue = z.string().regex(/^[A-Z][A-Z_]{0,31}$/);
 export const listQuerySchema = z

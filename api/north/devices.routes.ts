@@ -31,7 +31,11 @@ const deviceIdParam = (raw: string): string => {
 const outcomeBody = (o: ProvisionOutcome) =>
   o.ok
     ? { id: o.device.id, status: 201, device: deviceView(o.device), apiKey: o.apiKey }
-    : { id: o.id, status: o.code === 'CONFLICT' ? 409 : o.code === 'INVALID_ARGUMENT' ? 400 : 503, error: { code: o.code, message: o.message } };
+    : {
+        id: o.id,
+        status: o.code === 'CONFLICT' ? 409 : o.code === 'INVALID_ARGUMENT' ? 400 : 503,
+        error: { code: o.code, message: o.message },
+      };
 
 devicesRoutes.post('/', async (c) => {
   const req = await readJson(c, provisionSchema);
@@ -47,17 +51,25 @@ devicesRoutes.post('/bulk', async (c) => {
   const principal = c.get('principal');
   const ids = new Set<string>();
   const valid: z.infer<typeof provisionSchema>[] = [];
-  const invalid = new Map<number, { id: string; status: number; error: { code: string; message: string; details?: unknown } }>();
+  const invalid = new Map<
+    number,
+    { id: string; status: number; error: { code: string; message: string; details?: unknown } }
+  >();
   devices.forEach((raw, i) => {
     try {
       const req = parseWith(provisionSchema, raw, `devices[${i}]`);
-      if (ids.has(req.id)) throw new ApiError('INVALID_ARGUMENT', `device ${req.id} appears more than once in the request`);
+      if (ids.has(req.id))
+        throw new ApiError('INVALID_ARGUMENT', `device ${req.id} appears more than once in the request`);
       ids.add(req.id);
       valid.push(req);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       const id = typeof (raw as { id?: unknown })?.id === 'string' ? (raw as { id: string }).id : `#${i}`;
-      invalid.set(i, { id, status: 400, error: { code: err.code, message: err.message, details: err.details } });
+      invalid.set(i, {
+        id,
+        status: 400,
+        error: { code: err.code, message: err.message, details: err.details },
+      });
     }
   });
   const outcomes = await provisionDevices(c.get('services'), principal.org, principal.keyId, valid);
@@ -77,7 +89,12 @@ devicesRoutes.get('/', async (c) => {
   const { org } = c.get('principal');
   const page = await c
     .get('services')
-    .devices.list(org, { type: query.type, tag: query.tag, status: query.status, lifecycle: query.lifecycle, q: query.q }, query.limit, after);
+    .devices.list(
+      org,
+      { type: query.type, tag: query.tag, status: query.status, lifecycle: query.lifecycle, q: query.q },
+      query.limit,
+      after,
+    );
   return c.json({
     items: page.items.map((d) => deviceView(d)),
     nextCursor: page.nextAfter === undefined ? null : encodeCursor(page.nextAfter),
@@ -151,7 +168,12 @@ devicesRoutes.get('/:deviceId/datastreams/:datastreamId/datapoints', async (c) =
     datastreamId,
     from,
     to,
-    datapoints: rows.map((r) => ({ feed: r.feed, value: fromStoredValue(r), at: r.at, ...(r.from === undefined ? {} : { from: r.from }) })),
+    datapoints: rows.map((r) => ({
+      feed: r.feed,
+      value: fromStoredValue(r),
+      at: r.at,
+      ...(r.from === undefined ? {} : { from: r.from }),
+    })),
   });
 });
 

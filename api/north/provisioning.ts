@@ -6,7 +6,12 @@ import type { ProvisionRequest } from './device.schemas';
 
 export type ProvisionOutcome =
   | { readonly ok: true; readonly device: DeviceDoc; readonly apiKey: string }
-  | { readonly ok: false; readonly id: string; readonly code: 'INVALID_ARGUMENT' | 'CONFLICT' | 'UNAVAILABLE'; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly id: string;
+      readonly code: 'INVALID_ARGUMENT' | 'CONFLICT' | 'UNAVAILABLE';
+      readonly message: string;
+    };
 
 const TWIN_START_CONCURRENCY = 32;
 
@@ -44,7 +49,9 @@ export async function provisionDevices(
         ok: false,
         id: req.id,
         code: 'INVALID_ARGUMENT',
-        message: `unknown device type ${JSON.stringify(type)}; known: ${listTwinTypes().map((t) => t.name).join(', ')}`,
+        message: `unknown device type ${JSON.stringify(type)}; known: ${listTwinTypes()
+          .map((t) => t.name)
+          .join(', ')}`,
       });
       continue;
     }
@@ -71,7 +78,12 @@ export async function provisionDevices(
   const inserted = fresh.filter((f) => !duplicates.has(f.doc.id));
   for (const f of fresh) {
     if (duplicates.has(f.doc.id)) {
-      outcomes.set(f.doc.id, { ok: false, id: f.doc.id, code: 'CONFLICT', message: `device ${f.doc.id} already exists` });
+      outcomes.set(f.doc.id, {
+        ok: false,
+        id: f.doc.id,
+        code: 'CONFLICT',
+        message: `device ${f.doc.id} already exists`,
+      });
     }
   }
   await services.keys.insertMany(inserted.map((f) => f.key));
@@ -87,11 +99,24 @@ export async function provisionDevices(
       );
       outcomes.set(f.doc.id, { ok: true, device: f.doc, apiKey: f.secret });
     } catch (err) {
-      services.logger.error({ err, org, deviceId: f.doc.id }, 'could not start twin; rolling back the device');
+      services.logger.error(
+        { err, org, deviceId: f.doc.id },
+        'could not start twin; rolling back the device',
+      );
       failed.push(f);
-      outcomes.set(f.doc.id, { ok: false, id: f.doc.id, code: 'UNAVAILABLE', message: 'the twin could not be started; try again' });
+      outcomes.set(f.doc.id, {
+        ok: false,
+        id: f.doc.id,
+        code: 'UNAVAILABLE',
+        message: 'the twin could not be started; try again',
+      });
     }
   });
-  if (failed.length > 0) await services.devices.removeProvisioned(org, failed.map((f) => f.doc.id), failed.map((f) => f.key._id));
+  if (failed.length > 0)
+    await services.devices.removeProvisioned(
+      org,
+      failed.map((f) => f.doc.id),
+      failed.map((f) => f.key._id),
+    );
   return requests.map((r) => outcomes.get(r.id)!);
 }

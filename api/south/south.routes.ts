@@ -13,7 +13,8 @@ southRoutes.use('*', requireKey({ allowQueryKey: true }));
 
 southRoutes.post('/:deviceId/collect/iot', async (c) => {
   const deviceId = c.req.param('deviceId');
-  if (!DEVICE_ID_PATTERN.test(deviceId)) throw new ApiError('NOT_FOUND', `device ${deviceId} is not provisioned`);
+  if (!DEVICE_ID_PATTERN.test(deviceId))
+    throw new ApiError('NOT_FOUND', `device ${deviceId} is not provisioned`);
   const principal = c.get('principal');
   assertDeviceAccess(principal, deviceId);
   const body = await readJson(c, collectBodySchema);

@@ -1,6 +1,13 @@
 // Bad input on every route: the right 4xx, one error shape, and nothing stored.
 import type { MongoClient } from 'mongodb';
-import { type ApiClient, type TwinflowProcess, apiClient, collectBody, mongoClient, startTwinflow } from './harness';
+import {
+  type ApiClient,
+  type TwinflowProcess,
+  apiClient,
+  collectBody,
+  mongoClient,
+  startTwinflow,
+} from './harness';
 
 describe('bad input', () => {
   let tf: TwinflowProcess;
@@ -17,15 +24,31 @@ describe('bad input', () => {
       db.collection('api_keys').countDocuments(),
     ]);
     const dev = await db.collection('devices').findOne({ _id: 'default/dev-1' as never });
-    return { devices, datapoints, keys, latest: JSON.stringify(dev?.latest), attributes: JSON.stringify(dev?.attributes) };
+    return {
+      devices,
+      datapoints,
+      keys,
+      latest: JSON.stringify(dev?.latest),
+      attributes: JSON.stringify(dev?.attributes),
+    };
   };
 
   /** Runs the request and checks it changed nothing in the inventory. */
-  const expectNoChange = async (fn: () => Promise<{ status: number; body: any }>, status: number, code?: string) => {
+  const expectNoChange = async (
+    fn: () => Promise<{ status: number; body: any }>,
+    status: number,
+    code?: string,
+  ) => {
     const before = await counts();
     const res = await fn();
     expect(res.status).toBe(status);
-    expect(res.body?.error).toEqual(expect.objectContaining({ code: code ?? expect.any(String), message: expect.any(String), requestId: expect.any(String) }));
+    expect(res.body?.error).toEqual(
+      expect.objectContaining({
+        code: code ?? expect.any(String),
+        message: expect.any(String),
+        requestId: expect.any(String),
+      }),
+    );
     expect(await counts()).toEqual(before);
     return res;
   };
@@ -45,9 +68,17 @@ describe('bad input', () => {
   describe('credentials', () => {
     it('answers 401 without a key and with an unknown key', async () => {
       await expectNoChange(() => apiClient(tf.baseUrl).get('/north/v1/devices'), 401, 'UNAUTHENTICATED');
-      await expectNoChange(() => apiClient(tf.baseUrl, 'tfk_00000000_not-a-real-key-at-all').get('/north/v1/devices'), 401, 'UNAUTHENTICATED');
       await expectNoChange(
-        () => apiClient(tf.baseUrl).post('/south/v80/devices/dev-1/collect/iot', collectBody([{ id: 't', datapoints: [{ value: 1 }] }])),
+        () => apiClient(tf.baseUrl, 'tfk_00000000_not-a-real-key-at-all').get('/north/v1/devices'),
+        401,
+        'UNAUTHENTICATED',
+      );
+      await expectNoChange(
+        () =>
+          apiClient(tf.baseUrl).post(
+            '/south/v80/devices/dev-1/collect/iot',
+            collectBody([{ id: 't', datapoints: [{ value: 1 }] }]),
+          ),
         401,
         'UNAUTHENTICATED',
       );
@@ -55,35 +86,63 @@ describe('bad input', () => {
 
     it('answers 403 when a device key is used for another device', async () => {
       await expectNoChange(
-        () => apiClient(tf.baseUrl, otherKey).post('/south/v80/devices/dev-1/collect/iot', collectBody([{ id: 't', datapoints: [{ value: 1 }] }])),
+        () =>
+          apiClient(tf.baseUrl, otherKey).post(
+            '/south/v80/devices/dev-1/collect/iot',
+            collectBody([{ id: 't', datapoints: [{ value: 1 }] }]),
+          ),
         403,
         'PERMISSION_DENIED',
       );
       // A device key cannot name another origin device in the body either.
       await expectNoChange(
-        () => apiClient(tf.baseUrl, otherKey).post('/south/v80/devices/dev-2/collect/iot', { device: 'dev-1', datastreams: [{ id: 't', datapoints: [{ value: 1 }] }] }),
+        () =>
+          apiClient(tf.baseUrl, otherKey).post('/south/v80/devices/dev-2/collect/iot', {
+            device: 'dev-1',
+            datastreams: [{ id: 't', datapoints: [{ value: 1 }] }],
+          }),
         403,
         'PERMISSION_DENIED',
       );
     });
 
     it('answers 403 when a device key is used on the north API', async () => {
-      await expectNoChange(() => apiClient(tf.baseUrl, deviceKey).get('/north/v1/devices'), 403, 'PERMISSION_DENIED');
-      await expectNoChange(() => apiClient(tf.baseUrl, deviceKey).post('/north/v1/devices', { id: 'sneaky' }), 403, 'PERMISSION_DENIED');
+      await expectNoChange(
+        () => apiClient(tf.baseUrl, deviceKey).get('/north/v1/devices'),
+        403,
+        'PERMISSION_DENIED',
+      );
+      await expectNoChange(
+        () => apiClient(tf.baseUrl, deviceKey).post('/north/v1/devices', { id: 'sneaky' }),
+        403,
+        'PERMISSION_DENIED',
+      );
     });
   });
 
   describe('collect bodies', () => {
     const device = () => apiClient(tf.baseUrl, deviceKey);
-    const post = (body: unknown, headers?: Record<string, string>) => device().post('/south/v80/devices/dev-1/collect/iot', body, headers);
+    const post = (body: unknown, headers?: Record<string, string>) =>
+      device().post('/south/v80/devices/dev-1/collect/iot', body, headers);
 
     it('answers 400 to malformed JSON and an empty body', async () => {
       await expectNoChange(() => post('{"datastreams": [', {}), 400, 'BAD_REQUEST');
-      await expectNoChange(() => device().request('POST', '/south/v80/devices/dev-1/collect/iot', undefined, { 'content-type': 'application/json' }), 400, 'BAD_REQUEST');
+      await expectNoChange(
+        () =>
+          device().request('POST', '/south/v80/devices/dev-1/collect/iot', undefined, {
+            'content-type': 'application/json',
+          }),
+        400,
+        'BAD_REQUEST',
+      );
     });
 
     it('answers 415 to a body that is not JSON', async () => {
-      await expectNoChange(() => post('a,b,c', { 'content-type': 'text/csv' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+      await expectNoChange(
+        () => post('a,b,c', { 'content-type': 'text/csv' }),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      );
     });
 
     it.each([
@@ -94,13 +153,28 @@ describe('bad input', () => {
       ['numeric datastream id', { datastreams: [{ id: 7, datapoints: [{ value: 1 }] }] }],
       ['datapoint without value', { datastreams: [{ id: 't', datapoints: [{ at: 1 }] }] }],
       ['at as a string', { datastreams: [{ id: 't', datapoints: [{ value: 1, at: '2024-01-01' }] }] }],
-      ['at in microseconds', { datastreams: [{ id: 't', datapoints: [{ value: 1, at: 1_700_000_000_000_000 }] }] }],
+      [
+        'at in microseconds',
+        { datastreams: [{ id: 't', datapoints: [{ value: 1, at: 1_700_000_000_000_000 }] }] },
+      ],
       ['negative at', { datastreams: [{ id: 't', datapoints: [{ value: 1, at: -5 }] }] }],
-      ['one good, one bad datastream', { datastreams: [{ id: 'ok', datapoints: [{ value: 1 }] }, { id: 'bad', datapoints: 'x' }] }],
+      [
+        'one good, one bad datastream',
+        {
+          datastreams: [
+            { id: 'ok', datapoints: [{ value: 1 }] },
+            { id: 'bad', datapoints: 'x' },
+          ],
+        },
+      ],
       ['a JSON array body', [{ id: 't' }]],
       ['a JSON string body', 'just a string'],
     ])('answers 400 to wrong types: %s', async (_name, body) => {
-      await expectNoChange(() => post(typeof body === 'string' ? JSON.stringify(body) : body), 400, 'INVALID_ARGUMENT');
+      await expectNoChange(
+        () => post(typeof body === 'string' ? JSON.stringify(body) : body),
+        400,
+        'INVALID_ARGUMENT',
+      );
     });
 
     it('answers 413 to an oversized body', async () => {
@@ -110,7 +184,11 @@ describe('bad input', () => {
 
     it('answers 404 for an unknown device, even to an admin key', async () => {
       await expectNoChange(
-        () => admin.post('/south/v80/devices/nobody/collect/iot', collectBody([{ id: 't', datapoints: [{ value: 1 }] }])),
+        () =>
+          admin.post(
+            '/south/v80/devices/nobody/collect/iot',
+            collectBody([{ id: 't', datapoints: [{ value: 1 }] }]),
+          ),
         404,
         'NOT_FOUND',
       );
@@ -143,15 +221,50 @@ describe('bad input', () => {
     });
 
     it('rejects bad provisioning bodies', async () => {
-      await expectNoChange(() => admin.post('/north/v1/devices', { id: 'has/slash' }), 400, 'INVALID_ARGUMENT');
-      await expectNoChange(() => admin.post('/north/v1/devices', { id: { $gt: '' } }), 400, 'INVALID_ARGUMENT');
-      await expectNoChange(() => admin.post('/north/v1/devices', { id: 'x1', type: 'nope' }), 400, 'INVALID_ARGUMENT');
-      await expectNoChange(() => admin.post('/north/v1/devices', { id: 'x2', unknownField: 1 }), 400, 'INVALID_ARGUMENT');
-      await expectNoChange(() => admin.post('/north/v1/devices', { id: 'x3', attributes: { 'a.b': 1 } }), 400, 'INVALID_ARGUMENT');
-      await expectNoChange(() => admin.post('/north/v1/devices', { id: 'x4', transport: { http: { operationUrl: 'file:///etc/passwd' } } }), 400, 'INVALID_ARGUMENT');
-      await expectNoChange(() => admin.post('/north/v1/devices/bulk', { devices: [] }), 400, 'INVALID_ARGUMENT');
       await expectNoChange(
-        () => admin.post('/north/v1/devices/bulk', { devices: Array.from({ length: 1001 }, (_, i) => ({ id: `b${i}` })) }),
+        () => admin.post('/north/v1/devices', { id: 'has/slash' }),
+        400,
+        'INVALID_ARGUMENT',
+      );
+      await expectNoChange(
+        () => admin.post('/north/v1/devices', { id: { $gt: '' } }),
+        400,
+        'INVALID_ARGUMENT',
+      );
+      await expectNoChange(
+        () => admin.post('/north/v1/devices', { id: 'x1', type: 'nope' }),
+        400,
+        'INVALID_ARGUMENT',
+      );
+      await expectNoChange(
+        () => admin.post('/north/v1/devices', { id: 'x2', unknownField: 1 }),
+        400,
+        'INVALID_ARGUMENT',
+      );
+      await expectNoChange(
+        () => admin.post('/north/v1/devices', { id: 'x3', attributes: { 'a.b': 1 } }),
+        400,
+        'INVALID_ARGUMENT',
+      );
+      await expectNoChange(
+        () =>
+          admin.post('/north/v1/devices', {
+            id: 'x4',
+            transport: { http: { operationUrl: 'file:///etc/passwd' } },
+          }),
+        400,
+        'INVALID_ARGUMENT',
+      );
+      await expectNoChange(
+        () => admin.post('/north/v1/devices/bulk', { devices: [] }),
+        400,
+        'INVALID_ARGUMENT',
+      );
+      await expectNoChange(
+        () =>
+          admin.post('/north/v1/devices/bulk', {
+            devices: Array.from({ length: 1001 }, (_, i) => ({ id: `b${i}` })),
+          }),
         400,
         'INVALID_ARGUMENT',
       );
@@ -159,8 +272,16 @@ describe('bad input', () => {
 
     it('rejects bad changes and unknown devices', async () => {
       await expectNoChange(() => admin.patch('/north/v1/devices/dev-1', {}), 400, 'INVALID_ARGUMENT');
-      await expectNoChange(() => admin.patch('/north/v1/devices/dev-1', { attributes: { a: { nested: true } } }), 400, 'INVALID_ARGUMENT');
-      await expectNoChange(() => admin.patch('/north/v1/devices/dev-1', { lifecycle: 'DECOMMISSIONED' }), 400, 'INVALID_ARGUMENT');
+      await expectNoChange(
+        () => admin.patch('/north/v1/devices/dev-1', { attributes: { a: { nested: true } } }),
+        400,
+        'INVALID_ARGUMENT',
+      );
+      await expectNoChange(
+        () => admin.patch('/north/v1/devices/dev-1', { lifecycle: 'DECOMMISSIONED' }),
+        400,
+        'INVALID_ARGUMENT',
+      );
       await expectNoChange(() => admin.patch('/north/v1/devices/ghost', { name: 'x' }), 404, 'NOT_FOUND');
       await expectNoChange(() => admin.delete('/north/v1/devices/ghost'), 404, 'NOT_FOUND');
       await expectNoChange(() => admin.get('/north/v1/devices/..%2F..%2Fetc'), 404, 'NOT_FOUND');

@@ -20,10 +20,14 @@ describe('a worker killed with SIGKILL', () => {
     let worker = await startTwinflow({ roles: 'worker', db, taskQueue, adminKey: api.adminKey });
     try {
       const admin = apiClient(api.baseUrl, api.adminKey);
-      const key = (await admin.post('/north/v1/devices', { id: 'pump-1', type: 'electricity-meter' })).body.apiKey;
+      const key = (await admin.post('/north/v1/devices', { id: 'pump-1', type: 'electricity-meter' })).body
+        .apiKey;
       const device = apiClient(api.baseUrl, key);
       const send = (n: number) =>
-        device.post('/south/v80/devices/pump-1/collect/iot', collectBody([{ id: `reading-${n}`, datapoints: [{ value: n, at: 1_700_000_000_000 + n }] }]));
+        device.post(
+          '/south/v80/devices/pump-1/collect/iot',
+          collectBody([{ id: `reading-${n}`, datapoints: [{ value: n, at: 1_700_000_000_000 + n }] }]),
+        );
 
       for (let n = 0; n < 5; n++) expect((await send(n)).status).toBe(201);
       // Lists read only the read model: wait until the twin's snapshot of all five is there.
@@ -44,7 +48,9 @@ describe('a worker killed with SIGKILL', () => {
         const view = await deviceView(admin, 'pump-1');
         return view.twin?.source === 'live' && view.twin.counters.datapoints === 10 ? view : undefined;
       }, 30_000);
-      expect(after.twin.reported.map((r: { id: string }) => r.id).sort()).toEqual(Array.from({ length: 10 }, (_, n) => `reading-${n}`).sort());
+      expect(after.twin.reported.map((r: { id: string }) => r.id).sort()).toEqual(
+        Array.from({ length: 10 }, (_, n) => `reading-${n}`).sort(),
+      );
       expect(after.twin.counters.batches).toBeGreaterThanOrEqual(2);
     } finally {
       await worker.stop();
@@ -72,10 +78,16 @@ describe('the embedded stack', () => {
     let admin = apiClient(tf.baseUrl, adminKey);
     const key = (await admin.post('/north/v1/devices', { id: 'kept', name: 'Kept' })).body.apiKey;
     expect(
-      (await apiClient(tf.baseUrl, key).post('/south/v80/devices/kept/collect/iot', collectBody([{ id: 'device.model', datapoints: [{ value: { name: 'M' } }] }])))
-        .status,
+      (
+        await apiClient(tf.baseUrl, key).post(
+          '/south/v80/devices/kept/collect/iot',
+          collectBody([{ id: 'device.model', datapoints: [{ value: { name: 'M' } }] }]),
+        )
+      ).status,
     ).toBe(201);
-    await eventually(async () => ((await deviceView(admin, 'kept')).twin?.counters.datapoints === 1 ? true : undefined));
+    await eventually(async () =>
+      (await deviceView(admin, 'kept')).twin?.counters.datapoints === 1 ? true : undefined,
+    );
 
     // A clean stop ends every server it started.
     expect(await tf.stop()).toBe(0);
@@ -86,8 +98,13 @@ describe('the embedded stack', () => {
     admin = apiClient(tf.baseUrl, adminKey);
     const restarted = await deviceView(admin, 'kept');
     expect(restarted.name).toBe('Kept');
-    expect(restarted.datastreams).toEqual([expect.objectContaining({ id: 'device.model', value: { name: 'M' } })]);
-    expect(restarted.twin).toMatchObject({ source: 'live', counters: expect.objectContaining({ datapoints: 1 }) });
+    expect(restarted.datastreams).toEqual([
+      expect.objectContaining({ id: 'device.model', value: { name: 'M' } }),
+    ]);
+    expect(restarted.twin).toMatchObject({
+      source: 'live',
+      counters: expect.objectContaining({ datapoints: 1 }),
+    });
 
     // SIGKILL leaves the servers orphaned; the next start stops them and carries on with the same data.
     const orphanPids = readdirSync(path.join(dataDir, 'run'))
@@ -101,8 +118,12 @@ describe('the embedded stack', () => {
       expect(orphanPids.some(isAlive)).toBe(false);
       admin = apiClient(tf.baseUrl, adminKey);
       expect(
-        (await apiClient(tf.baseUrl, key).post('/south/v80/devices/kept/collect/iot', collectBody([{ id: 'temperature', datapoints: [{ value: 3 }] }])))
-          .status,
+        (
+          await apiClient(tf.baseUrl, key).post(
+            '/south/v80/devices/kept/collect/iot',
+            collectBody([{ id: 'temperature', datapoints: [{ value: 3 }] }]),
+          )
+        ).status,
       ).toBe(201);
       const view = await eventually(async () => {
         const v = await deviceView(admin, 'kept');

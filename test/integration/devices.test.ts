@@ -1,5 +1,13 @@
 // The foundation flow against real servers: provision, collect over the OpenGate API, read back, change, decommission.
-import { type ApiClient, type TwinflowProcess, apiClient, collectBody, eventually, startTwinflow, temporalClient } from './harness';
+import {
+  type ApiClient,
+  type TwinflowProcess,
+  apiClient,
+  collectBody,
+  eventually,
+  startTwinflow,
+  temporalClient,
+} from './harness';
 import type { Client } from '@temporalio/client';
 import { getTwinStateQuery } from '../../workflows/twin.messages';
 
@@ -25,10 +33,20 @@ describe('devices over the north and south APIs', () => {
   });
 
   it('provisions a device, answers its key once, and starts its twin', async () => {
-    const res = await admin.post('/north/v1/devices', { id: 'meter-1', type: 'electricity-meter', name: 'Meter 1', tags: ['site-a'] });
+    const res = await admin.post('/north/v1/devices', {
+      id: 'meter-1',
+      type: 'electricity-meter',
+      name: 'Meter 1',
+      tags: ['site-a'],
+    });
     expect(res.status).toBe(201);
     expect(res.body.apiKey).toMatch(/^tfk_[0-9a-f]{8}_/);
-    expect(res.body).toMatchObject({ id: 'meter-1', type: 'electricity-meter', lifecycle: 'ACTIVE', tags: ['site-a'] });
+    expect(res.body).toMatchObject({
+      id: 'meter-1',
+      type: 'electricity-meter',
+      lifecycle: 'ACTIVE',
+      tags: ['site-a'],
+    });
 
     const again = await admin.post('/north/v1/devices', { id: 'meter-1' });
     expect(again.status).toBe(409);
@@ -46,7 +64,14 @@ describe('devices over the north and south APIs', () => {
       '/south/v80/devices/sensor-7/collect/iot',
       collectBody([
         { id: 'device.model', datapoints: [{ value: { name: 'X', manufacturer: 'Y' } }] },
-        { id: 'temperature', feed: 'room', datapoints: [{ value: 20.5, at: 1_700_000_000_000 }, { value: 21.5, at: 1_700_000_060_000 }] },
+        {
+          id: 'temperature',
+          feed: 'room',
+          datapoints: [
+            { value: 20.5, at: 1_700_000_000_000 },
+            { value: 21.5, at: 1_700_000_060_000 },
+          ],
+        },
       ]),
     );
     expect(res.status).toBe(201);
@@ -57,7 +82,11 @@ describe('devices over the north and south APIs', () => {
     const model = view.body.datastreams.find((d: { id: string }) => d.id === 'device.model');
     expect(model.value).toEqual({ name: 'X', manufacturer: 'Y' });
     expect(model.at).toBeGreaterThanOrEqual(before);
-    expect(view.body.datastreams.find((d: { id: string }) => d.id === 'temperature')).toMatchObject({ feed: 'room', value: 21.5, at: 1_700_000_060_000 });
+    expect(view.body.datastreams.find((d: { id: string }) => d.id === 'temperature')).toMatchObject({
+      feed: 'room',
+      value: 21.5,
+      at: 1_700_000_060_000,
+    });
 
     const state = await eventually(async () => {
       const s = await temporal.client.workflow.getHandle('twin/default/sensor-7').query(getTwinStateQuery);
@@ -85,7 +114,10 @@ describe('devices over the north and south APIs', () => {
   it('derives the twin status from data and finds the twin by its search attributes', async () => {
     const created = await admin.post('/north/v1/devices', { id: 'meter-2', type: 'electricity-meter' });
     const device = apiClient(tf.baseUrl, created.body.apiKey);
-    await device.post('/south/v80/devices/meter-2/collect/iot', collectBody([{ id: 'voltage', datapoints: [{ value: 150 }] }]));
+    await device.post(
+      '/south/v80/devices/meter-2/collect/iot',
+      collectBody([{ id: 'voltage', datapoints: [{ value: 150 }] }]),
+    );
     await eventually(async () => {
       const view = await admin.get('/north/v1/devices/meter-2');
       return view.body.twin?.status === 'VOLTAGE_ALARM' ? view : undefined;
@@ -110,16 +142,19 @@ describe('devices over the north and south APIs', () => {
 
   it('lists devices with filters and a cursor', async () => {
     const bulk = await admin.post('/north/v1/devices/bulk', {
-      devices: Array.from({ length: 25 }, (_, i) => ({ id: `list-${String(i).padStart(2, '0')}`, tags: i % 2 ? ['odd'] : ['even'], name: `Lister ${i}` })),
+      devices: Array.from({ length: 25 }, (_, i) => ({
+        id: `list-${String(i).padStart(2, '0')}`,
+        tags: i % 2 ? ['odd'] : ['even'],
+        name: `Lister ${i}`,
+      })),
     });
     expect(bulk.status).toBe(200);
     expect(bulk.body.created).toBe(25);
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: { status: number; body: { items: { id: string }[]; nextCursor: string | null } } = await admin.get(
-        `/north/v1/devices?tag=odd&limit=5${cursor ? `&cursor=${cursor}` : ''}`,
-      );
+      const page: { status: number; body: { items: { id: string }[]; nextCursor: string | null } } =
+        await admin.get(`/north/v1/devices?tag=odd&limit=5${cursor ? `&cursor=${cursor}` : ''}`);
       expect(page.status).toBe(200);
       seen.push(...page.body.items.map((d) => d.id));
       cursor = page.body.nextCursor;
@@ -131,7 +166,12 @@ describe('devices over the north and south APIs', () => {
 
   it('reports per-item results in bulk provisioning', async () => {
     const res = await admin.post('/north/v1/devices/bulk', {
-      devices: [{ id: 'bulk-a' }, { id: 'bulk-b', type: 'no-such-type' }, { id: 'bad id' }, { id: 'meter-1' }],
+      devices: [
+        { id: 'bulk-a' },
+        { id: 'bulk-b', type: 'no-such-type' },
+        { id: 'bad id' },
+        { id: 'meter-1' },
+      ],
     });
     expect(res.status).toBe(200);
     expect(res.body.results.map((r: { id: string; status: number }) => [r.id, r.status])).toEqual([
@@ -146,20 +186,42 @@ describe('devices over the north and south APIs', () => {
 
   it('changes attributes through the twin and keeps the record in step', async () => {
     await admin.post('/north/v1/devices', { id: 'patched', attributes: { floor: 1, room: 'a' } });
-    const res = await admin.patch('/north/v1/devices/patched', { name: 'Renamed', attributes: { floor: 2, room: null, zone: 'north' }, tags: ['x', 'x', 'y'] });
+    const res = await admin.patch('/north/v1/devices/patched', {
+      name: 'Renamed',
+      attributes: { floor: 2, room: null, zone: 'north' },
+      tags: ['x', 'x', 'y'],
+    });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ name: 'Renamed', attributes: { floor: 2, zone: 'north' }, tags: ['x', 'y'] });
+    expect(res.body).toMatchObject({
+      name: 'Renamed',
+      attributes: { floor: 2, zone: 'north' },
+      tags: ['x', 'y'],
+    });
     const state = await temporal.client.workflow.getHandle('twin/default/patched').query(getTwinStateQuery);
-    expect(state.profile).toEqual({ name: 'Renamed', tags: ['x', 'y'], attributes: { floor: 2, zone: 'north' } });
+    expect(state.profile).toEqual({
+      name: 'Renamed',
+      tags: ['x', 'y'],
+      attributes: { floor: 2, zone: 'north' },
+    });
     const bad = await admin.patch('/north/v1/devices/patched', { attributes: { 'bad key': 1 } });
     expect(bad.status).toBe(400);
-    expect((await admin.get('/north/v1/devices/patched')).body.attributes).toEqual({ floor: 2, zone: 'north' });
+    expect((await admin.get('/north/v1/devices/patched')).body.attributes).toEqual({
+      floor: 2,
+      zone: 'north',
+    });
   });
 
   it('decommissions a device: the twin ends, the key stops working, the record stays marked', async () => {
     const created = await admin.post('/north/v1/devices', { id: 'retired' });
     const device = apiClient(tf.baseUrl, created.body.apiKey);
-    expect((await device.post('/south/v80/devices/retired/collect/iot', collectBody([{ id: 'x', datapoints: [{ value: 1 }] }]))).status).toBe(201);
+    expect(
+      (
+        await device.post(
+          '/south/v80/devices/retired/collect/iot',
+          collectBody([{ id: 'x', datapoints: [{ value: 1 }] }]),
+        )
+      ).status,
+    ).toBe(201);
     const res = await admin.delete('/north/v1/devices/retired');
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id: 'retired', lifecycle: 'DECOMMISSIONED', status: 'DECOMMISSIONED' });
@@ -168,7 +230,14 @@ describe('devices over the north and south APIs', () => {
     const handle = temporal.client.workflow.getHandle('twin/default/retired');
     const result = await handle.result();
     expect(result.lifecycle).toBe('DECOMMISSIONED');
-    expect((await device.post('/south/v80/devices/retired/collect/iot', collectBody([{ id: 'x', datapoints: [{ value: 2 }] }]))).status).toBe(401);
+    expect(
+      (
+        await device.post(
+          '/south/v80/devices/retired/collect/iot',
+          collectBody([{ id: 'x', datapoints: [{ value: 2 }] }]),
+        )
+      ).status,
+    ).toBe(401);
     const view = await admin.get('/north/v1/devices/retired');
     expect(view.status).toBe(200);
     expect(view.body.lifecycle).toBe('DECOMMISSIONED');

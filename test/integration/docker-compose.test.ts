@@ -259,7 +259,7 @@ const execForm = (args: string): string[] => {
   const parsed: unknown = JSON.parse(args);
   if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string'))
     throw new Error(`not an exec-form array: ${args}`);
-  return parsed as string[];
+  return parsed;
 };
 const runtimeEnv = (): Record<string, string> => {
   const env: Record<string, string> = {};

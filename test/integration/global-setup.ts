@@ -12,7 +12,10 @@ export const TEST_SUGGEST_CONTINUE_AS_NEW = 400;
 export default async function globalSetup(): Promise<void> {
   const log = (line: string) => process.stdout.write(`[integration setup] ${line}\n`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-it-'));
-  const [temporalBin, mongoTool] = await Promise.all([ensureTemporalCli(process.env, log), ensureMongoServer(process.env, log)]);
+  const [temporalBin, mongoTool] = await Promise.all([
+    ensureTemporalCli(process.env, log),
+    ensureMongoServer(process.env, log),
+  ]);
   const [temporal, mongo] = await Promise.all([
     startTemporalDevServer({
       bin: temporalBin,
@@ -25,7 +28,10 @@ export default async function globalSetup(): Promise<void> {
     }),
     startMongoServer({ tool: mongoTool, port: await getFreePort(), dataDir: path.join(dir, 'mongo') }),
   ]);
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: quietLogger,
+  });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);
 

@@ -10,7 +10,10 @@ const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
 export function itEnv(name: string): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run integration tests through jest (global setup starts the servers)`);
+  if (!value)
+    throw new Error(
+      `${name} is not set: run integration tests through jest (global setup starts the servers)`,
+    );
   return value;
 }
 
@@ -55,10 +58,17 @@ export async function startTwinflow(options: StartOptions = {}): Promise<Twinflo
     LOG_LEVEL: 'warn',
     ...(options.embedded
       ? { TWINFLOW_TEMPORAL_BIN: itEnv('TWINFLOW_IT_TEMPORAL_BIN'), ...mongoBinEnv() }
-      : { TEMPORAL_ADDRESS: itEnv('TWINFLOW_IT_TEMPORAL_ADDRESS'), MONGODB_URI: itEnv('TWINFLOW_IT_MONGODB_URI') }),
+      : {
+          TEMPORAL_ADDRESS: itEnv('TWINFLOW_IT_TEMPORAL_ADDRESS'),
+          MONGODB_URI: itEnv('TWINFLOW_IT_MONGODB_URI'),
+        }),
     ...options.env,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
@@ -82,10 +92,16 @@ export async function startTwinflow(options: StartOptions = {}): Promise<Twinflo
 
 function mongoBinEnv(): Record<string, string> {
   const bin = itEnv('TWINFLOW_IT_MONGO_BIN');
-  return itEnv('TWINFLOW_IT_MONGO_KIND') === 'mongod' ? { TWINFLOW_MONGOD_BIN: bin } : { TWINFLOW_FERRETDB_BIN: bin, TWINFLOW_PREFER_FERRETDB: '1' };
+  return itEnv('TWINFLOW_IT_MONGO_KIND') === 'mongod'
+    ? { TWINFLOW_MONGOD_BIN: bin }
+    : { TWINFLOW_FERRETDB_BIN: bin, TWINFLOW_PREFER_FERRETDB: '1' };
 }
 
-async function waitForReady(child: ChildProcess, output: () => string, exited: Promise<number | null>): Promise<void> {
+async function waitForReady(
+  child: ChildProcess,
+  output: () => string,
+  exited: Promise<number | null>,
+): Promise<void> {
   let done = false;
   const deadline = Date.now() + 90_000;
   void exited.then(() => (done = true));
@@ -107,7 +123,12 @@ export interface ApiResponse<T = any> {
 
 /** A small HTTP client for the API under test. */
 export function apiClient(baseUrl: string, key?: string) {
-  const request = async <T = any>(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> => {
+  const request = async <T = any>(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse<T>> => {
     const init: RequestInit = { method, headers: { ...(key ? { 'X-ApiKey': key } : {}), ...headers } };
     if (body !== undefined) {
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
@@ -144,7 +165,11 @@ export async function mongoClient(): Promise<MongoClient> {
 }
 
 /** Polls until `check` returns a value (not undefined) or throws its last error at the deadline. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 15_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -154,12 +179,15 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline) throw lastError ?? new Error(`condition not met within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw lastError instanceof Error ? lastError : new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
-export const collectBody = (datastreams: { id: string; feed?: string; datapoints: { value: unknown; at?: number }[] }[]) => ({
+export const collectBody = (
+  datastreams: { id: string; feed?: string; datapoints: { value: unknown; at?: number }[] }[],
+) => ({
   version: '1.0.0',
   datastreams,
 });
