@@ -112,7 +112,7 @@ export class DeviceRepository {
     await this.c.apiKeys.deleteMany({ _id: { $in: [...keyHashes] }, org });
     await this.c.devices.deleteMany({
       _id: { $in: deviceIds.map((id) => deviceDocId(org, id)) },
-      twin: { $exists: false },
+      lastSeenAt: { $exists: false },
     });
   }
 
@@ -135,22 +135,30 @@ export class DeviceRepository {
     return res.modifiedCount === 1;
   }
 
-  /** Upserts latest values for many devices of one org in one round trip; an older value never replaces a newer one. */
+  /**
+   * Sets latest values for many devices of one org: one update per device (the embedded FerretDB manages
+   * about a hundred updates a second, so never one per datastream). The caller passes only values newer
+   * than what is stored (see LatestValueGuard).
+   */
   async storeLatest(org: string, updates: readonly LatestUpdate[]): Promise<void> {
-    const ops: AnyBulkWriteOperation<DeviceDoc>[] = [];
-    for (const u of updates) {
-      const _id = deviceDocId(org, u.deviceId);
-      for (const v of u.values) {
-        const field = `latest.${encodeDatastreamKey(v.id, v.feed)}`;
-        ops.push({
-          updateOne: {
-            filter: { _id, $or: [{ [`${field}.at`]: { $lte: v.at } }, { [field]: { $exists: false } }] },
-            update: { $set: { [field]: v } },
-          },
-        });
-      }
-      ops.push({ updateOne: { filter: { _id }, update: { $max: { lastSeenAt: u.lastSeenAt } } } });
-    }
+    const ops: AnyBulkWriteOperation<DeviceDoc>[] = updates.map((u) => {
+      const set: Record<string, LatestValueDoc> = {};
+      for (const v of u.values) set[`latest.${encodeDatastreamKey(v.id, v.feed)}`] = v;
+      const update =
+        u.values.length > 0
+          ? { $set: set, $max: { lastSeenAt: u.lastSeenAt } }
+          : { $max: { lastSeenAt: u.lastSeenAt } };
+      return { updateOne: { filter: { _id: deviceDocId(org, u.deviceId) }, update } };
+    });
     if (ops.length > 0) await this.c.devices.bulkWrite(ops, { ordered: false });
+  }
+
+  /** The `at` of every stored latest value of a device, by encoded datastream key. */
+  async latestTimes(org: string, deviceId: string): Promise<Map<string, number>> {
+    const doc = await this.c.devices.findOne(
+      { _id: deviceDocId(org, deviceId) },
+      { projection: { latest: 1 } },
+    );
+    return new Map(Object.entries(doc?.latest ?? {}).map(([key, v]) => [key, v.at]));
   }
 }

@@ -71,7 +71,8 @@ export type TwinInput =
   | { readonly kind: 'decommission' };
 
 export type TwinEffect =
-  | { readonly kind: 'publishSnapshot' }
+  /** Urgent: what lists filter by changed (status, profile, lifecycle, first contact); else only counters and times. */
+  | { readonly kind: 'publishSnapshot'; readonly urgent: boolean }
   | { readonly kind: 'statusChanged'; readonly from: string; readonly to: string };
 
 export interface Decision {
@@ -127,7 +128,7 @@ export function decide(state: TwinState, input: TwinInput, now: number): Result<
         },
         effects: [
           { kind: 'statusChanged', from: state.status, to: 'DECOMMISSIONED' },
-          { kind: 'publishSnapshot' },
+          { kind: 'publishSnapshot', urgent: true },
         ],
       });
   }
@@ -179,7 +180,10 @@ function applyTelemetry(state: TwinState, batch: TelemetryBatch, now: number): R
     version: state.version + 1,
     updatedAt: now,
   };
-  const effects: TwinEffect[] = [{ kind: 'publishSnapshot' }];
+  const firstContact = state.connectivity.lastSeenAt === null;
+  const effects: TwinEffect[] = [
+    { kind: 'publishSnapshot', urgent: status !== state.status || firstContact },
+  ];
   if (status !== state.status) effects.unshift({ kind: 'statusChanged', from: state.status, to: status });
   return ok({ state: next, effects });
 }
@@ -209,7 +213,7 @@ function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): 
       version: state.version + 1,
       updatedAt: now,
     },
-    effects: [{ kind: 'publishSnapshot' }],
+    effects: [{ kind: 'publishSnapshot', urgent: true }],
   });
 }
 

@@ -52,6 +52,7 @@ const configSchema = z
       .default('twinflow'),
     TWINFLOW_WORKFLOW_BUNDLE: optionalText,
     TWINFLOW_SNAPSHOT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
+    TWINFLOW_SNAPSHOT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
     TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
     TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
     TWINFLOW_TEMPORAL_UI: z.enum(['on', 'off']).default('on'),
@@ -75,6 +76,7 @@ const configSchema = z
     workflowBundlePath: env.TWINFLOW_WORKFLOW_BUNDLE,
     twin: {
       snapshotDebounceMs: env.TWINFLOW_SNAPSHOT_DEBOUNCE_MS,
+      snapshotIntervalMs: env.TWINFLOW_SNAPSHOT_INTERVAL_MS,
       maxHistoryEvents: env.TWINFLOW_TWIN_MAX_HISTORY,
       signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
     },

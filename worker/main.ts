@@ -10,6 +10,7 @@ import { createApp } from '../api/app';
 import { KeyAuthenticator } from '../api/auth';
 import { DeviceDirectory } from '../api/ingest/device-directory';
 import { Ingestor } from '../api/ingest/ingestor';
+import { LatestValueGuard } from '../api/ingest/latest-value-guard';
 import { TwinGoneError, TwinNotifier } from '../api/ingest/twin-notifier';
 import type { Services } from '../api/services';
 import { TwinGateway } from '../api/twin-gateway';
@@ -124,6 +125,7 @@ async function run(config: Config): Promise<Running> {
         taskQueue: config.temporal.taskQueue,
         twinOptions: {
           snapshotDebounceMs: config.twin.snapshotDebounceMs,
+          snapshotIntervalMs: config.twin.snapshotIntervalMs,
           maxHistoryEvents: config.twin.maxHistoryEvents,
         },
       });
@@ -155,7 +157,14 @@ async function run(config: Config): Promise<Running> {
         auth: new KeyAuthenticator(keys),
         twins,
         directory,
-        ingestor: new Ingestor({ devices, datapoints, directory, notifier, now: Date.now }),
+        ingestor: new Ingestor({
+          devices,
+          datapoints,
+          directory,
+          notifier,
+          latestGuard: new LatestValueGuard({ loadTimes: (org, id) => devices.latestTimes(org, id) }),
+          now: Date.now,
+        }),
         logger,
         now: Date.now,
         readiness: async () => {

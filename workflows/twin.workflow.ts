@@ -36,6 +36,8 @@ import {
 export interface TwinWorkflowOptions {
   /** How long changes gather before the twin publishes a snapshot to the read model (ms). */
   readonly snapshotDebounceMs: number;
+  /** How long a snapshot that only updates counters and times may wait (ms); urgent ones wait snapshotDebounceMs. */
+  readonly snapshotIntervalMs: number;
   /** Continue as new after this many history events even if the server has not suggested it yet. */
   readonly maxHistoryEvents: number;
 }
@@ -44,6 +46,7 @@ const MIN_EVENTS_BEFORE_CONTINUE = 20;
 
 export const DEFAULT_TWIN_OPTIONS: TwinWorkflowOptions = {
   snapshotDebounceMs: 1_000,
+  snapshotIntervalMs: 30_000,
   maxHistoryEvents: 10_000,
 };
 
@@ -53,8 +56,11 @@ export interface TwinWorkflowInput {
   readonly options?: Partial<TwinWorkflowOptions>;
   /** Carried across continue-as-new. */
   readonly state?: TwinState;
-  readonly snapshotPending?: boolean;
+  readonly snapshotPending?: SnapshotPending;
 }
+
+/** none: read model is current; routine: counters and times changed; urgent: what lists filter by changed. */
+export type SnapshotPending = 'none' | 'routine' | 'urgent';
 
 const { publishTwinSnapshot } = proxyActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '30 seconds',
@@ -71,7 +77,8 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     if (!created.ok) throw ApplicationFailure.nonRetryable(created.message, created.code);
     state = created.value;
   }
-  let snapshotPending = input.snapshotPending ?? !input.state;
+  // Provisioning writes the first snapshot itself; later runs carry what is pending.
+  let snapshotPending: SnapshotPending = input.snapshotPending ?? 'none';
 
   const apply = (twinInput: TwinInput): void => {
     const decision = decide(state, twinInput, Date.now());
@@ -82,7 +89,8 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   const runEffect = (effect: TwinEffect): void => {
     switch (effect.kind) {
       case 'publishSnapshot':
-        snapshotPending = true;
+        if (effect.urgent) snapshotPending = 'urgent';
+        else if (snapshotPending === 'none') snapshotPending = 'routine';
         break;
       case 'statusChanged':
         upsertSearchAttributes([{ key: TWINFLOW_STATUS, value: effect.to }]);
@@ -144,7 +152,9 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   };
 
   for (;;) {
-    await condition(() => snapshotPending || state.lifecycle === 'DECOMMISSIONED' || historyTooLong());
+    await condition(
+      () => snapshotPending !== 'none' || state.lifecycle === 'DECOMMISSIONED' || historyTooLong(),
+    );
     if (state.lifecycle === 'DECOMMISSIONED') {
       await condition(allHandlersFinished);
       await publishTwinSnapshot(state.identity.org, state.identity.deviceId, toSnapshot(state));
@@ -156,9 +166,17 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
       await condition(allHandlersFinished);
       return await continueAsNew<typeof twinWorkflow>({ ...input, state, snapshotPending });
     }
-    // Debounce: a burst of changes becomes one snapshot write.
+    // Routine changes wait for the interval (or until something urgent comes); then a short debounce turns a
+    // burst into one write. The read model's latest values do not wait: the ingest path writes them.
+    if (snapshotPending === 'routine') {
+      await condition(
+        () => snapshotPending === 'urgent' || state.lifecycle !== 'ACTIVE' || historyTooLong(),
+        options.snapshotIntervalMs,
+      );
+      if (state.lifecycle !== 'ACTIVE' || historyTooLong()) continue;
+    }
     await sleep(options.snapshotDebounceMs);
-    snapshotPending = false;
+    snapshotPending = 'none';
     await publishTwinSnapshot(state.identity.org, state.identity.deviceId, toSnapshot(state));
   }
 }

@@ -8,6 +8,7 @@ import type { Principal } from '../context';
 import { ApiError } from '../errors';
 import { type CollectBody, MAX_DATAPOINTS_PER_MESSAGE, toDatapoints } from './collect.schema';
 import type { DeviceDirectory } from './device-directory';
+import type { LatestValueGuard } from './latest-value-guard';
 import type { TwinNotifier } from './twin-notifier';
 
 export interface IngestorDeps {
@@ -15,6 +16,7 @@ export interface IngestorDeps {
   readonly datapoints: DatapointRepository;
   readonly directory: DeviceDirectory;
   readonly notifier: TwinNotifier;
+  readonly latestGuard: LatestValueGuard;
   readonly now: () => number;
 }
 
@@ -60,13 +62,14 @@ export class Ingestor {
       ...toStoredValue(dp.value),
       receivedAt,
     }));
-    const latest = newestPerDatastream(datapoints).map((dp): LatestValueDoc => ({
+    const newest = newestPerDatastream(datapoints).map((dp): LatestValueDoc => ({
       id: dp.datastreamId,
       feed: dp.feed,
       at: dp.at,
       receivedAt,
       ...toStoredValue(dp.value),
     }));
+    const latest = await this.deps.latestGuard.newer(org, deviceId, newest);
     await Promise.all([
       this.deps.datapoints.insertMany(docs),
       this.deps.devices.storeLatest(org, [{ deviceId, values: latest, lastSeenAt: receivedAt }]),

@@ -1,6 +1,7 @@
 // Provisioning: the device record, its key and its twin, all or nothing for each device.
 import type { ApiKeyDoc, DeviceDoc } from '../../inventory/documents';
 import { DEFAULT_TWIN_TYPE, getTwinType, listTwinTypes } from '../../twins/registry';
+import { createTwinState, toSnapshot } from '../../twins/twin-core';
 import type { Services } from '../services';
 import type { ProvisionRequest } from './device.schemas';
 
@@ -70,6 +71,13 @@ export async function provisionDevices(
       updatedAt: now,
       latest: {},
     };
+    // The twin's first state is pure and known now: the read model starts with it, so a new twin has nothing to publish.
+    const initial = createTwinState(
+      { org, deviceId: req.id, twinType: type },
+      { name: req.name, tags: doc.tags, attributes: doc.attributes },
+      now.getTime(),
+    );
+    if (initial.ok) doc.twin = toSnapshot(initial.value);
     const { doc: key, secret } = services.keys.newKey(org, 'device', now, req.id);
     fresh.push({ req, doc, key, secret });
   }
@@ -90,12 +98,11 @@ export async function provisionDevices(
 
   const failed: typeof inserted = [];
   await mapLimit(inserted, TWIN_START_CONCURRENCY, async (f) => {
-    const type = getTwinType(f.doc.type)!;
     try {
       await services.twins.startTwin(
         { org, deviceId: f.doc.id, twinType: f.doc.type },
         { name: f.doc.name, tags: f.doc.tags, attributes: f.doc.attributes },
-        type.status(type.initialState()),
+        f.doc.twin?.status ?? 'PROVISIONING',
       );
       outcomes.set(f.doc.id, { ok: true, device: f.doc, apiKey: f.secret });
     } catch (err) {

@@ -54,6 +54,7 @@ export async function startTwinflow(options: StartOptions = {}): Promise<Twinflo
     TWINFLOW_BOOTSTRAP_API_KEY: adminKey,
     TWINFLOW_WORKFLOW_BUNDLE: itEnv('TWINFLOW_IT_WORKFLOW_BUNDLE'),
     TWINFLOW_SNAPSHOT_DEBOUNCE_MS: '100',
+    TWINFLOW_SNAPSHOT_INTERVAL_MS: '300',
     TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: '50',
     LOG_LEVEL: 'warn',
     ...(options.embedded

@@ -21,6 +21,9 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data-dir", "data", "directory for the SQLite files")
 	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
+	// Immediate transactions take the write lock up front, so concurrent writers wait on the busy
+	// timeout instead of failing with SQLITE_BUSY when a read lock cannot be upgraded.
+	sqliteParams := flag.String("sqlite-params", "_txlock=immediate", "query parameters of the SQLite URI")
 	flag.Parse()
 
 	var level slog.Level
@@ -43,7 +46,7 @@ func main() {
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
+		SQLiteURL: "file:" + dir + "/?" + *sqliteParams,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "twinflow-ferretdb: %v\n", err)

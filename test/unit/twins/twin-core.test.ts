@@ -125,7 +125,10 @@ describe('decide', () => {
     it('updates connectivity, counters, version and updatedAt, and asks to publish a snapshot', () => {
       const state = newTwin();
       const decision = unwrap(decide(state, telemetry('b1', [dp('t', 1, T0)], T0 + 500, 7), T0 + 600));
-      expect(decision.effects).toEqual([{ kind: 'publishSnapshot' }]);
+      expect(decision.effects).toEqual([{ kind: 'publishSnapshot', urgent: true }]);
+      // First contact is urgent (lists show the device as seen); later data that change no status are routine.
+      const later = unwrap(decide(decision.state, telemetry('b2', [dp('t', 2, T0 + 1)], T0 + 700), T0 + 800));
+      expect(later.effects).toEqual([{ kind: 'publishSnapshot', urgent: false }]);
       expect(decision.state.connectivity).toEqual({ lastSeenAt: T0 + 500, channel: 'http' });
       expect(decision.state.counters).toMatchObject({ batches: 1, datapoints: 7 });
       expect(decision.state.version).toBe(state.version + 1);
@@ -198,7 +201,7 @@ describe('decide', () => {
       expect(ok.state.status).toBe('OK');
       expect(ok.effects).toEqual([
         { kind: 'statusChanged', from: 'NO_DATA', to: 'OK' },
-        { kind: 'publishSnapshot' },
+        { kind: 'publishSnapshot', urgent: true },
       ]);
 
       const overload = unwrap(
@@ -206,13 +209,13 @@ describe('decide', () => {
       );
       expect(overload.effects).toEqual([
         { kind: 'statusChanged', from: 'OK', to: 'OVERLOAD' },
-        { kind: 'publishSnapshot' },
+        { kind: 'publishSnapshot', urgent: true },
       ]);
 
       const still = unwrap(
         decide(overload.state, telemetry('b3', [dp('power.active', 13_000, T0 + 2)]), T0 + 2),
       );
-      expect(still.effects).toEqual([{ kind: 'publishSnapshot' }]);
+      expect(still.effects).toEqual([{ kind: 'publishSnapshot', urgent: false }]);
     });
 
     it('does not let a stale datapoint change the type state', () => {
@@ -265,7 +268,7 @@ describe('decide', () => {
       expect(decision.state.counters.attributeChanges).toBe(1);
       expect(decision.state.version).toBe(base.version + 1);
       expect(decision.state.updatedAt).toBe(T0 + 1);
-      expect(decision.effects).toEqual([{ kind: 'publishSnapshot' }]);
+      expect(decision.effects).toEqual([{ kind: 'publishSnapshot', urgent: true }]);
     });
 
     it('removes the name when it is null and keeps it when it is absent', () => {
@@ -324,7 +327,7 @@ describe('decide', () => {
       });
       expect(decision.effects).toEqual([
         { kind: 'statusChanged', from: 'NO_DATA', to: 'DECOMMISSIONED' },
-        { kind: 'publishSnapshot' },
+        { kind: 'publishSnapshot', urgent: true },
       ]);
     });
 

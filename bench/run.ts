@@ -1,0 +1,194 @@
+// `npm run bench`: provisioning against a bare Temporal start loop, and collect throughput, on the embedded stack.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { getFreePort } from '../worker/local-stack';
+
+const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
+const BULK_SIZE = 500;
+const BULK_CONCURRENCY = 2;
+/** The API starts twins 32 at a time per bulk request; the bare loop gets the same total concurrency. */
+const START_CONCURRENCY = 32 * BULK_CONCURRENCY;
+const COLLECT_SECONDS = Number(process.env.BENCH_COLLECT_SECONDS ?? 15);
+const COLLECT_CONCURRENCY = 32;
+const COLLECT_DEVICES = 500;
+const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function runPool(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await fn(next++);
+    }),
+  );
+}
+
+async function startStack(
+  dataDir: string,
+  ports: { api: number; temporal: number; mongo: number },
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+    cwd: path.resolve(__dirname, '..'),
+    env: {
+      ...process.env,
+      PORT: String(ports.api),
+      TWINFLOW_DATA_DIR: dataDir,
+      TWINFLOW_TEMPORAL_PORT: String(ports.temporal),
+      TWINFLOW_MONGODB_PORT: String(ports.mongo),
+      TWINFLOW_TEMPORAL_UI: 'off',
+      TWINFLOW_BOOTSTRAP_API_KEY: ADMIN_KEY,
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('TwinFlow is running.')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`TwinFlow exited (${code}) before it was ready:\n${out}`)));
+  });
+  return child;
+}
+
+async function post(url: string, body: unknown, key: string): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'X-ApiKey': key },
+    body: JSON.stringify(body),
+  });
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
+  const ports = { api: await getFreePort(), temporal: await getFreePort(), mongo: await getFreePort() };
+  say(
+    `TwinFlow benchmark: ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Node ${process.version}`,
+  );
+  say('Starting the embedded stack (Temporal dev server, MongoDB-compatible server, worker, API)...');
+  const stack = await startStack(dataDir, ports);
+  const base = `http://127.0.0.1:${ports.api}`;
+  const connection = await Connection.connect({ address: `127.0.0.1:${ports.temporal}` });
+  const client = new Client({ connection });
+  try {
+    // 1. Provisioning through the API: records, keys and twins.
+    say(
+      `\n1. Provisioning ${fmt(DEVICES)} devices through POST /north/v1/devices/bulk (${BULK_SIZE} a request, ${BULK_CONCURRENCY} at once)...`,
+    );
+    const deviceKeys: { id: string; key: string }[] = [];
+    let failed = 0;
+    const t0 = performance.now();
+    await runPool(Math.ceil(DEVICES / BULK_SIZE), BULK_CONCURRENCY, async (chunk) => {
+      const devices = Array.from({ length: Math.min(BULK_SIZE, DEVICES - chunk * BULK_SIZE) }, (_, i) => ({
+        id: `bench-${chunk * BULK_SIZE + i}`,
+        type: (chunk * BULK_SIZE + i) % 2 ? 'electricity-meter' : 'generic',
+        tags: ['bench'],
+      }));
+      const res = await post(`${base}/north/v1/devices/bulk`, { devices }, ADMIN_KEY);
+      if (res.status !== 200)
+        throw new Error(`bulk provisioning answered ${res.status}: ${await res.text()}`);
+      const body = (await res.json()) as { failed: number; results: { id: string; apiKey?: string }[] };
+      failed += body.failed;
+      for (const r of body.results)
+        if (r.apiKey && deviceKeys.length < COLLECT_DEVICES) deviceKeys.push({ id: r.id, key: r.apiKey });
+      process.stdout.write('.');
+    });
+    const provisionSeconds = (performance.now() - t0) / 1000;
+    const provisionRate = DEVICES / provisionSeconds;
+    say(
+      `\n   ${fmt(DEVICES - failed)} provisioned, ${failed} failed, in ${fmt(provisionSeconds, 1)} s: ${fmt(provisionRate)} devices/s`,
+    );
+
+    // 2. The bare Temporal loop: the same number of workflow starts, same concurrency, nothing else.
+    say(
+      `\n2. Bare Temporal loop: ${fmt(DEVICES)} workflow starts with the client, ${START_CONCURRENCY} at once...`,
+    );
+    const t1 = performance.now();
+    await runPool(DEVICES, START_CONCURRENCY, async (i) => {
+      await client.workflow.start('twinWorkflow', {
+        workflowId: `twin/bare/bench-${i}`,
+        taskQueue: 'twinflow',
+        args: [
+          {
+            identity: { org: 'bare', deviceId: `bench-${i}`, twinType: 'generic' },
+            profile: { tags: [], attributes: {} },
+          },
+        ],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      });
+      if (i % 500 === 0) process.stdout.write('.');
+    });
+    const bareSeconds = (performance.now() - t1) / 1000;
+    const bareRate = DEVICES / bareSeconds;
+    say(`\n   ${fmt(DEVICES)} started in ${fmt(bareSeconds, 1)} s: ${fmt(bareRate)} starts/s`);
+
+    // 3. Collect throughput over HTTP.
+    say(
+      `\n3. Collect: POST /south/v80/devices/{id}/collect/iot for ${COLLECT_SECONDS} s, ${COLLECT_CONCURRENCY} connections, ${deviceKeys.length} devices, 3 datapoints each...`,
+    );
+    const latencies: number[] = [];
+    let errors = 0;
+    let n = 0;
+    const deadline = performance.now() + COLLECT_SECONDS * 1000;
+    const t2 = performance.now();
+    await Promise.all(
+      Array.from({ length: COLLECT_CONCURRENCY }, async () => {
+        while (performance.now() < deadline) {
+          const d = deviceKeys[n++ % deviceKeys.length]!;
+          const body = {
+            version: '1.0.0',
+            datastreams: [
+              { id: 'voltage', datapoints: [{ value: 229 + Math.random() * 2 }] },
+              { id: 'power.active', datapoints: [{ value: Math.round(Math.random() * 5000) }] },
+              { id: 'energy.import', datapoints: [{ value: n }] },
+            ],
+          };
+          const start = performance.now();
+          const res = await post(`${base}/south/v80/devices/${d.id}/collect/iot`, body, d.key);
+          await res.arrayBuffer();
+          if (res.status === 201) latencies.push(performance.now() - start);
+          else errors++;
+        }
+      }),
+    );
+    const collectSeconds = (performance.now() - t2) / 1000;
+    latencies.sort((a, b) => a - b);
+    const collectRate = latencies.length / collectSeconds;
+    say(
+      `   ${fmt(latencies.length)} stored (201), ${errors} errors: ${fmt(collectRate)} requests/s, ${fmt(collectRate * 3)} datapoints/s`,
+    );
+    say(
+      `   latency p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms`,
+    );
+
+    say('\nSummary');
+    say(`  provisioning          ${fmt(provisionRate).padStart(8)} devices/s`);
+    say(`  bare Temporal starts  ${fmt(bareRate).padStart(8)} starts/s`);
+    say(`  ratio                 ${fmt(provisionRate / bareRate, 2).padStart(8)}   (aim: 0.70 or better)`);
+    say(
+      `  collect               ${fmt(collectRate).padStart(8)} requests/s (p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms)`,
+    );
+  } finally {
+    await connection.close();
+    stack.kill('SIGTERM');
+    await new Promise((r) => stack.once('exit', r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
