@@ -147,7 +147,10 @@ async function run(config: Config): Promise<Running> {
         },
         { minIntervalMs: config.twin.signalIntervalMs, maxInFlight: 64, retryDelayMs: 1_000 },
       );
-      closers.push(() => withTimeout(notifier.close(), 10_000, 'flushing twin signals'));
+      closers.push(async () => {
+        await withTimeout(notifier.close(), 10_000, 'flushing twin signals');
+        logger.info({ twinSignals: notifier.stats() }, 'twin notifier stopped');
+      });
       const datapoints = new DatapointRepository(inventory.collections);
       const directory = new DeviceDirectory(devices);
       const services: Services = {
