@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import type { AppEnv } from './context';
 import { ApiError, errorBody } from './errors';
 import { healthRoutes } from './health.routes';
@@ -61,6 +62,15 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
       if (err.code === 'PAYLOAD_TOO_LARGE') c.header('Connection', 'close');
       return c.json(errorBody(err.code, err.message, requestId, err.details), err.status);
     }
+    if (isStoreUnavailable(err)) {
+      // Overloaded or unreachable store: nothing was acknowledged, so the sender retries later.
+      services.logger.warn({ err, requestId, path: c.req.path }, 'inventory unavailable');
+      c.header('Retry-After', '1');
+      return c.json(
+        errorBody('UNAVAILABLE', 'the inventory is busy or unreachable; retry shortly', requestId),
+        503,
+      );
+    }
     if (err instanceof HTTPException && err.status < 500) {
       return c.json(errorBody('BAD_REQUEST', err.message || 'bad request', requestId), err.status);
     }
@@ -71,4 +81,20 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
     );
   });
   return app;
+}
+
+/** Errors that mean the store could not take the request now, not that the request was wrong. */
+function isStoreUnavailable(err: unknown, depth = 0): boolean {
+  if (err instanceof MongoNetworkError || err instanceof MongoServerSelectionError) return true;
+  // FerretDB on SQLite reports lock timeouts as InternalError "database is locked (SQLITE_BUSY)".
+  if (err instanceof MongoServerError && /SQLITE_BUSY|database is locked/.test(err.message)) return true;
+  // Bulk writes wrap the real failure (a MongoBulkWriteError around a network error).
+  if (depth < 3 && err instanceof Error) {
+    const inner = (err as { errorResponse?: unknown }).errorResponse;
+    return (
+      isStoreUnavailable(err.cause, depth + 1) ||
+      (inner instanceof Error && isStoreUnavailable(inner, depth + 1))
+    );
+  }
+  return false;
 }
