@@ -55,7 +55,7 @@ async function startStack(
   });
   let out = '';
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('TwinFlow is running.')) resolve();
       if (process.env.BENCH_SHOW_STACK) process.stdout.write(d);
