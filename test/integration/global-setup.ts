@@ -44,6 +44,12 @@ export default async function globalSetup(): Promise<void> {
   process.env.TWINFLOW_IT_MONGO_BIN = mongoTool.path;
   process.env.TWINFLOW_IT_WORKFLOW_BUNDLE = bundlePath;
   (globalThis as Record<string, unknown>).__twinflowServers = { temporal, mongo, dir };
+  // An interrupted run (Ctrl-C, SIGTERM) skips the global teardown: stop the servers here instead.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void Promise.all([temporal.stop(), mongo.stop()]).finally(() => process.exit(130));
+    });
+  }
 }
 
 const quietLogger = {
