@@ -42,17 +42,15 @@ export class DeviceRepository {
     try {
       await this.c.devices.insertMany([...docs], { ordered: false });
     } catch (err) {
-      if (!(err instanceof MongoBulkWriteError) && !(err instanceof MongoServerError)) throw err;
-      const writeErrors = err instanceof MongoBulkWriteError ? [err.writeErrors].flat() : [];
-      if (err instanceof MongoServerError && !(err instanceof MongoBulkWriteError)) {
-        if (err.code !== DUPLICATE_KEY || docs.length !== 1) throw err;
+      if (err instanceof MongoBulkWriteError) {
+        for (const we of [err.writeErrors].flat()) {
+          if (we.code !== DUPLICATE_KEY) throw err;
+          duplicates.add(docs[we.index]!.id);
+        }
+      } else if (err instanceof MongoServerError && err.code === DUPLICATE_KEY && docs.length === 1) {
         duplicates.add(docs[0]!.id);
-        return { duplicates };
-      }
-      for (const we of writeErrors) {
-        if (we.code !== DUPLICATE_KEY) throw err;
-        const doc = docs[we.index];
-        if (doc) duplicates.add(doc.id);
+      } else {
+        throw err;
       }
     }
     return { duplicates };

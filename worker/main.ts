@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { createApp } from '../api/app';
@@ -18,7 +18,6 @@ import { DatapointRepository } from '../inventory/datapoints.repo';
 import { DeviceRepository } from '../inventory/devices.repo';
 import { type Inventory, openInventory } from '../inventory/inventory';
 import { KeyRepository } from '../inventory/keys.repo';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { type Config, ConfigError, loadConfig } from './config';
 import {
   type ManagedProcess,

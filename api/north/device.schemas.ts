@@ -1,6 +1,5 @@
 // Request schemas and the response view of devices on the north API.
 import { z } from 'zod';
-import { decodeDatastreamKey } from '../../inventory/datastream-key';
 import type { DeviceDoc } from '../../inventory/documents';
 import { fromStoredValue } from '../../inventory/storable';
 import { MAX_ATTRIBUTES, MAX_TAGS, type TwinState } from '../../twins/twin-core';
@@ -97,9 +96,8 @@ export interface DatastreamValueView {
 /** The device as the API shows it: inventory record, latest stored values, and the twin (live or snapshot). */
 export function deviceView(doc: DeviceDoc, live?: TwinState) {
   const datastreams: DatastreamValueView[] = [];
-  for (const [key, v] of Object.entries(doc.latest ?? {})) {
-    const decoded = decodeDatastreamKey(key);
-    if (decoded) datastreams.push({ id: v.id, feed: v.feed, value: fromStoredValue(v), at: v.at });
+  for (const v of Object.values(doc.latest ?? {})) {
+    datastreams.push({ id: v.id, feed: v.feed, value: fromStoredValue(v), at: v.at });
   }
   datastreams.sort((a, b) => (a.id === b.id ? a.feed.localeCompare(b.feed) : a.id.localeCompare(b.id)));
   const twin = live

@@ -8,7 +8,6 @@ import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
 import { parseWith, readJson, readQuery } from '../validation';
 import {
-  MAX_BULK_DEVICES,
   bulkProvisionSchema,
   decodeCursor,
   deviceView,
@@ -176,5 +175,3 @@ devicesRoutes.get('/:deviceId/datastreams/:datastreamId/datapoints', async (c) =
     })),
   });
 });
-
-export { MAX_BULK_DEVICES };
