@@ -8,6 +8,7 @@ import type { AppEnv } from './context';
 import { ApiError, errorBody } from './errors';
 import { healthRoutes } from './health.routes';
 import { devicesRoutes } from './north/devices.routes';
+import { deviceOperationsRoutes, operationsRoutes } from './north/operations.routes';
 import { southRoutes } from './south/south.routes';
 import type { Services } from './services';
 
@@ -49,7 +50,9 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
   );
 
   app.route('/', healthRoutes);
+  app.route('/north/v1/devices/:deviceId/operations', deviceOperationsRoutes);
   app.route('/north/v1/devices', devicesRoutes);
+  app.route('/north/v1/operations', operationsRoutes);
   app.route('/south/v80/devices', southRoutes);
 
   app.notFound((c) =>

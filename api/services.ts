@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { KeyRepository } from '../inventory/keys.repo';
+import type { OperationRepository } from '../inventory/operations.repo';
 import type { KeyAuthenticator } from './auth';
 import type { DeviceDirectory } from './ingest/device-directory';
 import type { Ingestor } from './ingest/ingestor';
@@ -17,6 +18,7 @@ export interface Services {
   readonly devices: DeviceRepository;
   readonly keys: KeyRepository;
   readonly datapoints: DatapointRepository;
+  readonly operations: OperationRepository;
   readonly auth: KeyAuthenticator;
   readonly twins: TwinGateway;
   readonly directory: DeviceDirectory;

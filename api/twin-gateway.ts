@@ -6,9 +6,12 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import type { DeviceResponse, OperationRecord, OperationRequest, RequestEnvelope } from '../twins/operations';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
 import type { DeviceProfile, TwinIdentity } from '../twins/types';
-import { twinWorkflowId } from '../workflows/ids';
+import { operationWorkflowId, twinWorkflowId } from '../workflows/ids';
+import { getOperationQuery, reportResponseSignal } from '../workflows/operation.messages';
+import type { operationWorkflow } from '../workflows/operation.workflow';
 import {
   TWINFLOW_DEVICE_ID,
   TWINFLOW_ORG,
@@ -16,9 +19,13 @@ import {
   TWINFLOW_TWIN_TYPE,
 } from '../workflows/search-attributes';
 import {
+  type OperationAdmission,
+  cancelOperationUpdate,
+  claimPendingOperationsUpdate,
   decommissionUpdate,
   getTwinStateQuery,
   reportTelemetrySignal,
+  requestOperationUpdate,
   updateProfileUpdate,
 } from '../workflows/twin.messages';
 import type { TwinWorkflowOptions, twinWorkflow } from '../workflows/twin.workflow';
@@ -36,8 +43,24 @@ function toApiError(err: unknown): never {
     const { type, message } = err.cause;
     if (type === 'INVALID_ARGUMENT') throw new ApiError('INVALID_ARGUMENT', message);
     if (type === 'DECOMMISSIONED') throw new ApiError('CONFLICT', message);
+    if (type === 'RESOURCE_EXHAUSTED') throw new ApiError('RESOURCE_EXHAUSTED', message);
+    if (type === 'NOT_FOUND') throw new ApiError('NOT_FOUND', message);
   }
   throw err;
+}
+
+/** Resolves with undefined after ms, and never leaves a timer behind. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+    p.catch(() => undefined); // the loser must not become an unhandled rejection
+  }
 }
 
 export class TwinGateway {
@@ -68,19 +91,12 @@ export class TwinGateway {
    * worker is polling right now. Callers then fall back to the snapshot in the read model.
    */
   async getState(org: string, deviceId: string, timeoutMs = 2_000): Promise<TwinState | undefined> {
-    let timer: NodeJS.Timeout | undefined;
     const query = this.client.workflow.getHandle(twinWorkflowId(org, deviceId)).query(getTwinStateQuery);
-    const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-    });
     try {
-      return await Promise.race([query, timeout]);
+      return await within(query, timeoutMs);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
       throw err;
-    } finally {
-      clearTimeout(timer);
-      query.catch(() => undefined); // a query that lost the race must not become an unhandled rejection
     }
   }
 
@@ -102,6 +118,104 @@ export class TwinGateway {
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
       return toApiError(err);
+    }
+  }
+
+  /** Queues an operation through the device's twin, which checks it against its type's catalogue. */
+  async requestOperation(request: OperationRequest): Promise<OperationAdmission> {
+    try {
+      return await this.client.workflow
+        .getHandle(twinWorkflowId(request.org, request.deviceId))
+        .executeUpdate(requestOperationUpdate, { args: [request] });
+    } catch (err) {
+      return toApiError(err);
+    }
+  }
+
+  /** A device polls: its waiting operations, handed over once each. */
+  async claimPendingOperations(org: string, deviceId: string, limit: number): Promise<RequestEnvelope[]> {
+    try {
+      return await this.client.workflow
+        .getHandle(twinWorkflowId(org, deviceId))
+        .executeUpdate(claimPendingOperationsUpdate, { args: [{ limit }] });
+    } catch (err) {
+      return toApiError(err);
+    }
+  }
+
+  async cancelOperation(org: string, deviceId: string, id: string, by: string): Promise<void> {
+    try {
+      await this.client.workflow
+        .getHandle(twinWorkflowId(org, deviceId))
+        .executeUpdate(cancelOperationUpdate, { args: [{ id, by }] });
+    } catch (err) {
+      toApiError(err);
+    }
+  }
+
+  /** Hands a device response to its operation; false when the operation's workflow has ended. */
+  async reportOperationResponse(
+    org: string,
+    deviceId: string,
+    id: string,
+    response: DeviceResponse,
+    receivedAt: number,
+  ): Promise<boolean> {
+    try {
+      await this.client.workflow
+        .getHandle(operationWorkflowId(org, deviceId, id))
+        .signal(reportResponseSignal, { response, receivedAt });
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /** The operation's final record once it ends within waitMs, else undefined. */
+  async waitForOperation(
+    org: string,
+    deviceId: string,
+    id: string,
+    waitMs: number,
+  ): Promise<OperationRecord | undefined> {
+    const handle = this.client.workflow.getHandle<typeof operationWorkflow>(
+      operationWorkflowId(org, deviceId, id),
+    );
+    // The long poll stops at the deadline: an operation may wait days for a sleepy device.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), waitMs);
+    try {
+      for (;;) {
+        try {
+          return await this.client.connection.withAbortSignal(abort.signal, () => handle.result());
+        } catch (err) {
+          if (abort.signal.aborted) return undefined;
+          // Just accepted: the twin may not have started the operation's workflow yet.
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The live record of a running operation, or undefined when it cannot answer soon. */
+  async queryOperation(
+    org: string,
+    deviceId: string,
+    id: string,
+    timeoutMs = 2_000,
+  ): Promise<OperationRecord | undefined> {
+    const query = this.client.workflow
+      .getHandle(operationWorkflowId(org, deviceId, id))
+      .query(getOperationQuery);
+    try {
+      return await within(query, timeoutMs);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
     }
   }
 

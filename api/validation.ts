@@ -1,7 +1,15 @@
 // Reads and validates request bodies and queries with zod before anything reaches MongoDB or Temporal.
 import type { Context } from 'hono';
 import { z } from 'zod';
+import { DEVICE_ID_PATTERN } from '../workflows/ids';
 import { ApiError } from './errors';
+
+/** A device id from the path; one that cannot be a device id is simply not found. */
+export function deviceIdParam(raw: string | undefined, notFound = 'not found'): string {
+  if (raw === undefined || !DEVICE_ID_PATTERN.test(raw))
+    throw new ApiError('NOT_FOUND', `device ${raw} ${notFound}`);
+  return raw;
+}
 
 const formatIssues = (error: z.ZodError): { path: string; message: string }[] =>
   error.issues.slice(0, 20).map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));

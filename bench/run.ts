@@ -1,10 +1,12 @@
-// `npm run bench`: provisioning against a bare Temporal start loop, and collect throughput, on the embedded stack.
+// `npm run bench`: operations against the bare HTTP round trip, provisioning against a bare Temporal start loop,
+// and collect throughput, on the embedded stack. BENCH_ONLY=operations,provisioning,collect picks sections.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { getFreePort } from '../worker/local-stack';
+import { type OperationsBenchResult, runOperationsBench } from './operations';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
 const BULK_SIZE = 500;
@@ -16,6 +18,11 @@ const COLLECT_CONCURRENCY = 32;
 const COLLECT_DEVICES = 500;
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+const SECTIONS = new Set(
+  (process.env.BENCH_ONLY ?? 'operations,provisioning,collect').split(',').map((s) => s.trim()),
+);
+const OPERATIONS = Number(process.env.BENCH_OPERATIONS ?? 1_000);
+const OPERATION_DEVICES = Number(process.env.BENCH_OPERATION_DEVICES ?? 200);
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const fmt = (n: number, digits = 0) =>
@@ -84,20 +91,46 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${ports.api}`;
   const connection = await Connection.connect({ address: `127.0.0.1:${ports.temporal}` });
   const client = new Client({ connection });
+  let ops: OperationsBenchResult | undefined;
+  let provisionRate = NaN;
+  let bareRate = NaN;
+  let collectRate = NaN;
+  const latencies: number[] = [];
   try {
+    if (SECTIONS.has('operations')) {
+      say(
+        `\nOperations: ${fmt(OPERATIONS)} synchronous operations on ${OPERATION_DEVICES} emulated devices, each run beside the bare HTTP round trip`,
+      );
+      ops = await runOperationsBench({
+        base,
+        adminKey: ADMIN_KEY,
+        say,
+        devices: OPERATION_DEVICES,
+        operations: OPERATIONS,
+        latencyConcurrency: 8,
+        throughputConcurrency: 64,
+        pollDevices: 100,
+        pollRounds: 5,
+      });
+    }
+    if (!SECTIONS.has('provisioning') && !SECTIONS.has('collect')) return;
+    const devicesToProvision = SECTIONS.has('provisioning') ? DEVICES : COLLECT_DEVICES;
     // 1. Provisioning through the API: records, keys and twins.
     say(
-      `\n1. Provisioning ${fmt(DEVICES)} devices through POST /north/v1/devices/bulk (${BULK_SIZE} a request, ${BULK_CONCURRENCY} at once)...`,
+      `\n1. Provisioning ${fmt(devicesToProvision)} devices through POST /north/v1/devices/bulk (${BULK_SIZE} a request, ${BULK_CONCURRENCY} at once)...`,
     );
     const deviceKeys: { id: string; key: string }[] = [];
     let failed = 0;
     const t0 = performance.now();
-    await runPool(Math.ceil(DEVICES / BULK_SIZE), BULK_CONCURRENCY, async (chunk) => {
-      const devices = Array.from({ length: Math.min(BULK_SIZE, DEVICES - chunk * BULK_SIZE) }, (_, i) => ({
-        id: `bench-${chunk * BULK_SIZE + i}`,
-        type: (chunk * BULK_SIZE + i) % 2 ? 'electricity-meter' : 'generic',
-        tags: ['bench'],
-      }));
+    await runPool(Math.ceil(devicesToProvision / BULK_SIZE), BULK_CONCURRENCY, async (chunk) => {
+      const devices = Array.from(
+        { length: Math.min(BULK_SIZE, devicesToProvision - chunk * BULK_SIZE) },
+        (_, i) => ({
+          id: `bench-${chunk * BULK_SIZE + i}`,
+          type: (chunk * BULK_SIZE + i) % 2 ? 'electricity-meter' : 'generic',
+          tags: ['bench'],
+        }),
+      );
       const res = await post(`${base}/north/v1/devices/bulk`, { devices }, ADMIN_KEY);
       if (res.status !== 200)
         throw new Error(`bulk provisioning answered ${res.status}: ${await res.text()}`);
@@ -108,83 +141,100 @@ async function main(): Promise<void> {
       process.stdout.write('.');
     });
     const provisionSeconds = (performance.now() - t0) / 1000;
-    const provisionRate = DEVICES / provisionSeconds;
+    provisionRate = devicesToProvision / provisionSeconds;
     say(
-      `\n   ${fmt(DEVICES - failed)} provisioned, ${failed} failed, in ${fmt(provisionSeconds, 1)} s: ${fmt(provisionRate)} devices/s`,
+      `\n   ${fmt(devicesToProvision - failed)} provisioned, ${failed} failed, in ${fmt(provisionSeconds, 1)} s: ${fmt(provisionRate)} devices/s`,
     );
 
     // Let the stack finish what provisioning started (first workflow tasks) before measuring collect.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    // 2. Collect throughput over HTTP.
-    say(
-      `\n3. Collect: POST /south/v80/devices/{id}/collect/iot for ${COLLECT_SECONDS} s, ${COLLECT_CONCURRENCY} connections, ${deviceKeys.length} devices, 3 datapoints each...`,
-    );
-    const latencies: number[] = [];
-    let errors = 0;
-    let n = 0;
-    const deadline = performance.now() + COLLECT_SECONDS * 1000;
-    const t2 = performance.now();
-    await Promise.all(
-      Array.from({ length: COLLECT_CONCURRENCY }, async () => {
-        while (performance.now() < deadline) {
-          const d = deviceKeys[n++ % deviceKeys.length]!;
-          const body = {
-            version: '1.0.0',
-            datastreams: [
-              { id: 'voltage', datapoints: [{ value: 229 + Math.random() * 2 }] },
-              { id: 'power.active', datapoints: [{ value: Math.round(Math.random() * 5000) }] },
-              { id: 'energy.import', datapoints: [{ value: n }] },
-            ],
-          };
-          const start = performance.now();
-          const res = await post(`${base}/south/v80/devices/${d.id}/collect/iot`, body, d.key);
-          await res.arrayBuffer();
-          if (res.status === 201) latencies.push(performance.now() - start);
-          else errors++;
-        }
-      }),
-    );
-    const collectSeconds = (performance.now() - t2) / 1000;
-    latencies.sort((a, b) => a - b);
-    const collectRate = latencies.length / collectSeconds;
-    say(
-      `   ${fmt(latencies.length)} stored (201), ${errors} errors: ${fmt(collectRate)} requests/s, ${fmt(collectRate * 3)} datapoints/s`,
-    );
-    say(
-      `   latency p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms`,
-    );
-
-    // 3. The bare Temporal loop: the same number of workflow starts, same concurrency, nothing else.
-    say(
-      `\n2. Bare Temporal loop: ${fmt(DEVICES)} workflow starts with the client, ${START_CONCURRENCY} at once...`,
-    );
-    const t1 = performance.now();
-    await runPool(DEVICES, START_CONCURRENCY, async (i) => {
-      await client.workflow.start('twinWorkflow', {
-        workflowId: `twin/bare/bench-${i}`,
-        taskQueue: 'twinflow',
-        args: [
-          {
-            identity: { org: 'bare', deviceId: `bench-${i}`, twinType: 'generic' },
-            profile: { tags: [], attributes: {} },
-          },
-        ],
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    if (SECTIONS.has('collect')) {
+      // 2. Collect throughput over HTTP.
+      say(
+        `\n3. Collect: POST /south/v80/devices/{id}/collect/iot for ${COLLECT_SECONDS} s, ${COLLECT_CONCURRENCY} connections, ${deviceKeys.length} devices, 3 datapoints each...`,
+      );
+      let errors = 0;
+      let n = 0;
+      const deadline = performance.now() + COLLECT_SECONDS * 1000;
+      const t2 = performance.now();
+      await Promise.all(
+        Array.from({ length: COLLECT_CONCURRENCY }, async () => {
+          while (performance.now() < deadline) {
+            const d = deviceKeys[n++ % deviceKeys.length]!;
+            const body = {
+              version: '1.0.0',
+              datastreams: [
+                { id: 'voltage', datapoints: [{ value: 229 + Math.random() * 2 }] },
+                { id: 'power.active', datapoints: [{ value: Math.round(Math.random() * 5000) }] },
+                { id: 'energy.import', datapoints: [{ value: n }] },
+              ],
+            };
+            const start = performance.now();
+            const res = await post(`${base}/south/v80/devices/${d.id}/collect/iot`, body, d.key);
+            await res.arrayBuffer();
+            if (res.status === 201) latencies.push(performance.now() - start);
+            else errors++;
+          }
+        }),
+      );
+      const collectSeconds = (performance.now() - t2) / 1000;
+      latencies.sort((a, b) => a - b);
+      collectRate = latencies.length / collectSeconds;
+      say(
+        `   ${fmt(latencies.length)} stored (201), ${errors} errors: ${fmt(collectRate)} requests/s, ${fmt(collectRate * 3)} datapoints/s`,
+      );
+      say(
+        `   latency p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms`,
+      );
+    }
+    if (SECTIONS.has('provisioning')) {
+      // 3. The bare Temporal loop: the same number of workflow starts, same concurrency, nothing else.
+      say(
+        `\n2. Bare Temporal loop: ${fmt(DEVICES)} workflow starts with the client, ${START_CONCURRENCY} at once...`,
+      );
+      const t1 = performance.now();
+      await runPool(DEVICES, START_CONCURRENCY, async (i) => {
+        await client.workflow.start('twinWorkflow', {
+          workflowId: `twin/bare/bench-${i}`,
+          taskQueue: 'twinflow',
+          args: [
+            {
+              identity: { org: 'bare', deviceId: `bench-${i}`, twinType: 'generic' },
+              profile: { tags: [], attributes: {} },
+            },
+          ],
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        });
+        if (i % 500 === 0) process.stdout.write('.');
       });
-      if (i % 500 === 0) process.stdout.write('.');
-    });
-    const bareSeconds = (performance.now() - t1) / 1000;
-    const bareRate = DEVICES / bareSeconds;
-    say(`\n   ${fmt(DEVICES)} started in ${fmt(bareSeconds, 1)} s: ${fmt(bareRate)} starts/s`);
-
-    say('\nSummary');
-    say(`  provisioning          ${fmt(provisionRate).padStart(8)} devices/s`);
-    say(`  bare Temporal starts  ${fmt(bareRate).padStart(8)} starts/s`);
-    say(`  ratio                 ${fmt(provisionRate / bareRate, 2).padStart(8)}   (aim: 0.70 or better)`);
-    say(
-      `  collect               ${fmt(collectRate).padStart(8)} requests/s (p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms)`,
-    );
+      const bareSeconds = (performance.now() - t1) / 1000;
+      bareRate = DEVICES / bareSeconds;
+      say(`\n   ${fmt(DEVICES)} started in ${fmt(bareSeconds, 1)} s: ${fmt(bareRate)} starts/s`);
+    }
   } finally {
+    say('\nSummary');
+    if (ops) {
+      const o = ops;
+      say(
+        `  operation round trip  p50 ${fmt(o.syncLatency.p50, 1)} ms, p99 ${fmt(o.syncLatency.p99, 1)} ms at 8 at once (aim: 30 / 100 ms); bare HTTP p50 ${fmt(o.bareLatency.p50, 1)} ms, p99 ${fmt(o.bareLatency.p99, 1)} ms`,
+      );
+      say(
+        `  operation throughput  ${fmt(o.syncThroughput.rate)} operations/s at 64 at once (aim: 100/s), p50 ${fmt(o.syncThroughput.p50, 1)} ms, p99 ${fmt(o.syncThroughput.p99, 1)} ms; bare HTTP ${fmt(o.bareThroughput.rate)}/s; ratio ${fmt(o.syncThroughput.rate / o.bareThroughput.rate, 3)}`,
+      );
+      say(
+        `  pending poll          p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms handing over one operation, 100 devices; empty poll p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms`,
+      );
+    }
+    if (SECTIONS.has('provisioning') && Number.isFinite(bareRate)) {
+      say(`  provisioning          ${fmt(provisionRate).padStart(8)} devices/s`);
+      say(`  bare Temporal starts  ${fmt(bareRate).padStart(8)} starts/s`);
+      say(`  ratio                 ${fmt(provisionRate / bareRate, 2).padStart(8)}   (aim: 0.70 or better)`);
+    }
+    if (SECTIONS.has('collect') && Number.isFinite(collectRate)) {
+      say(
+        `  collect               ${fmt(collectRate).padStart(8)} requests/s (p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms)`,
+      );
+    }
     await connection.close();
     stack.kill('SIGTERM');
     await new Promise((r) => stack.once('exit', r));

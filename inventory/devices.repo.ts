@@ -121,21 +121,21 @@ export class DeviceRepository {
     );
   }
 
-  /** Writes the twin's snapshot unless the read model already holds a newer one. */
+  /**
+   * Writes the twin's snapshot. The twin is its only writer and publishes one snapshot at a time, oldest
+   * first, so the filter is the _id alone: the embedded FerretDB scans the whole collection for any other.
+   */
   async writeTwinSnapshot(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<boolean> {
     const res = await this.c.devices.updateOne(
-      {
-        _id: deviceDocId(org, deviceId),
-        $or: [{ 'twin.version': { $lt: snapshot.version } }, { twin: { $exists: false } }],
-      },
+      { _id: deviceDocId(org, deviceId) },
       { $set: { twin: snapshot } },
     );
-    return res.modifiedCount === 1;
+    return res.matchedCount === 1;
   }
 
   /**
-   * Sets latest values for many devices of one org: one update per device (the embedded FerretDB manages
-   * about a hundred updates a second, so never one per datastream). The caller passes only values newer
+   * Sets latest values for many devices of one org: one update per device (the embedded FerretDB commits
+   * each update on its own, so never one per datastream). The caller passes only values newer
    * than what is stored (see LatestValueGuard).
    */
   async storeLatest(org: string, updates: readonly LatestUpdate[]): Promise<void> {

@@ -1,4 +1,5 @@
 // The shapes of TwinFlow's MongoDB documents. Every document carries its organization.
+import type { OperationRecord, OperationStep } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import type { AttributeValue } from '../twins/types';
 import type { StoredValue } from './storable';
@@ -10,7 +11,8 @@ export interface OrganizationDoc {
 }
 
 export interface DeviceTransport {
-  http?: { operationUrl: string };
+  /** apiKey: what the device's server expects in X-ApiKey when TwinFlow pushes to it (never shown). */
+  http?: { operationUrl: string; apiKey?: string };
   mqtt?: boolean;
   sleepy?: boolean;
 }
@@ -67,4 +69,15 @@ export interface DatapointDoc extends StoredValue {
   at: number;
   from?: number;
   receivedAt: number;
+}
+
+export interface OperationStepDoc extends Omit<OperationStep, 'response'> {
+  response?: StoredValue;
+}
+
+/** The read model of one operation workflow, written only by it (and late-response counts after its end). */
+export interface OperationDoc extends Omit<OperationRecord, 'parameters' | 'steps'> {
+  _id: string; // `${org}/${operationId}`
+  parameters: StoredValue;
+  steps: OperationStepDoc[];
 }

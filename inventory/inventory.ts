@@ -1,12 +1,13 @@
 // Opens the MongoDB inventory: typed collections and the indexes they need (FerretDB- and MongoDB-compatible).
 import { type Collection, type Db, MongoClient } from 'mongodb';
-import type { ApiKeyDoc, DatapointDoc, DeviceDoc, OrganizationDoc } from './documents';
+import type { ApiKeyDoc, DatapointDoc, DeviceDoc, OperationDoc, OrganizationDoc } from './documents';
 
 export interface Collections {
   readonly organizations: Collection<OrganizationDoc>;
   readonly devices: Collection<DeviceDoc>;
   readonly apiKeys: Collection<ApiKeyDoc>;
   readonly datapoints: Collection<DatapointDoc>;
+  readonly operations: Collection<OperationDoc>;
 }
 
 export interface Inventory {
@@ -26,6 +27,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     devices: db.collection<DeviceDoc>('devices'),
     apiKeys: db.collection<ApiKeyDoc>('api_keys'),
     datapoints: db.collection<DatapointDoc>('datapoints'),
+    operations: db.collection<OperationDoc>('operations'),
   };
   await ensureIndexes(collections);
   return {
@@ -60,4 +62,7 @@ async function ensureIndexes(c: Collections): Promise<void> {
     { key: { org: 1, deviceId: 1 }, name: 'org_device' },
   ]);
   await create(c.datapoints, [{ key: { org: 1, deviceId: 1, ds: 1, at: -1 }, name: 'series_time' }]);
+  await create(c.operations, [
+    { key: { org: 1, deviceId: 1, createdAt: -1, id: -1 }, name: 'device_newest' },
+  ]);
 }

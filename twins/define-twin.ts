@@ -1,4 +1,5 @@
 // The typed API workflow authors use to declare a twin type: its state, how data change it, its status.
+import type { OperationCatalogue } from './operation-catalogue';
 import type { Datapoint, LatestValue } from './types';
 
 export interface TwinTypeSpec<S> {
@@ -19,9 +20,20 @@ export interface TwinTypeSpec<S> {
   isSignificant?: (datapoint: Datapoint, previous: LatestValue | undefined) => boolean;
   /** Longest a changed value may wait before the twin hears of it (ms). Default 5000. */
   readonly maxSignalDelayMs?: number;
+  /**
+   * The operations devices of this type accept, with their parameters and steps. An operation not listed
+   * is refused before it is queued. Default: none.
+   */
+  readonly operations?: OperationCatalogue;
+  /** How many pushed operations may run on one device at a time; the rest wait their turn. Default 1. */
+  readonly maxConcurrentOperations?: number;
 }
 
-export interface TwinType<S = unknown> extends Required<Omit<TwinTypeSpec<S>, 'isSignificant'>> {
+export interface TwinType<S = unknown> extends Required<
+  Omit<TwinTypeSpec<S>, 'isSignificant' | 'operations' | 'maxConcurrentOperations'>
+> {
+  readonly operations: OperationCatalogue;
+  readonly maxConcurrentOperations: number;
   isSignificant: (datapoint: Datapoint, previous: LatestValue | undefined) => boolean;
 }
 
@@ -37,6 +49,24 @@ export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
   if (!Number.isFinite(maxSignalDelayMs) || maxSignalDelayMs < 0) {
     throw new Error(`twin type ${spec.name}: maxSignalDelayMs must be a non-negative number`);
   }
+  const maxConcurrentOperations = spec.maxConcurrentOperations ?? 1;
+  if (
+    !Number.isInteger(maxConcurrentOperations) ||
+    maxConcurrentOperations < 1 ||
+    maxConcurrentOperations > 64
+  ) {
+    throw new Error(`twin type ${spec.name}: maxConcurrentOperations must be an integer from 1 to 64`);
+  }
+  const operations = spec.operations ?? {};
+  if (operations !== 'any') {
+    for (const name of Object.keys(operations)) {
+      if (!/^[A-Z][A-Z0-9_]{0,63}$/.test(name)) {
+        throw new Error(
+          `twin type ${spec.name}: operation name ${JSON.stringify(name)} must be UPPER_SNAKE_CASE`,
+        );
+      }
+    }
+  }
   const isSignificant =
     spec.isSignificant ?? ((_dp: Datapoint, previous?: LatestValue) => previous === undefined);
   return Object.freeze({
@@ -47,5 +77,7 @@ export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
     status: spec.status,
     isSignificant,
     maxSignalDelayMs,
+    operations,
+    maxConcurrentOperations,
   });
 }

@@ -1,5 +1,7 @@
 // Worked example of a twin type: an electricity meter that tracks energy, power and supply quality.
+import { z } from 'zod';
 import { defineTwin } from './define-twin';
+import { OPENGATE_OPERATIONS, schemaParameters } from './operation-catalogue';
 
 export interface MeterState {
   /** Cumulative active energy imported (kWh), from datastream `energy.import`. */
@@ -84,4 +86,40 @@ export const electricityMeterTwin = defineTwin<MeterState>({
     return dp.datastreamId === 'power.limit';
   },
   maxSignalDelayMs: 10_000,
+  operations: {
+    REBOOT_EQUIPMENT: OPENGATE_OPERATIONS.REBOOT_EQUIPMENT,
+    REFRESH_INFO: OPENGATE_OPERATIONS.REFRESH_INFO,
+    SET_CLOCK_EQUIPMENT: OPENGATE_OPERATIONS.SET_CLOCK_EQUIPMENT,
+    UPDATE: OPENGATE_OPERATIONS.UPDATE,
+    GET_DEVICE_PARAMETERS: OPENGATE_OPERATIONS.GET_DEVICE_PARAMETERS,
+    SET_DEVICE_PARAMETERS: OPENGATE_OPERATIONS.SET_DEVICE_PARAMETERS,
+    READ_METER: {
+      description:
+        'Read registers now; the meter answers with a step per register and reports the values as data.',
+      steps: ['READ'],
+      parameters: schemaParameters(
+        z
+          .object({
+            registers: z
+              .array(z.enum(['energy.import', 'power.active', 'voltage']))
+              .min(1)
+              .max(3)
+              .default(['energy.import', 'power.active', 'voltage']),
+          })
+          .strict(),
+      ),
+    },
+    SET_POWER_LIMIT: {
+      description: 'Change the contracted maximum power; the meter confirms by reporting power.limit.',
+      parameters: schemaParameters(z.object({ limitW: z.number().positive().max(1_000_000) }).strict()),
+    },
+    DISCONNECT_SUPPLY: {
+      description: 'Open the meter breaker.',
+      parameters: schemaParameters(z.object({ reason: z.string().max(200).optional() }).strict()),
+    },
+    RECONNECT_SUPPLY: {
+      description: 'Close the meter breaker.',
+      parameters: schemaParameters(z.object({}).strict()),
+    },
+  },
 });

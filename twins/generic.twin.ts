@@ -17,4 +17,6 @@ export const genericTwin = defineTwin<GenericState>({
       ? state
       : { datastreams: [...state.datastreams, dp.datastreamId] },
   status: () => 'ACTIVE',
+  // Any well-formed operation name with any parameters: the device decides what it supports.
+  operations: 'any',
 });

@@ -1,5 +1,19 @@
 // The twin's pure core: decide(state, input, now) -> new state and effects. No Temporal, no I/O.
+import { checkOperation } from './operation-catalogue';
+import type { OperationRequest } from './operations';
 import { getTwinType } from './registry';
+import {
+  type OperationEffect,
+  type OperationTable,
+  admitOperation,
+  cancelAll,
+  cancelOperation,
+  claimPending,
+  emptyOperationTable,
+  operationCounts,
+  operationEnded,
+  operationWaiting,
+} from './twin-operations';
 import {
   type AttributeValue,
   type Channel,
@@ -42,6 +56,8 @@ export interface TwinState {
   readonly counters: TwinCounters;
   /** Ids of the most recent telemetry batches, so a redelivered batch changes nothing. */
   readonly recentBatchIds: readonly string[];
+  /** Open operations in order of request, and the pending queue of a device that polls. */
+  readonly operations: OperationTable;
   /** Grows with every change; read models keep the highest version they have seen. */
   readonly version: number;
   readonly createdAt: number;
@@ -68,12 +84,18 @@ export interface ProfilePatch {
 export type TwinInput =
   | { readonly kind: 'telemetry'; readonly batch: TelemetryBatch }
   | { readonly kind: 'updateProfile'; readonly patch: ProfilePatch }
-  | { readonly kind: 'decommission' };
+  | { readonly kind: 'decommission' }
+  | { readonly kind: 'requestOperation'; readonly request: OperationRequest }
+  | { readonly kind: 'operationEnded'; readonly id: string }
+  | { readonly kind: 'operationWaiting'; readonly id: string }
+  | { readonly kind: 'claimPending'; readonly limit: number }
+  | { readonly kind: 'cancelOperation'; readonly id: string; readonly by: string };
 
 export type TwinEffect =
   /** Urgent: what lists filter by changed (status, profile, lifecycle, first contact); else only counters and times. */
   | { readonly kind: 'publishSnapshot'; readonly urgent: boolean }
-  | { readonly kind: 'statusChanged'; readonly from: string; readonly to: string };
+  | { readonly kind: 'statusChanged'; readonly from: string; readonly to: string }
+  | OperationEffect;
 
 export interface Decision {
   readonly state: TwinState;
@@ -102,6 +124,7 @@ export function createTwinState(
     connectivity: { lastSeenAt: null, channel: null },
     counters: { batches: 0, datapoints: 0, duplicateBatches: 0, staleDatapoints: 0, attributeChanges: 0 },
     recentBatchIds: [],
+    operations: emptyOperationTable(),
     version: 1,
     createdAt: now,
     updatedAt: now,
@@ -109,18 +132,33 @@ export function createTwinState(
 }
 
 export function decide(state: TwinState, input: TwinInput, now: number): Result<Decision> {
+  // The end of an operation is news even after decommissioning: the table must empty.
+  if (input.kind === 'operationEnded')
+    return withTable(state, now, operationEnded(state.operations, input.id, maxConcurrent(state)));
   if (state.lifecycle === 'DECOMMISSIONED') {
     return fail('DECOMMISSIONED', `device ${state.identity.deviceId} is decommissioned`);
   }
   switch (input.kind) {
+    case 'requestOperation':
+      return requestOperation(state, input.request, now);
+    case 'operationWaiting':
+      return withTable(state, now, operationWaiting(state.operations, input.id));
+    case 'claimPending':
+      return withTable(state, now, claimPending(state.operations, input.limit, now));
+    case 'cancelOperation': {
+      const cancelled = cancelOperation(state.operations, input.id, input.by);
+      return cancelled.ok ? withTable(state, now, cancelled.value) : cancelled;
+    }
     case 'telemetry':
       return applyTelemetry(state, input.batch, now);
     case 'updateProfile':
       return applyProfilePatch(state, input.patch, now);
-    case 'decommission':
+    case 'decommission': {
+      const cancelled = cancelAll(state.operations, 'decommission');
       return ok({
         state: {
           ...state,
+          operations: cancelled.table,
           lifecycle: 'DECOMMISSIONED',
           status: 'DECOMMISSIONED',
           version: state.version + 1,
@@ -129,9 +167,48 @@ export function decide(state: TwinState, input: TwinInput, now: number): Result<
         effects: [
           { kind: 'statusChanged', from: state.status, to: 'DECOMMISSIONED' },
           { kind: 'publishSnapshot', urgent: true },
+          ...cancelled.effects,
         ],
       });
+    }
   }
+}
+
+const maxConcurrent = (state: TwinState): number =>
+  getTwinType(state.identity.twinType)?.maxConcurrentOperations ?? 1;
+
+function withTable(
+  state: TwinState,
+  now: number,
+  decision: { table: OperationTable; effects: readonly OperationEffect[] },
+): Result<Decision> {
+  if (decision.table === state.operations) return ok({ state, effects: [] });
+  return ok({
+    state: { ...state, operations: decision.table, version: state.version + 1, updatedAt: now },
+    effects: [...decision.effects, { kind: 'publishSnapshot', urgent: false }],
+  });
+}
+
+/** Checks the request against the device and its type's catalogue, then queues it. */
+function requestOperation(state: TwinState, request: OperationRequest, now: number): Result<Decision> {
+  const checked = checkRequest(state, request);
+  if (!checked.ok) return checked;
+  const admitted = admitOperation(state.operations, request, maxConcurrent(state));
+  if (!admitted.ok) return admitted;
+  return withTable(state, now, admitted.value);
+}
+
+/** Shared by the twin's update validator and decide: the request is this device's and its type accepts it. */
+export function checkRequest(state: TwinState, request: OperationRequest): Result<OperationRequest> {
+  if (state.lifecycle !== 'ACTIVE')
+    return fail('DECOMMISSIONED', `device ${state.identity.deviceId} is decommissioned`);
+  if (request.org !== state.identity.org || request.deviceId !== state.identity.deviceId) {
+    return fail('INVALID_ARGUMENT', 'the operation is for another device');
+  }
+  const type = getTwinType(state.identity.twinType);
+  if (!type) return fail('UNKNOWN_TWIN_TYPE', `unknown twin type ${JSON.stringify(state.identity.twinType)}`);
+  const params = checkOperation(type.operations, type.name, request.name, request.parameters);
+  return params.ok ? ok(request) : params;
 }
 
 function applyTelemetry(state: TwinState, batch: TelemetryBatch, now: number): Result<Decision> {
@@ -266,6 +343,8 @@ export interface TwinSnapshot {
   readonly typeState: unknown;
   readonly connectivity: Connectivity;
   readonly counters: TwinCounters;
+  /** Open operations, and how many wait for their turn or for the device to poll. */
+  readonly operations: { readonly open: number; readonly waiting: number };
   readonly updatedAt: number;
 }
 
@@ -279,6 +358,7 @@ export function toSnapshot(state: TwinState): TwinSnapshot {
     typeState: state.typeState,
     connectivity: state.connectivity,
     counters: state.counters,
+    operations: operationCounts(state.operations),
     updatedAt: state.updatedAt,
   };
 }
@@ -289,5 +369,6 @@ export function describeTwin(state: TwinState): string {
     state.connectivity.lastSeenAt === null
       ? 'never seen'
       : `last seen ${new Date(state.connectivity.lastSeenAt).toISOString()} via ${state.connectivity.channel}`;
-  return `${state.identity.deviceId} (${state.identity.twinType}) · ${state.status} · ${seen} · ${state.counters.datapoints} datapoints · ${state.reported.length} datastreams`;
+  const ops = operationCounts(state.operations);
+  return `${state.identity.deviceId} (${state.identity.twinType}) · ${state.status} · ${seen} · ${state.counters.datapoints} datapoints · ${state.reported.length} datastreams · ${ops.open} open operations (${ops.waiting} waiting)`;
 }

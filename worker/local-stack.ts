@@ -182,6 +182,15 @@ export interface TemporalDevServer extends ManagedProcess {
   readonly uiUrl?: string;
 }
 
+/**
+ * One task queue partition: with the default several, a task may land on a partition no poller waits on and
+ * be forwarded, which costs tens of milliseconds per workflow task on a single-node server.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number | boolean>> = {
+  'matching.numTaskqueueReadPartitions': 1,
+  'matching.numTaskqueueWritePartitions': 1,
+};
+
 export async function startTemporalDevServer(o: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const host = o.host ?? '127.0.0.1';
   mkdirSync(o.dataDir, { recursive: true });
@@ -204,7 +213,7 @@ export async function startTemporalDevServer(o: TemporalDevServerOptions): Promi
     '--log-level',
     'warn',
     ...Object.entries(TWINFLOW_SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
-    ...Object.entries(o.dynamicConfig ?? {}).flatMap(([k, v]) => [
+    ...Object.entries({ ...DEV_SERVER_DYNAMIC_CONFIG, ...o.dynamicConfig }).flatMap(([k, v]) => [
       '--dynamic-config-value',
       `${k}=${JSON.stringify(v)}`,
     ]),

@@ -16,6 +16,7 @@ import type { Services } from '../api/services';
 import { TwinGateway } from '../api/twin-gateway';
 import { DatapointRepository } from '../inventory/datapoints.repo';
 import { DeviceRepository } from '../inventory/devices.repo';
+import { OperationRepository } from '../inventory/operations.repo';
 import { type Inventory, openInventory } from '../inventory/inventory';
 import { KeyRepository } from '../inventory/keys.repo';
 import { type Config, ConfigError, loadConfig } from './config';
@@ -87,6 +88,7 @@ async function run(config: Config): Promise<Running> {
     closers.push(() => inventory.close());
     const devices = new DeviceRepository(inventory.collections);
     const keys = new KeyRepository(inventory.collections);
+    const operations = new OperationRepository(inventory.collections);
 
     let worker: Worker | undefined;
     let workerRun: Promise<void> | undefined;
@@ -97,7 +99,7 @@ async function run(config: Config): Promise<Running> {
         address: temporalAddress,
         namespace: config.temporal.namespace,
         taskQueue: config.temporal.taskQueue,
-        deps: { devices },
+        deps: { devices, operations },
         workflowBundlePath: config.workflowBundlePath,
       }));
       workerRun = worker.run();
@@ -156,6 +158,7 @@ async function run(config: Config): Promise<Running> {
         devices,
         keys,
         datapoints,
+        operations,
         auth: new KeyAuthenticator(keys),
         twins,
         directory,

@@ -1,2 +1,3 @@
 // Every workflow the TwinFlow worker runs; the worker bundles this file.
 export { twinWorkflow } from './twin.workflow';
+export { operationWorkflow } from './operation.workflow';

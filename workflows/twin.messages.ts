@@ -1,5 +1,6 @@
 // Message definitions of the twin workflow. No other imports, so the API can use them without workflow code.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { OperationRequest, OperationStatus, RequestEnvelope } from '../twins/operations';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
 import type { DeviceProfile } from '../twins/types';
 
@@ -10,3 +11,24 @@ export const getTwinStateQuery = defineQuery<TwinState>('getTwinState');
 export const updateProfileUpdate = defineUpdate<DeviceProfile, [ProfilePatch]>('updateProfile');
 /** End the twin: it publishes its last snapshot and completes. */
 export const decommissionUpdate = defineUpdate<TwinState, []>('decommission');
+
+/** What requestOperation answers: duplicate when the id was already known (nothing new was queued). */
+export interface OperationAdmission {
+  readonly id: string;
+  readonly duplicate: boolean;
+}
+
+/** Queue an operation; the twin checks it against the type's catalogue and starts its workflow. */
+export const requestOperationUpdate = defineUpdate<OperationAdmission, [OperationRequest]>(
+  'requestOperation',
+);
+/** A device polls: the waiting operations are handed over, each once. */
+export const claimPendingOperationsUpdate = defineUpdate<RequestEnvelope[], [{ limit: number }]>(
+  'claimPendingOperations',
+);
+/** Cancel an open operation; answers once the operation workflow has been told. */
+export const cancelOperationUpdate = defineUpdate<void, [{ id: string; by: string }]>('cancelOperation');
+/** From an operation workflow: it ended, the next one may run. */
+export const operationEndedSignal = defineSignal<[{ id: string; status: OperationStatus }]>('operationEnded');
+/** From an operation workflow: a pending operation waits for the next poll again (another attempt). */
+export const operationWaitingSignal = defineSignal<[{ id: string }]>('operationWaiting');

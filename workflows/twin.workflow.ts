@@ -1,35 +1,56 @@
 // The twin: one long-running workflow per device, a thin shell around twins/twin-core.
 import {
   ApplicationFailure,
+  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   log,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   sleep,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import { type OperationRequest, type RequestEnvelope, requestEnvelope } from '../twins/operations';
 import {
   type ProfilePatch,
   type TwinEffect,
   type TwinInput,
   type TwinState,
+  checkRequest,
   createTwinState,
   decide,
   describeTwin,
   toSnapshot,
   validateProfilePatch,
 } from '../twins/twin-core';
-import type { DeviceProfile, TwinIdentity } from '../twins/types';
-import { TWINFLOW_STATUS } from './search-attributes';
+import { emptyOperationTable } from '../twins/twin-operations';
+import { type DeviceProfile, type Result, type TwinIdentity, ok } from '../twins/types';
+import { operationWorkflowId } from './ids';
+import { cancelRequestedSignal, handedOverSignal, proceedSignal } from './operation.messages';
+import { operationWorkflow } from './operation.workflow';
 import {
+  TWINFLOW_DEVICE_ID,
+  TWINFLOW_OPERATION,
+  TWINFLOW_ORG,
+  TWINFLOW_STATUS,
+  TWINFLOW_TWIN_TYPE,
+} from './search-attributes';
+import {
+  type OperationAdmission,
+  cancelOperationUpdate,
+  claimPendingOperationsUpdate,
   decommissionUpdate,
   getTwinStateQuery,
+  operationEndedSignal,
+  operationWaitingSignal,
   reportTelemetrySignal,
+  requestOperationUpdate,
   updateProfileUpdate,
 } from './twin.messages';
 
@@ -71,7 +92,8 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   const options: TwinWorkflowOptions = { ...DEFAULT_TWIN_OPTIONS, ...input.options };
   let state: TwinState;
   if (input.state) {
-    state = input.state;
+    // Runs carried over from before operations existed have no table yet.
+    state = { ...input.state, operations: input.state.operations ?? emptyOperationTable() };
   } else {
     const created = createTwinState(input.identity, input.profile, Date.now());
     if (!created.ok) throw ApplicationFailure.nonRetryable(created.message, created.code);
@@ -80,14 +102,95 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   // Provisioning writes the first snapshot itself; later runs carry what is pending.
   let snapshotPending: SnapshotPending = input.snapshotPending ?? 'none';
 
-  const apply = (twinInput: TwinInput): void => {
+  /** Runs the core; a refused input changes nothing and is answered as a failure. */
+  const tryApply = (twinInput: TwinInput): Result<readonly TwinEffect[]> => {
     const decision = decide(state, twinInput, Date.now());
-    if (!decision.ok) throw ApplicationFailure.nonRetryable(decision.message, decision.code);
+    if (!decision.ok) return decision;
     state = decision.value.state;
     decision.value.effects.forEach(runEffect);
+    return ok(decision.value.effects);
   };
+  /** For updates: a refused input fails the update with the core's code. */
+  const apply = (twinInput: TwinInput): readonly TwinEffect[] => {
+    const applied = tryApply(twinInput);
+    if (!applied.ok) throw ApplicationFailure.nonRetryable(applied.message, applied.code);
+    return applied.value;
+  };
+  /** Signals to operation workflows still under way; they finish before the twin continues as new or ends. */
+  const inFlight = new Set<Promise<void>>();
+  /** Child starts still under way, so a signal never overtakes the start of its workflow. */
+  const starting = new Map<string, Promise<void>>();
+  const track = (p: Promise<void>): Promise<void> => {
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+    return p;
+  };
+  const opWorkflowId = (id: string) => operationWorkflowId(state.identity.org, state.identity.deviceId, id);
+  const signalOperation = (
+    id: string,
+    send: (h: ReturnType<typeof getExternalWorkflowHandle>) => Promise<void>,
+  ) =>
+    track(
+      (async () => {
+        await starting.get(id);
+        try {
+          await send(getExternalWorkflowHandle(opWorkflowId(id)));
+        } catch (err) {
+          // The operation ended meanwhile; its end signal tidies the table.
+          log.warn('could not signal an operation', { operationId: id, error: String(err) });
+        }
+      })(),
+    );
+  const startOperation = (request: OperationRequest, startNow: boolean): void => {
+    const { org, deviceId, twinType } = state.identity;
+    const started = (async () => {
+      try {
+        await startChild(operationWorkflow, {
+          workflowId: opWorkflowId(request.id),
+          args: [{ request, startNow, twinWorkflowId: workflowInfo().workflowId, recordWrittenRev: 1 }],
+          // The twin continues as new while operations run; they must outlive each run.
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+          typedSearchAttributes: [
+            { key: TWINFLOW_ORG, value: org },
+            { key: TWINFLOW_DEVICE_ID, value: deviceId },
+            { key: TWINFLOW_TWIN_TYPE, value: twinType },
+            { key: TWINFLOW_OPERATION, value: request.name },
+            {
+              key: TWINFLOW_STATUS,
+              value: request.delivery === 'pending' ? 'WAITING_FOR_CONNECTION' : 'QUEUED',
+            },
+          ],
+          staticSummary: `${request.name} on ${deviceId} (${request.delivery}) requested by ${request.requestedBy}`,
+        });
+      } catch (err) {
+        log.error('could not start an operation', { operationId: request.id, error: String(err) });
+        apply({ kind: 'operationEnded', id: request.id });
+      } finally {
+        starting.delete(request.id);
+      }
+    })();
+    starting.set(request.id, started);
+    void track(started);
+  };
+  let handedOver: Promise<void>[] = [];
   const runEffect = (effect: TwinEffect): void => {
     switch (effect.kind) {
+      case 'startOperation':
+        startOperation(effect.request, effect.startNow);
+        break;
+      case 'proceedOperation':
+        void signalOperation(effect.id, (h) => h.signal(proceedSignal));
+        break;
+      case 'handOverOperations': {
+        const at = Date.now();
+        handedOver = effect.operations.map((op) =>
+          signalOperation(op.id, (h) => h.signal(handedOverSignal, { at })),
+        );
+        break;
+      }
+      case 'cancelOperation':
+        void signalOperation(effect.id, (h) => h.signal(cancelRequestedSignal, { by: effect.by }));
+        break;
       case 'publishSnapshot':
         if (effect.urgent) snapshotPending = 'urgent';
         else if (snapshotPending === 'none') snapshotPending = 'routine';
@@ -102,19 +205,72 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
 
   setHandler(reportTelemetrySignal, (batch) => {
     // A signal cannot answer with an error; a bad batch is logged and dropped (its data are stored anyway).
-    const decision = decide(state, { kind: 'telemetry', batch }, Date.now());
-    if (!decision.ok) {
+    const applied = tryApply({ kind: 'telemetry', batch });
+    if (!applied.ok) {
       log.warn('telemetry batch rejected', {
-        code: decision.code,
-        message: decision.message,
+        code: applied.code,
+        message: applied.message,
         batchId: batch.batchId,
       });
-      return;
     }
-    state = decision.value.state;
-    decision.value.effects.forEach(runEffect);
   });
   setHandler(getTwinStateQuery, () => state);
+
+  setHandler(
+    requestOperationUpdate,
+    (request): OperationAdmission => {
+      const before = state.operations;
+      apply({ kind: 'requestOperation', request });
+      return { id: request.id, duplicate: state.operations === before };
+    },
+    {
+      validator: (request: OperationRequest) => {
+        const checked = checkRequest(state, request);
+        if (!checked.ok) throw ApplicationFailure.nonRetryable(checked.message, checked.code);
+      },
+    },
+  );
+  setHandler(
+    claimPendingOperationsUpdate,
+    async ({ limit }): Promise<RequestEnvelope[]> => {
+      handedOver = [];
+      const effects = apply({ kind: 'claimPending', limit });
+      // Each operation knows it was handed over before the device can answer it.
+      await Promise.all(handedOver);
+      const now = Date.now();
+      return effects.flatMap((e) =>
+        e.kind === 'handOverOperations'
+          ? e.operations.map((op) => requestEnvelope({ ...op, deviceId: state.identity.deviceId }, now))
+          : [],
+      );
+    },
+    {
+      validator: ({ limit }: { limit: number }) => {
+        if (!Number.isInteger(limit) || limit < 1)
+          throw ApplicationFailure.nonRetryable('limit must be a positive integer', 'INVALID_ARGUMENT');
+        if (state.lifecycle !== 'ACTIVE')
+          throw ApplicationFailure.nonRetryable('device is decommissioned', 'DECOMMISSIONED');
+      },
+    },
+  );
+  setHandler(
+    cancelOperationUpdate,
+    async ({ id, by }) => {
+      apply({ kind: 'cancelOperation', id, by });
+      await starting.get(id);
+      await Promise.all([...inFlight]);
+    },
+    {
+      validator: ({ id }: { id: string; by: string }) => {
+        if (!state.operations.open.some((o) => o.id === id)) {
+          throw ApplicationFailure.nonRetryable(`operation ${id} is not open on this device`, 'NOT_FOUND');
+        }
+      },
+    },
+  );
+  // News from operation workflows; after decommissioning a waiting notice is refused and changes nothing.
+  setHandler(operationEndedSignal, ({ id }) => void tryApply({ kind: 'operationEnded', id }));
+  setHandler(operationWaitingSignal, ({ id }) => void tryApply({ kind: 'operationWaiting', id }));
   setHandler(
     updateProfileUpdate,
     (patch) => {
@@ -156,14 +312,14 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
       () => snapshotPending !== 'none' || state.lifecycle === 'DECOMMISSIONED' || historyTooLong(),
     );
     if (state.lifecycle === 'DECOMMISSIONED') {
-      await condition(allHandlersFinished);
+      await condition(() => allHandlersFinished() && inFlight.size === 0);
       await publishTwinSnapshot(state.identity.org, state.identity.deviceId, toSnapshot(state));
       return state;
     }
     // Before the next snapshot: under steady traffic a snapshot is nearly always pending, and the history
     // must still stay bounded. The pending snapshot goes along to the next run.
     if (historyTooLong()) {
-      await condition(allHandlersFinished);
+      await condition(() => allHandlersFinished() && inFlight.size === 0);
       return await continueAsNew<typeof twinWorkflow>({ ...input, state, snapshotPending });
     }
     // Routine changes wait for the interval (or until something urgent comes); then a short debounce turns a

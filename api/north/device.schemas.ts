@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { DeviceDoc } from '../../inventory/documents';
 import { fromStoredValue } from '../../inventory/storable';
 import { MAX_ATTRIBUTES, MAX_TAGS, type TwinState } from '../../twins/twin-core';
+import { operationCounts } from '../../twins/twin-operations';
 import { DEVICE_ID_PATTERN } from '../../workflows/ids';
 
 const attributeKey = z
@@ -21,6 +22,8 @@ export const transportSchema = z
           .url()
           .max(2048)
           .refine((u) => /^https?:\/\//.test(u), 'must be http(s)'),
+        /** The X-ApiKey the device's server expects from TwinFlow; stored, never shown. */
+        apiKey: z.string().min(1).max(512).optional(),
       })
       .strict()
       .optional(),
@@ -107,6 +110,7 @@ export function deviceView(doc: DeviceDoc, live?: TwinState) {
         status: live.status,
         connectivity: live.connectivity,
         counters: live.counters,
+        operations: operationCounts(live.operations),
         state: live.typeState,
         reported: live.reported,
         updatedAt: live.updatedAt,
@@ -118,6 +122,7 @@ export function deviceView(doc: DeviceDoc, live?: TwinState) {
           status: doc.twin.status,
           connectivity: doc.twin.connectivity,
           counters: doc.twin.counters,
+          operations: doc.twin.operations ?? { open: 0, waiting: 0 },
           state: doc.twin.typeState,
           updatedAt: doc.twin.updatedAt,
         }
@@ -128,7 +133,7 @@ export function deviceView(doc: DeviceDoc, live?: TwinState) {
     type: doc.type,
     tags: doc.tags,
     attributes: doc.attributes,
-    transport: doc.transport,
+    transport: transportView(doc.transport),
     lifecycle: doc.lifecycle,
     status: doc.lifecycle === 'DECOMMISSIONED' ? 'DECOMMISSIONED' : (twin?.status ?? 'PROVISIONING'),
     lastSeenAt: doc.lastSeenAt ?? null,
@@ -138,4 +143,11 @@ export function deviceView(doc: DeviceDoc, live?: TwinState) {
     datastreams,
     twin,
   };
+}
+
+/** The transport without the device's secret. */
+export function transportView(t: DeviceDoc['transport']) {
+  if (!t.http) return t;
+  const { apiKey, ...http } = t.http;
+  return { ...t, http: { ...http, ...(apiKey !== undefined ? { hasApiKey: true } : {}) } };
 }

@@ -2,11 +2,10 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { fromStoredValue } from '../../inventory/storable';
-import { DEVICE_ID_PATTERN } from '../../workflows/ids';
 import { requireAdmin, requireKey } from '../auth';
 import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
-import { parseWith, readJson, readQuery } from '../validation';
+import { deviceIdParam, parseWith, readJson, readQuery } from '../validation';
 import {
   bulkProvisionSchema,
   decodeCursor,
@@ -21,11 +20,6 @@ import { type ProvisionOutcome, provisionDevices } from './provisioning';
 export const devicesRoutes = new Hono<AppEnv>();
 
 devicesRoutes.use('*', requireKey({ allowQueryKey: false }), requireAdmin());
-
-const deviceIdParam = (raw: string): string => {
-  if (!DEVICE_ID_PATTERN.test(raw)) throw new ApiError('NOT_FOUND', `device ${raw} not found`);
-  return raw;
-};
 
 const outcomeBody = (o: ProvisionOutcome) =>
   o.ok

@@ -6,15 +6,19 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	_ "modernc.org/sqlite"
 )
 
 func main() {
@@ -56,9 +60,77 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	go indexIDs(ctx, dir, logger)
+
 	// Readiness is the TCP port accepting connections; the launcher polls it.
 	if err := f.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "twinflow-ferretdb: %v\n", err)
 		os.Exit(1)
+	}
+}
+
+// indexIDs gives every collection table an index on the expression FerretDB's queries use for _id.
+//
+// FerretDB 1.24 looks documents up by `_ferretdb_sjson->'$._id'`, while its own unique index is on a
+// different spelling of the same path, which SQLite's planner does not match: every find, update and
+// delete by _id scans and parses the whole collection (about 12 ms at 2,000 documents, 35 ms at 10,000).
+// With this index the same lookups take about 2 ms. Collections are created at run time, so new tables
+// are looked for every few seconds.
+func indexIDs(ctx context.Context, dir string, logger *slog.Logger) {
+	dbs := map[string]*sql.DB{}
+	defer func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}()
+	done := map[string]bool{}
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
+		for _, file := range files {
+			db, ok := dbs[file]
+			if !ok {
+				var err error
+				db, err = sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(10000)")
+				if err != nil {
+					logger.Warn("cannot open for indexing", "file", file, "error", err)
+					continue
+				}
+				db.SetMaxOpenConns(1)
+				dbs[file] = db
+			}
+			rows, err := db.QueryContext(ctx,
+				`SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%_ferretdb_sjson%'`)
+			if err != nil {
+				continue
+			}
+			var tables []string
+			for rows.Next() {
+				var name string
+				if rows.Scan(&name) == nil {
+					tables = append(tables, name)
+				}
+			}
+			rows.Close()
+			for _, table := range tables {
+				key := file + "\x00" + table
+				if done[key] {
+					continue
+				}
+				quoted := `"` + strings.ReplaceAll(table, `"`, `""`) + `"`
+				index := `"` + strings.ReplaceAll(table+"_twinflow_id", `"`, `""`) + `"`
+				_, err := db.ExecContext(ctx,
+					"CREATE INDEX IF NOT EXISTS "+index+" ON "+quoted+"(_ferretdb_sjson->'$._id')")
+				if err != nil {
+					logger.Warn("cannot index _id", "table", table, "error", err)
+					continue
+				}
+				done[key] = true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
 	}
 }

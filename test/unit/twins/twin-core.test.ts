@@ -423,6 +423,7 @@ describe('toSnapshot', () => {
       typeState: state.typeState,
       connectivity: { lastSeenAt: T0 + 7, channel: 'http' },
       counters: state.counters,
+      operations: { open: 0, waiting: 0 },
       updatedAt: T0 + 8,
     });
     expect(snapshot).not.toHaveProperty('reported');
@@ -433,7 +434,7 @@ describe('toSnapshot', () => {
 describe('describeTwin', () => {
   it('says a new twin was never seen', () => {
     expect(describeTwin(newTwin())).toBe(
-      'dev-1 (generic) · ACTIVE · never seen · 0 datapoints · 0 datastreams',
+      'dev-1 (generic) · ACTIVE · never seen · 0 datapoints · 0 datastreams · 0 open operations (0 waiting)',
     );
   });
 
@@ -442,7 +443,7 @@ describe('describeTwin', () => {
       decide(newTwin(), telemetry('b1', [dp('a', 1, T0), dp('b', 2, T0)], T0, 5), T0),
     ).state;
     expect(describeTwin(state)).toBe(
-      `dev-1 (generic) · ACTIVE · last seen ${new Date(T0).toISOString()} via http · 5 datapoints · 2 datastreams`,
+      `dev-1 (generic) · ACTIVE · last seen ${new Date(T0).toISOString()} via http · 5 datapoints · 2 datastreams · 0 open operations (0 waiting)`,
     );
   });
 });

@@ -1,5 +1,6 @@
-// Covers the twin workflow's message definitions: every export follows the `<verbNoun>Signal|Query|Update` convention.
-import * as messages from '../../../workflows/twin.messages';
+// Covers the twin and operation workflows' message definitions: every export follows the `<verbNoun>Signal|Query|Update` convention.
+import * as operationMessages from '../../../workflows/operation.messages';
+import * as twinMessages from '../../../workflows/twin.messages';
 
 const KINDS = { Signal: 'signal', Query: 'query', Update: 'update' } as const;
 const CONSTANT_NAME = /^([a-z][A-Za-z0-9]*)(Signal|Query|Update)$/;
@@ -15,19 +16,29 @@ const isDefinition = (v: unknown): v is MessageDefinition =>
   typeof (v as MessageDefinition).type === 'string' &&
   typeof (v as MessageDefinition).name === 'string';
 
-// Every export, so a message added later is checked without touching this file.
-const entries = Object.entries(messages as Record<string, unknown>);
+// Every export of each module, so a message added later is checked without touching this file.
+const MODULES = [
+  {
+    workflow: 'twin',
+    entries: Object.entries(twinMessages as Record<string, unknown>),
+    required: ['reportTelemetrySignal', 'getTwinStateQuery', 'updateProfileUpdate', 'decommissionUpdate'],
+  },
+  {
+    workflow: 'operation',
+    entries: Object.entries(operationMessages as Record<string, unknown>),
+    required: [
+      'reportResponseSignal',
+      'proceedSignal',
+      'handedOverSignal',
+      'cancelRequestedSignal',
+      'getOperationQuery',
+    ],
+  },
+];
 
-describe('twin workflow messages', () => {
-  it('exports at least the messages the API relies on', () => {
-    expect(entries.map(([name]) => name)).toEqual(
-      expect.arrayContaining([
-        'reportTelemetrySignal',
-        'getTwinStateQuery',
-        'updateProfileUpdate',
-        'decommissionUpdate',
-      ]),
-    );
+describe.each(MODULES)('$workflow workflow messages', ({ entries, required }) => {
+  it('exports at least the messages the API and the workflows rely on', () => {
+    expect(entries.map(([name]) => name)).toEqual(expect.arrayContaining(required));
   });
 
   it.each(entries)(

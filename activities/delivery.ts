@@ -1,0 +1,148 @@
+// Delivery of an operation request to a device's HTTP server (OpenGate v80, TwinFlow -> device).
+import { Context } from '@temporalio/activity';
+import { responseEnvelopeSchema, toDeviceResponse } from '../twins/operation-envelopes';
+import type { DeviceResponse, RequestEnvelope } from '../twins/operations';
+
+export interface DeliveryRequest {
+  readonly url: string;
+  /** Sent as X-ApiKey when the device expects one. */
+  readonly platformKey?: string;
+  readonly envelope: RequestEnvelope;
+  /** When the attempt's time runs out (ms since epoch). */
+  readonly deadline: number;
+}
+
+export type DeliveryOutcome = (
+  | /** The device answered with its final response in the body (synchronous). */
+    { readonly kind: 'final'; readonly response: DeviceResponse }
+    /** The device took the request and will answer later; it may have sent a first partial response. */
+  | { readonly kind: 'accepted'; readonly response?: DeviceResponse }
+  /** The device could not be reached (network errors, 5xx) before the deadline. */
+  | { readonly kind: 'unreachable' }
+  /** A 4xx: the device refused the operation; it ends with this result code. */
+  | {
+      readonly kind: 'rejected';
+      readonly httpStatus: number;
+      readonly resultCode: string;
+      readonly resultDescription: string;
+    }
+) & {
+  /** Network errors and 5xx answers retried before this outcome. */
+  readonly transportErrors: number;
+  readonly lastTransportError?: string;
+};
+
+/** Larger answers are not read (a device's response envelope is small). */
+export const MAX_DEVICE_ANSWER_BYTES = 1024 * 1024;
+
+async function readLimited(res: Response): Promise<string> {
+  const length = Number(res.headers.get('content-length') ?? '0');
+  if (length > MAX_DEVICE_ANSWER_BYTES) {
+    await res.body?.cancel();
+    return '';
+  }
+  const text = await res.text();
+  return text.length > MAX_DEVICE_ANSWER_BYTES ? '' : text;
+}
+
+function parseResponse(text: string, operationId: string): DeviceResponse | undefined {
+  if (text.trim() === '') return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = responseEnvelopeSchema.safeParse(json);
+  if (!parsed.success || parsed.data.operation.response.id !== operationId) return undefined;
+  return toDeviceResponse(parsed.data.operation.response);
+}
+
+/** How often a delivery in progress tells Temporal it is alive (a long synchronous answer is fine). */
+export const DELIVERY_HEARTBEAT_MS = 5_000;
+const FIRST_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 5_000;
+
+interface Progress {
+  transportErrors: number;
+  lastError?: string;
+}
+
+/**
+ * Pushes the request until the device answers or the attempt's deadline passes. Network errors, 5xx, 408
+ * and 429 are transport failures: retried here with backoff, counted, and reported if time runs out.
+ */
+export async function deliverOperation(req: DeliveryRequest): Promise<DeliveryOutcome> {
+  const ctx = Context.current();
+  // After a worker crash the activity runs again; the count so far comes back in the heartbeat details.
+  const progress: Progress = { transportErrors: 0, ...(ctx.info.heartbeatDetails as Progress | undefined) };
+  // Local activities have no heartbeats: the workflow task that runs them keeps itself alive.
+  const beat = () => {
+    if (!ctx.info.isLocal) ctx.heartbeat(progress);
+  };
+  const heartbeat = setInterval(beat, DELIVERY_HEARTBEAT_MS);
+  const retried = () => ({
+    transportErrors: progress.transportErrors,
+    ...(progress.lastError ? { lastTransportError: progress.lastError } : {}),
+  });
+  const operationId = req.envelope.operation.request.id;
+  let backoff = FIRST_BACKOFF_MS;
+  try {
+    for (;;) {
+      const left = req.deadline - Date.now();
+      if (left <= 0) return { kind: 'unreachable', ...retried() };
+      let failure: string | undefined;
+      let res: Response | undefined;
+      try {
+        res = await fetch(req.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            ...(req.platformKey ? { 'x-apikey': req.platformKey } : {}),
+          },
+          body: JSON.stringify(req.envelope),
+          redirect: 'manual',
+          signal: AbortSignal.any([ctx.cancellationSignal, AbortSignal.timeout(left)]),
+        });
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) throw err;
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        failure =
+          (err as Error).name === 'TimeoutError'
+            ? 'no answer before the deadline'
+            : `device unreachable: ${cause?.code ?? cause?.message ?? (err as Error).message}`;
+      }
+      if (res) {
+        const text = await readLimited(res).catch(() => '');
+        if (res.status >= 500 || res.status === 408 || res.status === 429) {
+          failure = `device answered HTTP ${res.status}`;
+        } else {
+          const response = parseResponse(text, operationId);
+          if (res.status >= 200 && res.status < 300) {
+            if (response?.resultCode !== undefined) return { kind: 'final', response, ...retried() };
+            return { kind: 'accepted', ...(response ? { response } : {}), ...retried() };
+          }
+          // 3xx (not followed) and 4xx end the operation.
+          const resultCode =
+            response?.resultCode ??
+            (res.status === 400 || res.status === 422 ? 'ERROR_IN_PARAM' : 'NOT_SUPPORTED');
+          return {
+            kind: 'rejected',
+            httpStatus: res.status,
+            resultCode,
+            resultDescription: response?.resultDescription ?? `the device answered HTTP ${res.status}`,
+            ...retried(),
+          };
+        }
+      }
+      progress.transportErrors++;
+      progress.lastError = failure;
+      beat();
+      const pause = Math.min(backoff, req.deadline - Date.now());
+      if (pause > 0) await ctx.sleep(pause);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    }
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
