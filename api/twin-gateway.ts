@@ -110,11 +110,16 @@ export class TwinGateway {
     }
   }
 
-  async decommission(org: string, deviceId: string): Promise<TwinState | undefined> {
+  /**
+   * Decommissions the twin and waits (a few seconds at most) for it to publish its last snapshot and end,
+   * so that the caller's own writes to the device's record come after the twin's.
+   */
+  async decommission(org: string, deviceId: string, settleMs = 10_000): Promise<TwinState | undefined> {
+    const handle = this.client.workflow.getHandle(twinWorkflowId(org, deviceId));
     try {
-      return await this.client.workflow
-        .getHandle(twinWorkflowId(org, deviceId))
-        .executeUpdate(decommissionUpdate);
+      const state = await handle.executeUpdate(decommissionUpdate);
+      await within(handle.result(), settleMs).catch(() => undefined);
+      return state;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
       return toApiError(err);

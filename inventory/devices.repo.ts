@@ -124,12 +124,14 @@ export class DeviceRepository {
   /**
    * Writes the twin's snapshot. The twin is its only writer and publishes one snapshot at a time, oldest
    * first, so the filter is the _id alone: the embedded FerretDB scans the whole collection for any other.
+   * A decommissioned twin's last snapshot marks the record too: the embedded FerretDB applies an update by
+   * reading and rewriting the whole document, so a snapshot racing the API's own mark could otherwise put
+   * the old lifecycle back.
    */
   async writeTwinSnapshot(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<boolean> {
-    const res = await this.c.devices.updateOne(
-      { _id: deviceDocId(org, deviceId) },
-      { $set: { twin: snapshot } },
-    );
+    const set: Record<string, unknown> = { twin: snapshot };
+    if (snapshot.lifecycle === 'DECOMMISSIONED') set.lifecycle = 'DECOMMISSIONED';
+    const res = await this.c.devices.updateOne({ _id: deviceDocId(org, deviceId) }, { $set: set });
     return res.matchedCount === 1;
   }
 

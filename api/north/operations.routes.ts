@@ -82,7 +82,18 @@ deviceOperationsRoutes.post('/', async (c) => {
     requestedBy: actorOf(principal),
     createdAt: services.now(),
   };
-  await services.twins.requestOperation(request);
+  try {
+    await services.twins.requestOperation(request);
+  } catch (err) {
+    // The directory's copy may predate a decommission; a twin that has ended says why in the inventory.
+    if (!(err instanceof ApiError) || err.code !== 'NOT_FOUND') throw err;
+    services.directory.forget(principal.org, deviceId);
+    const fresh = await services.devices.get(principal.org, deviceId);
+    if (fresh && fresh.lifecycle !== 'ACTIVE') {
+      throw new ApiError('CONFLICT', `device ${deviceId} is decommissioned`);
+    }
+    throw err;
+  }
   const record = createOperationRecord(request);
   try {
     // The workflow writes every later revision; this one makes the operation listable at once.
