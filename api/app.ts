@@ -6,11 +6,54 @@ import { HTTPException } from 'hono/http-exception';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import type { AppEnv } from './context';
 import { ApiError, errorBody } from './errors';
+import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from './access/route-group';
 import { healthRoutes } from './health.routes';
+import { authRoutes, meRoutes } from './north/auth.routes';
 import { devicesRoutes } from './north/devices.routes';
+import { keysRoutes } from './north/keys.routes';
 import { deviceOperationsRoutes, operationsRoutes } from './north/operations.routes';
+import { auditRoutes, organizationsRoutes } from './north/organizations.routes';
+import { rolesRoutes } from './north/roles.routes';
+import { usersRoutes } from './north/users.routes';
+import { buildOpenApi } from './openapi';
 import { southRoutes } from './south/south.routes';
 import type { Services } from './services';
+
+const openApiRoutes = new RouteGroup('/north/v1/openapi.json');
+
+/** Every route group, in mounting order; a route exists only if declared here with its access rule. */
+const ROUTE_GROUPS: readonly RouteGroup[] = [
+  healthRoutes,
+  openApiRoutes,
+  authRoutes,
+  meRoutes,
+  organizationsRoutes,
+  usersRoutes,
+  rolesRoutes,
+  keysRoutes,
+  auditRoutes,
+  deviceOperationsRoutes,
+  devicesRoutes,
+  operationsRoutes,
+  southRoutes,
+];
+
+/** The route table: method, path, access rule and documentation of every route the API serves. */
+export const ROUTE_TABLE: readonly RouteEntry[] = [
+  {
+    method: 'GET',
+    path: '/north/v1/openapi.json',
+    access: PUBLIC,
+    doc: { summary: 'This API description (OpenAPI 3.1)', tag: 'Meta' },
+  },
+  ...ROUTE_GROUPS.filter((g) => g !== openApiRoutes).flatMap((g) => g.entries),
+];
+
+let openApiDocument: Record<string, unknown> | undefined;
+openApiRoutes.get('/', PUBLIC, { summary: 'This API description (OpenAPI 3.1)', tag: 'Meta' }, (c) => {
+  openApiDocument ??= buildOpenApi(ROUTE_TABLE, process.env.npm_package_version ?? '0.1.0');
+  return c.json(openApiDocument);
+});
 
 export interface AppOptions {
   /** Largest body the north API accepts (bytes). */
@@ -49,11 +92,8 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
     bodyLimit({ maxSize: options.maxSouthBodyBytes, onError: tooLarge(options.maxSouthBodyBytes) }),
   );
 
-  app.route('/', healthRoutes);
-  app.route('/north/v1/devices/:deviceId/operations', deviceOperationsRoutes);
-  app.route('/north/v1/devices', devicesRoutes);
-  app.route('/north/v1/operations', operationsRoutes);
-  app.route('/south/v80/devices', southRoutes);
+  for (const group of ROUTE_GROUPS) app.route(group.base || '/', group.app);
+  assertEveryRouteDeclared(app, ROUTE_TABLE);
 
   app.notFound((c) =>
     c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId')), 404),

@@ -1,13 +1,20 @@
 // Liveness and readiness probes.
-import { Hono } from 'hono';
-import type { AppEnv } from './context';
+import { PUBLIC, RouteGroup } from './access/route-group';
 
-export const healthRoutes = new Hono<AppEnv>();
+export const healthRoutes = new RouteGroup('');
+const tag = 'Health';
 
-healthRoutes.get('/healthz', (c) => c.json({ status: 'ok' }));
+healthRoutes.get('/healthz', PUBLIC, { summary: 'Liveness: the process answers', tag }, (c) =>
+  c.json({ status: 'ok' }),
+);
 
-healthRoutes.get('/readyz', async (c) => {
-  const checks = await c.get('services').readiness();
-  const ready = Object.values(checks).every((check) => check.ok);
-  return c.json({ status: ready ? 'ready' : 'not ready', checks }, ready ? 200 : 503);
-});
+healthRoutes.get(
+  '/readyz',
+  PUBLIC,
+  { summary: 'Readiness: MongoDB and Temporal answer', tag, responses: [200, 503] },
+  async (c) => {
+    const checks = await c.get('services').readiness();
+    const ready = Object.values(checks).every((check) => check.ok);
+    return c.json({ status: ready ? 'ready' : 'not ready', checks }, ready ? 200 : 503);
+  },
+);

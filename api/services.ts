@@ -2,9 +2,18 @@
 import type { Logger } from 'pino';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
+import type {
+  AuditRepository,
+  OrganizationRepository,
+  RoleRepository,
+  SessionRepository,
+  UserRepository,
+} from '../inventory/identity.repo';
 import type { KeyRepository } from '../inventory/keys.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
-import type { KeyAuthenticator } from './auth';
+import type { Authenticator } from './auth';
+import type { RoleResolver } from './access/roles';
+import type { LoginLimiter } from './access/login-limiter';
 import type { DeviceDirectory } from './ingest/device-directory';
 import type { Ingestor } from './ingest/ingestor';
 import type { TwinGateway } from './twin-gateway';
@@ -19,7 +28,16 @@ export interface Services {
   readonly keys: KeyRepository;
   readonly datapoints: DatapointRepository;
   readonly operations: OperationRepository;
-  readonly auth: KeyAuthenticator;
+  readonly auth: Authenticator;
+  readonly organizations: OrganizationRepository;
+  readonly users: UserRepository;
+  readonly roles: RoleRepository;
+  readonly roleResolver: RoleResolver;
+  readonly sessions: SessionRepository;
+  readonly audit: AuditRepository;
+  readonly loginLimiter: LoginLimiter;
+  /** Refresh tokens live this long (ms). */
+  readonly refreshTtlMs: number;
   readonly twins: TwinGateway;
   readonly directory: DeviceDirectory;
   readonly ingestor: Ingestor;

@@ -48,7 +48,8 @@ export interface DeviceDoc {
   lastSeenAt?: number;
 }
 
-export type KeyKind = 'admin' | 'device';
+/** admin: the platform admin's bootstrap key; service: a key with a role; device: one device's key. */
+export type KeyKind = 'admin' | 'service' | 'device';
 
 export interface ApiKeyDoc {
   _id: string; // SHA-256 of the whole key, hex
@@ -56,9 +57,77 @@ export interface ApiKeyDoc {
   org: string;
   kind: KeyKind;
   deviceId?: string;
+  /** The role of a service key (built-in or custom). */
+  role?: string;
   name?: string;
+  createdBy?: string;
   createdAt: Date;
   revokedAt?: Date;
+  /** The key that replaced this one when it was rotated. */
+  replacedBy?: string;
+}
+
+export interface UserDoc {
+  _id: string; // the e-mail address, lower case: logins look it up by _id
+  org: string;
+  name?: string;
+  role: string;
+  passwordHash: string; // Argon2id, PHC string
+  disabled: boolean;
+  /** Refresh sessions started before this instant no longer work (password change, disable). */
+  sessionsValidAfter: number;
+  createdAt: Date;
+  createdBy: string;
+  updatedAt: Date;
+}
+
+export interface RoleDoc {
+  _id: string; // `${org}/${name}`
+  org: string;
+  name: string;
+  description?: string;
+  permissions: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One refresh token; `_id` is its SHA-256. A token is used once; its family is the login it came from. */
+export interface RefreshTokenDoc {
+  _id: string;
+  family: string;
+  userId: string;
+  org: string;
+  issuedAt: number;
+  expiresAt: number;
+  usedAt?: number;
+}
+
+/** One login's chain of refresh tokens; revoking the family ends the session. */
+export interface SessionFamilyDoc {
+  _id: string;
+  userId: string;
+  org: string;
+  createdAt: number;
+  revokedAt?: number;
+  revokedReason?: string;
+}
+
+export interface AuditDoc {
+  _id: string; // `${org}/${time-ordered id}`, so an org's entries sort by _id
+  org: string;
+  at: Date;
+  actor: string;
+  action: string;
+  resource: string;
+  outcome: 'ok' | 'refused';
+  details?: Record<string, unknown>;
+  requestId?: string;
+}
+
+export interface SettingDoc {
+  _id: string;
+  value: string;
+  createdAt: Date;
 }
 
 export interface DatapointDoc extends StoredValue {

@@ -1,6 +1,18 @@
 // Opens the MongoDB inventory: typed collections and the indexes they need (FerretDB- and MongoDB-compatible).
 import { type Collection, type Db, MongoClient } from 'mongodb';
-import type { ApiKeyDoc, DatapointDoc, DeviceDoc, OperationDoc, OrganizationDoc } from './documents';
+import type {
+  ApiKeyDoc,
+  AuditDoc,
+  DatapointDoc,
+  DeviceDoc,
+  OperationDoc,
+  OrganizationDoc,
+  RefreshTokenDoc,
+  RoleDoc,
+  SessionFamilyDoc,
+  SettingDoc,
+  UserDoc,
+} from './documents';
 
 export interface Collections {
   readonly organizations: Collection<OrganizationDoc>;
@@ -8,6 +20,12 @@ export interface Collections {
   readonly apiKeys: Collection<ApiKeyDoc>;
   readonly datapoints: Collection<DatapointDoc>;
   readonly operations: Collection<OperationDoc>;
+  readonly users: Collection<UserDoc>;
+  readonly roles: Collection<RoleDoc>;
+  readonly refreshTokens: Collection<RefreshTokenDoc>;
+  readonly sessions: Collection<SessionFamilyDoc>;
+  readonly audit: Collection<AuditDoc>;
+  readonly settings: Collection<SettingDoc>;
 }
 
 export interface Inventory {
@@ -28,6 +46,12 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     apiKeys: db.collection<ApiKeyDoc>('api_keys'),
     datapoints: db.collection<DatapointDoc>('datapoints'),
     operations: db.collection<OperationDoc>('operations'),
+    users: db.collection<UserDoc>('users'),
+    roles: db.collection<RoleDoc>('roles'),
+    refreshTokens: db.collection<RefreshTokenDoc>('refresh_tokens'),
+    sessions: db.collection<SessionFamilyDoc>('sessions'),
+    audit: db.collection<AuditDoc>('audit'),
+    settings: db.collection<SettingDoc>('settings'),
   };
   await ensureIndexes(collections);
   return {
@@ -60,7 +84,11 @@ async function ensureIndexes(c: Collections): Promise<void> {
   await create(c.apiKeys, [
     { key: { org: 1, kind: 1 }, name: 'org_kind' },
     { key: { org: 1, deviceId: 1 }, name: 'org_device' },
+    { key: { org: 1, keyId: 1 }, name: 'org_key_id' },
   ]);
+  await create(c.users, [{ key: { org: 1, _id: 1 }, name: 'org_users' }]);
+  await create(c.sessions, [{ key: { userId: 1 }, name: 'user_sessions' }]);
+  await create(c.audit, [{ key: { org: 1, _id: -1 }, name: 'org_newest' }]);
   await create(c.datapoints, [{ key: { org: 1, deviceId: 1, ds: 1, at: -1 }, name: 'series_time' }]);
   await create(c.operations, [
     { key: { org: 1, deviceId: 1, createdAt: -1, id: -1 }, name: 'device_newest' },

@@ -14,10 +14,19 @@ export class KeyRepository {
   constructor(private readonly c: Collections) {}
 
   /** Builds a new key document and its one-time secret; the caller inserts it (alone or in bulk). */
-  newKey(org: string, kind: KeyKind, now: Date, deviceId?: string): { doc: ApiKeyDoc; secret: string } {
+  newKey(
+    org: string,
+    kind: KeyKind,
+    now: Date,
+    deviceId?: string,
+    extra: { role?: string; name?: string; createdBy?: string } = {},
+  ): { doc: ApiKeyDoc; secret: string } {
     const key = generateKey();
     const doc: ApiKeyDoc = { _id: key.hash, keyId: key.keyId, org, kind, createdAt: now };
     if (deviceId !== undefined) doc.deviceId = deviceId;
+    if (extra.role !== undefined) doc.role = extra.role;
+    if (extra.name !== undefined) doc.name = extra.name;
+    if (extra.createdBy !== undefined) doc.createdBy = extra.createdBy;
     return { doc, secret: key.secret };
   }
 
@@ -27,6 +36,38 @@ export class KeyRepository {
 
   findActive(secret: string): Promise<ApiKeyDoc | null> {
     return this.c.apiKeys.findOne({ _id: hashKey(secret), revokedAt: { $exists: false } });
+  }
+
+  /** A key by its public id, within one organization (another organization's key is not found). */
+  getByKeyId(org: string, keyId: string): Promise<ApiKeyDoc | null> {
+    return this.c.apiKeys.findOne({ org, keyId });
+  }
+
+  /** Keys of an organization, newest first, without their hashes. */
+  listForOrg(
+    org: string,
+    filter: { kind?: KeyKind; deviceId?: string; includeRevoked?: boolean },
+    limit: number,
+  ) {
+    const query: Record<string, unknown> = { org };
+    if (filter.kind !== undefined) query.kind = filter.kind;
+    if (filter.deviceId !== undefined) query.deviceId = filter.deviceId;
+    if (!filter.includeRevoked) query.revokedAt = { $exists: false };
+    return this.c.apiKeys
+      .find(query, { projection: { _id: 0 } })
+      .sort({ createdAt: -1 })
+      .limit(limit)
+      .toArray() as Promise<Omit<ApiKeyDoc, '_id'>[]>;
+  }
+
+  /** Revokes one key; answers its hash (for the authenticator's cache) or undefined if it was not active. */
+  async revoke(org: string, keyId: string, now: Date, replacedBy?: string): Promise<string | undefined> {
+    const doc = await this.c.apiKeys.findOne({ org, keyId, revokedAt: { $exists: false } });
+    if (!doc) return undefined;
+    const set: Partial<ApiKeyDoc> = { revokedAt: now };
+    if (replacedBy !== undefined) set.replacedBy = replacedBy;
+    await this.c.apiKeys.updateOne({ _id: doc._id }, { $set: set });
+    return doc._id;
   }
 
   async revokeDeviceKeys(org: string, deviceId: string, now: Date): Promise<string[]> {

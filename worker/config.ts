@@ -24,6 +24,18 @@ const configSchema = z
         .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
         .optional(),
     ),
+    TWINFLOW_JWT_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+    TWINFLOW_ADMIN_EMAIL: optionalText.pipe(z.string().email('must be an e-mail address').optional()),
+    TWINFLOW_ADMIN_PASSWORD: optionalText.pipe(
+      z.string().min(12, 'must be at least 12 characters').max(1024).optional(),
+    ),
+    TWINFLOW_ACCESS_TOKEN_TTL_S: z.coerce.number().int().min(30).max(86_400).default(900),
+    TWINFLOW_REFRESH_TOKEN_TTL_S: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(90 * 86_400)
+      .default(30 * 86_400),
     TWINFLOW_ROLES: z
       .string()
       .default('api,worker')
@@ -58,11 +70,27 @@ const configSchema = z
     TWINFLOW_TEMPORAL_UI: z.enum(['on', 'off']).default('on'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
+  .superRefine((env, ctx) => {
+    if ((env.TWINFLOW_ADMIN_EMAIL === undefined) !== (env.TWINFLOW_ADMIN_PASSWORD === undefined)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['TWINFLOW_ADMIN_PASSWORD'],
+        message: 'set TWINFLOW_ADMIN_EMAIL and TWINFLOW_ADMIN_PASSWORD together',
+      });
+    }
+  })
   .transform((env) => ({
     api: { port: env.PORT, host: env.TWINFLOW_HOST },
     roles: new Set<Role>(env.TWINFLOW_ROLES),
     dataDir: path.resolve(env.TWINFLOW_DATA_DIR),
     bootstrapApiKey: env.TWINFLOW_BOOTSTRAP_API_KEY,
+    identity: {
+      jwtSecret: env.TWINFLOW_JWT_SECRET,
+      adminEmail: env.TWINFLOW_ADMIN_EMAIL,
+      adminPassword: env.TWINFLOW_ADMIN_PASSWORD,
+      accessTokenTtlMs: env.TWINFLOW_ACCESS_TOKEN_TTL_S * 1000,
+      refreshTokenTtlMs: env.TWINFLOW_REFRESH_TOKEN_TTL_S * 1000,
+    },
     temporal: {
       /** Set: use this server; unset: start the embedded dev server on `embeddedPort`. */
       address: env.TEMPORAL_ADDRESS,

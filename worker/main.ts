@@ -7,7 +7,19 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { createApp } from '../api/app';
-import { KeyAuthenticator } from '../api/auth';
+import { LoginLimiter } from '../api/access/login-limiter';
+import { hashPassword } from '../api/access/passwords';
+import { RoleResolver } from '../api/access/roles';
+import { TokenService } from '../api/access/tokens';
+import { Authenticator } from '../api/auth';
+import {
+  AuditRepository,
+  OrganizationRepository,
+  RoleRepository,
+  SessionRepository,
+  sharedSecret,
+  UserRepository,
+} from '../inventory/identity.repo';
 import { DeviceDirectory } from '../api/ingest/device-directory';
 import { Ingestor } from '../api/ingest/ingestor';
 import { LatestValueGuard } from '../api/ingest/latest-value-guard';
@@ -154,12 +166,28 @@ async function run(config: Config): Promise<Running> {
       });
       const datapoints = new DatapointRepository(inventory.collections);
       const directory = new DeviceDirectory(devices);
+      const users = new UserRepository(inventory.collections);
+      const roles = new RoleRepository(inventory.collections);
+      const sessions = new SessionRepository(inventory.collections);
+      const roleResolver = new RoleResolver(roles);
+      const tokens = new TokenService(
+        await sharedSecret(inventory.collections, 'jwt-secret', config.identity.jwtSecret),
+        { accessTtlMs: config.identity.accessTokenTtlMs, issuer: 'twinflow' },
+      );
       const services: Services = {
         devices,
         keys,
         datapoints,
         operations,
-        auth: new KeyAuthenticator(keys),
+        auth: new Authenticator({ keys, users, sessions, roles: roleResolver, tokens }),
+        organizations: new OrganizationRepository(inventory.collections),
+        users,
+        roles,
+        roleResolver,
+        sessions,
+        audit: new AuditRepository(inventory.collections),
+        loginLimiter: new LoginLimiter(),
+        refreshTtlMs: config.identity.refreshTokenTtlMs,
         twins,
         directory,
         ingestor: new Ingestor({
@@ -191,6 +219,18 @@ async function run(config: Config): Promise<Running> {
 
       const boot = await keys.bootstrap(config.bootstrapApiKey, new Date());
       adminKeyLine = adminKeyMessage(config, boot);
+      const { adminEmail, adminPassword } = config.identity;
+      if (adminEmail !== undefined && adminPassword !== undefined) {
+        const created = await users.insertIfMissing({
+          email: adminEmail,
+          org: boot.org,
+          role: 'platform-admin',
+          passwordHash: () => hashPassword(adminPassword),
+          createdBy: 'config:TWINFLOW_ADMIN_EMAIL',
+          now: new Date(),
+        });
+        adminKeyLine += `\n  Admin user:      ${adminEmail} (platform admin${created ? ', created now' : ''})`;
+      }
 
       const app = createApp(services);
       server = await new Promise<Server>((resolve) => {

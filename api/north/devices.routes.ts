@@ -1,9 +1,8 @@
 // North API for devices: provision (one and bulk), list, get with live twin state, change, decommission, history.
-import { Hono } from 'hono';
 import { z } from 'zod';
 import { fromStoredValue } from '../../inventory/storable';
-import { requireAdmin, requireKey } from '../auth';
-import type { AppEnv } from '../context';
+import { can, RouteGroup } from '../access/route-group';
+import { actorOf } from '../context';
 import { ApiError } from '../errors';
 import { deviceIdParam, parseWith, readJson, readQuery } from '../validation';
 import {
@@ -17,9 +16,8 @@ import {
 } from './device.schemas';
 import { type ProvisionOutcome, provisionDevices } from './provisioning';
 
-export const devicesRoutes = new Hono<AppEnv>();
-
-devicesRoutes.use('*', requireKey({ allowQueryKey: false }), requireAdmin());
+export const devicesRoutes = new RouteGroup('/north/v1/devices');
+const tag = 'Devices';
 
 const outcomeBody = (o: ProvisionOutcome) =>
   o.ok
@@ -30,111 +28,141 @@ const outcomeBody = (o: ProvisionOutcome) =>
         error: { code: o.code, message: o.message },
       };
 
-devicesRoutes.post('/', async (c) => {
-  const req = await readJson(c, provisionSchema);
-  const principal = c.get('principal');
-  const [outcome] = await provisionDevices(c.get('services'), principal.org, principal.keyId, [req]);
-  if (!outcome) throw new ApiError('INTERNAL', 'provisioning produced no result');
-  if (!outcome.ok) throw new ApiError(outcome.code, outcome.message);
-  return c.json({ ...deviceView(outcome.device), apiKey: outcome.apiKey }, 201);
-});
+devicesRoutes.post(
+  '/',
+  can('devices:write'),
+  { summary: 'Provision a device', tag, body: provisionSchema, responses: [201, 409] },
+  async (c) => {
+    const req = await readJson(c, provisionSchema);
+    const principal = c.get('principal');
+    const [outcome] = await provisionDevices(c.get('services'), principal.org, actorOf(principal), [req]);
+    if (!outcome) throw new ApiError('INTERNAL', 'provisioning produced no result');
+    if (!outcome.ok) throw new ApiError(outcome.code, outcome.message);
+    return c.json({ ...deviceView(outcome.device), apiKey: outcome.apiKey }, 201);
+  },
+);
 
-devicesRoutes.post('/bulk', async (c) => {
-  const { devices } = await readJson(c, bulkProvisionSchema);
-  const principal = c.get('principal');
-  const ids = new Set<string>();
-  const valid: z.infer<typeof provisionSchema>[] = [];
-  const invalid = new Map<
-    number,
-    { id: string; status: number; error: { code: string; message: string; details?: unknown } }
-  >();
-  devices.forEach((raw, i) => {
-    try {
-      const req = parseWith(provisionSchema, raw, `devices[${i}]`);
-      if (ids.has(req.id))
-        throw new ApiError('INVALID_ARGUMENT', `device ${req.id} appears more than once in the request`);
-      ids.add(req.id);
-      valid.push(req);
-    } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      const id = typeof (raw as { id?: unknown })?.id === 'string' ? (raw as { id: string }).id : `#${i}`;
-      invalid.set(i, {
-        id,
-        status: 400,
-        error: { code: err.code, message: err.message, details: err.details },
-      });
+devicesRoutes.post(
+  '/bulk',
+  can('devices:write'),
+  { summary: 'Provision many devices (per-item results)', tag, body: bulkProvisionSchema, responses: [200] },
+  async (c) => {
+    const { devices } = await readJson(c, bulkProvisionSchema);
+    const principal = c.get('principal');
+    const ids = new Set<string>();
+    const valid: z.infer<typeof provisionSchema>[] = [];
+    const invalid = new Map<
+      number,
+      { id: string; status: number; error: { code: string; message: string; details?: unknown } }
+    >();
+    devices.forEach((raw, i) => {
+      try {
+        const req = parseWith(provisionSchema, raw, `devices[${i}]`);
+        if (ids.has(req.id))
+          throw new ApiError('INVALID_ARGUMENT', `device ${req.id} appears more than once in the request`);
+        ids.add(req.id);
+        valid.push(req);
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        const id = typeof (raw as { id?: unknown })?.id === 'string' ? (raw as { id: string }).id : `#${i}`;
+        invalid.set(i, {
+          id,
+          status: 400,
+          error: { code: err.code, message: err.message, details: err.details },
+        });
+      }
+    });
+    const outcomes = await provisionDevices(c.get('services'), principal.org, actorOf(principal), valid);
+    let v = 0;
+    const results = devices.map((_raw, i) => invalid.get(i) ?? outcomeBody(outcomes[v++]!));
+    const created = results.filter((r) => r.status === 201).length;
+    return c.json({ created, failed: results.length - created, results }, 200);
+  },
+);
+
+devicesRoutes.get(
+  '/',
+  can('devices:read'),
+  { summary: 'List devices', tag, query: listQuerySchema },
+  async (c) => {
+    const query = readQuery(c, listQuerySchema);
+    let after: string | undefined;
+    if (query.cursor !== undefined) {
+      after = decodeCursor(query.cursor);
+      if (after === undefined) throw new ApiError('INVALID_ARGUMENT', 'invalid cursor');
     }
-  });
-  const outcomes = await provisionDevices(c.get('services'), principal.org, principal.keyId, valid);
-  let v = 0;
-  const results = devices.map((_raw, i) => invalid.get(i) ?? outcomeBody(outcomes[v++]!));
-  const created = results.filter((r) => r.status === 201).length;
-  return c.json({ created, failed: results.length - created, results }, 200);
-});
+    const { org } = c.get('principal');
+    const page = await c
+      .get('services')
+      .devices.list(
+        org,
+        { type: query.type, tag: query.tag, status: query.status, lifecycle: query.lifecycle, q: query.q },
+        query.limit,
+        after,
+      );
+    return c.json({
+      items: page.items.map((d) => deviceView(d)),
+      nextCursor: page.nextAfter === undefined ? null : encodeCursor(page.nextAfter),
+    });
+  },
+);
 
-devicesRoutes.get('/', async (c) => {
-  const query = readQuery(c, listQuerySchema);
-  let after: string | undefined;
-  if (query.cursor !== undefined) {
-    after = decodeCursor(query.cursor);
-    if (after === undefined) throw new ApiError('INVALID_ARGUMENT', 'invalid cursor');
-  }
-  const { org } = c.get('principal');
-  const page = await c
-    .get('services')
-    .devices.list(
-      org,
-      { type: query.type, tag: query.tag, status: query.status, lifecycle: query.lifecycle, q: query.q },
-      query.limit,
-      after,
-    );
-  return c.json({
-    items: page.items.map((d) => deviceView(d)),
-    nextCursor: page.nextAfter === undefined ? null : encodeCursor(page.nextAfter),
-  });
-});
+devicesRoutes.get(
+  '/:deviceId',
+  can('devices:read'),
+  { summary: 'Get a device with its live twin state', tag },
+  async (c) => {
+    const deviceId = deviceIdParam(c.req.param('deviceId'));
+    const { org } = c.get('principal');
+    const services = c.get('services');
+    const doc = await services.devices.get(org, deviceId);
+    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    const live = doc.lifecycle === 'ACTIVE' ? await services.twins.getState(org, deviceId) : undefined;
+    return c.json(deviceView(doc, live));
+  },
+);
 
-devicesRoutes.get('/:deviceId', async (c) => {
-  const deviceId = deviceIdParam(c.req.param('deviceId'));
-  const { org } = c.get('principal');
-  const services = c.get('services');
-  const doc = await services.devices.get(org, deviceId);
-  if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
-  const live = doc.lifecycle === 'ACTIVE' ? await services.twins.getState(org, deviceId) : undefined;
-  return c.json(deviceView(doc, live));
-});
+devicesRoutes.patch(
+  '/:deviceId',
+  can('devices:write'),
+  { summary: 'Change a device (through its twin)', tag, body: patchDeviceSchema },
+  async (c) => {
+    const deviceId = deviceIdParam(c.req.param('deviceId'));
+    const patch = await readJson(c, patchDeviceSchema);
+    const { org } = c.get('principal');
+    const services = c.get('services');
+    const doc = await services.devices.get(org, deviceId);
+    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    if (doc.lifecycle !== 'ACTIVE') throw new ApiError('CONFLICT', `device ${deviceId} is decommissioned`);
+    // The twin validates and applies the change first; the record follows what the twin accepted.
+    const profile = await services.twins.updateProfile(org, deviceId, patch);
+    const updated = await services.devices.setProfile(org, deviceId, profile, new Date(services.now()));
+    if (!updated) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    return c.json(deviceView(updated));
+  },
+);
 
-devicesRoutes.patch('/:deviceId', async (c) => {
-  const deviceId = deviceIdParam(c.req.param('deviceId'));
-  const patch = await readJson(c, patchDeviceSchema);
-  const { org } = c.get('principal');
-  const services = c.get('services');
-  const doc = await services.devices.get(org, deviceId);
-  if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
-  if (doc.lifecycle !== 'ACTIVE') throw new ApiError('CONFLICT', `device ${deviceId} is decommissioned`);
-  // The twin validates and applies the change first; the record follows what the twin accepted.
-  const profile = await services.twins.updateProfile(org, deviceId, patch);
-  const updated = await services.devices.setProfile(org, deviceId, profile, new Date(services.now()));
-  if (!updated) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
-  return c.json(deviceView(updated));
-});
-
-devicesRoutes.delete('/:deviceId', async (c) => {
-  const deviceId = deviceIdParam(c.req.param('deviceId'));
-  const { org } = c.get('principal');
-  const services = c.get('services');
-  const doc = await services.devices.get(org, deviceId);
-  if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
-  if (doc.lifecycle === 'ACTIVE') {
-    await services.twins.decommission(org, deviceId);
-    const now = new Date(services.now());
-    await services.devices.markDecommissioned(org, deviceId, now);
-    services.auth.forget(await services.keys.revokeDeviceKeys(org, deviceId, now));
-    services.directory.forget(org, deviceId);
-  }
-  const after = await services.devices.get(org, deviceId);
-  return c.json(deviceView(after ?? doc));
-});
+devicesRoutes.delete(
+  '/:deviceId',
+  can('devices:write'),
+  { summary: 'Decommission a device', tag },
+  async (c) => {
+    const deviceId = deviceIdParam(c.req.param('deviceId'));
+    const { org } = c.get('principal');
+    const services = c.get('services');
+    const doc = await services.devices.get(org, deviceId);
+    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    if (doc.lifecycle === 'ACTIVE') {
+      await services.twins.decommission(org, deviceId);
+      const now = new Date(services.now());
+      await services.devices.markDecommissioned(org, deviceId, now);
+      services.auth.forget(await services.keys.revokeDeviceKeys(org, deviceId, now));
+      services.directory.forget(org, deviceId);
+    }
+    const after = await services.devices.get(org, deviceId);
+    return c.json(deviceView(after ?? doc));
+  },
+);
 
 const historyQuerySchema = z
   .object({
@@ -144,28 +172,33 @@ const historyQuerySchema = z
   })
   .strict();
 
-devicesRoutes.get('/:deviceId/datastreams/:datastreamId/datapoints', async (c) => {
-  const deviceId = deviceIdParam(c.req.param('deviceId'));
-  const datastreamId = c.req.param('datastreamId');
-  const query = readQuery(c, historyQuerySchema);
-  const { org } = c.get('principal');
-  const services = c.get('services');
-  const doc = await services.devices.get(org, deviceId);
-  if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
-  const to = query.to ?? services.now();
-  const from = query.from ?? 0;
-  if (from > to) throw new ApiError('INVALID_ARGUMENT', '`from` is after `to`');
-  const rows = await services.datapoints.range(org, deviceId, datastreamId, from, to, query.limit);
-  return c.json({
-    deviceId,
-    datastreamId,
-    from,
-    to,
-    datapoints: rows.map((r) => ({
-      feed: r.feed,
-      value: fromStoredValue(r),
-      at: r.at,
-      ...(r.from === undefined ? {} : { from: r.from }),
-    })),
-  });
-});
+devicesRoutes.get(
+  '/:deviceId/datastreams/:datastreamId/datapoints',
+  can('devices:read'),
+  { summary: 'Datapoint history of one datastream', tag, query: historyQuerySchema },
+  async (c) => {
+    const deviceId = deviceIdParam(c.req.param('deviceId'));
+    const datastreamId = c.req.param('datastreamId');
+    const query = readQuery(c, historyQuerySchema);
+    const { org } = c.get('principal');
+    const services = c.get('services');
+    const doc = await services.devices.get(org, deviceId);
+    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    const to = query.to ?? services.now();
+    const from = query.from ?? 0;
+    if (from > to) throw new ApiError('INVALID_ARGUMENT', '`from` is after `to`');
+    const rows = await services.datapoints.range(org, deviceId, datastreamId ?? '', from, to, query.limit);
+    return c.json({
+      deviceId,
+      datastreamId,
+      from,
+      to,
+      datapoints: rows.map((r) => ({
+        feed: r.feed,
+        value: fromStoredValue(r),
+        at: r.at,
+        ...(r.from === undefined ? {} : { from: r.from }),
+      })),
+    });
+  },
+);

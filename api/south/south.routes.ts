@@ -1,66 +1,78 @@
 // The OpenGate v80 south face for devices: data collection, operation responses and the pending poll.
-import { type Context, Hono } from 'hono';
+import type { Context } from 'hono';
 import { z } from 'zod';
 import { responseEnvelopeSchema, toDeviceResponse } from '../../twins/operation-envelopes';
-import { assertDeviceAccess, requireKey } from '../auth';
+import { DEVICE, RouteGroup } from '../access/route-group';
 import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
 import { collectBodySchema } from '../ingest/collect.schema';
 import { OPERATION_ID_PATTERN } from '../north/operation.schemas';
 import { deviceIdParam, readJson, readQuery } from '../validation';
 
-export const southRoutes = new Hono<AppEnv>();
-
-southRoutes.use('*', requireKey({ allowQueryKey: true }));
+export const southRoutes = new RouteGroup('/south/v80/devices');
+const tag = 'South (devices)';
 
 const NOT_PROVISIONED = 'is not provisioned';
 
-southRoutes.post('/:deviceId/collect/iot', async (c) => {
-  const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
-  const principal = c.get('principal');
-  assertDeviceAccess(principal, deviceId);
-  const body = await readJson(c, collectBodySchema);
-  await c.get('services').ingestor.ingest(principal, deviceId, body, 'http');
-  return c.body(null, 201);
-});
+southRoutes.post(
+  '/:deviceId/collect/iot',
+  DEVICE,
+  { summary: 'Send datapoints (OpenGate collect)', tag, body: collectBodySchema, responses: [201] },
+  async (c) => {
+    const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
+    const principal = c.get('principal');
+    const body = await readJson(c, collectBodySchema);
+    await c.get('services').ingestor.ingest(principal, deviceId, body, 'http');
+    return c.body(null, 201);
+  },
+);
 
-southRoutes.post('/:deviceId/operation/response', async (c) => {
-  const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
-  const principal = c.get('principal');
-  assertDeviceAccess(principal, deviceId);
-  const body = await readJson(c, responseEnvelopeSchema);
-  const services = c.get('services');
-  if (!(await services.directory.get(principal.org, deviceId))) {
-    throw new ApiError('NOT_FOUND', `device ${deviceId} ${NOT_PROVISIONED}`);
-  }
-  const id = body.operation.response.id;
-  const receivedAt = services.now();
-  if (OPERATION_ID_PATTERN.test(id)) {
-    const handed = await services.twins.reportOperationResponse(
-      principal.org,
-      deviceId,
-      id,
-      toDeviceResponse(body.operation.response),
-      receivedAt,
+southRoutes.post(
+  '/:deviceId/operation/response',
+  DEVICE,
+  {
+    summary: 'Answer an operation (partial steps or final result)',
+    tag,
+    body: responseEnvelopeSchema,
+    responses: [201, 200],
+  },
+  async (c) => {
+    const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
+    const principal = c.get('principal');
+    const body = await readJson(c, responseEnvelopeSchema);
+    const services = c.get('services');
+    if (!(await services.directory.get(principal.org, deviceId))) {
+      throw new ApiError('NOT_FOUND', `device ${deviceId} ${NOT_PROVISIONED}`);
+    }
+    const id = body.operation.response.id;
+    const receivedAt = services.now();
+    if (OPERATION_ID_PATTERN.test(id)) {
+      const handed = await services.twins.reportOperationResponse(
+        principal.org,
+        deviceId,
+        id,
+        toDeviceResponse(body.operation.response),
+        receivedAt,
+      );
+      if (handed) return c.body(null, 201);
+    }
+    // No running operation of this device has that id: another device's, an ended one, or none at all.
+    const record = OPERATION_ID_PATTERN.test(id) ? await services.operations.get(principal.org, id) : null;
+    if (!record) throw new ApiError('NOT_FOUND', `operation ${id} not found`);
+    if (record.deviceId !== deviceId)
+      throw new ApiError('PERMISSION_DENIED', `operation ${id} belongs to another device`);
+    await services.operations.countLateResponse(principal.org, id);
+    return c.json(
+      {
+        id,
+        status: record.status,
+        late: true,
+        message: 'the operation has already ended; the response was recorded as late and changed nothing',
+      },
+      200,
     );
-    if (handed) return c.body(null, 201);
-  }
-  // No running operation of this device has that id: another device's, an ended one, or none at all.
-  const record = OPERATION_ID_PATTERN.test(id) ? await services.operations.get(principal.org, id) : null;
-  if (!record) throw new ApiError('NOT_FOUND', `operation ${id} not found`);
-  if (record.deviceId !== deviceId)
-    throw new ApiError('PERMISSION_DENIED', `operation ${id} belongs to another device`);
-  await services.operations.countLateResponse(principal.org, id);
-  return c.json(
-    {
-      id,
-      status: record.status,
-      late: true,
-      message: 'the operation has already ended; the response was recorded as late and changed nothing',
-    },
-    200,
-  );
-});
+  },
+);
 
 const pendingQuerySchema = z
   .object({
@@ -69,10 +81,9 @@ const pendingQuerySchema = z
   })
   .strict();
 
-const pending = async (c: Context<AppEnv, '/:deviceId/operation/pending'>) => {
+const pending = async (c: Context<AppEnv>) => {
   const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
   const principal = c.get('principal');
-  assertDeviceAccess(principal, deviceId);
   const { limit } = readQuery(c, pendingQuerySchema);
   const services = c.get('services');
   const device = await services.directory.get(principal.org, deviceId);
@@ -80,4 +91,10 @@ const pending = async (c: Context<AppEnv, '/:deviceId/operation/pending'>) => {
   if (!device.active) return c.json([]);
   return c.json(await services.twins.claimPendingOperations(principal.org, deviceId, limit));
 };
-southRoutes.on(['GET', 'POST'], '/:deviceId/operation/pending', pending);
+southRoutes.on(
+  ['GET', 'POST'],
+  '/:deviceId/operation/pending',
+  DEVICE,
+  { summary: 'Take the operations waiting for this device', tag, query: pendingQuerySchema },
+  pending,
+);

@@ -102,7 +102,7 @@ describe('operations', () => {
     expect(op.attempts[0]).toMatchObject({ attempt: 1, resultCode: 'SUCCESSFUL', transportErrors: 0 });
     expect(op.deliveredAt).toEqual(expect.any(Number));
     expect(op.finishedAt).toBeGreaterThanOrEqual(op.deliveredAt);
-    expect(op.requestedBy).toMatch(/^admin:/);
+    expect(op.requestedBy).toMatch(/^key:tfk_/);
     // The device got the request with its parameters and the key it expects.
     const got = emulator.received(d.id);
     expect(got).toHaveLength(1);
