@@ -345,7 +345,7 @@ describe('operations', () => {
       const res = await admin.post(`/north/v1/operations/${queued.body.id}/cancel`);
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ status: 'CANCELLED', resultCode: 'CANCELLED', deliveredAt: null });
-      expect(res.body.cancelledBy).toMatch(/^admin:/);
+      expect(res.body.cancelledBy).toMatch(/^key:tfk_/);
       expect((await finalOf(running.body.id)).status).toBe('SUCCESSFUL');
       expect(emulator.received(d.id).map((r) => r.name)).toEqual(['RUNNING']);
     });

@@ -1,0 +1,197 @@
+// A populated deployment for the identity and security tests: two organizations, a user per role, a custom
+// role, service keys, devices with their keys and an operation, and a digest of everything stored.
+import { createHash, randomBytes } from 'node:crypto';
+import type { MongoClient } from 'mongodb';
+import { type ApiClient, apiClient, startTwinflow, type TwinflowProcess } from './harness';
+
+export const PASSWORD = 'correct horse battery staple';
+
+export interface Actor {
+  readonly name: string;
+  /** The role whose permissions this actor has (built-in or the fixture's custom role). */
+  readonly role: string;
+  readonly permissions: ReadonlySet<string>;
+  readonly client: ApiClient;
+  readonly headers: Record<string, string>;
+}
+
+export interface Fixture {
+  readonly tf: TwinflowProcess;
+  readonly orgA: string;
+  readonly orgB: string;
+  /** Every way into org A, one per role, plus a service key and org B's admin. */
+  readonly platform: Actor;
+  readonly actors: readonly Actor[];
+  readonly otherOrgAdmin: Actor;
+  readonly deviceA: { id: string; key: string };
+  readonly deviceA2: { id: string; key: string };
+  readonly deviceB: { id: string; key: string };
+  /** Values for the route table's path parameters: real resources of org A. */
+  readonly params: Readonly<Record<string, string>>;
+  login(email: string, password?: string): Promise<{ accessToken: string; refreshToken: string }>;
+  bearer(token: string): ApiClient;
+}
+
+const rand = () => randomBytes(3).toString('hex');
+
+export async function setUpFixture(): Promise<Fixture> {
+  const tf = await startTwinflow();
+  const platformClient = apiClient(tf.baseUrl, tf.adminKey);
+  const ok = async (p: Promise<{ status: number; body: any }>, status: number) => {
+    const res = await p;
+    if (res.status !== status)
+      throw new Error(`fixture: expected ${status}, got ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+
+  const bearer = (token: string): ApiClient => {
+    const c = apiClient(tf.baseUrl);
+    const withAuth = (h?: Record<string, string>) => ({ authorization: `Bearer ${token}`, ...h });
+    return {
+      request: (m, p, b, h) => c.request(m, p, b, withAuth(h)),
+      get: (p, h) => c.get(p, withAuth(h)),
+      post: (p, b, h) => c.post(p, b, withAuth(h)),
+      patch: (p, b, h) => c.patch(p, b, withAuth(h)),
+      delete: (p, h) => c.delete(p, withAuth(h)),
+    };
+  };
+  const login = async (email: string, password = PASSWORD) =>
+    ok(apiClient(tf.baseUrl).post('/north/v1/auth/login', { email, password }), 200);
+
+  const me = await ok(platformClient.get('/north/v1/me'), 200);
+  const orgA = me.org as string;
+  const orgB = `org-b-${rand()}`;
+  const suffix = rand();
+
+  const customRole = `auditor-${suffix}`;
+  await ok(
+    platformClient.post('/north/v1/roles', { name: customRole, permissions: ['audit:read', 'devices:read'] }),
+    201,
+  );
+
+  const roles = ['org-admin', 'operator', 'viewer', customRole];
+  const userActors: Actor[] = [];
+  const roleDocs = await ok(platformClient.get('/north/v1/roles'), 200);
+  const permissionsOf = (role: string): ReadonlySet<string> =>
+    new Set(
+      (roleDocs.roles as { name: string; permissions: string[] }[]).find((r) => r.name === role)?.permissions,
+    );
+  for (const role of roles) {
+    const email = `${role}-${suffix}@a.example`;
+    await ok(platformClient.post('/north/v1/users', { email, password: PASSWORD, role }), 201);
+    const tokens = await login(email);
+    userActors.push({
+      name: `user ${role}`,
+      role,
+      permissions: permissionsOf(role),
+      client: bearer(tokens.accessToken),
+      headers: { authorization: `Bearer ${tokens.accessToken}` },
+    });
+  }
+  const serviceKey = await ok(
+    platformClient.post('/north/v1/keys', { name: 'dashboards', role: 'viewer' }),
+    201,
+  );
+  const platform: Actor = {
+    name: 'platform admin key',
+    role: 'platform-admin',
+    permissions: permissionsOf('platform-admin'),
+    client: platformClient,
+    headers: { 'X-ApiKey': tf.adminKey },
+  };
+  const actors: Actor[] = [
+    platform,
+    ...userActors,
+    {
+      name: 'service key viewer',
+      role: 'viewer',
+      permissions: permissionsOf('viewer'),
+      client: apiClient(tf.baseUrl, serviceKey.apiKey),
+      headers: { 'X-ApiKey': serviceKey.apiKey },
+    },
+  ];
+
+  const adminB = `admin-${suffix}@b.example`;
+  await ok(
+    platformClient.post('/north/v1/organizations', {
+      id: orgB,
+      name: 'Org B',
+      admin: { email: adminB, password: PASSWORD },
+    }),
+    201,
+  );
+  const tokensB = await login(adminB);
+  const otherOrgAdmin: Actor = {
+    name: 'org B admin',
+    role: 'org-admin',
+    permissions: permissionsOf('org-admin'),
+    client: bearer(tokensB.accessToken),
+    headers: { authorization: `Bearer ${tokensB.accessToken}` },
+  };
+
+  const provision = async (client: ApiClient, id: string) => {
+    const body = await ok(client.post('/north/v1/devices', { id, transport: { sleepy: true } }), 201);
+    return { id, key: body.apiKey as string };
+  };
+  const deviceA = await provision(platformClient, `dev-a-${suffix}`);
+  const deviceA2 = await provision(platformClient, `dev-a2-${suffix}`);
+  const deviceB = await provision(otherOrgAdmin.client, `dev-b-${suffix}`);
+  const op = await ok(
+    platformClient.post(`/north/v1/devices/${deviceA.id}/operations`, { name: 'REFRESH_INFO' }),
+    202,
+  );
+  const keys = await ok(platformClient.get('/north/v1/keys?kind=service'), 200);
+
+  return {
+    tf,
+    orgA,
+    orgB,
+    platform,
+    actors,
+    otherOrgAdmin,
+    deviceA,
+    deviceA2,
+    deviceB,
+    params: {
+      deviceId: deviceA.id,
+      operationId: op.id as string,
+      email: `viewer-${suffix}@a.example`,
+      name: customRole,
+      keyId: (keys.keys as { keyId: string }[])[0]?.keyId ?? 'tfk_00000000',
+      orgId: orgA,
+      datastreamId: 'temperature',
+    },
+    login,
+    bearer,
+  };
+}
+
+/** Fills a route's path parameters. */
+export const fillPath = (path: string, params: Readonly<Record<string, string>>): string =>
+  path.replace(/:(\w+)/g, (_m, name: string) => encodeURIComponent(params[name] ?? `unknown-${name}`));
+
+/**
+ * A digest of what the deployment stores that requests could change. The audit log, sessions and refresh
+ * tokens are left out: refused logins are audited, and logging in is not a change to the fleet.
+ */
+export async function stateDigest(mongo: MongoClient, db: string): Promise<Record<string, string>> {
+  const d = mongo.db(db);
+  const digest = async (name: string, project: (doc: Record<string, unknown>) => unknown) => {
+    const docs = await d.collection(name).find({}).sort({ _id: 1 }).toArray();
+    const hash = createHash('sha256');
+    for (const doc of docs) hash.update(JSON.stringify(project(doc as Record<string, unknown>)));
+    return `${docs.length}:${hash.digest('hex').slice(0, 16)}`;
+  };
+  const whole = (doc: Record<string, unknown>) => doc;
+  const [organizations, users, roles, apiKeys, devices, operations, datapoints] = await Promise.all([
+    digest('organizations', whole),
+    digest('users', whole),
+    digest('roles', whole),
+    digest('api_keys', whole),
+    // The twin's snapshot and seen times move on their own; the record's identity and lifecycle must not.
+    digest('devices', ({ twin: _t, latest: _l, lastSeenAt: _s, ...rest }) => rest),
+    digest('operations', (doc) => [doc._id, doc.status]),
+    digest('datapoints', (doc) => doc._id),
+  ]);
+  return { organizations, users, roles, apiKeys, devices, operations, datapoints };
+}
