@@ -152,7 +152,8 @@ export interface IssuedRefreshToken {
 
 export type RefreshOutcome =
   | { readonly ok: true; readonly doc: RefreshTokenDoc }
-  | { readonly ok: false; readonly reason: 'unknown' | 'expired' | 'revoked' | 'reused' };
+  | { readonly ok: false; readonly reason: 'unknown' | 'expired' | 'revoked' }
+  | { readonly ok: false; readonly reason: 'reused'; readonly family: string };
 
 /**
  * Rotating refresh tokens. Each token works once; using one again (a stolen copy, or the thief after the
@@ -204,7 +205,7 @@ export class SessionRepository {
     if (!family || family.revokedAt !== undefined) return { ok: false, reason: 'revoked' };
     if (doc.usedAt !== undefined) {
       await this.revokeFamily(doc.family, now, 'refresh token reused');
-      return { ok: false, reason: 'reused' };
+      return { ok: false, reason: 'reused', family: doc.family };
     }
     if (doc.expiresAt <= now) return { ok: false, reason: 'expired' };
     const claimed = await this.c.refreshTokens.updateOne(
@@ -213,7 +214,7 @@ export class SessionRepository {
     );
     if (claimed.modifiedCount !== 1) {
       await this.revokeFamily(doc.family, now, 'refresh token reused');
-      return { ok: false, reason: 'reused' };
+      return { ok: false, reason: 'reused', family: doc.family };
     }
     return { ok: true, doc };
   }

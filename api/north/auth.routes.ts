@@ -45,7 +45,7 @@ async function issueTokens(
   return {
     tokenType: 'Bearer',
     accessToken: access.token,
-    expiresIn: Math.round((access.expiresAt - now) / 1000),
+    expiresIn: Math.ceil((access.expiresAt - now) / 1000),
     refreshToken: refresh.token,
     refreshExpiresAt: new Date(refresh.expiresAt).toISOString(),
     user: { email: user._id, org: user.org, role: user.role },
@@ -114,8 +114,10 @@ authRoutes.post(
     const { refreshToken } = await readJson(c, refreshSchema);
     const spent = await services.sessions.spend(refreshToken, services.now());
     if (!spent.ok) {
-      if (spent.reason === 'reused')
+      if (spent.reason === 'reused') {
+        services.auth.forgetSession(spent.family);
         c.get('logger').warn('a refresh token was used twice; its session is revoked');
+      }
       throw new ApiError('UNAUTHENTICATED', 'invalid, expired or revoked refresh token');
     }
     const user = await services.users.get(spent.doc.userId);

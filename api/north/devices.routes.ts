@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { fromStoredValue } from '../../inventory/storable';
 import { can, RouteGroup } from '../access/route-group';
+import { audit } from '../audit';
 import { actorOf } from '../context';
 import { ApiError } from '../errors';
 import { deviceIdParam, parseWith, readJson, readQuery } from '../validation';
@@ -38,6 +39,7 @@ devicesRoutes.post(
     const [outcome] = await provisionDevices(c.get('services'), principal.org, actorOf(principal), [req]);
     if (!outcome) throw new ApiError('INTERNAL', 'provisioning produced no result');
     if (!outcome.ok) throw new ApiError(outcome.code, outcome.message);
+    await audit(c, 'device.provision', `devices/${outcome.device.id}`, { type: outcome.device.type });
     return c.json({ ...deviceView(outcome.device), apiKey: outcome.apiKey }, 201);
   },
 );
@@ -76,6 +78,14 @@ devicesRoutes.post(
     let v = 0;
     const results = devices.map((_raw, i) => invalid.get(i) ?? outcomeBody(outcomes[v++]!));
     const created = results.filter((r) => r.status === 201).length;
+    if (created > 0) {
+      const ids = results.filter((r) => r.status === 201).map((r) => r.id);
+      await audit(c, 'device.provision', `devices/${ids.length === 1 ? ids[0] : '*'}`, {
+        bulk: true,
+        count: created,
+        ids: ids.slice(0, 1_000),
+      });
+    }
     return c.json({ created, failed: results.length - created, results }, 200);
   },
 );
@@ -138,6 +148,7 @@ devicesRoutes.patch(
     const profile = await services.twins.updateProfile(org, deviceId, patch);
     const updated = await services.devices.setProfile(org, deviceId, profile, new Date(services.now()));
     if (!updated) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    await audit(c, 'device.update', `devices/${deviceId}`, { fields: Object.keys(patch) });
     return c.json(deviceView(updated));
   },
 );
@@ -158,6 +169,7 @@ devicesRoutes.delete(
       await services.devices.markDecommissioned(org, deviceId, now);
       services.auth.forget(await services.keys.revokeDeviceKeys(org, deviceId, now));
       services.directory.forget(org, deviceId);
+      await audit(c, 'device.decommission', `devices/${deviceId}`);
     }
     const after = await services.devices.get(org, deviceId);
     return c.json(deviceView(after ?? doc));

@@ -13,6 +13,7 @@ import {
 } from '../../twins/operations';
 import { getTwinType } from '../../twins/registry';
 import { can, RouteGroup } from '../access/route-group';
+import { audit } from '../audit';
 import { actorOf } from '../context';
 import { ApiError } from '../errors';
 import type { Services } from '../services';
@@ -110,6 +111,11 @@ deviceOperationsRoutes.post(
       // The operation is queued: answering an error now would make the client ask twice.
       c.get('logger').warn({ err, operationId: request.id }, 'could not write the first operation record');
     }
+    await audit(c, 'operation.request', `operations/${request.id}`, {
+      deviceId,
+      name: request.name,
+      delivery,
+    });
     c.header('Location', `/north/v1/operations/${request.id}`);
     if (waitMs > 0) {
       // Asked to wait: the final record if the operation ends in time (200), else as accepted (202).
@@ -207,6 +213,7 @@ operationsRoutes.post(
         throw new ApiError('CONFLICT', `operation ${id} has already ended (${now.status})`);
       throw err;
     }
+    await audit(c, 'operation.cancel', `operations/${id}`, { deviceId: stored.deviceId });
     // 200 once the operation's workflow has ended, so a device answer after this is late for certain.
     const ended = await services.twins.waitForOperation(principal.org, stored.deviceId, id, 5_000);
     if (ended) return c.json(operationView(ended), 200);
