@@ -179,7 +179,7 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
   const digest = async (name: string, project: (doc: Record<string, unknown>) => unknown) => {
     const docs = await d.collection(name).find({}).sort({ _id: 1 }).toArray();
     const hash = createHash('sha256');
-    for (const doc of docs) hash.update(JSON.stringify(project(doc as Record<string, unknown>)));
+    for (const doc of docs) hash.update(JSON.stringify(project(doc)));
     return `${docs.length}:${hash.digest('hex').slice(0, 16)}`;
   };
   const whole = (doc: Record<string, unknown>) => doc;
