@@ -1,5 +1,6 @@
 // Builds the HTTP API (Hono): middleware, the north and south faces, health, and one error handler.
 import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
@@ -82,6 +83,11 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
     c.set('logger', services.logger);
     c.header('X-Request-Id', requestId);
     await next();
+    // A body the route never read (refused before parsing) is drained after the answer; if draining is
+    // slow the server drops the connection, which a client reusing it would see as an error. Saying so
+    // up front makes the client open a fresh one instead.
+    const raw = c.req.raw;
+    if (raw.body !== null && !raw.bodyUsed) c.res.headers.set('Connection', 'close');
   });
   app.use(
     '/north/*',
@@ -124,6 +130,30 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
     );
   });
   return app;
+}
+
+/**
+ * Answers requests Node's HTTP parser refuses before the app sees them (headers too large, malformed
+ * request line) in the API's own error shape, then closes the connection.
+ */
+export function handleClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const overflow = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = overflow ? 431 : 400;
+  const body = JSON.stringify(
+    errorBody(
+      overflow ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST',
+      overflow ? 'the request headers are too large' : 'malformed HTTP request',
+      randomUUID(),
+    ),
+  );
+  socket.end(
+    `HTTP/1.1 ${status} ${overflow ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Errors that mean the store could not take the request now, not that the request was wrong. */

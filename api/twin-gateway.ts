@@ -122,7 +122,25 @@ export class TwinGateway {
       return state;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
+      // Decommissioned already (a concurrent request, or a retry): the same end, so not an error. The
+      // update may also fail because the twin completed meanwhile; then it has ended all the same.
+      const already =
+        err instanceof WorkflowUpdateFailedError &&
+        err.cause instanceof ApplicationFailure &&
+        err.cause.type === 'DECOMMISSIONED';
+      if (already || (await this.hasEnded(handle))) {
+        await within(handle.result(), settleMs).catch(() => undefined);
+        return undefined;
+      }
       return toApiError(err);
+    }
+  }
+
+  private async hasEnded(handle: { describe(): Promise<{ status: { name: string } }> }): Promise<boolean> {
+    try {
+      return (await handle.describe()).status.name !== 'RUNNING';
+    } catch (err) {
+      return err instanceof WorkflowNotFoundError;
     }
   }
 

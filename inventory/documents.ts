@@ -99,7 +99,12 @@ export interface RefreshTokenDoc {
   org: string;
   issuedAt: number;
   expiresAt: number;
-  usedAt?: number;
+}
+
+/** Marks a refresh token as spent. Inserting it is the claim: a unique _id lets only one use win. */
+export interface SpentRefreshTokenDoc {
+  _id: string;
+  at: number;
 }
 
 /** One login's chain of refresh tokens; revoking the family ends the session. */

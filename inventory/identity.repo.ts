@@ -193,8 +193,9 @@ export class SessionRepository {
   }
 
   /**
-   * Spends a refresh token. The claim is one conditional update, so two concurrent uses of the same token
-   * cannot both succeed: the loser counts as reuse.
+   * Spends a refresh token. The claim is an insert keyed by the token's hash, so of two concurrent uses
+   * exactly one wins, on MongoDB and on the embedded FerretDB alike (whose conditional updates are not
+   * atomic). The loser, like any later use, counts as reuse and ends the session.
    */
   async spend(token: string, now: number): Promise<RefreshOutcome> {
     if (!/^tfr_[\w-]{43}$/.test(token)) return { ok: false, reason: 'unknown' };
@@ -203,19 +204,14 @@ export class SessionRepository {
     if (!doc) return { ok: false, reason: 'unknown' };
     const family = await this.getFamily(doc.family);
     if (!family || family.revokedAt !== undefined) return { ok: false, reason: 'revoked' };
-    if (doc.usedAt !== undefined) {
+    try {
+      await this.c.spentRefreshTokens.insertOne({ _id: id, at: now });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 11000) throw err;
       await this.revokeFamily(doc.family, now, 'refresh token reused');
       return { ok: false, reason: 'reused', family: doc.family };
     }
     if (doc.expiresAt <= now) return { ok: false, reason: 'expired' };
-    const claimed = await this.c.refreshTokens.updateOne(
-      { _id: id, usedAt: { $exists: false } },
-      { $set: { usedAt: now } },
-    );
-    if (claimed.modifiedCount !== 1) {
-      await this.revokeFamily(doc.family, now, 'refresh token reused');
-      return { ok: false, reason: 'reused', family: doc.family };
-    }
     return { ok: true, doc };
   }
 

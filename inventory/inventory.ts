@@ -8,6 +8,7 @@ import type {
   OperationDoc,
   OrganizationDoc,
   RefreshTokenDoc,
+  SpentRefreshTokenDoc,
   RoleDoc,
   SessionFamilyDoc,
   SettingDoc,
@@ -23,6 +24,7 @@ export interface Collections {
   readonly users: Collection<UserDoc>;
   readonly roles: Collection<RoleDoc>;
   readonly refreshTokens: Collection<RefreshTokenDoc>;
+  readonly spentRefreshTokens: Collection<SpentRefreshTokenDoc>;
   readonly sessions: Collection<SessionFamilyDoc>;
   readonly audit: Collection<AuditDoc>;
   readonly settings: Collection<SettingDoc>;
@@ -49,6 +51,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     users: db.collection<UserDoc>('users'),
     roles: db.collection<RoleDoc>('roles'),
     refreshTokens: db.collection<RefreshTokenDoc>('refresh_tokens'),
+    spentRefreshTokens: db.collection<SpentRefreshTokenDoc>('spent_refresh_tokens'),
     sessions: db.collection<SessionFamilyDoc>('sessions'),
     audit: db.collection<AuditDoc>('audit'),
     settings: db.collection<SettingDoc>('settings'),

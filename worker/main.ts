@@ -6,7 +6,7 @@ import { serve } from '@hono/node-server';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import pino from 'pino';
-import { createApp } from '../api/app';
+import { createApp, handleClientError } from '../api/app';
 import { LoginLimiter } from '../api/access/login-limiter';
 import { hashPassword } from '../api/access/passwords';
 import { RoleResolver } from '../api/access/roles';
@@ -239,6 +239,7 @@ async function run(config: Config): Promise<Running> {
         );
       });
       const srv = server;
+      srv.on('clientError', handleClientError);
       closers.push(
         () =>
           new Promise<void>((resolve) => {

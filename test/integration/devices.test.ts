@@ -211,6 +211,14 @@ describe('devices over the north and south APIs', () => {
     });
   });
 
+  it('answers concurrent decommissions of one device alike, each with the decommissioned record', async () => {
+    expect((await admin.post('/north/v1/devices', { id: 'retired-twice' })).status).toBe(201);
+    const answers = await Promise.all(
+      [1, 2, 3, 4].map(() => admin.delete('/north/v1/devices/retired-twice')),
+    );
+    expect(answers.map((a) => [a.status, a.body.lifecycle])).toEqual(Array(4).fill([200, 'DECOMMISSIONED']));
+  });
+
   it('decommissions a device: the twin ends, the key stops working, the record stays marked', async () => {
     const created = await admin.post('/north/v1/devices', { id: 'retired' });
     const device = apiClient(tf.baseUrl, created.body.apiKey);

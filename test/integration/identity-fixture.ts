@@ -166,6 +166,30 @@ export async function setUpFixture(): Promise<Fixture> {
   };
 }
 
+/** Bodies that would succeed, so that a refusal is the guard's or the lookup's doing, not validation's. */
+export const VALID_BODIES: Record<string, unknown> = {
+  'PATCH /north/v1/users/:email': { name: 'Renamed' },
+  'PUT /north/v1/roles/:name': { permissions: ['devices:read'] },
+  'POST /north/v1/devices/:deviceId/operations': { name: 'REFRESH_INFO' },
+  'PATCH /north/v1/devices/:deviceId': { name: 'Renamed' },
+  'POST /north/v1/devices': { id: 'would-be-created' },
+  'POST /north/v1/users': { email: 'would-be@a.example', password: 'a long enough password', role: 'viewer' },
+  'POST /north/v1/roles': { name: 'would-be-role', permissions: ['devices:read'] },
+  'POST /north/v1/keys': { name: 'would-be key', role: 'viewer' },
+  'POST /north/v1/organizations': { id: 'would-be-org', name: 'Would be' },
+};
+
+/** Ids that exist nowhere: a request the guard lets through then fails on them, changing nothing. */
+export const MISSING: Record<string, string> = {
+  deviceId: 'no-such-device',
+  operationId: '00000000-0000-4000-8000-000000000000',
+  email: 'nobody@nowhere.example',
+  name: 'no-such-role',
+  keyId: 'tfk_00000000',
+  orgId: 'no-such-org',
+  datastreamId: 'nothing',
+};
+
 /** Fills a route's path parameters. */
 export const fillPath = (path: string, params: Readonly<Record<string, string>>): string =>
   path.replace(/:(\w+)/g, (_m, name: string) => encodeURIComponent(params[name] ?? `unknown-${name}`));

@@ -5,7 +5,15 @@ import type { MongoClient } from 'mongodb';
 import { SignJWT } from 'jose';
 import { ROUTE_TABLE } from '../../api/app';
 import type { RouteEntry } from '../../api/access/route-group';
-import { type Actor, type Fixture, fillPath, setUpFixture, stateDigest } from './identity-fixture';
+import {
+  type Actor,
+  type Fixture,
+  fillPath,
+  MISSING,
+  setUpFixture,
+  stateDigest,
+  VALID_BODIES,
+} from './identity-fixture';
 import { apiClient, mongoClient } from './harness';
 
 jest.setTimeout(120_000);
@@ -21,30 +29,6 @@ const allowed = (route: RouteEntry, actor: Actor): boolean => {
   if (access.kind === 'signed-in' || access.kind === 'public') return true;
   if (access.kind === 'device') return actor.permissions.has('devices:write');
   return actor.permissions.has(access.action);
-};
-
-/** Ids that exist nowhere: a request the guard lets through then fails on them, changing nothing. */
-const MISSING: Record<string, string> = {
-  deviceId: 'no-such-device',
-  operationId: '00000000-0000-4000-8000-000000000000',
-  email: 'nobody@nowhere.example',
-  name: 'no-such-role',
-  keyId: 'tfk_00000000',
-  orgId: 'no-such-org',
-  datastreamId: 'nothing',
-};
-
-/** Bodies that would succeed, so that a refusal is the guard's or the lookup's doing, not validation's. */
-const VALID_BODIES: Record<string, unknown> = {
-  'PATCH /north/v1/users/:email': { name: 'Renamed' },
-  'PUT /north/v1/roles/:name': { permissions: ['devices:read'] },
-  'POST /north/v1/devices/:deviceId/operations': { name: 'REFRESH_INFO' },
-  'PATCH /north/v1/devices/:deviceId': { name: 'Renamed' },
-  'POST /north/v1/devices': { id: 'would-be-created' },
-  'POST /north/v1/users': { email: 'would-be@a.example', password: 'a long enough password', role: 'viewer' },
-  'POST /north/v1/roles': { name: 'would-be-role', permissions: ['devices:read'] },
-  'POST /north/v1/keys': { name: 'would-be key', role: 'viewer' },
-  'POST /north/v1/organizations': { id: 'would-be-org', name: 'Would be' },
 };
 
 describe('security suite over the route table', () => {
