@@ -1,11 +1,13 @@
 // `npm run bench`: operations against the bare HTTP round trip, provisioning against a bare Temporal start loop,
-// and collect throughput, on the embedded stack. BENCH_ONLY=operations,provisioning,collect picks sections.
+// collect throughput, and identity (login, authentication overhead), on the embedded stack.
+// BENCH_ONLY=identity,operations,provisioning,collect picks sections.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { getFreePort } from '../worker/local-stack';
+import { runIdentityBench } from './identity';
 import { type OperationsBenchResult, runOperationsBench } from './operations';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -19,7 +21,7 @@ const COLLECT_DEVICES = 500;
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
-  (process.env.BENCH_ONLY ?? 'operations,provisioning,collect').split(',').map((s) => s.trim()),
+  (process.env.BENCH_ONLY ?? 'identity,operations,provisioning,collect').split(',').map((s) => s.trim()),
 );
 const OPERATIONS = Number(process.env.BENCH_OPERATIONS ?? 1_000);
 const OPERATION_DEVICES = Number(process.env.BENCH_OPERATION_DEVICES ?? 200);
@@ -97,6 +99,10 @@ async function main(): Promise<void> {
   let collectRate = NaN;
   const latencies: number[] = [];
   try {
+    if (SECTIONS.has('identity')) {
+      say('\nIdentity: login latency, and what authentication adds to a request');
+      await runIdentityBench({ base, adminKey: ADMIN_KEY, say, logins: 50, requests: 2_000 });
+    }
     if (SECTIONS.has('operations')) {
       say(
         `\nOperations: ${fmt(OPERATIONS)} synchronous operations on ${OPERATION_DEVICES} emulated devices, each run beside the bare HTTP round trip`,
