@@ -86,8 +86,10 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
     // A body the route never read (refused before parsing) is drained after the answer; if draining is
     // slow the server drops the connection, which a client reusing it would see as an error. Saying so
     // up front makes the client open a fresh one instead.
-    const raw = c.req.raw;
-    if (raw.body !== null && !raw.bodyUsed) c.res.headers.set('Connection', 'close');
+    const length = c.req.header('content-length');
+    const hasBody =
+      (length !== undefined && length !== '0') || c.req.header('transfer-encoding') !== undefined;
+    if (hasBody && !c.req.raw.bodyUsed) c.res.headers.set('Connection', 'close');
   });
   app.use(
     '/north/*',

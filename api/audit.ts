@@ -1,9 +1,23 @@
-// Writes one audit entry for the request's principal. The action has already happened, so a failed write
-// is logged loudly rather than turned into an error the client would retry.
+// Writes audit entries. The action has already happened, so a failed write is logged loudly rather than
+// turned into an error the client would retry.
 import type { Context } from 'hono';
+import type { AuditEntry } from '../inventory/identity.repo';
 import { type AppEnv, actorOf } from './context';
 
-export async function audit(
+/** Records an entry with the request's id; for requests without a principal yet (logins). */
+export async function recordAudit(c: Context<AppEnv>, entry: Omit<AuditEntry, 'requestId'>): Promise<void> {
+  try {
+    await c.get('services').audit.record({ ...entry, requestId: c.get('requestId') });
+  } catch (err) {
+    c.get('logger').error(
+      { err, action: entry.action, resource: entry.resource },
+      'could not write the audit entry',
+    );
+  }
+}
+
+/** Records what the request's principal did, in its organization unless `org` says otherwise. */
+export function audit(
   c: Context<AppEnv>,
   action: string,
   resource: string,
@@ -11,17 +25,11 @@ export async function audit(
   org?: string,
 ): Promise<void> {
   const principal = c.get('principal');
-  const services = c.get('services');
-  try {
-    await services.audit.record({
-      org: org ?? principal.org,
-      actor: actorOf(principal),
-      action,
-      resource,
-      requestId: c.get('requestId'),
-      ...(details !== undefined ? { details } : {}),
-    });
-  } catch (err) {
-    c.get('logger').error({ err, action, resource }, 'could not write the audit entry');
-  }
+  return recordAudit(c, {
+    org: org ?? principal.org,
+    actor: actorOf(principal),
+    action,
+    resource,
+    ...(details !== undefined ? { details } : {}),
+  });
 }

@@ -34,8 +34,10 @@ export class KeyRepository {
     if (docs.length > 0) await this.c.apiKeys.insertMany(docs, { ordered: false });
   }
 
-  findActive(secret: string): Promise<ApiKeyDoc | null> {
-    return this.c.apiKeys.findOne({ _id: hashKey(secret), revokedAt: { $exists: false } });
+  /** By `_id` alone (the embedded FerretDB serves no other filter from an index); revoked keys are not found. */
+  async findActive(secret: string): Promise<ApiKeyDoc | null> {
+    const doc = await this.c.apiKeys.findOne({ _id: hashKey(secret) });
+    return doc && doc.revokedAt === undefined ? doc : null;
   }
 
   /** A key by its public id, within one organization (another organization's key is not found). */

@@ -4,7 +4,7 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hashPassword, verifyPassword } from '../access/passwords';
 import { PUBLIC, RouteGroup, SIGNED_IN } from '../access/route-group';
-import { audit } from '../audit';
+import { audit, recordAudit } from '../audit';
 import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
 import type { Services } from '../services';
@@ -74,27 +74,23 @@ authRoutes.post(
     if (!user || !good || user.disabled) {
       services.loginLimiter.failed(email);
       if (user) {
-        await services.audit
-          .record({
-            org: user.org,
-            actor: `user:${user._id}`,
-            action: 'auth.login',
-            resource: `users/${user._id}`,
-            outcome: 'refused',
-            requestId: c.get('requestId'),
-          })
-          .catch((err: unknown) => c.get('logger').error({ err }, 'could not write the audit entry'));
+        await recordAudit(c, {
+          org: user.org,
+          actor: `user:${user._id}`,
+          action: 'auth.login',
+          resource: `users/${user._id}`,
+          outcome: 'refused',
+        });
       }
       throw new ApiError('UNAUTHENTICATED', 'invalid e-mail or password');
     }
     services.loginLimiter.succeeded(email);
     const family = await services.sessions.startFamily(user._id, user.org, services.now());
-    await services.audit.record({
+    await recordAudit(c, {
       org: user.org,
       actor: `user:${user._id}`,
       action: 'auth.login',
       resource: `users/${user._id}`,
-      requestId: c.get('requestId'),
     });
     return c.json(await issueTokens(services, user, family));
   },
