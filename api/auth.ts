@@ -28,10 +28,45 @@ const roleOfKey = (doc: ApiKeyDoc): string | undefined => {
   return doc.role;
 };
 
+/** Entries live `ttlMs`; past `maxEntries` the cache starts over rather than grow. */
+class TtlCache<T> {
+  private readonly entries = new Map<string, { value: T; until: number }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries: number,
+    private readonly now: () => number,
+  ) {}
+
+  get(key: string): T | undefined {
+    const hit = this.entries.get(key);
+    if (hit && hit.until > this.now()) return hit.value;
+    if (hit) this.entries.delete(key);
+    return undefined;
+  }
+
+  set(key: string, value: T): void {
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    this.entries.set(key, { value, until: this.now() + this.ttlMs });
+  }
+
+  async getOrLoad(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.entries.get(key);
+    if (hit && hit.until > this.now()) return hit.value;
+    const value = await load();
+    this.set(key, value);
+    return value;
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+}
+
 export class Authenticator {
-  private readonly keyCache = new Map<string, { doc: ApiKeyDoc; until: number }>();
-  private readonly userCache = new Map<string, { doc: UserDoc | null; until: number }>();
-  private readonly sessionCache = new Map<string, { doc: SessionFamilyDoc | null; until: number }>();
+  private readonly keyCache: TtlCache<ApiKeyDoc>;
+  private readonly userCache: TtlCache<UserDoc | null>;
+  private readonly sessionCache: TtlCache<SessionFamilyDoc | null>;
 
   constructor(
     private readonly deps: {
@@ -41,9 +76,14 @@ export class Authenticator {
       readonly roles: RoleResolver;
       readonly tokens: TokenService;
     },
-    private readonly options: AuthenticatorOptions = DEFAULT_OPTIONS,
+    options: AuthenticatorOptions = DEFAULT_OPTIONS,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    const make = <T>() => new TtlCache<T>(options.cacheTtlMs, options.maxCachedEntries, now);
+    this.keyCache = make();
+    this.userCache = make();
+    this.sessionCache = make();
+  }
 
   get tokens(): TokenService {
     return this.deps.tokens;
@@ -52,14 +92,13 @@ export class Authenticator {
   async authenticateKey(secret: string): Promise<Authentication> {
     if (secret.length < 16 || secret.length > 256) return { ok: false, why: 'malformed' };
     const hash = hashKey(secret);
-    const hit = this.keyCache.get(hash);
-    let doc: ApiKeyDoc | null = hit && hit.until > this.now() ? hit.doc : null;
+    let doc = this.keyCache.get(hash);
     if (!doc) {
-      this.keyCache.delete(hash);
-      doc = await this.deps.keys.findActive(secret);
-      if (!doc) return { ok: false, why: 'unknown' };
-      if (this.keyCache.size >= this.options.maxCachedEntries) this.keyCache.clear();
-      this.keyCache.set(hash, { doc, until: this.now() + this.options.cacheTtlMs });
+      // Unknown keys are not cached: a flood of made-up keys must not push out the real ones.
+      const found = await this.deps.keys.findActive(secret);
+      if (!found) return { ok: false, why: 'unknown' };
+      this.keyCache.set(hash, found);
+      doc = found;
     }
     const role = roleOfKey(doc);
     if (role === undefined) return { ok: false, why: 'no-role' };
@@ -104,21 +143,11 @@ export class Authenticator {
   }
 
   private async user(email: string): Promise<UserDoc | null> {
-    const hit = this.userCache.get(email);
-    if (hit && hit.until > this.now()) return hit.doc;
-    const doc = await this.deps.users.get(email);
-    if (this.userCache.size >= this.options.maxCachedEntries) this.userCache.clear();
-    this.userCache.set(email, { doc, until: this.now() + this.options.cacheTtlMs });
-    return doc;
+    return this.userCache.getOrLoad(email, () => this.deps.users.get(email));
   }
 
   private async session(family: string): Promise<SessionFamilyDoc | null> {
-    const hit = this.sessionCache.get(family);
-    if (hit && hit.until > this.now()) return hit.doc;
-    const doc = await this.deps.sessions.getFamily(family);
-    if (this.sessionCache.size >= this.options.maxCachedEntries) this.sessionCache.clear();
-    this.sessionCache.set(family, { doc, until: this.now() + this.options.cacheTtlMs });
-    return doc;
+    return this.sessionCache.getOrLoad(family, () => this.deps.sessions.getFamily(family));
   }
 
   forgetSession(family: string): void {

@@ -1,6 +1,7 @@
 // Users, custom roles, refresh-token sessions, the audit log and settings: the identity side of the inventory.
 // Lookups go by _id where they can (the embedded FerretDB serves only _id filters from an index).
 import { createHash, randomBytes } from 'node:crypto';
+import type { Collection, OptionalUnlessRequiredId } from 'mongodb';
 import type {
   AuditDoc,
   OrganizationDoc,
@@ -11,6 +12,17 @@ import type {
 } from './documents';
 import type { Collections } from './inventory';
 
+/** Inserts a document; false when its _id exists already. */
+async function insertNew<T extends { _id: string }>(collection: Collection<T>, doc: T): Promise<boolean> {
+  try {
+    await collection.insertOne(doc as OptionalUnlessRequiredId<T>);
+    return true;
+  } catch (err) {
+    if ((err as { code?: number }).code === 11000) return false;
+    throw err;
+  }
+}
+
 const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
 
 export class OrganizationRepository {
@@ -20,14 +32,8 @@ export class OrganizationRepository {
     return this.c.organizations.findOne({ _id: id });
   }
 
-  async insert(doc: OrganizationDoc): Promise<boolean> {
-    try {
-      await this.c.organizations.insertOne(doc);
-      return true;
-    } catch (err) {
-      if ((err as { code?: number }).code === 11000) return false;
-      throw err;
-    }
+  insert(doc: OrganizationDoc): Promise<boolean> {
+    return insertNew(this.c.organizations, doc);
   }
 
   list(limit: number, after?: string): Promise<OrganizationDoc[]> {
@@ -52,14 +58,8 @@ export class UserRepository {
   }
 
   /** Inserts a new user; false when the address is taken (in any organization). */
-  async insert(doc: UserDoc): Promise<boolean> {
-    try {
-      await this.c.users.insertOne(doc);
-      return true;
-    } catch (err) {
-      if ((err as { code?: number }).code === 11000) return false;
-      throw err;
-    }
+  insert(doc: UserDoc): Promise<boolean> {
+    return insertNew(this.c.users, doc);
   }
 
   /** Creates the first admin from configuration unless the address exists (its password is then kept). */
@@ -108,14 +108,8 @@ export class RoleRepository {
     return this.c.roles.findOne({ _id: roleDocId(org, name) });
   }
 
-  async insert(doc: RoleDoc): Promise<boolean> {
-    try {
-      await this.c.roles.insertOne(doc);
-      return true;
-    } catch (err) {
-      if ((err as { code?: number }).code === 11000) return false;
-      throw err;
-    }
+  insert(doc: RoleDoc): Promise<boolean> {
+    return insertNew(this.c.roles, doc);
   }
 
   listForOrg(org: string): Promise<RoleDoc[]> {
