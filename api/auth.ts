@@ -154,9 +154,17 @@ export class Authenticator {
     this.sessionCache.delete(family);
   }
 
-  /** Forget revoked keys at once (by their SHA-256). */
+  private readonly revocationListeners: ((hashes: readonly string[]) => void)[] = [];
+
+  /** Called with the SHA-256 of keys revoked in this process (the MQTT broker closes their connections). */
+  onRevoked(listener: (hashes: readonly string[]) => void): void {
+    this.revocationListeners.push(listener);
+  }
+
+  /** Forget revoked keys at once (by their SHA-256), and tell whoever holds connections made with them. */
   forget(hashes: readonly string[]): void {
     for (const h of hashes) this.keyCache.delete(h);
+    if (hashes.length > 0) for (const listener of this.revocationListeners) listener(hashes);
   }
 
   /** Forget a user whose role, password or state changed. */

@@ -36,6 +36,8 @@ export interface Services {
   readonly sessions: SessionRepository;
   readonly audit: AuditRepository;
   readonly loginLimiter: LoginLimiter;
+  /** MQTT devices: sends waiting operations to a device listening on its request topic (when the broker runs here). */
+  readonly mqtt?: { deliverPending(org: string, deviceId: string): Promise<void> };
   /** Refresh tokens live this long (ms). */
   readonly refreshTtlMs: number;
   readonly twins: TwinGateway;

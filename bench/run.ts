@@ -46,7 +46,7 @@ async function runPool(total: number, concurrency: number, fn: (i: number) => Pr
 
 async function startStack(
   dataDir: string,
-  ports: { api: number; temporal: number; mongo: number },
+  ports: { api: number; temporal: number; mongo: number; mqtt: number },
 ): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: path.resolve(__dirname, '..'),
@@ -56,6 +56,7 @@ async function startStack(
       TWINFLOW_DATA_DIR: dataDir,
       TWINFLOW_TEMPORAL_PORT: String(ports.temporal),
       TWINFLOW_MONGODB_PORT: String(ports.mongo),
+      TWINFLOW_MQTT_PORT: String(ports.mqtt),
       TWINFLOW_TEMPORAL_UI: 'off',
       TWINFLOW_BOOTSTRAP_API_KEY: ADMIN_KEY,
       LOG_LEVEL: process.env.BENCH_STACK_LOG_LEVEL ?? 'warn',
@@ -84,7 +85,12 @@ async function post(url: string, body: unknown, key: string): Promise<Response> 
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
-  const ports = { api: await getFreePort(), temporal: await getFreePort(), mongo: await getFreePort() };
+  const ports = {
+    api: await getFreePort(),
+    temporal: await getFreePort(),
+    mongo: await getFreePort(),
+    mqtt: await getFreePort(),
+  };
   say(
     `TwinFlow benchmark: ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Node ${process.version}`,
   );

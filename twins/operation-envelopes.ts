@@ -27,6 +27,7 @@ export const responseEnvelopeSchema = z.object({
 });
 
 export type OperationResponseBody = z.infer<typeof operationResponseSchema>;
+export type ResponseEnvelope = z.infer<typeof responseEnvelopeSchema>;
 
 export function toDeviceResponse(body: OperationResponseBody): DeviceResponse {
   return {

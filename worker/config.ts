@@ -68,6 +68,8 @@ const configSchema = z
     TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
     TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
     TWINFLOW_TEMPORAL_UI: z.enum(['on', 'off']).default('on'),
+    TWINFLOW_MQTT: z.enum(['on', 'off']).default('on'),
+    TWINFLOW_MQTT_PORT: port.optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
@@ -81,6 +83,12 @@ const configSchema = z
   })
   .transform((env) => ({
     api: { port: env.PORT, host: env.TWINFLOW_HOST },
+    mqtt: {
+      enabled: env.TWINFLOW_MQTT === 'on',
+      /** Unset: 1883, or a free port when 1883 is taken (said at start). */
+      port: env.TWINFLOW_MQTT_PORT,
+      host: env.TWINFLOW_HOST,
+    },
     roles: new Set<Role>(env.TWINFLOW_ROLES),
     dataDir: path.resolve(env.TWINFLOW_DATA_DIR),
     bootstrapApiKey: env.TWINFLOW_BOOTSTRAP_API_KEY,

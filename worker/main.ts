@@ -5,7 +5,7 @@ import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { createApp, handleClientError } from '../api/app';
 import { LoginLimiter } from '../api/access/login-limiter';
 import { hashPassword } from '../api/access/passwords';
@@ -31,6 +31,8 @@ import { DeviceRepository } from '../inventory/devices.repo';
 import { OperationRepository } from '../inventory/operations.repo';
 import { type Inventory, openInventory } from '../inventory/inventory';
 import { KeyRepository } from '../inventory/keys.repo';
+import { DeviceGateway } from '../mqtt/device-gateway';
+import { EmbeddedBroker } from '../mqtt/embedded-broker';
 import { type Config, ConfigError, loadConfig } from './config';
 import {
   type ManagedProcess,
@@ -126,6 +128,7 @@ async function run(config: Config): Promise<Running> {
 
     let server: Server | undefined;
     let adminKeyLine = '';
+    let mqttLine = '';
     if (config.roles.has('api')) {
       const connection = await Connection.connect({ address: temporalAddress });
       closers.push(() => connection.close());
@@ -174,6 +177,7 @@ async function run(config: Config): Promise<Running> {
         await sharedSecret(inventory.collections, 'jwt-secret', config.identity.jwtSecret),
         { accessTtlMs: config.identity.accessTokenTtlMs, issuer: 'twinflow' },
       );
+      let gateway: DeviceGateway | undefined;
       const services: Services = {
         devices,
         keys,
@@ -188,6 +192,9 @@ async function run(config: Config): Promise<Running> {
         audit: new AuditRepository(inventory.collections),
         loginLimiter: new LoginLimiter(),
         refreshTtlMs: config.identity.refreshTokenTtlMs,
+        mqtt: {
+          deliverPending: (org, deviceId) => gateway?.deliverPending(org, deviceId) ?? Promise.resolve(),
+        },
         twins,
         directory,
         ingestor: new Ingestor({
@@ -247,6 +254,17 @@ async function run(config: Config): Promise<Running> {
             srv.closeAllConnections?.();
           }),
       );
+
+      if (config.mqtt.enabled) {
+        const devices = new DeviceGateway(services, logger);
+        const started = await startBroker(config.mqtt, logger, devices);
+        const { broker } = started;
+        devices.attach(broker);
+        gateway = devices;
+        services.auth.onRevoked((hashes) => broker.disconnectKeys(hashes));
+        closers.push(() => broker.close());
+        mqttLine = `  MQTT:            mqtt://${config.mqtt.host}:${broker.port}${started.note}`;
+      }
     }
 
     say('');
@@ -257,6 +275,7 @@ async function run(config: Config): Promise<Running> {
       `  Temporal:        ${temporalAddress} (namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue})`,
     );
     say(`  MongoDB:         ${redactUri(mongoUri)} (database ${config.mongo.db})`);
+    if (mqttLine) say(mqttLine);
     if (worker) say('  Worker:          running twins');
     if (adminKeyLine) say(adminKeyLine);
     if (stack.length > 0) say(`  Data:            ${config.dataDir}`);
@@ -266,6 +285,33 @@ async function run(config: Config): Promise<Running> {
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/**
+ * Starts the embedded broker: on TWINFLOW_MQTT_PORT when set (a taken port is an error naming it), otherwise
+ * on 1883, or on a free port when 1883 is taken (another broker often runs there), saying so.
+ */
+async function startBroker(
+  mqtt: Config['mqtt'],
+  logger: Logger,
+  hooks: DeviceGateway,
+): Promise<{ broker: EmbeddedBroker; note: string }> {
+  const start = (port: number) => EmbeddedBroker.start({ port, host: mqtt.host, logger }, hooks);
+  const inUse = (err: unknown) => (err as { code?: string }).code === 'EADDRINUSE';
+  if (mqtt.port !== undefined) {
+    try {
+      return { broker: await start(mqtt.port), note: '' };
+    } catch (err) {
+      if (inUse(err)) throw new PortInUseError(mqtt.port, 'TWINFLOW_MQTT_PORT', 'the MQTT broker');
+      throw err;
+    }
+  }
+  try {
+    return { broker: await start(1883), note: '' };
+  } catch (err) {
+    if (!inUse(err)) throw err;
+    return { broker: await start(0), note: ' (1883 is taken; set TWINFLOW_MQTT_PORT to choose)' };
   }
 }
 

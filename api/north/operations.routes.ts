@@ -116,6 +116,10 @@ deviceOperationsRoutes.post(
       name: request.name,
       delivery,
     });
+    // An MQTT device listening right now gets it at once; otherwise when it next subscribes.
+    if (delivery === 'pending' && doc.transport.mqtt && services.mqtt) {
+      void services.mqtt.deliverPending(principal.org, deviceId);
+    }
     c.header('Location', `/north/v1/operations/${request.id}`);
     if (waitMs > 0) {
       // Asked to wait: the final record if the operation ends in time (200), else as accepted (202).

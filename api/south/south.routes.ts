@@ -1,12 +1,12 @@
 // The OpenGate v80 south face for devices: data collection, operation responses and the pending poll.
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { responseEnvelopeSchema, toDeviceResponse } from '../../twins/operation-envelopes';
+import { responseEnvelopeSchema } from '../../twins/operation-envelopes';
 import { DEVICE, RouteGroup } from '../access/route-group';
 import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
 import { collectBodySchema } from '../ingest/collect.schema';
-import { OPERATION_ID_PATTERN } from '../north/operation.schemas';
+import { acceptOperationResponse } from './operation-response';
 import { deviceIdParam, readJson, readQuery } from '../validation';
 
 export const southRoutes = new RouteGroup('/south/v80/devices');
@@ -44,28 +44,12 @@ southRoutes.post(
     if (!(await services.directory.get(principal.org, deviceId))) {
       throw new ApiError('NOT_FOUND', `device ${deviceId} ${NOT_PROVISIONED}`);
     }
-    const id = body.operation.response.id;
-    const receivedAt = services.now();
-    if (OPERATION_ID_PATTERN.test(id)) {
-      const handed = await services.twins.reportOperationResponse(
-        principal.org,
-        deviceId,
-        id,
-        toDeviceResponse(body.operation.response),
-        receivedAt,
-      );
-      if (handed) return c.body(null, 201);
-    }
-    // No running operation of this device has that id: another device's, an ended one, or none at all.
-    const record = OPERATION_ID_PATTERN.test(id) ? await services.operations.get(principal.org, id) : null;
-    if (!record) throw new ApiError('NOT_FOUND', `operation ${id} not found`);
-    if (record.deviceId !== deviceId)
-      throw new ApiError('PERMISSION_DENIED', `operation ${id} belongs to another device`);
-    await services.operations.countLateResponse(principal.org, id);
+    const outcome = await acceptOperationResponse(services, principal.org, deviceId, body);
+    if (outcome.handed) return c.body(null, 201);
     return c.json(
       {
-        id,
-        status: record.status,
+        id: outcome.id,
+        status: outcome.status,
         late: true,
         message: 'the operation has already ended; the response was recorded as late and changed nothing',
       },

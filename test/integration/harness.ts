@@ -22,6 +22,8 @@ export const uniqueName = (prefix: string): string => `${prefix}_${randomBytes(4
 export interface TwinflowProcess {
   readonly baseUrl: string;
   readonly adminKey: string;
+  /** The embedded MQTT broker, `mqtt://127.0.0.1:<port>`. */
+  readonly mqttUrl: string;
   readonly env: Readonly<Record<string, string>>;
   output(): string;
   /** SIGTERM and wait for a clean exit. */
@@ -43,11 +45,13 @@ export interface StartOptions {
 
 export async function startTwinflow(options: StartOptions = {}): Promise<TwinflowProcess> {
   const port = await getFreePort();
+  const mqttPort = await getFreePort();
   const adminKey = options.adminKey ?? `it-admin-${randomBytes(12).toString('hex')}`;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '',
     PORT: String(port),
+    TWINFLOW_MQTT_PORT: String(mqttPort),
     TWINFLOW_ROLES: options.roles ?? 'api,worker',
     MONGODB_DB: options.db ?? uniqueName('it'),
     TWINFLOW_TASK_QUEUE: options.taskQueue ?? uniqueName('tq'),
@@ -77,6 +81,7 @@ export async function startTwinflow(options: StartOptions = {}): Promise<Twinflo
   await waitForReady(child, () => output, exited);
   return {
     baseUrl: `http://127.0.0.1:${port}`,
+    mqttUrl: `mqtt://127.0.0.1:${env.TWINFLOW_MQTT_PORT ?? mqttPort}`,
     adminKey,
     env,
     output: () => output,

@@ -1,0 +1,150 @@
+// What TwinFlow does with MQTT devices: logs them in with their keys, stores their data through the same
+// ingest pipeline as HTTP, hands their operation responses to the operations, and sends them the operations
+// waiting for them as soon as they listen on their request topic.
+import type { Logger } from 'pino';
+import { responseEnvelopeSchema } from '../twins/operation-envelopes';
+import { hashKey } from '../inventory/keys';
+import type { Principal } from '../api/context';
+import { ApiError } from '../api/errors';
+import { collectBodySchema } from '../api/ingest/collect.schema';
+import { acceptOperationResponse } from '../api/south/operation-response';
+import type { Services } from '../api/services';
+import type { BrokerHooks, DeviceSession, EmbeddedBroker } from './embedded-broker';
+import type { DeviceTopic } from './topics';
+
+const NO_PERMISSIONS: ReadonlySet<never> = new Set();
+
+/** Counters of what devices sent that could not be used (acknowledged and dropped, with the reason logged). */
+export interface GatewayCounters {
+  stored: number;
+  responses: number;
+  rejected: number;
+  delivered: number;
+}
+
+export class DeviceGateway implements BrokerHooks {
+  private broker: EmbeddedBroker | undefined;
+  private readonly deliveries = new Map<string, Promise<void>>();
+  readonly counters: GatewayCounters = { stored: 0, responses: 0, rejected: 0, delivered: 0 };
+
+  constructor(
+    private readonly services: Services,
+    private readonly logger: Logger,
+  ) {}
+
+  attach(broker: EmbeddedBroker): void {
+    this.broker = broker;
+  }
+
+  async authenticate(username: string, password: string): Promise<DeviceSession | undefined> {
+    const result = await this.services.auth.authenticateKey(password);
+    if (!result.ok) return undefined;
+    const p = result.principal;
+    // Device keys only, and the username must be the key's own device.
+    if (p.kind !== 'device' || p.deviceId !== username) return undefined;
+    const device = await this.services.directory.get(p.org, username);
+    if (!device?.active) return undefined;
+    return { org: p.org, deviceId: username, keyId: p.id, keyHash: hashKey(password) };
+  }
+
+  async received(session: DeviceSession, topic: DeviceTopic, payload: Buffer): Promise<void> {
+    try {
+      if (topic.kind === 'data') await this.data(session, topic, payload);
+      else if (topic.kind === 'response') await this.response(session, payload);
+    } catch (err) {
+      // The sender's mistake: acknowledged, not stored, counted and logged (MQTT has no error reply).
+      if (err instanceof ApiError && err.status < 500) {
+        this.counters.rejected += 1;
+        this.logger.warn(
+          { deviceId: session.deviceId, org: session.org, reason: err.message },
+          'MQTT message refused',
+        );
+        return;
+      }
+      throw err; // storage trouble: the broker leaves the message unacknowledged
+    }
+  }
+
+  listening(session: DeviceSession): void {
+    void this.deliverPending(session.org, session.deviceId);
+  }
+
+  /**
+   * Sends the device the operations waiting for it, if it listens now. One delivery per device at a time;
+   * an operation is handed over once (the twin marks it delivered), then published with QoS 1.
+   */
+  deliverPending(org: string, deviceId: string): Promise<void> {
+    const key = `${org}/${deviceId}`;
+    const previous = this.deliveries.get(key) ?? Promise.resolve();
+    const next = previous
+      .then(async () => {
+        const broker = this.broker;
+        if (!broker?.isListening(org, deviceId)) return;
+        for (;;) {
+          const envelopes = await this.services.twins.claimPendingOperations(org, deviceId, 100);
+          for (const envelope of envelopes) {
+            await broker.publishRequest(org, deviceId, JSON.stringify(envelope));
+            this.counters.delivered += 1;
+          }
+          if (envelopes.length < 100) return;
+        }
+      })
+      .catch((err: unknown) =>
+        this.logger.warn({ err, org, deviceId }, 'could not send pending operations over MQTT'),
+      )
+      .finally(() => {
+        if (this.deliveries.get(key) === next) this.deliveries.delete(key);
+      });
+    this.deliveries.set(key, next);
+    return next;
+  }
+
+  /** Whether the device is connected and subscribed to its request topic. */
+  isListening(org: string, deviceId: string): boolean {
+    return this.broker?.isListening(org, deviceId) ?? false;
+  }
+
+  private principal(session: DeviceSession): Principal {
+    return {
+      kind: 'device',
+      org: session.org,
+      id: session.keyId,
+      role: 'device',
+      permissions: NO_PERMISSIONS,
+      platformAdmin: false,
+      deviceId: session.deviceId,
+    };
+  }
+
+  private async data(session: DeviceSession, topic: Extract<DeviceTopic, { kind: 'data' }>, payload: Buffer) {
+    if (topic.suffix !== undefined) {
+      throw new ApiError(
+        'NOT_FOUND',
+        `no connector function translates odm/iot/${session.deviceId}/${topic.suffix}`,
+      );
+    }
+    const body = collectBodySchema.safeParse(parseJson(payload));
+    if (!body.success)
+      throw new ApiError(
+        'INVALID_ARGUMENT',
+        `not an OpenGate collect body: ${body.error.issues[0]?.message ?? 'invalid'}`,
+      );
+    await this.services.ingestor.ingest(this.principal(session), session.deviceId, body.data, 'mqtt');
+    this.counters.stored += 1;
+  }
+
+  private async response(session: DeviceSession, payload: Buffer) {
+    const body = responseEnvelopeSchema.safeParse(parseJson(payload));
+    if (!body.success) throw new ApiError('INVALID_ARGUMENT', 'not an OpenGate operation response');
+    await acceptOperationResponse(this.services, session.org, session.deviceId, body.data);
+    this.counters.responses += 1;
+  }
+}
+
+function parseJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8')) as unknown;
+  } catch {
+    throw new ApiError('BAD_REQUEST', 'the payload is not JSON');
+  }
+}

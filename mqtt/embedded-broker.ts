@@ -1,0 +1,236 @@
+// The embedded MQTT broker (aedes) on the OpenGate topics. Devices log in with their id and key, publish only
+// their own data and responses, and subscribe only to their own requests. A device's QoS 1 message is
+// acknowledged only once TwinFlow has stored what it carried: the broker hands the message to TwinFlow
+// before it answers PUBACK, and a storage failure closes the connection unanswered, so the device sends again.
+import net from 'node:net';
+import type {
+  Aedes,
+  AedesPublishPacket,
+  AuthenticateError,
+  Client,
+  PublishPacket,
+  Subscription,
+} from 'aedes';
+import type { Logger } from 'pino';
+import {
+  deviceSubscribeAllowed,
+  devicePublishAllowed,
+  type DeviceTopic,
+  internalRequestTopic,
+  parseDeviceTopic,
+  REQUEST_PREFIX,
+} from './topics';
+
+export interface DeviceSession {
+  readonly org: string;
+  readonly deviceId: string;
+  /** The public id of the key it logged in with. */
+  readonly keyId: string;
+  /** SHA-256 of the key it logged in with, so that revoking the key can close the connection. */
+  readonly keyHash: string;
+}
+
+export interface BrokerHooks {
+  /** A device's login: its session, or undefined to refuse (bad id or key). */
+  authenticate(username: string, password: string): Promise<DeviceSession | undefined>;
+  /**
+   * A message from a device on one of its topics. Resolving acknowledges it (store first); rejecting leaves it
+   * unacknowledged and closes the connection, so the device sends it again after reconnecting.
+   */
+  received(session: DeviceSession, topic: DeviceTopic, payload: Buffer): Promise<void>;
+  /** The device now listens on its request topic: pending operations can go out. */
+  listening(session: DeviceSession): void;
+}
+
+export interface BrokerOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly logger: Logger;
+}
+
+const sessionKey = (org: string, deviceId: string) => `${org}/${deviceId}`;
+
+export class EmbeddedBroker {
+  private readonly sessions = new WeakMap<Client, DeviceSession>();
+  /** Devices connected and subscribed to their request topic, by `${org}/${deviceId}`. */
+  private readonly listeners = new Map<string, Client>();
+  private constructor(
+    private readonly stats: Record<'accepted' | 'refusedLogins' | 'refusedTopics' | 'storeFailures', number>,
+    private readonly aedes: Aedes,
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(options: BrokerOptions, hooks: BrokerHooks): Promise<EmbeddedBroker> {
+    // aedes is an ES module; Node 20 loads it from CommonJS through require(esm).
+    const { Aedes } = await import('aedes');
+    const log = options.logger;
+    // Filled in once the server listens; the broker's handlers reach the instance through it.
+    const self: { broker?: EmbeddedBroker } = {};
+    const stats = { accepted: 0, refusedLogins: 0, refusedTopics: 0, storeFailures: 0 };
+    const aedes = await Aedes.createBroker({
+      // A device that never sends PUBREL or floods subscriptions must not grow the broker without bound.
+      maxTopicLevels: 16,
+      authenticate: (client, username, password, done) => {
+        const refuse = () => {
+          stats.refusedLogins += 1;
+          const err = new Error('bad device id or key') as AuthenticateError;
+          err.returnCode = 4; // BAD_USERNAME_OR_PASSWORD
+          done(err, false);
+        };
+        if (!username || !password || password.length > 256) return refuse();
+        hooks.authenticate(username, password.toString('utf8')).then(
+          (session) => {
+            if (!session) return refuse();
+            self.broker?.sessions.set(client, session);
+            done(null, true);
+          },
+          (err: unknown) => {
+            log.warn({ err }, 'MQTT login could not be checked');
+            const e = new Error('server unavailable') as AuthenticateError;
+            e.returnCode = 3; // SERVER_UNAVAILABLE
+            done(e, false);
+          },
+        );
+      },
+      authorizePublish: (client, packet, callback) => {
+        if (!client) return callback(null); // a will published by the broker itself
+        const session = self.broker?.sessions.get(client);
+        if (!session || !devicePublishAllowed(session.deviceId, packet.topic)) {
+          stats.refusedTopics += 1;
+          return callback(new Error(`not allowed to publish on ${packet.topic}`));
+        }
+        const topic = parseDeviceTopic(packet.topic);
+        if (!topic) return callback(new Error(`not allowed to publish on ${packet.topic}`));
+        hooks.received(session, topic, packet.payload as Buffer).then(
+          () => {
+            stats.accepted += 1;
+            // Consumed here: nothing else subscribes to device data, and nothing is retained.
+            packet.retain = false;
+            packet.topic = `tf/${session.org}/${packet.topic}`;
+            callback(null);
+          },
+          (err: unknown) => {
+            stats.storeFailures += 1;
+            log.warn({ err, deviceId: session.deviceId }, 'MQTT message not stored; left unacknowledged');
+            callback(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
+      },
+      authorizeSubscribe: (client, sub, callback) => {
+        const session = self.broker?.sessions.get(client);
+        if (!session || !deviceSubscribeAllowed(session.deviceId, sub.topic)) {
+          stats.refusedTopics += 1;
+          // Refused in the SUBACK (0x80); the connection stays.
+          return callback(null, null);
+        }
+        callback(null, { ...sub, topic: internalRequestTopic(session.org, session.deviceId) });
+      },
+      authorizeForward: (client, packet) => {
+        const session = self.broker?.sessions.get(client);
+        if (!session) return null;
+        const internal = internalRequestTopic(session.org, session.deviceId);
+        if (packet.topic !== internal) return null;
+        return Object.assign(
+          Object.create(Object.getPrototypeOf(packet) as object) as AedesPublishPacket,
+          packet,
+          {
+            topic: `${REQUEST_PREFIX}${session.deviceId}`,
+          },
+        );
+      },
+    });
+    aedes.on('subscribe', (subs: Subscription[], client: Client) => {
+      const session = self.broker?.sessions.get(client);
+      if (!session || !self.broker) return;
+      // The event carries the topics as the device sent them, with the QoS granted (128: refused).
+      const own = `${REQUEST_PREFIX}${session.deviceId}`;
+      if (subs.some((s) => s.topic === own && (s.qos as number) !== 128)) {
+        self.broker.listeners.set(sessionKey(session.org, session.deviceId), client);
+        hooks.listening(session);
+      }
+    });
+    aedes.on('clientDisconnect', (client: Client) => {
+      const session = self.broker?.sessions.get(client);
+      if (!session || !self.broker) return;
+      const key = sessionKey(session.org, session.deviceId);
+      if (self.broker.listeners.get(key) === client) self.broker.listeners.delete(key);
+    });
+    aedes.on('clientError', (client: Client, err: Error) => {
+      log.debug({ err: err.message, clientId: client.id }, 'MQTT client error');
+    });
+
+    const server = net.createServer(aedes.handle);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: options.port, host: options.host, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    const broker = new EmbeddedBroker(
+      stats,
+      aedes,
+      server,
+      typeof address === 'object' && address ? address.port : options.port,
+    );
+    self.broker = broker;
+    return broker;
+  }
+
+  /** Whether the device is connected and listening on its request topic. */
+  isListening(org: string, deviceId: string): boolean {
+    const client = this.listeners.get(sessionKey(org, deviceId));
+    return client !== undefined && client.connected && !client.closed;
+  }
+
+  /** Publishes an operation request to the device (QoS 1). */
+  publishRequest(org: string, deviceId: string, payload: string): Promise<void> {
+    const packet: PublishPacket = {
+      cmd: 'publish',
+      topic: internalRequestTopic(org, deviceId),
+      payload: Buffer.from(payload, 'utf8'),
+      qos: 1,
+      retain: false,
+      dup: false,
+    };
+    return new Promise((resolve, reject) =>
+      this.aedes.publish(packet, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  /** Closes the connections of devices that logged in with any of these keys (revoked). */
+  disconnectKeys(hashes: readonly string[]): number {
+    if (hashes.length === 0) return 0;
+    const revoked = new Set(hashes);
+    let closed = 0;
+    for (const client of this.listeners.values()) {
+      const session = this.sessions.get(client);
+      if (session && revoked.has(session.keyHash)) {
+        client.close();
+        closed += 1;
+      }
+    }
+    // Devices connected but not listening for requests are found through the broker's client list.
+    const clients = (this.aedes as unknown as { clients?: Record<string, Client> }).clients ?? {};
+    for (const client of Object.values(clients)) {
+      const session = this.sessions.get(client);
+      if (session && revoked.has(session.keyHash) && !client.closed) {
+        client.close();
+        closed += 1;
+      }
+    }
+    return closed;
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { ...this.stats, connected: this.aedes.connectedClients };
+  }
+
+  async close(): Promise<void> {
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    await serverClosed;
+  }
+}
