@@ -111,6 +111,7 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
     if (err instanceof ApiError) {
       // The rest of an oversized body is never read, so the connection cannot carry another request.
       if (err.code === 'PAYLOAD_TOO_LARGE') c.header('Connection', 'close');
+      if (err.code === 'UNAVAILABLE') c.header('Retry-After', '1');
       return c.json(errorBody(err.code, err.message, requestId, err.details), err.status);
     }
     if (isStoreUnavailable(err)) {

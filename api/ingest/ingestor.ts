@@ -8,6 +8,7 @@ import type { Principal } from '../context';
 import { ApiError } from '../errors';
 import { type CollectBody, MAX_DATAPOINTS_PER_MESSAGE, toDatapoints } from './collect.schema';
 import type { DeviceDirectory } from './device-directory';
+import { GroupCommit, type GroupCommitOptions, QueueFullError } from './group-commit';
 import type { LatestValueGuard } from './latest-value-guard';
 import type { TwinNotifier } from './twin-notifier';
 
@@ -18,7 +19,20 @@ export interface IngestorDeps {
   readonly notifier: TwinNotifier;
   readonly latestGuard: LatestValueGuard;
   readonly now: () => number;
+  /** Group commit limits (defaults: 10,000 queued messages, 5,000 datapoints a write, 2 writes at once). */
+  readonly groupCommit?: Partial<GroupCommitOptions>;
 }
+
+/** One message's writes, waiting for the next group commit. */
+interface PendingWrite {
+  readonly org: string;
+  readonly deviceId: string;
+  readonly docs: readonly DatapointDoc[];
+  readonly latest: readonly LatestValueDoc[];
+  readonly lastSeenAt: number;
+}
+
+const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxQueued: 10_000, maxBatchItems: 5_000, concurrency: 2 };
 
 export interface IngestResult {
   readonly deviceId: string;
@@ -26,7 +40,19 @@ export interface IngestResult {
 }
 
 export class Ingestor {
-  constructor(private readonly deps: IngestorDeps) {}
+  private readonly commit: GroupCommit<PendingWrite>;
+
+  constructor(private readonly deps: IngestorDeps) {
+    this.commit = new GroupCommit((batch) => this.write(batch), {
+      ...GROUP_COMMIT_DEFAULTS,
+      ...deps.groupCommit,
+    });
+  }
+
+  /** Group commit figures: batches, messages, the largest batch, messages refused for a full queue. */
+  counters() {
+    return this.commit.counters();
+  }
 
   /**
    * Stores one collect message. Resolves only once the datapoints and the latest values are written;
@@ -38,6 +64,7 @@ export class Ingestor {
     body: CollectBody,
     channel: Channel,
   ): Promise<IngestResult> {
+    // HTTP senders are told to come back (503); MQTT senders wait, unacknowledged, for room.
     const deviceId = body.device ?? urlDeviceId;
     if (principal.kind === 'device' && (principal.deviceId !== urlDeviceId || deviceId !== urlDeviceId)) {
       throw new ApiError('PERMISSION_DENIED', 'a device key may only send data for its own device');
@@ -70,12 +97,65 @@ export class Ingestor {
       ...toStoredValue(dp.value),
     }));
     const latest = await this.deps.latestGuard.newer(org, deviceId, newest);
-    await Promise.all([
-      this.deps.datapoints.insertMany(docs),
-      this.deps.devices.storeLatest(org, [{ deviceId, values: latest, lastSeenAt: receivedAt }]),
-    ]);
+    const pending: PendingWrite = { org, deviceId, docs, latest, lastSeenAt: receivedAt };
+    try {
+      if (channel === 'mqtt') await this.commit.submitWhenRoom(pending, docs.length);
+      else await this.commit.submit(pending, docs.length);
+    } catch (err) {
+      if (err instanceof QueueFullError) {
+        throw new ApiError(
+          'UNAVAILABLE',
+          'more data is arriving than can be stored right now; retry shortly',
+        );
+      }
+      throw err;
+    }
     this.deps.notifier.report(org, deviceId, device.twinType, datapoints, channel, receivedAt);
     return { deviceId, stored: datapoints.length };
+  }
+
+  /**
+   * Writes many messages at once: their datapoints in one insert, and one latest-values update per device
+   * (the newest value per datastream across the batch).
+   */
+  private async write(batch: readonly PendingWrite[]): Promise<void> {
+    const docs = batch.flatMap((p) => p.docs);
+    type DeviceLatest = { values: Map<string, LatestValueDoc>; lastSeenAt: number };
+    const perOrg = new Map<string, Map<string, DeviceLatest>>();
+    for (const p of batch) {
+      let devices = perOrg.get(p.org);
+      if (!devices) perOrg.set(p.org, (devices = new Map<string, DeviceLatest>()));
+      let entry = devices.get(p.deviceId);
+      if (!entry) {
+        entry = { values: new Map<string, LatestValueDoc>(), lastSeenAt: p.lastSeenAt };
+        devices.set(p.deviceId, entry);
+      }
+      entry.lastSeenAt = Math.max(entry.lastSeenAt, p.lastSeenAt);
+      for (const v of p.latest) {
+        const key = datastreamKey(v.id, v.feed);
+        const seen = entry.values.get(key);
+        if (!seen || seen.at <= v.at) entry.values.set(key, v);
+      }
+    }
+    try {
+      await Promise.all([
+        this.deps.datapoints.insertMany(docs),
+        ...[...perOrg].map(([org, devices]) =>
+          this.deps.devices.storeLatest(
+            org,
+            [...devices].map(([deviceId, e]) => ({
+              deviceId,
+              values: [...e.values.values()],
+              lastSeenAt: e.lastSeenAt,
+            })),
+          ),
+        ),
+      ]);
+    } catch (err) {
+      // What the guard took as stored may not be: it reads the device again next time.
+      for (const p of batch) this.deps.latestGuard.forget(p.org, p.deviceId);
+      throw err;
+    }
   }
 }
 
