@@ -9,6 +9,16 @@ healthRoutes.get('/healthz', PUBLIC, { summary: 'Liveness: the process answers',
 );
 
 healthRoutes.get(
+  '/metrics',
+  PUBLIC,
+  { summary: 'Prometheus metrics: ingest, twin signals, MQTT, the process', tag },
+  async (c) => {
+    const registry = c.get('services').metrics;
+    return c.body(await registry.metrics(), 200, { 'Content-Type': registry.contentType });
+  },
+);
+
+healthRoutes.get(
   '/readyz',
   PUBLIC,
   { summary: 'Readiness: MongoDB and Temporal answer', tag, responses: [200, 503] },

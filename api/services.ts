@@ -38,6 +38,8 @@ export interface Services {
   readonly loginLimiter: LoginLimiter;
   /** MQTT devices: sends waiting operations to a device listening on its request topic (when the broker runs here). */
   readonly mqtt?: { deliverPending(org: string, deviceId: string): Promise<void> };
+  /** Prometheus metrics, served on GET /metrics. */
+  readonly metrics: { readonly contentType: string; metrics(): Promise<string> };
   /** Refresh tokens live this long (ms). */
   readonly refreshTtlMs: number;
   readonly twins: TwinGateway;

@@ -31,6 +31,7 @@ import { DeviceRepository } from '../inventory/devices.repo';
 import { OperationRepository } from '../inventory/operations.repo';
 import { type Inventory, openInventory } from '../inventory/inventory';
 import { KeyRepository } from '../inventory/keys.repo';
+import { createMetrics } from '../api/metrics';
 import { DeviceGateway } from '../mqtt/device-gateway';
 import { EmbeddedBroker } from '../mqtt/embedded-broker';
 import { type Config, ConfigError, loadConfig } from './config';
@@ -178,6 +179,22 @@ async function run(config: Config): Promise<Running> {
         { accessTtlMs: config.identity.accessTokenTtlMs, issuer: 'twinflow' },
       );
       let gateway: DeviceGateway | undefined;
+      let broker: EmbeddedBroker | undefined;
+      const ingestor = new Ingestor({
+        devices,
+        datapoints,
+        directory,
+        notifier,
+        latestGuard: new LatestValueGuard({ loadTimes: (org, id) => devices.latestTimes(org, id) }),
+        now: Date.now,
+      });
+      const metrics = createMetrics({
+        ingest: () => ingestor.counters(),
+        twinSignals: () => notifier.stats(),
+        ...(config.mqtt.enabled
+          ? { mqtt: () => ({ ...(broker?.counters() ?? {}), ...(gateway?.counters ?? {}) }) }
+          : {}),
+      });
       const services: Services = {
         devices,
         keys,
@@ -192,19 +209,13 @@ async function run(config: Config): Promise<Running> {
         audit: new AuditRepository(inventory.collections),
         loginLimiter: new LoginLimiter(),
         refreshTtlMs: config.identity.refreshTokenTtlMs,
+        metrics,
         mqtt: {
           deliverPending: (org, deviceId) => gateway?.deliverPending(org, deviceId) ?? Promise.resolve(),
         },
         twins,
         directory,
-        ingestor: new Ingestor({
-          devices,
-          datapoints,
-          directory,
-          notifier,
-          latestGuard: new LatestValueGuard({ loadTimes: (org, id) => devices.latestTimes(org, id) }),
-          now: Date.now,
-        }),
+        ingestor,
         logger,
         now: Date.now,
         readiness: async () => {
@@ -258,12 +269,13 @@ async function run(config: Config): Promise<Running> {
       if (config.mqtt.enabled) {
         const devices = new DeviceGateway(services, logger);
         const started = await startBroker(config.mqtt, logger, devices);
-        const { broker } = started;
-        devices.attach(broker);
+        const running = started.broker;
+        devices.attach(running);
         gateway = devices;
-        services.auth.onRevoked((hashes) => broker.disconnectKeys(hashes));
-        closers.push(() => broker.close());
-        mqttLine = `  MQTT:            mqtt://${config.mqtt.host}:${broker.port}${started.note}`;
+        broker = running;
+        services.auth.onRevoked((hashes) => running.disconnectKeys(hashes));
+        closers.push(() => running.close());
+        mqttLine = `  MQTT:            mqtt://${config.mqtt.host}:${running.port}${started.note}`;
       }
     }
 

@@ -265,4 +265,16 @@ describe('MQTT devices', () => {
       .toArray();
     expect(docs.map((d) => d.org)).toEqual([orgB]);
   });
+
+  it('counts what came in, on GET /metrics', async () => {
+    const res = await fetch(`${tf.baseUrl}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    expect(value('twinflow_mqtt_accepted_total')).toBeGreaterThan(5);
+    expect(value('twinflow_mqtt_refused_logins_total')).toBeGreaterThanOrEqual(4);
+    expect(value('twinflow_mqtt_rejected_total')).toBeGreaterThanOrEqual(2);
+    expect(value('twinflow_ingest_messages_total')).toBeGreaterThan(5);
+    expect(value('twinflow_ingest_writes_total')).toBeGreaterThan(0);
+  });
 });

@@ -123,6 +123,7 @@ describe('security suite over the route table', () => {
     expect(north.length + south.length + publicRoutes.length).toBe(ROUTE_TABLE.length);
     expect(publicRoutes.map(label).sort()).toEqual([
       'GET /healthz',
+      'GET /metrics',
       'GET /north/v1/openapi.json',
       'GET /readyz',
       'POST /north/v1/auth/login',

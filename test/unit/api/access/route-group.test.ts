@@ -50,7 +50,8 @@ describe('the API route table', () => {
     const keys = ROUTE_TABLE.map((r) => `${r.method} ${r.path}`);
     expect(new Set(keys).size).toBe(keys.length);
     const open = ROUTE_TABLE.filter((r) => r.access.kind === 'public').map((r) => r.path);
-    for (const p of open) expect(p).toMatch(/^\/(healthz|readyz)$|^\/north\/v1\/(auth\/|openapi\.json)/);
+    for (const p of open)
+      expect(p).toMatch(/^\/(healthz|readyz|metrics)$|^\/north\/v1\/(auth\/|openapi\.json)/);
     expect(
       ROUTE_TABLE.filter((r) => r.path.startsWith('/south/')).every((r) => r.access.kind === 'device'),
     ).toBe(true);
