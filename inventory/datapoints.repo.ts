@@ -1,5 +1,5 @@
 // Datapoint history: insert-only chunk and marker documents, read by `_id` lookups (see history-layout.ts).
-import { MongoBulkWriteError, MongoServerError } from 'mongodb';
+import { MongoBulkWriteError, MongoServerError, type WriteError } from 'mongodb';
 import type { ChunkPointDoc, DatapointChunkDoc, DatapointDoc } from './documents';
 import {
   type Level,
@@ -185,7 +185,7 @@ export class DatapointRepository {
   private async insertChunks(drafts: ChunkDraft[]): Promise<void> {
     const seqs = await Promise.all(
       drafts.map(
-        (d) => this.nextSeq.get(hourKey(d.series, d.hour)) ?? this.firstFreeSeq(d.series, d.hour, 0),
+        async (d) => this.nextSeq.get(hourKey(d.series, d.hour)) ?? this.firstFreeSeq(d.series, d.hour, 0),
       ),
     );
     let pending = drafts.map((d, i) => ({ draft: d, seq: seqs[i]! }));
@@ -246,7 +246,8 @@ export class DatapointRepository {
       return new Set();
     } catch (err) {
       if (err instanceof MongoBulkWriteError) {
-        const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+        const raw: WriteError | WriteError[] = err.writeErrors as WriteError | WriteError[];
+        const errors = Array.isArray(raw) ? raw : [raw];
         if (errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY))
           return new Set(errors.map((e) => e.index));
       }

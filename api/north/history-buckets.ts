@@ -65,7 +65,7 @@ export function aggregateBuckets(
     const numeric = typeof p.value === 'number' && Number.isFinite(p.value);
     if (o.agg !== 'count' && !numeric) continue;
     const i = Math.floor((p.at - o.from) / o.bucketMs);
-    const v = numeric ? (p.value as number) : 0;
+    const v = numeric ? p.value : 0;
     const a = acc.get(i);
     if (!a) acc.set(i, { sum: v, min: v, max: v, count: 1 });
     else {
