@@ -149,11 +149,15 @@ export class DatapointRepository {
     }
   }
 
-  /** Every point of one series hour: chunks 0, 1, 2... up to the first missing one. */
+  /**
+   * Every point of one series hour: chunks 0, 1, 2... up to the first missing one. Waves grow from one
+   * lookup, so an empty hour costs one lookup and a busy one a few round trips.
+   */
   private async readHour(s: SeriesKey, hour: number): Promise<ChunkPointDoc[]> {
     const points: ChunkPointDoc[] = [];
-    for (let seq = 0; seq <= MAX_CHUNK_SEQ; seq += READ_PARALLELISM) {
-      const ids = Array.from({ length: READ_PARALLELISM }, (_, i) => seq + i)
+    let wave = 1;
+    for (let seq = 0; seq <= MAX_CHUNK_SEQ; seq += wave, wave = Math.min(wave * 2, READ_PARALLELISM)) {
+      const ids = Array.from({ length: wave }, (_, i) => seq + i)
         .filter((n) => n <= MAX_CHUNK_SEQ)
         .map((n) => chunkId(s, hour, n));
       const chunks = await Promise.all(ids.map((_id) => this.c.datapoints.findOne({ _id })));
