@@ -1,4 +1,5 @@
 // The worker's activities, built from their dependencies so tests can pass real or other services.
+import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
 import type { OperationRecord } from '../twins/operations';
@@ -8,6 +9,7 @@ import { deliverOperation } from './delivery';
 export interface ActivityDeps {
   readonly devices: DeviceRepository;
   readonly operations: OperationRepository;
+  readonly datapoints: DatapointRepository;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -21,5 +23,9 @@ export function createActivities(deps: ActivityDeps) {
       await deps.operations.write(record);
     },
     deliverOperation,
+    /** Deletes datapoint history that ended at or before `cutoff` (ms); returns how many documents went. */
+    async deleteExpiredDatapoints(cutoff: number): Promise<number> {
+      return deps.datapoints.deleteEndedBefore(cutoff);
+    },
   };
 }

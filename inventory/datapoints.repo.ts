@@ -1,16 +1,96 @@
-// Datapoint history: one document per value, indexed for per-series time-range reads.
-import type { DatapointDoc } from './documents';
+// Datapoint history: insert-only chunk and marker documents, read by `_id` lookups (see history-layout.ts).
+import { MongoBulkWriteError, MongoServerError, type WriteError } from 'mongodb';
+import type { ChunkPointDoc, DatapointChunkDoc, DatapointDoc } from './documents';
+import {
+  type Level,
+  MAX_CHUNK_SEQ,
+  type SeriesKey,
+  TOP_LEVEL,
+  chunkId,
+  periodEnd,
+  periodId,
+  periodOf,
+  periodStart,
+  periodsNewestFirst,
+} from './history-layout';
 import type { Collections } from './inventory';
 
+const DUPLICATE_KEY = 11000;
+/** Below this many child periods a read looks at the children directly instead of at markers. */
+const DIRECT_CHILDREN = 48;
+/** Lookups a read has in flight at once. */
+const READ_PARALLELISM = 8;
+const CACHE_LIMIT = 50_000;
+
+/** A Map that forgets its oldest entries past a size. */
+class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override set(key: K, value: V): this {
+    if (!this.has(key) && this.size >= this.limit) {
+      const oldest = this.keys().next();
+      if (!oldest.done) this.delete(oldest.value);
+    }
+    return super.set(key, value);
+  }
+}
+
+interface ChunkDraft {
+  readonly series: SeriesKey;
+  readonly hour: number;
+  readonly points: ChunkPointDoc[];
+}
+
+const hourKey = (s: SeriesKey, hour: number) => chunkId(s, hour, 0);
+
 export class DatapointRepository {
+  /** Next free chunk seq per series hour, as this process last saw it (a guess: inserts confirm it). */
+  private readonly nextSeq = new BoundedMap<string, number>(CACHE_LIMIT);
+  /** Marker ids this process knows exist. */
+  private readonly markers = new BoundedMap<string, true>(CACHE_LIMIT);
+
   constructor(private readonly c: Collections) {}
 
+  /**
+   * Stores datapoints: one chunk per series and hour, after the markers of its periods. Resolves once
+   * everything is written; a rejected write leaves at most duplicate-free partial data, never a hole.
+   */
   async insertMany(docs: readonly DatapointDoc[]): Promise<void> {
-    if (docs.length > 0) await this.c.datapoints.insertMany([...docs], { ordered: false });
+    const drafts = new Map<string, ChunkDraft>();
+    for (const d of docs) {
+      const series = { org: d.org, deviceId: d.deviceId, ds: d.ds };
+      const hour = periodOf(d.at, 0);
+      const key = hourKey(series, hour);
+      let draft = drafts.get(key);
+      if (!draft) drafts.set(key, (draft = { series, hour, points: [] }));
+      draft.points.push({
+        feed: d.feed,
+        at: d.at,
+        ...(d.from === undefined ? {} : { from: d.from }),
+        ...(d.valueJson === undefined ? { value: d.value } : { valueJson: d.valueJson }),
+        receivedAt: d.receivedAt,
+      });
+    }
+    if (drafts.size === 0) return;
+    // Markers first: a chunk is visible to reads only through the markers above it.
+    const markerDocs = new Map<string, DatapointChunkDoc>();
+    for (const { series, hour } of drafts.values()) {
+      const at = periodStart(hour, 0);
+      for (const level of [1, 2, 3] as const) {
+        const period = periodOf(at, level);
+        const _id = periodId(series, level, period);
+        if (!this.markers.has(_id) && !markerDocs.has(_id))
+          markerDocs.set(_id, this.doc(series, level, period, _id));
+      }
+    }
+    await this.insertIgnoringDuplicates([...markerDocs.values()]);
+    for (const id of markerDocs.keys()) this.markers.set(id, true);
+    await this.insertChunks([...drafts.values()]);
   }
 
-  /** Newest first within [from, to]. */
-  range(
+  /** Points of one datastream (all feeds) with from <= at <= to, newest first, at most `limit`. */
+  async range(
     org: string,
     deviceId: string,
     ds: string,
@@ -18,10 +98,166 @@ export class DatapointRepository {
     to: number,
     limit: number,
   ): Promise<DatapointDoc[]> {
-    return this.c.datapoints
-      .find({ org, deviceId, ds, at: { $gte: from, $lte: to } }, { projection: { _id: 0 } })
-      .sort({ at: -1 })
-      .limit(limit)
-      .toArray();
+    const series = { org, deviceId, ds };
+    const out: DatapointDoc[] = [];
+    for await (const hour of this.hoursWithData(series, TOP_LEVEL, from, to)) {
+      const points = (await this.readHour(series, hour)).filter((p) => p.at >= from && p.at <= to);
+      points.sort((a, b) => b.at - a.at);
+      for (const p of points) out.push({ org, deviceId, ds, ...p });
+      // Hours come newest first, so once the limit is reached no later hour can hold a newer point.
+      if (out.length >= limit) break;
+    }
+    return out.slice(0, limit);
+  }
+
+  /**
+   * Deletes every history document whose period ended at or before `cutoff`: whole hours of points and
+   * markers of periods with nothing left to mark. Returns how many documents went.
+   */
+  async deleteEndedBefore(cutoff: number): Promise<number> {
+    const res = await this.c.datapoints.deleteMany({ end: { $lte: cutoff } });
+    this.nextSeq.clear();
+    this.markers.clear();
+    return res.deletedCount;
+  }
+
+  /** Hours of [from, to] that may hold points of the series, newest first, found through the markers. */
+  private async *hoursWithData(s: SeriesKey, level: Level, from: number, to: number): AsyncGenerator<number> {
+    if (level === 0) {
+      yield* periodsNewestFirst(0, from, to);
+      return;
+    }
+    const child = (level - 1) as Level;
+    if (periodOf(to, child) - periodOf(from, child) < DIRECT_CHILDREN) {
+      yield* this.hoursWithData(s, child, from, to);
+      return;
+    }
+    const periods = periodsNewestFirst(level, from, to);
+    for (let i = 0; i < periods.length; i += READ_PARALLELISM) {
+      const batch = periods.slice(i, i + READ_PARALLELISM);
+      const found = await Promise.all(batch.map((p) => this.exists(periodId(s, level, p))));
+      for (let j = 0; j < batch.length; j++) {
+        if (!found[j]) continue;
+        const p = batch[j]!;
+        yield* this.hoursWithData(
+          s,
+          child,
+          Math.max(from, periodStart(p, level)),
+          Math.min(to, periodEnd(p, level) - 1),
+        );
+      }
+    }
+  }
+
+  /**
+   * Every point of one series hour: chunks 0, 1, 2... up to the first missing one. Waves grow from one
+   * lookup, so an empty hour costs one lookup and a busy one a few round trips.
+   */
+  private async readHour(s: SeriesKey, hour: number): Promise<ChunkPointDoc[]> {
+    const points: ChunkPointDoc[] = [];
+    let wave = 1;
+    for (let seq = 0; seq <= MAX_CHUNK_SEQ; seq += wave, wave = Math.min(wave * 2, READ_PARALLELISM)) {
+      const ids = Array.from({ length: wave }, (_, i) => seq + i)
+        .filter((n) => n <= MAX_CHUNK_SEQ)
+        .map((n) => chunkId(s, hour, n));
+      const chunks = await Promise.all(ids.map((_id) => this.c.datapoints.findOne({ _id })));
+      for (const chunk of chunks) {
+        if (!chunk) return points;
+        points.push(...(chunk.points ?? []));
+      }
+    }
+    return points;
+  }
+
+  private async exists(_id: string): Promise<boolean> {
+    return (await this.c.datapoints.findOne({ _id }, { projection: { _id: 1 } })) !== null;
+  }
+
+  private doc(s: SeriesKey, level: Level, period: number, _id: string): DatapointChunkDoc {
+    return {
+      _id,
+      org: s.org,
+      deviceId: s.deviceId,
+      ds: s.ds,
+      level,
+      start: periodStart(period, level),
+      end: periodEnd(period, level),
+    };
+  }
+
+  /** Inserts chunks, each at the first free seq of its hour; a seq taken meanwhile moves it to the next. */
+  private async insertChunks(drafts: ChunkDraft[]): Promise<void> {
+    const seqs = await Promise.all(
+      drafts.map(
+        async (d) => this.nextSeq.get(hourKey(d.series, d.hour)) ?? this.firstFreeSeq(d.series, d.hour, 0),
+      ),
+    );
+    let pending = drafts.map((d, i) => ({ draft: d, seq: seqs[i]! }));
+    while (pending.length > 0) {
+      for (const p of pending)
+        if (p.seq > MAX_CHUNK_SEQ)
+          throw new Error(`too many writes to one hour of ${p.draft.series.ds} (${MAX_CHUNK_SEQ + 1})`);
+      const docs = pending.map(({ draft, seq }) => ({
+        ...this.doc(draft.series, 0, draft.hour, chunkId(draft.series, draft.hour, seq)),
+        points: draft.points,
+      }));
+      const taken = await this.insertReportingDuplicates(docs);
+      for (const [i, p] of pending.entries())
+        if (!taken.has(i)) this.nextSeq.set(hourKey(p.draft.series, p.draft.hour), p.seq + 1);
+      pending = await Promise.all(
+        pending
+          .filter((_, i) => taken.has(i))
+          .map(async (p) => ({
+            ...p,
+            seq: await this.firstFreeSeq(p.draft.series, p.draft.hour, p.seq + 1),
+          })),
+      );
+    }
+  }
+
+  /**
+   * The first seq of an hour at or after `start` not yet taken. Seqs have no gaps, so doubling steps then
+   * halving finds it in a few lookups even after a restart or when other processes wrote meanwhile.
+   */
+  private async firstFreeSeq(s: SeriesKey, hour: number, start: number): Promise<number> {
+    if (!(await this.exists(chunkId(s, hour, start)))) return start;
+    let taken = start;
+    let step = 1;
+    let free = start + 1;
+    while (free <= MAX_CHUNK_SEQ && (await this.exists(chunkId(s, hour, free)))) {
+      taken = free;
+      step *= 2;
+      free = start + step;
+    }
+    free = Math.min(free, MAX_CHUNK_SEQ + 1);
+    while (free - taken > 1) {
+      const mid = Math.floor((taken + free) / 2);
+      if (await this.exists(chunkId(s, hour, mid))) taken = mid;
+      else free = mid;
+    }
+    return free;
+  }
+
+  private async insertIgnoringDuplicates(docs: DatapointChunkDoc[]): Promise<void> {
+    await this.insertReportingDuplicates(docs);
+  }
+
+  /** Inserts every document it can; returns the indexes refused as duplicates, throws on anything else. */
+  private async insertReportingDuplicates(docs: DatapointChunkDoc[]): Promise<Set<number>> {
+    if (docs.length === 0) return new Set();
+    try {
+      await this.c.datapoints.insertMany(docs, { ordered: false });
+      return new Set();
+    } catch (err) {
+      if (err instanceof MongoBulkWriteError) {
+        const raw: WriteError | WriteError[] = err.writeErrors as WriteError | WriteError[];
+        const errors = Array.isArray(raw) ? raw : [raw];
+        if (errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY))
+          return new Set(errors.map((e) => e.index));
+      }
+      if (err instanceof MongoServerError && err.code === DUPLICATE_KEY && docs.length === 1)
+        return new Set([0]);
+      throw err;
+    }
   }
 }

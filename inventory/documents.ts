@@ -145,6 +145,30 @@ export interface DatapointDoc extends StoredValue {
   receivedAt: number;
 }
 
+/** One point inside a history chunk. */
+export interface ChunkPointDoc extends StoredValue {
+  feed: string;
+  at: number;
+  from?: number;
+  receivedAt: number;
+}
+
+/**
+ * A history document (`inventory/history-layout.ts`): level 0 is a chunk of one series' points in one hour
+ * from one write; levels 1-3 are markers saying a longer period of the series has data. `end` (exclusive)
+ * is when the whole period falls out of retention.
+ */
+export interface DatapointChunkDoc {
+  _id: string;
+  org: string;
+  deviceId: string;
+  ds: string;
+  level: 0 | 1 | 2 | 3;
+  start: number;
+  end: number;
+  points?: ChunkPointDoc[];
+}
+
 export interface OperationStepDoc extends Omit<OperationStep, 'response'> {
   response?: StoredValue;
 }

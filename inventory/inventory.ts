@@ -3,7 +3,7 @@ import { type Collection, type Db, MongoClient } from 'mongodb';
 import type {
   ApiKeyDoc,
   AuditDoc,
-  DatapointDoc,
+  DatapointChunkDoc,
   DeviceDoc,
   OperationDoc,
   OrganizationDoc,
@@ -19,7 +19,7 @@ export interface Collections {
   readonly organizations: Collection<OrganizationDoc>;
   readonly devices: Collection<DeviceDoc>;
   readonly apiKeys: Collection<ApiKeyDoc>;
-  readonly datapoints: Collection<DatapointDoc>;
+  readonly datapoints: Collection<DatapointChunkDoc>;
   readonly operations: Collection<OperationDoc>;
   readonly users: Collection<UserDoc>;
   readonly roles: Collection<RoleDoc>;
@@ -46,7 +46,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     organizations: db.collection<OrganizationDoc>('organizations'),
     devices: db.collection<DeviceDoc>('devices'),
     apiKeys: db.collection<ApiKeyDoc>('api_keys'),
-    datapoints: db.collection<DatapointDoc>('datapoints'),
+    datapoints: db.collection<DatapointChunkDoc>('datapoints'),
     operations: db.collection<OperationDoc>('operations'),
     users: db.collection<UserDoc>('users'),
     roles: db.collection<RoleDoc>('roles'),
@@ -92,7 +92,8 @@ async function ensureIndexes(c: Collections): Promise<void> {
   await create(c.users, [{ key: { org: 1, _id: 1 }, name: 'org_users' }]);
   await create(c.sessions, [{ key: { userId: 1 }, name: 'user_sessions' }]);
   await create(c.audit, [{ key: { org: 1, _id: -1 }, name: 'org_newest' }]);
-  await create(c.datapoints, [{ key: { org: 1, deviceId: 1, ds: 1, at: -1 }, name: 'series_time' }]);
+  // History reads are `_id` lookups; this index serves only MongoDB's retention delete (FerretDB scans).
+  await create(c.datapoints, [{ key: { end: 1 }, name: 'expiry' }]);
   await create(c.operations, [
     { key: { org: 1, deviceId: 1, createdAt: -1, id: -1 }, name: 'device_newest' },
   ]);

@@ -67,6 +67,13 @@ const configSchema = z
     TWINFLOW_SNAPSHOT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
     TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
     TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
+    TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+    TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86_400)
+      .default(3_600),
     TWINFLOW_TEMPORAL_UI: z.enum(['on', 'off']).default('on'),
     TWINFLOW_MQTT: z.enum(['on', 'off']).default('on'),
     TWINFLOW_MQTT_PORT: port.optional(),
@@ -115,6 +122,11 @@ const configSchema = z
       snapshotIntervalMs: env.TWINFLOW_SNAPSHOT_INTERVAL_MS,
       maxHistoryEvents: env.TWINFLOW_TWIN_MAX_HISTORY,
       signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
+    },
+    retention: {
+      /** 0 keeps datapoints forever. */
+      datapointsMs: env.TWINFLOW_DATAPOINT_RETENTION_DAYS * 86_400_000,
+      everyMs: env.TWINFLOW_DATAPOINT_RETENTION_EVERY_S * 1000,
     },
     logLevel: env.LOG_LEVEL,
   }));

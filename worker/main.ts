@@ -42,6 +42,7 @@ import {
   startMongoServer,
   startTemporalDevServer,
 } from './local-stack';
+import { ensureRetentionSchedule } from './retention-schedule';
 import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
 import { createTwinWorker, installSdkLogger } from './twin-worker';
@@ -104,6 +105,7 @@ async function run(config: Config): Promise<Running> {
     const devices = new DeviceRepository(inventory.collections);
     const keys = new KeyRepository(inventory.collections);
     const operations = new OperationRepository(inventory.collections);
+    const datapoints = new DatapointRepository(inventory.collections);
 
     let worker: Worker | undefined;
     let workerRun: Promise<void> | undefined;
@@ -114,7 +116,7 @@ async function run(config: Config): Promise<Running> {
         address: temporalAddress,
         namespace: config.temporal.namespace,
         taskQueue: config.temporal.taskQueue,
-        deps: { devices, operations },
+        deps: { devices, operations, datapoints },
         workflowBundlePath: config.workflowBundlePath,
       }));
       workerRun = worker.run();
@@ -125,6 +127,20 @@ async function run(config: Config): Promise<Running> {
         await workerRun;
         await nc.close();
       });
+      const scheduleConnection = await Connection.connect({ address: temporalAddress });
+      try {
+        const change = await ensureRetentionSchedule(
+          new Client({ connection: scheduleConnection, namespace: config.temporal.namespace }),
+          {
+            taskQueue: config.temporal.taskQueue,
+            retentionMs: config.retention.datapointsMs,
+            everyMs: config.retention.everyMs,
+          },
+        );
+        logger.info({ change, retentionMs: config.retention.datapointsMs }, 'datapoint retention schedule');
+      } finally {
+        await scheduleConnection.close();
+      }
     }
 
     let server: Server | undefined;
@@ -168,7 +184,6 @@ async function run(config: Config): Promise<Running> {
         await withTimeout(notifier.close(), 10_000, 'flushing twin signals');
         logger.info({ twinSignals: notifier.stats() }, 'twin notifier stopped');
       });
-      const datapoints = new DatapointRepository(inventory.collections);
       const directory = new DeviceDirectory(devices);
       const users = new UserRepository(inventory.collections);
       const roles = new RoleRepository(inventory.collections);

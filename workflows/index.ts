@@ -1,3 +1,4 @@
 // Every workflow the TwinFlow worker runs; the worker bundles this file.
 export { twinWorkflow } from './twin.workflow';
 export { operationWorkflow } from './operation.workflow';
+export { retentionWorkflow } from './retention.workflow';

@@ -15,6 +15,7 @@ import {
   patchDeviceSchema,
   provisionSchema,
 } from './device.schemas';
+import { AGGREGATES, MAX_BUCKETS, aggregateBuckets, bucketCount, bucketSchema } from './history-buckets';
 import { type ProvisionOutcome, provisionDevices } from './provisioning';
 
 export const devicesRoutes = new RouteGroup('/north/v1/devices');
@@ -176,30 +177,95 @@ devicesRoutes.delete(
   },
 );
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const datastreamIdSchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode');
+const DEFAULT_HISTORY_LIMIT = 1_000;
+/** Points a bucketed read may aggregate; a wider range must be narrowed. */
+export const MAX_BUCKET_POINTS = 200_000;
+
 const historyQuerySchema = z
   .object({
-    from: z.coerce.number().int().min(0).optional(),
-    to: z.coerce.number().int().min(0).optional(),
-    limit: z.coerce.number().int().min(1).max(10_000).default(1_000),
+    from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    to: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+    bucket: bucketSchema.optional(),
+    agg: z.enum(AGGREGATES).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((q, ctx) => {
+    if (q.agg !== undefined && q.bucket === undefined)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['agg'], message: '`agg` needs `bucket`' });
+    if (q.limit !== undefined && q.bucket !== undefined)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['limit'],
+        message: '`limit` applies to raw datapoints, not to buckets',
+      });
+  });
 
 devicesRoutes.get(
   '/:deviceId/datastreams/:datastreamId/datapoints',
   can('devices:read'),
-  { summary: 'Datapoint history of one datastream', tag, query: historyQuerySchema },
+  {
+    summary:
+      'Datapoint history of one datastream: raw points with from <= at <= to, newest first; or, with ' +
+      '`bucket` and `agg`, aggregates over [from, to) in buckets aligned on `from` (empty buckets left out)',
+    tag,
+    query: historyQuerySchema,
+  },
   async (c) => {
     const deviceId = deviceIdParam(c.req.param('deviceId'));
-    const datastreamId = c.req.param('datastreamId');
+    const datastreamId = parseWith(datastreamIdSchema, c.req.param('datastreamId'), 'datastreamId');
     const query = readQuery(c, historyQuerySchema);
     const { org } = c.get('principal');
     const services = c.get('services');
-    const doc = await services.devices.get(org, deviceId);
-    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
     const to = query.to ?? services.now();
     const from = query.from ?? 0;
     if (from > to) throw new ApiError('INVALID_ARGUMENT', '`from` is after `to`');
-    const rows = await services.datapoints.range(org, deviceId, datastreamId ?? '', from, to, query.limit);
+    if (query.bucket !== undefined) {
+      if (from === to) throw new ApiError('INVALID_ARGUMENT', 'buckets need `from` before `to`');
+      const count = bucketCount({ from, to, bucketMs: query.bucket });
+      if (count > MAX_BUCKETS)
+        throw new ApiError(
+          'INVALID_ARGUMENT',
+          `[from, to) holds ${count} buckets of ${query.bucket} ms; at most ${MAX_BUCKETS}: narrow the range or widen the bucket`,
+        );
+    }
+    const doc = await services.devices.get(org, deviceId);
+    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    if (query.bucket !== undefined) {
+      const agg = query.agg ?? 'avg';
+      // Buckets cover [from, to): `to` itself belongs to the next range.
+      const rows = await services.datapoints.range(
+        org,
+        deviceId,
+        datastreamId,
+        from,
+        to - 1,
+        MAX_BUCKET_POINTS + 1,
+      );
+      if (rows.length > MAX_BUCKET_POINTS)
+        throw new ApiError(
+          'INVALID_ARGUMENT',
+          `[from, to) holds more than ${MAX_BUCKET_POINTS} datapoints: narrow the range`,
+        );
+      const points = rows.map((r) => ({ at: r.at, value: fromStoredValue(r) }));
+      return c.json({
+        deviceId,
+        datastreamId,
+        from,
+        to,
+        bucket: query.bucket,
+        agg,
+        buckets: aggregateBuckets(points, { from, to, bucketMs: query.bucket, agg }),
+      });
+    }
+    const limit = query.limit ?? DEFAULT_HISTORY_LIMIT;
+    const rows = await services.datapoints.range(org, deviceId, datastreamId, from, to, limit);
     return c.json({
       deviceId,
       datastreamId,

@@ -61,6 +61,8 @@ export async function startTwinflow(options: StartOptions = {}): Promise<Twinflo
     TWINFLOW_SNAPSHOT_INTERVAL_MS: '300',
     TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: '50',
     LOG_LEVEL: 'warn',
+    // Retention runs on the hour and counts from each datapoint's `at`: off unless a test turns it on.
+    TWINFLOW_DATAPOINT_RETENTION_DAYS: '0',
     ...(options.embedded
       ? { TWINFLOW_TEMPORAL_BIN: itEnv('TWINFLOW_IT_TEMPORAL_BIN'), ...mongoBinEnv() }
       : {
