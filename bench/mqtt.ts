@@ -1,0 +1,218 @@
+// MQTT ingest benchmark: many devices publishing QoS 1 to TwinFlow's embedded broker, beside the same broker
+// (aedes) bare, with one plain subscriber, on the same machine in the same run.
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { MongoClient } from 'mongodb';
+import mqtt, { type MqttClient } from 'mqtt';
+
+export interface MqttBenchOptions {
+  readonly base: string;
+  readonly adminKey: string;
+  readonly mqttUrl: string;
+  readonly mongoUri: string;
+  readonly db: string;
+  readonly devices: number;
+  readonly seconds: number;
+  readonly say: (line: string) => void;
+}
+
+export interface MqttBenchResult {
+  readonly rate: number;
+  readonly bareRate: number;
+  readonly stored: number;
+  readonly acked: number;
+  readonly visibleP99Ms: number;
+  readonly signalsPerSecond: readonly number[];
+}
+
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const pct = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i] as T, i);
+      }
+    }),
+  );
+}
+
+async function connectAll(url: string, creds: readonly { id: string; key: string }[]): Promise<MqttClient[]> {
+  const clients: MqttClient[] = new Array(creds.length);
+  await pool(creds, 100, async (c, i) => {
+    clients[i] = await new Promise<MqttClient>((resolve, reject) => {
+      const client = mqtt.connect(url, {
+        username: c.id,
+        password: c.key,
+        clientId: `bench-${c.id}`,
+        reconnectPeriod: 0,
+        connectTimeout: 60_000,
+        keepalive: 300,
+      });
+      client.once('connect', () => resolve(client));
+      client.once('error', reject);
+    });
+  });
+  return clients;
+}
+
+const body = (value: number, at: number) =>
+  JSON.stringify({ version: '1.0.0', datastreams: [{ id: 'reading', datapoints: [{ value, at }] }] });
+
+/**
+ * Every device publishes its next message as soon as the last is acknowledged (QoS 1), for `seconds`,
+ * optionally paced to `perDeviceHz`. Answers the acknowledged count and the acknowledgement latencies.
+ */
+async function drive(
+  clients: readonly MqttClient[],
+  ids: readonly string[],
+  seconds: number,
+  next: (deviceIndex: number, seq: number) => string,
+  perDeviceHz?: number,
+): Promise<{ acked: number; latencies: number[] }> {
+  const deadline = performance.now() + seconds * 1000;
+  let acked = 0;
+  const latencies: number[] = [];
+  await Promise.all(
+    clients.map(async (client, i) => {
+      const start = performance.now() + (perDeviceHz ? Math.random() * (1000 / perDeviceHz) : 0);
+      for (let seq = 0; performance.now() < deadline; seq++) {
+        if (perDeviceHz) {
+          const due = start + (seq * 1000) / perDeviceHz;
+          const wait = due - performance.now();
+          if (wait > 0) await sleep(wait);
+          if (performance.now() >= deadline) break;
+        }
+        const t = performance.now();
+        await client.publishAsync(`odm/iot/${ids[i]}`, next(i, seq), { qos: 1 });
+        acked += 1;
+        if (latencies.length < 200_000) latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return { acked, latencies: latencies.sort((a, b) => a - b) };
+}
+
+async function scrape(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+/** The same broker, bare: no login, no storage; one subscriber takes everything on odm/iot/+. */
+async function bareBrokerRate(devices: number, seconds: number, say: (l: string) => void): Promise<number> {
+  const { Aedes } = await import('aedes');
+  const aedes = await Aedes.createBroker();
+  const server = net.createServer(aedes.handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const subscriber = mqtt.connect(url, { clientId: 'bench-subscriber' });
+  await new Promise((r) => subscriber.once('connect', r));
+  let received = 0;
+  subscriber.on('message', () => (received += 1));
+  await subscriber.subscribeAsync('odm/iot/+', { qos: 1 });
+  const ids = Array.from({ length: devices }, (_, i) => `bare-${i}`);
+  const clients = await connectAll(
+    url,
+    ids.map((id) => ({ id, key: 'x' })),
+  );
+  const run = await drive(clients, ids, seconds, (i, seq) => body(seq, Date.now()));
+  const rate = run.acked / seconds;
+  say(
+    `  bare broker, plain subscriber: ${fmt(rate)} messages/s acknowledged (${fmt(received)} received by the subscriber), ack p50 ${fmt(pct(run.latencies, 0.5), 1)} ms, p99 ${fmt(pct(run.latencies, 0.99), 1)} ms`,
+  );
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+  await subscriber.endAsync(true);
+  await new Promise<void>((r) => aedes.close(() => r()));
+  await new Promise<void>((r) => server.close(() => r()));
+  return rate;
+}
+
+export async function runMqttBench(o: MqttBenchOptions): Promise<MqttBenchResult> {
+  const ids = Array.from({ length: o.devices }, (_, i) => `mq-${i}`);
+  o.say(`  provisioning ${fmt(o.devices)} MQTT devices...`);
+  const creds: { id: string; key: string }[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const res = await fetch(`${o.base}/north/v1/devices/bulk`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'X-ApiKey': o.adminKey },
+      body: JSON.stringify({
+        devices: ids.slice(i, i + 500).map((id) => ({ id, transport: { mqtt: true } })),
+      }),
+    });
+    const out = (await res.json()) as { results: { id: string; apiKey?: string }[] };
+    for (const r of out.results) if (r.apiKey) creds.push({ id: r.id, key: r.apiKey });
+  }
+  const t0 = performance.now();
+  const clients = await connectAll(o.mqttUrl, creds);
+  o.say(`  ${fmt(clients.length)} devices connected in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  const liveIds = creds.map((c) => c.id);
+
+  // 1. As fast as acknowledgements come back, values changing every message.
+  const signals0 = await scrape(o.base, 'twinflow_twin_signals_total');
+  const full = await drive(clients, liveIds, o.seconds, (i, seq) => body(seq, Date.now()));
+  const signals1 = await scrape(o.base, 'twinflow_twin_signals_total');
+  const rate = full.acked / o.seconds;
+  o.say(
+    `  TwinFlow, QoS 1 as fast as acknowledged: ${fmt(rate)} messages/s, ack p50 ${fmt(pct(full.latencies, 0.5), 1)} ms, p99 ${fmt(pct(full.latencies, 0.99), 1)} ms; ${fmt((signals1 - signals0) / o.seconds, 1)} twin signals/s`,
+  );
+
+  // 2. Temporal load at a paced rate and at twice that rate, with the same value over and over.
+  const signalRates: number[] = [];
+  let pacedAcked = 0;
+  for (const factor of [1, 2]) {
+    const hz = (0.25 * rate * factor) / clients.length;
+    const before = await scrape(o.base, 'twinflow_twin_signals_total');
+    const run = await drive(clients, liveIds, o.seconds, () => body(42, Date.now()), hz);
+    const after = await scrape(o.base, 'twinflow_twin_signals_total');
+    signalRates.push((after - before) / o.seconds);
+    pacedAcked += run.acked;
+    o.say(
+      `  paced ${fmt(run.acked / o.seconds)} messages/s, nothing changing: ${fmt((after - before) / o.seconds, 1)} twin signals/s`,
+    );
+  }
+
+  // 3. How soon a value shows in the API after it is sent.
+  const visible: number[] = [];
+  for (let n = 0; n < 100; n++) {
+    const i = n % clients.length;
+    const client = clients[i] as MqttClient;
+    const id = liveIds[i] as string;
+    const value = 1_000_000 + n;
+    const t = performance.now();
+    await client.publishAsync(`odm/iot/${id}`, body(value, Date.now()), { qos: 1 });
+    for (;;) {
+      const view = (await (
+        await fetch(`${o.base}/north/v1/devices/${id}`, { headers: { 'X-ApiKey': o.adminKey } })
+      ).json()) as {
+        datastreams?: { id: string; value: unknown }[];
+      };
+      if (view.datastreams?.some((d) => d.id === 'reading' && d.value === value)) break;
+      await sleep(5);
+    }
+    visible.push(performance.now() - t);
+  }
+  visible.sort((a, b) => a - b);
+  o.say(
+    `  sent to visible in GET /north/v1/devices/{id}: p50 ${fmt(pct(visible, 0.5), 1)} ms, p99 ${fmt(pct(visible, 0.99), 1)} ms`,
+  );
+
+  // Zero loss: every acknowledged message is a stored datapoint.
+  const mongo = await MongoClient.connect(o.mongoUri);
+  const stored = await mongo.db(o.db).collection('datapoints').countDocuments({ ds: 'reading' });
+  await mongo.close();
+  const acked = full.acked + pacedAcked + visible.length;
+  o.say(
+    `  stored ${fmt(stored)} datapoints for ${fmt(acked)} acknowledged messages (${stored >= acked ? 'none lost' : `${fmt(acked - stored)} LOST`})`,
+  );
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+
+  const bareRate = await bareBrokerRate(clients.length, o.seconds, o.say);
+  o.say(`  ratio TwinFlow / bare broker: ${fmt(rate / bareRate, 3)}`);
+  return { rate, bareRate, stored, acked, visibleP99Ms: pct(visible, 0.99), signalsPerSecond: signalRates };
+}
