@@ -31,6 +31,9 @@ import { DeviceRepository } from '../inventory/devices.repo';
 import { OperationRepository } from '../inventory/operations.repo';
 import { type Inventory, openInventory } from '../inventory/inventory';
 import { KeyRepository } from '../inventory/keys.repo';
+import { FunctionRepository } from '../inventory/functions.repo';
+import { ConnectorFunctions } from '../functions/connector';
+import { FunctionEngine } from '../functions/engine';
 import { type Config, ConfigError, loadConfig } from './config';
 import {
   type ManagedProcess,
@@ -174,6 +177,8 @@ async function run(config: Config): Promise<Running> {
         await sharedSecret(inventory.collections, 'jwt-secret', config.identity.jwtSecret),
         { accessTtlMs: config.identity.accessTokenTtlMs, issuer: 'twinflow' },
       );
+      const functionEngine = await FunctionEngine.create();
+      closers.push(async () => functionEngine.dispose());
       const services: Services = {
         devices,
         keys,
@@ -198,6 +203,7 @@ async function run(config: Config): Promise<Running> {
           latestGuard: new LatestValueGuard({ loadTimes: (org, id) => devices.latestTimes(org, id) }),
           now: Date.now,
         }),
+        functions: new ConnectorFunctions(new FunctionRepository(inventory.collections), functionEngine),
         logger,
         now: Date.now,
         readiness: async () => {
