@@ -199,7 +199,7 @@ class Instance {
     } finally {
       p.dispose();
       c.dispose();
-      // Runs pending jobs (promises the function left behind) never: they would run outside any deadline.
+      // Pending jobs (promises the function left behind) are never run: they would run outside any deadline.
     }
   }
 
@@ -221,12 +221,17 @@ function describeError(
   try {
     if (ctx.typeof(handle) === 'object') {
       // Reading name and message may run a getter of the function's; the deadline still applies to it.
-      const n = ctx.getProp(handle, 'name');
-      const m = ctx.getProp(handle, 'message');
-      name = ctx.typeof(n) === 'string' ? ctx.getString(n) : '';
-      message = ctx.typeof(m) === 'string' ? ctx.getString(m) : '';
-      n.dispose();
-      m.dispose();
+      // Each handle is disposed even when the next read throws: a leaked handle aborts the runtime's disposal.
+      const readString = (prop: string): string => {
+        const h = ctx.getProp(handle, prop);
+        try {
+          return ctx.typeof(h) === 'string' ? ctx.getString(h) : '';
+        } finally {
+          h.dispose();
+        }
+      };
+      name = readString('name');
+      message = readString('message');
     } else {
       const s = ctx.dump(handle) as unknown;
       message = typeof s === 'string' ? s : (JSON.stringify(s) ?? String(s));

@@ -190,6 +190,12 @@ describe('connector function engine', () => {
         error: /must return \[/,
         kind: 'output',
       },
+      'a thrown object whose name is an object and whose message throws': {
+        source:
+          'function transform() { throw { get name() { return { deep: [1, 2] }; }, get message() { throw new Error("no"); } }; }',
+        error: /.+/,
+        kind: 'thrown',
+      },
       'a throw of a getter that loops': {
         source: 'function transform() { throw { get message() { for (;;) {} } }; }',
         error: /.+/,
