@@ -11,12 +11,14 @@ import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from '.
 import { healthRoutes } from './health.routes';
 import { authRoutes, meRoutes } from './north/auth.routes';
 import { devicesRoutes } from './north/devices.routes';
+import { functionsRoutes } from './north/functions.routes';
 import { keysRoutes } from './north/keys.routes';
 import { deviceOperationsRoutes, operationsRoutes } from './north/operations.routes';
 import { auditRoutes, organizationsRoutes } from './north/organizations.routes';
 import { rolesRoutes } from './north/roles.routes';
 import { usersRoutes } from './north/users.routes';
 import { buildOpenApi } from './openapi';
+import { southFunctionsRoutes } from './south/functions.routes';
 import { southRoutes } from './south/south.routes';
 import type { Services } from './services';
 
@@ -37,6 +39,9 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   devicesRoutes,
   operationsRoutes,
   southRoutes,
+  // After southRoutes: `collect/iot` is the OpenGate body and is matched first.
+  southFunctionsRoutes,
+  functionsRoutes,
 ];
 
 /** The route table: method, path, access rule and documentation of every route the API serves. */

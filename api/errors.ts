@@ -12,6 +12,8 @@ export const ERROR_STATUS = {
   PAYLOAD_TOO_LARGE: 413,
   HEADERS_TOO_LARGE: 431,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  /** The request was well formed but could not be processed (a connector function failed on it). */
+  UNPROCESSABLE: 422,
   RESOURCE_EXHAUSTED: 429,
   UNAVAILABLE: 503,
   INTERNAL: 500,

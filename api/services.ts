@@ -9,6 +9,7 @@ import type {
   SessionRepository,
   UserRepository,
 } from '../inventory/identity.repo';
+import type { ConnectorFunctions } from '../functions/connector';
 import type { KeyRepository } from '../inventory/keys.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
 import type { Authenticator } from './auth';
@@ -45,6 +46,8 @@ export interface Services {
   readonly twins: TwinGateway;
   readonly directory: DeviceDirectory;
   readonly ingestor: Ingestor;
+  /** Connector functions: their repository, the sandbox engine, and the translation for HTTP and MQTT ingest. */
+  readonly functions: ConnectorFunctions;
   readonly logger: Logger;
   readonly now: () => number;
   /** Named checks of the services the API depends on (temporal, mongodb). */

@@ -179,3 +179,24 @@ export interface OperationDoc extends Omit<OperationRecord, 'parameters' | 'step
   parameters: StoredValue;
   steps: OperationStepDoc[];
 }
+
+/** A connector function: JavaScript that translates a device's own payload into datastreams. */
+export interface FunctionDoc {
+  _id: string; // `${org}/${name}`
+  org: string;
+  name: string;
+  description?: string;
+  source: string;
+  criteria: {
+    mqttTopic?: string;
+    httpPath?: string;
+    deviceType?: string;
+    deviceIds?: string[];
+  };
+  mode: 'DISABLED' | 'TEST' | 'PRODUCTION';
+  version: number;
+  createdAt: Date;
+  createdBy: string;
+  updatedAt: Date;
+  updatedBy: string;
+}

@@ -5,6 +5,7 @@ import type {
   AuditDoc,
   DatapointChunkDoc,
   DeviceDoc,
+  FunctionDoc,
   OperationDoc,
   OrganizationDoc,
   RefreshTokenDoc,
@@ -28,6 +29,7 @@ export interface Collections {
   readonly sessions: Collection<SessionFamilyDoc>;
   readonly audit: Collection<AuditDoc>;
   readonly settings: Collection<SettingDoc>;
+  readonly functions: Collection<FunctionDoc>;
 }
 
 export interface Inventory {
@@ -55,6 +57,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     sessions: db.collection<SessionFamilyDoc>('sessions'),
     audit: db.collection<AuditDoc>('audit'),
     settings: db.collection<SettingDoc>('settings'),
+    functions: db.collection<FunctionDoc>('functions'),
   };
   await ensureIndexes(collections);
   return {

@@ -34,6 +34,9 @@ import { KeyRepository } from '../inventory/keys.repo';
 import { createMetrics } from '../api/metrics';
 import { DeviceGateway } from '../mqtt/device-gateway';
 import { EmbeddedBroker } from '../mqtt/embedded-broker';
+import { FunctionRepository } from '../inventory/functions.repo';
+import { ConnectorFunctions } from '../functions/connector';
+import { FunctionEngine } from '../functions/engine';
 import { type Config, ConfigError, loadConfig } from './config';
 import {
   type ManagedProcess,
@@ -210,6 +213,8 @@ async function run(config: Config): Promise<Running> {
           ? { mqtt: () => ({ ...(broker?.counters() ?? {}), ...(gateway?.counters ?? {}) }) }
           : {}),
       });
+      const functionEngine = await FunctionEngine.create();
+      closers.push(async () => functionEngine.dispose());
       const services: Services = {
         devices,
         keys,
@@ -231,6 +236,7 @@ async function run(config: Config): Promise<Running> {
         twins,
         directory,
         ingestor,
+        functions: new ConnectorFunctions(new FunctionRepository(inventory.collections), functionEngine),
         logger,
         now: Date.now,
         readiness: async () => {

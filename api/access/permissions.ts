@@ -16,6 +16,8 @@ export const ACTIONS = [
   'roles:read',
   'roles:manage',
   'audit:read',
+  'functions:read',
+  'functions:write',
 ] as const;
 
 export type Action = (typeof ACTIONS)[number];
@@ -51,13 +53,15 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   },
   operator: {
     name: 'operator',
-    description: 'Runs the fleet: provisions and changes devices, requests and cancels operations.',
+    description:
+      'Runs the fleet: provisions and changes devices, requests and cancels operations, reads connector functions.',
     permissions: [
       'devices:read',
       'devices:write',
       'operations:read',
       'operations:create',
       'operations:cancel',
+      'functions:read',
     ],
     builtin: true,
   },

@@ -141,6 +141,15 @@ export async function setUpFixture(): Promise<Fixture> {
     202,
   );
   const keys = await ok(platformClient.get('/north/v1/keys?kind=service'), 200);
+  const fn = await ok(
+    platformClient.post('/north/v1/functions', {
+      name: `fixture-fn-${suffix}`,
+      source: 'function transform(p) { return [{ id: "temperature", value: p.t }]; }',
+      criteria: { httpPath: 'vendor' },
+      mode: 'TEST',
+    }),
+    201,
+  );
 
   return {
     tf,
@@ -160,6 +169,8 @@ export async function setUpFixture(): Promise<Fixture> {
       keyId: (keys.keys as { keyId: string }[])[0]?.keyId ?? 'tfk_00000000',
       orgId: orgA,
       datastreamId: 'temperature',
+      functionName: fn.name as string,
+      suffix: 'vendor',
     },
     login,
     bearer,
@@ -177,6 +188,12 @@ export const VALID_BODIES: Record<string, unknown> = {
   'POST /north/v1/roles': { name: 'would-be-role', permissions: ['devices:read'] },
   'POST /north/v1/keys': { name: 'would-be key', role: 'viewer' },
   'POST /north/v1/organizations': { id: 'would-be-org', name: 'Would be' },
+  'PUT /north/v1/functions/:functionName': {
+    source: 'function transform(p) { return []; }',
+    criteria: { httpPath: 'vendor' },
+    mode: 'TEST',
+  },
+  'POST /north/v1/functions/:functionName/test': { payload: { t: 1 } },
 };
 
 /** Ids that exist nowhere: a request the guard lets through then fails on them, changing nothing. */
@@ -188,6 +205,8 @@ export const MISSING: Record<string, string> = {
   keyId: 'tfk_00000000',
   orgId: 'no-such-org',
   datastreamId: 'nothing',
+  functionName: 'no-such-function',
+  suffix: 'no-such-suffix',
 };
 
 /** Fills a route's path parameters. */
@@ -207,15 +226,17 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
     return `${docs.length}:${hash.digest('hex').slice(0, 16)}`;
   };
   const whole = (doc: Record<string, unknown>) => doc;
-  const [organizations, users, roles, apiKeys, devices, operations, datapoints] = await Promise.all([
-    digest('organizations', whole),
-    digest('users', whole),
-    digest('roles', whole),
-    digest('api_keys', whole),
-    // The twin's snapshot and seen times move on their own; the record's identity and lifecycle must not.
-    digest('devices', ({ twin: _t, latest: _l, lastSeenAt: _s, ...rest }) => rest),
-    digest('operations', (doc) => [doc._id, doc.status]),
-    digest('datapoints', (doc) => doc._id),
-  ]);
-  return { organizations, users, roles, apiKeys, devices, operations, datapoints };
+  const [organizations, users, roles, apiKeys, devices, operations, datapoints, functions] =
+    await Promise.all([
+      digest('organizations', whole),
+      digest('users', whole),
+      digest('roles', whole),
+      digest('api_keys', whole),
+      // The twin's snapshot and seen times move on their own; the record's identity and lifecycle must not.
+      digest('devices', ({ twin: _t, latest: _l, lastSeenAt: _s, ...rest }) => rest),
+      digest('operations', (doc) => [doc._id, doc.status]),
+      digest('datapoints', (doc) => doc._id),
+      digest('functions', whole),
+    ]);
+  return { organizations, users, roles, apiKeys, devices, operations, datapoints, functions };
 }
