@@ -204,7 +204,12 @@ export async function runMqttBench(o: MqttBenchOptions): Promise<MqttBenchResult
 
   // Zero loss: every acknowledged message is a stored datapoint.
   const mongo = await MongoClient.connect(o.mongoUri);
-  const stored = await mongo.db(o.db).collection('datapoints').countDocuments({ ds: 'reading' });
+  const chunks = await mongo
+    .db(o.db)
+    .collection<{ points?: unknown[] }>('datapoints')
+    .find({ ds: 'reading', level: 0 }, { projection: { points: 1 } })
+    .toArray();
+  const stored = chunks.reduce((n, c) => n + (c.points?.length ?? 0), 0);
   await mongo.close();
   const acked = full.acked + pacedAcked + visible.length;
   o.say(

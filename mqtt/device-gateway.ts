@@ -116,21 +116,45 @@ export class DeviceGateway implements BrokerHooks {
     };
   }
 
+  /**
+   * An OpenGate collect body is stored as it is. Anything else (a custom sub-topic, or a payload that is not
+   * a collect body) goes to the organization's connector functions whose MQTT topic filter matches.
+   */
   private async data(session: DeviceSession, topic: Extract<DeviceTopic, { kind: 'data' }>, payload: Buffer) {
-    if (topic.suffix !== undefined) {
-      throw new ApiError(
-        'NOT_FOUND',
-        `no connector function translates odm/iot/${session.deviceId}/${topic.suffix}`,
-      );
+    const principal = this.principal(session);
+    if (topic.suffix === undefined) {
+      const body = collectBodySchema.safeParse(tryJson(payload));
+      if (body.success) {
+        await this.services.ingestor.ingest(principal, session.deviceId, body.data, 'mqtt');
+        this.counters.stored += 1;
+        return;
+      }
+      const translated = await this.translate(session, `odm/iot/${session.deviceId}`, payload);
+      if (!translated) {
+        throw new ApiError(
+          'INVALID_ARGUMENT',
+          `not an OpenGate collect body (${body.error.issues[0]?.message ?? 'invalid'}), and no connector function takes it`,
+        );
+      }
+      await this.services.ingestor.ingest(principal, session.deviceId, translated, 'mqtt');
+      this.counters.stored += 1;
+      return;
     }
-    const body = collectBodySchema.safeParse(parseJson(payload));
-    if (!body.success)
-      throw new ApiError(
-        'INVALID_ARGUMENT',
-        `not an OpenGate collect body: ${body.error.issues[0]?.message ?? 'invalid'}`,
-      );
-    await this.services.ingestor.ingest(this.principal(session), session.deviceId, body.data, 'mqtt');
+    const fullTopic = `odm/iot/${session.deviceId}/${topic.suffix}`;
+    const translated = await this.translate(session, fullTopic, payload);
+    if (!translated) throw new ApiError('NOT_FOUND', `no connector function translates ${fullTopic}`);
+    await this.services.ingestor.ingest(principal, session.deviceId, translated, 'mqtt');
     this.counters.stored += 1;
+  }
+
+  private async translate(session: DeviceSession, topic: string, payload: Buffer) {
+    const device = await this.services.directory.get(session.org, session.deviceId);
+    if (!device) throw new ApiError('NOT_FOUND', `device ${session.deviceId} is not provisioned`);
+    return this.services.functions.translate(
+      session.org,
+      { deviceId: session.deviceId, deviceType: device.twinType, topic },
+      payload,
+    );
   }
 
   private async response(session: DeviceSession, payload: Buffer) {
@@ -138,6 +162,15 @@ export class DeviceGateway implements BrokerHooks {
     if (!body.success) throw new ApiError('INVALID_ARGUMENT', 'not an OpenGate operation response');
     await acceptOperationResponse(this.services, session.org, session.deviceId, body.data);
     this.counters.responses += 1;
+  }
+}
+
+/** The payload as JSON, or undefined when it is not JSON (a connector function may still read it). */
+function tryJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
   }
 }
 

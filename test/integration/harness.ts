@@ -199,3 +199,21 @@ export const collectBody = (
   version: '1.0.0',
   datastreams,
 });
+
+/** Every stored datapoint (read from the history chunks), for tests that count what was stored. */
+export async function storedPoints(
+  mongo: MongoClient,
+  db: string,
+  filter: { org?: string; deviceId?: string; ds?: string } = {},
+): Promise<{ org: string; deviceId: string; ds: string; at: number }[]> {
+  const chunks = await mongo
+    .db(db)
+    .collection<{ org: string; deviceId: string; ds: string; level: number; points?: { at: number }[] }>(
+      'datapoints',
+    )
+    .find({ ...filter, level: 0 })
+    .toArray();
+  return chunks.flatMap((c) =>
+    (c.points ?? []).map((p) => ({ org: c.org, deviceId: c.deviceId, ds: c.ds, at: p.at })),
+  );
+}

@@ -3,7 +3,7 @@
 import type { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
 import { getFreePort } from '../../worker/local-stack';
-import { apiClient, eventually, mongoClient, startTwinflow, uniqueName } from './harness';
+import { apiClient, eventually, mongoClient, startTwinflow, storedPoints, uniqueName } from './harness';
 
 jest.setTimeout(180_000);
 
@@ -80,11 +80,7 @@ describe('MQTT ingest through a crash', () => {
     await Promise.all(loops);
     await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)));
 
-    const docs = await mongo
-      .db(db)
-      .collection<{ deviceId: string; at: number }>('datapoints')
-      .find({}, { projection: { deviceId: 1, at: 1 } })
-      .toArray();
+    const docs = await storedPoints(mongo, db);
     const storedKeys = new Set(docs.map((d) => `${d.deviceId}/${d.at}`));
     const missing = [...acked].filter((k) => !storedKeys.has(k));
     const duplicates = docs.length - storedKeys.size;

@@ -9,6 +9,7 @@ import {
   eventually,
   mongoClient,
   startTwinflow,
+  storedPoints,
   type TwinflowProcess,
   uniqueName,
 } from './harness';
@@ -72,7 +73,7 @@ describe('MQTT devices', () => {
     return res.body.apiKey as string;
   };
   const stored = (deviceId: string) =>
-    mongo.db(tf.env.MONGODB_DB).collection('datapoints').countDocuments({ deviceId });
+    storedPoints(mongo, tf.env.MONGODB_DB as string, { deviceId }).then((points) => points.length);
 
   beforeAll(async () => {
     tf = await startTwinflow();
@@ -258,12 +259,34 @@ describe('MQTT devices', () => {
     // B's data went to B's device record; A's request reached A alone.
     expect(boxA.messages.map((m) => m.body.operation.request.id)).toEqual([op.body.id]);
     expect(boxB.messages).toEqual([]);
-    const docs = await mongo
-      .db(tf.env.MONGODB_DB)
-      .collection('datapoints')
-      .find({ deviceId: 'twin-name' })
-      .toArray();
-    expect(docs.map((d) => d.org)).toEqual([orgB]);
+    const points = await storedPoints(mongo, tf.env.MONGODB_DB as string, { deviceId: 'twin-name' });
+    expect(points.map((p) => p.org)).toEqual([orgB]);
+  });
+
+  it('translates a vendor payload on a custom topic with a connector function, and refuses one nobody translates', async () => {
+    const fn = await admin.post('/north/v1/functions', {
+      name: 'mqtt-vendor',
+      mode: 'PRODUCTION',
+      source: `function transform(payload) {
+        const parts = Object.fromEntries(String(payload).split(';').map((kv) => kv.split('=')));
+        return [{ id: 'temperature', value: Number(parts.t) }, { id: 'humidity', value: Number(parts.h) }];
+      }`,
+      criteria: { mqttTopic: 'odm/iot/+/vendor' },
+    });
+    expect(fn.status).toBe(201);
+    const key = await provision('mq-vendor');
+    const device = await connect(tf.mqttUrl, 'mq-vendor', key);
+    await publish(device, 'odm/iot/mq-vendor/vendor', 't=21.5;h=40');
+    expect(await stored('mq-vendor')).toBe(2);
+    const view = await admin.get('/north/v1/devices/mq-vendor');
+    expect(view.body.datastreams.map((d: { id: string; value: unknown }) => [d.id, d.value])).toEqual([
+      ['humidity', 40],
+      ['temperature', 21.5],
+    ]);
+    // No function for this sub-topic: acknowledged, not stored.
+    await publish(device, 'odm/iot/mq-vendor/other', 't=1;h=1');
+    expect(await stored('mq-vendor')).toBe(2);
+    expect(device.connected).toBe(true);
   });
 
   it('counts what came in, on GET /metrics', async () => {
