@@ -19,6 +19,7 @@ import { rolesRoutes } from './north/roles.routes';
 import { usersRoutes } from './north/users.routes';
 import { buildOpenApi } from './openapi';
 import { southFunctionsRoutes } from './south/functions.routes';
+import { mqttHookRoutes } from './south/mqtt-hooks.routes';
 import { southRoutes } from './south/south.routes';
 import type { Services } from './services';
 
@@ -42,6 +43,7 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   // After southRoutes: `collect/iot` is the OpenGate body and is matched first.
   southFunctionsRoutes,
   functionsRoutes,
+  mqttHookRoutes,
 ];
 
 /** The route table: method, path, access rule and documentation of every route the API serves. */

@@ -9,7 +9,7 @@ import { ApiError } from '../api/errors';
 import { collectBodySchema } from '../api/ingest/collect.schema';
 import { acceptOperationResponse } from '../api/south/operation-response';
 import type { Services } from '../api/services';
-import type { BrokerHooks, DeviceSession, EmbeddedBroker } from './embedded-broker';
+import type { BrokerHooks, DeviceSession, RequestChannel } from './embedded-broker';
 import type { DeviceTopic } from './topics';
 
 const NO_PERMISSIONS: ReadonlySet<never> = new Set();
@@ -23,7 +23,7 @@ export interface GatewayCounters {
 }
 
 export class DeviceGateway implements BrokerHooks {
-  private broker: EmbeddedBroker | undefined;
+  private broker: RequestChannel | undefined;
   private readonly deliveries = new Map<string, Promise<void>>();
   readonly counters: GatewayCounters = { stored: 0, responses: 0, rejected: 0, delivered: 0 };
 
@@ -32,7 +32,7 @@ export class DeviceGateway implements BrokerHooks {
     private readonly logger: Logger,
   ) {}
 
-  attach(broker: EmbeddedBroker): void {
+  attach(broker: RequestChannel): void {
     this.broker = broker;
   }
 
@@ -45,6 +45,12 @@ export class DeviceGateway implements BrokerHooks {
     const device = await this.services.directory.get(p.org, username);
     if (!device?.active) return undefined;
     return { org: p.org, deviceId: username, keyId: p.id, keyHash: hashKey(password) };
+  }
+
+  /** A device known to the inventory and active, for messages that came through an external broker. */
+  async brokerSession(org: string, deviceId: string): Promise<DeviceSession | undefined> {
+    const device = await this.services.directory.get(org, deviceId);
+    return device?.active ? { org, deviceId, keyId: 'broker', keyHash: '' } : undefined;
   }
 
   async received(session: DeviceSession, topic: DeviceTopic, payload: Buffer): Promise<void> {

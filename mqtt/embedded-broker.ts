@@ -42,6 +42,15 @@ export interface BrokerHooks {
   listening(session: DeviceSession): void;
 }
 
+/** Where operation requests go out: the embedded broker, or an external one through the adapter. */
+export interface RequestChannel {
+  /** Whether the device can be sent a request now (connected and subscribed, where that can be known). */
+  isListening(org: string, deviceId: string): boolean;
+  publishRequest(org: string, deviceId: string, payload: string): Promise<void>;
+  counters(): Readonly<Record<string, number>>;
+  close(): Promise<void>;
+}
+
 export interface BrokerOptions {
   readonly port: number;
   readonly host: string;
@@ -50,7 +59,7 @@ export interface BrokerOptions {
 
 const sessionKey = (org: string, deviceId: string) => `${org}/${deviceId}`;
 
-export class EmbeddedBroker {
+export class EmbeddedBroker implements RequestChannel {
   private readonly sessions = new WeakMap<Client, DeviceSession>();
   /** Devices connected and subscribed to their request topic, by `${org}/${deviceId}`. */
   private readonly listeners = new Map<string, Client>();

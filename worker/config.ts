@@ -1,4 +1,5 @@
 // TwinFlow's configuration: one zod schema, parsed once at start, every problem listed.
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -77,6 +78,29 @@ const configSchema = z
     TWINFLOW_TEMPORAL_UI: z.enum(['on', 'off']).default('on'),
     TWINFLOW_MQTT: z.enum(['on', 'off']).default('on'),
     TWINFLOW_MQTT_PORT: port.optional(),
+    MQTT_URL: optionalText.pipe(
+      z
+        .string()
+        .regex(/^mqtts?:\/\/[^\s]+$/, 'must start with mqtt:// or mqtts://')
+        .optional(),
+    ),
+    TWINFLOW_MQTT_ORG: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{1,47}$/)
+      .default('default'),
+    TWINFLOW_MQTT_SHARE_GROUP: optionalText.pipe(
+      z
+        .string()
+        .regex(/^[\w-]{1,64}$/)
+        .optional(),
+    ),
+    TWINFLOW_MQTT_SHARED: z.enum(['on', 'off']).default('on'),
+    TWINFLOW_MQTT_CLIENT_ID: optionalText.pipe(
+      z
+        .string()
+        .regex(/^[\w.-]{1,64}$/)
+        .optional(),
+    ),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
@@ -95,6 +119,17 @@ const configSchema = z
       /** Unset: 1883, or a free port when 1883 is taken (said at start). */
       port: env.TWINFLOW_MQTT_PORT,
       host: env.TWINFLOW_HOST,
+      /** Set: use this broker through the adapter instead of the embedded one. */
+      url: env.MQTT_URL,
+      org: env.TWINFLOW_MQTT_ORG,
+      sharedGroup:
+        env.TWINFLOW_MQTT_SHARED === 'on' ? (env.TWINFLOW_MQTT_SHARE_GROUP ?? 'twinflow') : undefined,
+      clientId:
+        env.TWINFLOW_MQTT_CLIENT_ID ??
+        `twinflow-${os
+          .hostname()
+          .replace(/[^\w.-]/g, '-')
+          .slice(0, 40)}-${env.PORT}`,
     },
     roles: new Set<Role>(env.TWINFLOW_ROLES),
     dataDir: path.resolve(env.TWINFLOW_DATA_DIR),

@@ -33,7 +33,8 @@ import { type Inventory, openInventory } from '../inventory/inventory';
 import { KeyRepository } from '../inventory/keys.repo';
 import { createMetrics } from '../api/metrics';
 import { DeviceGateway } from '../mqtt/device-gateway';
-import { EmbeddedBroker } from '../mqtt/embedded-broker';
+import { EmbeddedBroker, type RequestChannel } from '../mqtt/embedded-broker';
+import { ExternalMqttAdapter } from '../mqtt/external-adapter';
 import { FunctionRepository } from '../inventory/functions.repo';
 import { ConnectorFunctions } from '../functions/connector';
 import { FunctionEngine } from '../functions/engine';
@@ -197,7 +198,7 @@ async function run(config: Config): Promise<Running> {
         { accessTtlMs: config.identity.accessTokenTtlMs, issuer: 'twinflow' },
       );
       let gateway: DeviceGateway | undefined;
-      let broker: EmbeddedBroker | undefined;
+      let broker: RequestChannel | undefined;
       const ingestor = new Ingestor({
         devices,
         datapoints,
@@ -287,7 +288,19 @@ async function run(config: Config): Promise<Running> {
           }),
       );
 
-      if (config.mqtt.enabled) {
+      if (config.mqtt.enabled && config.mqtt.url) {
+        const devices = new DeviceGateway(services, logger);
+        const adapter = await ExternalMqttAdapter.start(
+          { ...config.mqtt, url: config.mqtt.url, logger },
+          devices,
+          (org, deviceId) => devices.brokerSession(org, deviceId),
+        );
+        devices.attach(adapter);
+        gateway = devices;
+        broker = adapter;
+        closers.push(() => adapter.close());
+        mqttLine = `  MQTT:            ${config.mqtt.url.replace(/\/\/([^@/]+)@/, '//***@')} (external broker, organization ${config.mqtt.org}${config.mqtt.sharedGroup ? `, shared group ${config.mqtt.sharedGroup}` : ''})`;
+      } else if (config.mqtt.enabled) {
         const devices = new DeviceGateway(services, logger);
         const started = await startBroker(config.mqtt, logger, devices);
         const running = started.broker;

@@ -129,6 +129,8 @@ describe('security suite over the route table', () => {
       'POST /north/v1/auth/login',
       'POST /north/v1/auth/logout',
       'POST /north/v1/auth/refresh',
+      'POST /south/v80/mqtt/acl',
+      'POST /south/v80/mqtt/auth',
     ]);
   });
 
