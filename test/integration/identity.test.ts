@@ -47,6 +47,7 @@ describe('identity and access', () => {
         permissions: [
           'devices:read',
           'devices:write',
+          'functions:read',
           'operations:cancel',
           'operations:create',
           'operations:read',
