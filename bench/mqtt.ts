@@ -29,6 +29,7 @@ const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const pct = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+const STALL_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<void>) {
@@ -78,8 +79,20 @@ async function drive(
 ): Promise<{ acked: number; latencies: number[] }> {
   const deadline = performance.now() + seconds * 1000;
   let acked = 0;
+  let lastAck = performance.now();
   const latencies: number[] = [];
-  await Promise.all(
+  // A store that stops answering would leave every device waiting for its PUBACK: say so instead of hanging.
+  let watchdog: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    watchdog = setInterval(() => {
+      if (performance.now() - lastAck > STALL_MS) {
+        reject(
+          new Error(`no acknowledgement for ${STALL_MS / 1000} s after ${acked} messages: ingest stalled`),
+        );
+      }
+    }, 1_000);
+  });
+  const run = Promise.all(
     clients.map(async (client, i) => {
       const start = performance.now() + (perDeviceHz ? Math.random() * (1000 / perDeviceHz) : 0);
       for (let seq = 0; performance.now() < deadline; seq++) {
@@ -92,10 +105,16 @@ async function drive(
         const t = performance.now();
         await client.publishAsync(`odm/iot/${ids[i]}`, next(i, seq), { qos: 1 });
         acked += 1;
+        lastAck = performance.now();
         if (latencies.length < 200_000) latencies.push(performance.now() - t);
       }
     }),
   );
+  try {
+    await Promise.race([run, stalled]);
+  } finally {
+    clearInterval(watchdog);
+  }
   return { acked, latencies: latencies.sort((a, b) => a - b) };
 }
 

@@ -44,6 +44,29 @@ interface ChunkDraft {
 
 const hourKey = (s: SeriesKey, hour: number) => chunkId(s, hour, 0);
 
+/**
+ * Lookups run at most this many at once: a write of thousands of new series must not open thousands of
+ * requests together (the embedded FerretDB stalls when its connections are all taken).
+ */
+const LOOKUP_CONCURRENCY = 8;
+/** Documents sent in one insert at most. */
+const INSERT_SLICE = 250;
+
+/** Maps with at most `limit` calls under way; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i] as T);
+      }
+    }),
+  );
+  return out;
+}
+
 export class DatapointRepository {
   /** Next free chunk seq per series hour, as this process last saw it (a guess: inserts confirm it). */
   private readonly nextSeq = new BoundedMap<string, number>(CACHE_LIMIT);
@@ -187,10 +210,10 @@ export class DatapointRepository {
 
   /** Inserts chunks, each at the first free seq of its hour; a seq taken meanwhile moves it to the next. */
   private async insertChunks(drafts: ChunkDraft[]): Promise<void> {
-    const seqs = await Promise.all(
-      drafts.map(
-        async (d) => this.nextSeq.get(hourKey(d.series, d.hour)) ?? this.firstFreeSeq(d.series, d.hour, 0),
-      ),
+    const seqs = await mapLimit(
+      drafts,
+      LOOKUP_CONCURRENCY,
+      async (d) => this.nextSeq.get(hourKey(d.series, d.hour)) ?? this.firstFreeSeq(d.series, d.hour, 0),
     );
     let pending = drafts.map((d, i) => ({ draft: d, seq: seqs[i]! }));
     while (pending.length > 0) {
@@ -204,13 +227,10 @@ export class DatapointRepository {
       const taken = await this.insertReportingDuplicates(docs);
       for (const [i, p] of pending.entries())
         if (!taken.has(i)) this.nextSeq.set(hourKey(p.draft.series, p.draft.hour), p.seq + 1);
-      pending = await Promise.all(
-        pending
-          .filter((_, i) => taken.has(i))
-          .map(async (p) => ({
-            ...p,
-            seq: await this.firstFreeSeq(p.draft.series, p.draft.hour, p.seq + 1),
-          })),
+      pending = await mapLimit(
+        pending.filter((_, i) => taken.has(i)),
+        LOOKUP_CONCURRENCY,
+        async (p) => ({ ...p, seq: await this.firstFreeSeq(p.draft.series, p.draft.hour, p.seq + 1) }),
       );
     }
   }
@@ -245,6 +265,15 @@ export class DatapointRepository {
   /** Inserts every document it can; returns the indexes refused as duplicates, throws on anything else. */
   private async insertReportingDuplicates(docs: DatapointChunkDoc[]): Promise<Set<number>> {
     if (docs.length === 0) return new Set();
+    if (docs.length > INSERT_SLICE) {
+      // In slices, one after another (see LOOKUP_CONCURRENCY); indexes stay those of the whole list.
+      const taken = new Set<number>();
+      for (let i = 0; i < docs.length; i += INSERT_SLICE) {
+        const refused = await this.insertReportingDuplicates(docs.slice(i, i + INSERT_SLICE));
+        for (const j of refused) taken.add(i + j);
+      }
+      return taken;
+    }
     try {
       await this.c.datapoints.insertMany(docs, { ordered: false });
       return new Set();

@@ -32,6 +32,9 @@ export interface LatestUpdate {
 const DUPLICATE_KEY = 11000;
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** Latest-value updates sent to the store in one bulk write at most. */
+const LATEST_SLICE = 100;
+
 export class DeviceRepository {
   constructor(private readonly c: Collections) {}
 
@@ -150,7 +153,10 @@ export class DeviceRepository {
           : { $max: { lastSeenAt: u.lastSeenAt } };
       return { updateOne: { filter: { _id: deviceDocId(org, u.deviceId) }, update } };
     });
-    if (ops.length > 0) await this.c.devices.bulkWrite(ops, { ordered: false });
+    // In slices, one after another: the embedded FerretDB has stalled on large or concurrent bulk updates.
+    for (let i = 0; i < ops.length; i += LATEST_SLICE) {
+      await this.c.devices.bulkWrite(ops.slice(i, i + LATEST_SLICE), { ordered: false });
+    }
   }
 
   /** The `at` of every stored latest value of a device, by encoded datastream key. */

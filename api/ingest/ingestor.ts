@@ -19,7 +19,7 @@ export interface IngestorDeps {
   readonly notifier: TwinNotifier;
   readonly latestGuard: LatestValueGuard;
   readonly now: () => number;
-  /** Group commit limits (defaults: 10,000 queued messages, 5,000 datapoints a write, 2 writes at once). */
+  /** Group commit limits (defaults: 10,000 queued messages, 2,000 datapoints a write, one write at a time). */
   readonly groupCommit?: Partial<GroupCommitOptions>;
 }
 
@@ -32,7 +32,9 @@ interface PendingWrite {
   readonly lastSeenAt: number;
 }
 
-const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxQueued: 10_000, maxBatchItems: 5_000, concurrency: 2 };
+// One write at a time: a write is already many messages, and the embedded FerretDB stalls under
+// concurrent bulk writes. Batches stay moderate so that a write's latency (every sender's ack) stays short.
+const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxQueued: 10_000, maxBatchItems: 2_000, concurrency: 1 };
 
 export interface IngestResult {
   readonly deviceId: string;
@@ -138,8 +140,9 @@ export class Ingestor {
       }
     }
     try {
+      // The history first, then the latest values: one request at a time against the store.
+      await this.deps.datapoints.insertMany(docs);
       await Promise.all([
-        this.deps.datapoints.insertMany(docs),
         ...[...perOrg].map(([org, devices]) =>
           this.deps.devices.storeLatest(
             org,
