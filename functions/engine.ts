@@ -54,6 +54,16 @@ interface MutableStats {
   testResults: ShadowResult[];
 }
 
+/** A sandbox call's result, its output checked and grouped into a collect body. */
+function toOutcome(raw: ReturnType<FunctionSandbox['runOnce']>, started: number): RunOutcome {
+  const durationMs = () => performance.now() - started;
+  if (!raw.ok) return { ok: false, kind: raw.kind, error: raw.error, durationMs: durationMs() };
+  const converted = toCollectBody(raw.output);
+  return converted.ok
+    ? { ok: true, datapoints: converted.datapoints, body: converted.body, durationMs: durationMs() }
+    : { ok: false, kind: 'output', error: converted.error, durationMs: durationMs() };
+}
+
 export class FunctionEngine {
   private readonly versions = new Map<string, { version: number; source: string }>();
   private readonly stats = new Map<string, MutableStats>();
@@ -92,20 +102,7 @@ export class FunctionEngine {
   run(key: string, version: number, payload: unknown, context: unknown, kind: CallKind): RunOutcome {
     const started = performance.now();
     const raw = this.sandbox.run(key, payload, context);
-    let outcome: RunOutcome;
-    if (!raw.ok) {
-      outcome = { ok: false, kind: raw.kind, error: raw.error, durationMs: performance.now() - started };
-    } else {
-      const converted = toCollectBody(raw.output);
-      outcome = converted.ok
-        ? {
-            ok: true,
-            datapoints: converted.datapoints,
-            body: converted.body,
-            durationMs: performance.now() - started,
-          }
-        : { ok: false, kind: 'output', error: converted.error, durationMs: performance.now() - started };
-    }
+    const outcome = toOutcome(raw, started);
     if (kind !== 'sample') this.record(key, version, kind, outcome, context);
     return outcome;
   }
@@ -113,18 +110,7 @@ export class FunctionEngine {
   /** Runs a source once in a fresh runtime (the cold path; also used to try unsaved sources). */
   runOnce(source: string, payload: unknown, context: unknown): RunOutcome {
     const started = performance.now();
-    const raw = this.sandbox.runOnce(source, payload, context);
-    if (!raw.ok)
-      return { ok: false, kind: raw.kind, error: raw.error, durationMs: performance.now() - started };
-    const converted = toCollectBody(raw.output);
-    return converted.ok
-      ? {
-          ok: true,
-          datapoints: converted.datapoints,
-          body: converted.body,
-          durationMs: performance.now() - started,
-        }
-      : { ok: false, kind: 'output', error: converted.error, durationMs: performance.now() - started };
+    return toOutcome(this.sandbox.runOnce(source, payload, context), started);
   }
 
   statsOf(key: string): FunctionStats {

@@ -106,23 +106,8 @@ export function toCollectBody(output: unknown): Conversion {
   }
   const datapoints = parsed.data;
   if (datapoints.length === 0) return { ok: true, datapoints, body: null };
-  const streams = new Map<string, { id: string; feed?: string; datapoints: Record<string, unknown>[] }>();
-  for (const dp of datapoints) {
-    const key = `${dp.feed ?? 'default'}\u0000${dp.id}`;
-    let ds = streams.get(key);
-    if (!ds) {
-      ds =
-        dp.feed === undefined ? { id: dp.id, datapoints: [] } : { id: dp.id, feed: dp.feed, datapoints: [] };
-      streams.set(key, ds);
-    }
-    ds.datapoints.push({
-      value: dp.value,
-      ...(dp.at !== undefined ? { at: dp.at } : {}),
-      ...(dp.from !== undefined ? { from: dp.from } : {}),
-    });
-  }
   // The same schema devices' own collect bodies pass: ids, feeds, times and the datastream count.
-  const body = collectBodySchema.safeParse({ version: '1.0.0', datastreams: [...streams.values()] });
+  const body = collectBodySchema.safeParse({ version: '1.0.0', datastreams: group(datapoints) });
   if (!body.success) return { ok: false, error: `transform output refused: ${describe(body.error)}` };
   return { ok: true, datapoints, body: body.data };
 }
