@@ -105,11 +105,6 @@ export class DeviceGateway implements BrokerHooks {
     return next;
   }
 
-  /** Whether the device is connected and subscribed to its request topic. */
-  isListening(org: string, deviceId: string): boolean {
-    return this.broker?.isListening(org, deviceId) ?? false;
-  }
-
   private principal(session: DeviceSession): Principal {
     return {
       kind: 'device',

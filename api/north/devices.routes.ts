@@ -2,9 +2,11 @@
 import { z } from 'zod';
 import { fromStoredValue } from '../../inventory/storable';
 import { can, RouteGroup } from '../access/route-group';
+import type { DeviceDoc } from '../../inventory/documents';
 import { audit } from '../audit';
 import { actorOf } from '../context';
 import { ApiError } from '../errors';
+import type { Services } from '../services';
 import { deviceIdParam, parseWith, readJson, readQuery } from '../validation';
 import {
   bulkProvisionSchema,
@@ -17,6 +19,13 @@ import {
 } from './device.schemas';
 import { AGGREGATES, MAX_BUCKETS, aggregateBuckets, bucketCount, bucketSchema } from './history-buckets';
 import { type ProvisionOutcome, provisionDevices } from './provisioning';
+
+/** The organization's device, or 404 (another organization's answers the same). */
+async function deviceOr404(services: Services, org: string, deviceId: string): Promise<DeviceDoc> {
+  const doc = await services.devices.get(org, deviceId);
+  if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+  return doc;
+}
 
 export const devicesRoutes = new RouteGroup('/north/v1/devices');
 const tag = 'Devices';
@@ -126,8 +135,7 @@ devicesRoutes.get(
     const deviceId = deviceIdParam(c.req.param('deviceId'));
     const { org } = c.get('principal');
     const services = c.get('services');
-    const doc = await services.devices.get(org, deviceId);
-    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    const doc = await deviceOr404(services, org, deviceId);
     const live = doc.lifecycle === 'ACTIVE' ? await services.twins.getState(org, deviceId) : undefined;
     return c.json(deviceView(doc, live));
   },
@@ -142,8 +150,7 @@ devicesRoutes.patch(
     const patch = await readJson(c, patchDeviceSchema);
     const { org } = c.get('principal');
     const services = c.get('services');
-    const doc = await services.devices.get(org, deviceId);
-    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    const doc = await deviceOr404(services, org, deviceId);
     if (doc.lifecycle !== 'ACTIVE') throw new ApiError('CONFLICT', `device ${deviceId} is decommissioned`);
     // The twin validates and applies the change first; the record follows what the twin accepted.
     const profile = await services.twins.updateProfile(org, deviceId, patch);
@@ -162,8 +169,7 @@ devicesRoutes.delete(
     const deviceId = deviceIdParam(c.req.param('deviceId'));
     const { org } = c.get('principal');
     const services = c.get('services');
-    const doc = await services.devices.get(org, deviceId);
-    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    const doc = await deviceOr404(services, org, deviceId);
     if (doc.lifecycle === 'ACTIVE') {
       await services.twins.decommission(org, deviceId);
       const now = new Date(services.now());
@@ -235,8 +241,7 @@ devicesRoutes.get(
           `[from, to) holds ${count} buckets of ${query.bucket} ms; at most ${MAX_BUCKETS}: narrow the range or widen the bucket`,
         );
     }
-    const doc = await services.devices.get(org, deviceId);
-    if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    await deviceOr404(services, org, deviceId);
     if (query.bucket !== undefined) {
       const agg = query.agg ?? 'avg';
       // Buckets cover [from, to): `to` itself belongs to the next range.

@@ -106,4 +106,40 @@ describe('loadConfig', () => {
   ])('rejects %s', (_label, env) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
   });
+
+  it('takes the first admin only as an address and a password together', () => {
+    expect(() => loadConfig({ TWINFLOW_ADMIN_EMAIL: 'ana@example.com' })).toThrow(
+      /set TWINFLOW_ADMIN_EMAIL and TWINFLOW_ADMIN_PASSWORD together/,
+    );
+    expect(() =>
+      loadConfig({ TWINFLOW_ADMIN_EMAIL: 'not-an-address', TWINFLOW_ADMIN_PASSWORD: 'x'.repeat(12) }),
+    ).toThrow(/TWINFLOW_ADMIN_EMAIL/);
+    expect(() =>
+      loadConfig({ TWINFLOW_ADMIN_EMAIL: 'ana@example.com', TWINFLOW_ADMIN_PASSWORD: 'short' }),
+    ).toThrow(/at least 12/);
+    expect(
+      loadConfig({ TWINFLOW_ADMIN_EMAIL: 'ana@example.com', TWINFLOW_ADMIN_PASSWORD: 'long enough pass' })
+        .identity,
+    ).toMatchObject({ adminEmail: 'ana@example.com', accessTokenTtlMs: 900_000 });
+    expect(() => loadConfig({ TWINFLOW_JWT_SECRET: 'too short' })).toThrow(/TWINFLOW_JWT_SECRET/);
+  });
+
+  it('checks the MQTT settings', () => {
+    expect(loadConfig({}).mqtt).toMatchObject({
+      enabled: true,
+      port: undefined,
+      url: undefined,
+      org: 'default',
+      sharedGroup: 'twinflow',
+    });
+    expect(
+      loadConfig({ MQTT_URL: 'mqtt://user:pass@broker:1883', TWINFLOW_MQTT_SHARED: 'off' }).mqtt,
+    ).toMatchObject({
+      url: 'mqtt://user:pass@broker:1883',
+      sharedGroup: undefined,
+    });
+    expect(() => loadConfig({ MQTT_URL: 'http://broker' })).toThrow(/MQTT_URL/);
+    expect(() => loadConfig({ TWINFLOW_MQTT_PORT: '70000' })).toThrow(/TWINFLOW_MQTT_PORT/);
+    expect(() => loadConfig({ TWINFLOW_MQTT_ORG: 'Not An Org' })).toThrow(/TWINFLOW_MQTT_ORG/);
+  });
 });
