@@ -32,8 +32,13 @@ export interface LatestUpdate {
 const DUPLICATE_KEY = 11000;
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Latest-value updates sent to the store in one bulk write at most. */
-const LATEST_SLICE = 100;
+/**
+ * Latest-value updates sent to the store in one update command at most. FerretDB 1.24 keeps one SQLite
+ * connection open for every update of a command until the whole command ends, and each update's own
+ * write needs one more; its pool has 100, so a command of 100 updates waits forever for a connection and
+ * every other request with it. Small commands, one at a time, stay far below that.
+ */
+const LATEST_SLICE = 25;
 
 export class DeviceRepository {
   constructor(private readonly c: Collections) {}
@@ -153,7 +158,7 @@ export class DeviceRepository {
           : { $max: { lastSeenAt: u.lastSeenAt } };
       return { updateOne: { filter: { _id: deviceDocId(org, u.deviceId) }, update } };
     });
-    // In slices, one after another: the embedded FerretDB has stalled on large or concurrent bulk updates.
+    // In slices, one after another (see LATEST_SLICE).
     for (let i = 0; i < ops.length; i += LATEST_SLICE) {
       await this.c.devices.bulkWrite(ops.slice(i, i + LATEST_SLICE), { ordered: false });
     }
