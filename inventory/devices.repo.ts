@@ -1,10 +1,11 @@
-// Device records and their read model (twin snapshot, latest values) in the `devices` collection.
+// Device records and their read model: the twin snapshot in `devices`, latest values in `latest` pages.
 import { type AnyBulkWriteOperation, type Filter, MongoBulkWriteError, MongoServerError } from 'mongodb';
 import type { TwinSnapshot } from '../twins/twin-core';
 import type { DeviceProfile } from '../twins/types';
 import { encodeDatastreamKey } from './datastream-key';
-import type { DeviceDoc, LatestValueDoc } from './documents';
+import type { DeviceDoc, LatestEntryDoc, LatestPageDoc, LatestValueDoc } from './documents';
 import type { Collections } from './inventory';
+import { deviceField, latestPageId, latestPageOf } from './latest-pages';
 
 export const deviceDocId = (org: string, deviceId: string): string => `${org}/${deviceId}`;
 
@@ -33,12 +34,12 @@ const DUPLICATE_KEY = 11000;
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
- * Latest-value updates sent to the store in one update command at most. FerretDB 1.24 keeps one SQLite
- * connection open for every update of a command until the whole command ends, and each update's own
- * write needs one more; its pool has 100, so a command of 100 updates waits forever for a connection and
- * every other request with it. Small commands, one at a time, stay far below that.
+ * Page updates sent to the store in one update command at most. FerretDB 1.24 keeps one SQLite connection
+ * open for every update of a command until the whole command ends, and each update's own write needs one
+ * more; its pool has 100, so a command of 100 updates waits forever for a connection, and every other
+ * request with it. Small commands, one at a time, stay far below that.
  */
-const LATEST_SLICE = 25;
+const LATEST_SLICE = 16;
 
 export class DeviceRepository {
   constructor(private readonly c: Collections) {}
@@ -64,8 +65,15 @@ export class DeviceRepository {
     return { duplicates };
   }
 
+  /** The device record alone (without latest values): what lookups and checks need. */
   get(org: string, deviceId: string): Promise<DeviceDoc | null> {
     return this.c.devices.findOne({ _id: deviceDocId(org, deviceId) });
+  }
+
+  /** The device record with its latest values and `lastSeenAt`: what the API shows. */
+  async getWithLatest(org: string, deviceId: string): Promise<DeviceDoc | null> {
+    const doc = await this.get(org, deviceId);
+    return doc && (await this.withLatest(org, [doc]))[0]!;
   }
 
   async list(org: string, filter: DeviceListFilter, limit: number, after?: string): Promise<DevicePage> {
@@ -86,6 +94,7 @@ export class DeviceRepository {
       .toArray();
     const hasMore = items.length > limit;
     if (hasMore) items.length = limit;
+    await this.withLatest(org, items);
     return { items, nextAfter: hasMore ? items[items.length - 1]?.id : undefined };
   }
 
@@ -104,9 +113,10 @@ export class DeviceRepository {
       profile.name === undefined
         ? { $set: set, $unset: { name: 1 as const } }
         : { $set: { ...set, name: profile.name } };
-    return this.c.devices.findOneAndUpdate({ _id: deviceDocId(org, deviceId) }, update, {
+    const doc = await this.c.devices.findOneAndUpdate({ _id: deviceDocId(org, deviceId) }, update, {
       returnDocument: 'after',
     });
+    return doc && (await this.withLatest(org, [doc]))[0]!;
   }
 
   /** Undoes a provisioning whose twin could not start: the records and keys it wrote. */
@@ -116,10 +126,8 @@ export class DeviceRepository {
     keyHashes: readonly string[],
   ): Promise<void> {
     await this.c.apiKeys.deleteMany({ _id: { $in: [...keyHashes] }, org });
-    await this.c.devices.deleteMany({
-      _id: { $in: deviceIds.map((id) => deviceDocId(org, id)) },
-      lastSeenAt: { $exists: false },
-    });
+    // The device keys were never handed out, so these devices cannot have sent data.
+    await this.c.devices.deleteMany({ _id: { $in: deviceIds.map((id) => deviceDocId(org, id)) } });
   }
 
   async markDecommissioned(org: string, deviceId: string, now: Date): Promise<void> {
@@ -144,32 +152,77 @@ export class DeviceRepository {
   }
 
   /**
-   * Sets latest values for many devices of one org: one update per device (the embedded FerretDB commits
-   * each update on its own, so never one per datastream). The caller passes only values newer
-   * than what is stored (see LatestValueGuard).
+   * Sets latest values for many devices of one org: one update per latest page touched, however many
+   * devices (see latest-pages.ts). The caller passes only values newer than what is stored (see
+   * LatestValueGuard) and writes one batch at a time per process.
    */
   async storeLatest(org: string, updates: readonly LatestUpdate[]): Promise<void> {
-    const ops: AnyBulkWriteOperation<DeviceDoc>[] = updates.map((u) => {
-      const set: Record<string, LatestValueDoc> = {};
-      for (const v of u.values) set[`latest.${encodeDatastreamKey(v.id, v.feed)}`] = v;
-      const update =
-        u.values.length > 0
-          ? { $set: set, $max: { lastSeenAt: u.lastSeenAt } }
-          : { $max: { lastSeenAt: u.lastSeenAt } };
-      return { updateOne: { filter: { _id: deviceDocId(org, u.deviceId) }, update } };
-    });
+    const pages = new Map<number, { set: Record<string, LatestValueDoc>; max: Record<string, number> }>();
+    for (const u of updates) {
+      const page = latestPageOf(u.deviceId);
+      let p = pages.get(page);
+      if (!p) pages.set(page, (p = { set: {}, max: {} }));
+      const base = `devices.${deviceField(u.deviceId)}`;
+      for (const v of u.values) p.set[`${base}.values.${encodeDatastreamKey(v.id, v.feed)}`] = v;
+      p.max[`${base}.lastSeenAt`] = u.lastSeenAt;
+    }
+    const ops: AnyBulkWriteOperation<LatestPageDoc>[] = [...pages].map(([page, p]) => ({
+      updateOne: {
+        filter: { _id: latestPageId(org, page) },
+        update: {
+          ...(Object.keys(p.set).length > 0 ? { $set: p.set } : {}),
+          $max: p.max,
+          $setOnInsert: { org, page },
+        },
+        upsert: true,
+      },
+    }));
     // In slices, one after another (see LATEST_SLICE).
     for (let i = 0; i < ops.length; i += LATEST_SLICE) {
-      await this.c.devices.bulkWrite(ops.slice(i, i + LATEST_SLICE), { ordered: false });
+      await this.c.latest.bulkWrite(ops.slice(i, i + LATEST_SLICE), { ordered: false });
     }
   }
 
   /** The `at` of every stored latest value of a device, by encoded datastream key. */
   async latestTimes(org: string, deviceId: string): Promise<Map<string, number>> {
-    const doc = await this.c.devices.findOne(
-      { _id: deviceDocId(org, deviceId) },
-      { projection: { latest: 1 } },
+    const entry = (await this.latestEntries(org, [deviceId])).get(deviceId);
+    return new Map(Object.entries(entry?.values ?? {}).map(([key, v]) => [key, v.at]));
+  }
+
+  /** Fills in `latest` and `lastSeenAt` of device records from their pages. */
+  private async withLatest(org: string, docs: DeviceDoc[]): Promise<DeviceDoc[]> {
+    const entries = await this.latestEntries(
+      org,
+      docs.map((d) => d.id),
     );
-    return new Map(Object.entries(doc?.latest ?? {}).map(([key, v]) => [key, v.at]));
+    for (const doc of docs) {
+      const entry = entries.get(doc.id);
+      doc.latest = entry?.values ?? {};
+      if (entry) doc.lastSeenAt = entry.lastSeenAt;
+    }
+    return docs;
+  }
+
+  /** The latest-page entries of some devices: one read per page, of those devices' fields only. */
+  private async latestEntries(org: string, deviceIds: readonly string[]): Promise<Map<string, LatestEntryDoc>> {
+    const byPage = new Map<number, string[]>();
+    for (const id of deviceIds) {
+      const page = latestPageOf(id);
+      byPage.set(page, [...(byPage.get(page) ?? []), id]);
+    }
+    const out = new Map<string, LatestEntryDoc>();
+    await Promise.all(
+      [...byPage].map(async ([page, ids]) => {
+        const doc = await this.c.latest.findOne(
+          { _id: latestPageId(org, page) },
+          { projection: Object.fromEntries(ids.map((id) => [`devices.${deviceField(id)}`, 1])) },
+        );
+        for (const id of ids) {
+          const entry = doc?.devices?.[deviceField(id)];
+          if (entry) out.set(id, entry);
+        }
+      }),
+    );
+    return out;
   }
 }

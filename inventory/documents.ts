@@ -17,7 +17,7 @@ export interface DeviceTransport {
   sleepy?: boolean;
 }
 
-/** A stored latest value; keyed in `latest` by encodeDatastreamKey(id, feed). */
+/** A stored latest value; keyed by encodeDatastreamKey(id, feed). */
 export interface LatestValueDoc extends StoredValue {
   id: string;
   feed: string;
@@ -26,8 +26,9 @@ export interface LatestValueDoc extends StoredValue {
 }
 
 /**
- * One document per device, three writers with disjoint fields: the API owns the inventory fields,
- * the twin (through an activity) owns `twin`, the ingest path owns `latest` and `lastSeenAt`.
+ * One document per device, two writers with disjoint fields: the API owns the inventory fields, the twin
+ * (through an activity) owns `twin`. The ingest path writes latest values and `lastSeenAt` into the
+ * organization's latest pages (LatestPageDoc); reads for the API fill them in here.
  */
 export interface DeviceDoc {
   _id: string; // `${org}/${id}`
@@ -44,8 +45,27 @@ export interface DeviceDoc {
   updatedAt: Date;
   decommissionedAt?: Date;
   twin?: TwinSnapshot;
-  latest: Record<string, LatestValueDoc>;
+  /** From the device's latest page, filled in by the reads that serve the API; not stored here. */
+  latest?: Record<string, LatestValueDoc>;
   lastSeenAt?: number;
+}
+
+/** One device's entry in a latest page. */
+export interface LatestEntryDoc {
+  values: Record<string, LatestValueDoc>;
+  lastSeenAt: number;
+}
+
+/**
+ * The latest values of the devices of one organization whose ids hash to one page (latest-pages.ts),
+ * written only by the ingest path, one update per page and batch.
+ */
+export interface LatestPageDoc {
+  _id: string; // `${org}/${page}`
+  org: string;
+  page: number;
+  /** By deviceField(deviceId). */
+  devices: Record<string, LatestEntryDoc>;
 }
 
 /** admin: the platform admin's bootstrap key; service: a key with a role; device: one device's key. */

@@ -6,6 +6,7 @@ import type {
   DatapointChunkDoc,
   DeviceDoc,
   FunctionDoc,
+  LatestPageDoc,
   OperationDoc,
   OrganizationDoc,
   RefreshTokenDoc,
@@ -21,6 +22,7 @@ export interface Collections {
   readonly devices: Collection<DeviceDoc>;
   readonly apiKeys: Collection<ApiKeyDoc>;
   readonly datapoints: Collection<DatapointChunkDoc>;
+  readonly latest: Collection<LatestPageDoc>;
   readonly operations: Collection<OperationDoc>;
   readonly users: Collection<UserDoc>;
   readonly roles: Collection<RoleDoc>;
@@ -49,6 +51,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     devices: db.collection<DeviceDoc>('devices'),
     apiKeys: db.collection<ApiKeyDoc>('api_keys'),
     datapoints: db.collection<DatapointChunkDoc>('datapoints'),
+    latest: db.collection<LatestPageDoc>('latest'),
     operations: db.collection<OperationDoc>('operations'),
     users: db.collection<UserDoc>('users'),
     roles: db.collection<RoleDoc>('roles'),

@@ -21,6 +21,13 @@ export interface TwinTypeSpec<S> {
   /** Longest a changed value may wait before the twin hears of it (ms). Default 5000. */
   readonly maxSignalDelayMs?: number;
   /**
+   * Longest the twin goes without hearing from a device that keeps sending values the twin already has
+   * (ms). Such repeats change nothing, so they wait this long instead of `maxSignalDelayMs`, which keeps
+   * Temporal's load flat however often devices repeat themselves. At least `maxSignalDelayMs`.
+   * Default 60000.
+   */
+  readonly heartbeatMs?: number;
+  /**
    * The operations devices of this type accept, with their parameters and steps. An operation not listed
    * is refused before it is queued. Default: none.
    */
@@ -39,6 +46,7 @@ export interface TwinType<S = unknown> extends Required<
 
 const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
 export const DEFAULT_MAX_SIGNAL_DELAY_MS = 5_000;
+export const DEFAULT_HEARTBEAT_MS = 60_000;
 
 /** Declares a twin type. Throws at load time when the declaration itself is wrong. */
 export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
@@ -48,6 +56,10 @@ export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
   const maxSignalDelayMs = spec.maxSignalDelayMs ?? DEFAULT_MAX_SIGNAL_DELAY_MS;
   if (!Number.isFinite(maxSignalDelayMs) || maxSignalDelayMs < 0) {
     throw new Error(`twin type ${spec.name}: maxSignalDelayMs must be a non-negative number`);
+  }
+  const heartbeatMs = spec.heartbeatMs ?? Math.max(DEFAULT_HEARTBEAT_MS, maxSignalDelayMs);
+  if (!Number.isFinite(heartbeatMs) || heartbeatMs < maxSignalDelayMs) {
+    throw new Error(`twin type ${spec.name}: heartbeatMs must be a number at least maxSignalDelayMs`);
   }
   const maxConcurrentOperations = spec.maxConcurrentOperations ?? 1;
   if (
@@ -77,6 +89,7 @@ export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
     status: spec.status,
     isSignificant,
     maxSignalDelayMs,
+    heartbeatMs,
     operations,
     maxConcurrentOperations,
   });

@@ -1,5 +1,6 @@
 // Tells twins about stored data at a bounded rate: one coalesced signal per device per window (DESIGN.md, principle 4).
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_SIGNAL_DELAY_MS } from '../../twins/define-twin';
 import { getTwinType } from '../../twins/registry';
 import type { TelemetryBatch } from '../../twins/twin-core';
 import { type Channel, type Datapoint, type LatestValue, datastreamKey } from '../../twins/types';
@@ -100,12 +101,15 @@ export class TwinNotifier {
     }
     const type = getTwinType(twinType);
     let significant = entry.told.size === 0; // a device (re)appearing always matters
+    let changed = significant;
     for (const dp of datapoints) {
       const dsKey = datastreamKey(dp.datastreamId, dp.feed);
       const queued = entry.pending.get(dsKey);
       if (queued && queued.at > dp.at) continue;
       entry.pending.set(dsKey, dp);
-      if (!significant && type?.isSignificant(dp, entry.told.get(dsKey))) significant = true;
+      const told = entry.told.get(dsKey);
+      if (!changed && !sameValue(told?.value, dp.value)) changed = true;
+      if (!significant && type?.isSignificant(dp, told)) significant = true;
     }
     entry.twinType = twinType;
     entry.storedCount += datapoints.length;
@@ -114,7 +118,12 @@ export class TwinNotifier {
 
     const now = this.deps.now();
     const earliest = entry.lastSentAt + this.options.minIntervalMs;
-    const delay = significant ? 0 : (type?.maxSignalDelayMs ?? 5_000);
+    // Significant data at once; other changes within the type's delay; repeats of what the twin has, by heartbeat.
+    const delay = significant
+      ? 0
+      : changed
+        ? (type?.maxSignalDelayMs ?? DEFAULT_MAX_SIGNAL_DELAY_MS)
+        : (type?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
     this.schedule(entry, Math.max(earliest, now + delay));
   }
 
@@ -256,4 +265,11 @@ export class TwinNotifier {
     }
     this.pump();
   }
+}
+
+/** Whether two datapoint values are the same: primitives by value, objects and arrays by their JSON. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
 }

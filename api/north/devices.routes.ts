@@ -21,8 +21,13 @@ import { AGGREGATES, MAX_BUCKETS, aggregateBuckets, bucketCount, bucketSchema } 
 import { type ProvisionOutcome, provisionDevices } from './provisioning';
 
 /** The organization's device, or 404 (another organization's answers the same). */
-async function deviceOr404(services: Services, org: string, deviceId: string): Promise<DeviceDoc> {
-  const doc = await services.devices.get(org, deviceId);
+async function deviceOr404(
+  services: Services,
+  org: string,
+  deviceId: string,
+  withLatest = false,
+): Promise<DeviceDoc> {
+  const doc = await (withLatest ? services.devices.getWithLatest(org, deviceId) : services.devices.get(org, deviceId));
   if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
   return doc;
 }
@@ -135,7 +140,7 @@ devicesRoutes.get(
     const deviceId = deviceIdParam(c.req.param('deviceId'));
     const { org } = c.get('principal');
     const services = c.get('services');
-    const doc = await deviceOr404(services, org, deviceId);
+    const doc = await deviceOr404(services, org, deviceId, true);
     const live = doc.lifecycle === 'ACTIVE' ? await services.twins.getState(org, deviceId) : undefined;
     return c.json(deviceView(doc, live));
   },
@@ -178,7 +183,7 @@ devicesRoutes.delete(
       services.directory.forget(org, deviceId);
       await audit(c, 'device.decommission', `devices/${deviceId}`);
     }
-    const after = await services.devices.get(org, deviceId);
+    const after = await services.devices.getWithLatest(org, deviceId);
     return c.json(deviceView(after ?? doc));
   },
 );

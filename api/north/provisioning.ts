@@ -69,7 +69,6 @@ export async function provisionDevices(
       createdAt: now,
       createdBy,
       updatedAt: now,
-      latest: {},
     };
     // The twin's first state is pure and known now: the read model starts with it, so a new twin has nothing to publish.
     const initial = createTwinState(

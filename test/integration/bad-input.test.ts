@@ -24,11 +24,12 @@ describe('bad input', () => {
       db.collection('api_keys').countDocuments(),
     ]);
     const dev = await db.collection('devices').findOne({ _id: 'default/dev-1' as never });
+    const latestPages = await db.collection('latest').find({}).sort({ _id: 1 }).toArray();
     return {
       devices,
       datapoints,
       keys,
-      latest: JSON.stringify(dev?.latest),
+      latest: JSON.stringify(latestPages),
       attributes: JSON.stringify(dev?.attributes),
     };
   };

@@ -165,6 +165,57 @@ describe('TwinNotifier', () => {
     expect(calls[1]?.at).toBe(7_000);
   });
 
+  it('holds a repeat of what the twin already has until the heartbeat of 60000 ms', async () => {
+    const env = setup();
+    const { clock, calls, report } = env;
+    await primed('dev-1', env, 'temperature'); // the twin has temperature 0
+    for (let t = 1_000; t <= 59_000; t += 1_000) {
+      await clock.advanceTo(t);
+      report('dev-1', [dp('temperature', 0, t)]);
+    }
+    expect(calls).toHaveLength(1);
+    await clock.advanceTo(61_000);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]?.at).toBe(61_000);
+    expect(calls[1]?.batch.storedCount).toBe(59);
+    expect(calls[1]?.batch.datapoints).toEqual([dp('temperature', 0, 59_000)]);
+  });
+
+  it('sends repeats within maxSignalDelayMs once a changed value joins them, objects compared by value', async () => {
+    const env = setup();
+    const { clock, calls, report } = env;
+    env.report('dev-1', [dp('position', { lat: 1, lon: 2 }, 0), dp('temperature', 0, 0)]);
+    await calls[0]?.succeed();
+    await clock.advanceTo(1_000);
+    report('dev-1', [dp('position', { lat: 1, lon: 2 }, 1_000)]); // same object value: a repeat
+    await clock.advanceTo(10_000);
+    expect(calls).toHaveLength(1);
+    report('dev-1', [dp('temperature', 1, 10_000)]); // a change: due within 5000 ms
+    await clock.advanceTo(15_000);
+    expect(calls).toHaveLength(2);
+    expect(values(calls[1])).toEqual({ position: { lat: 1, lon: 2 }, temperature: 1 });
+  });
+
+  it('keeps its signal rate flat when repeats come twice as often', async () => {
+    const countSignals = async (periodMs: number) => {
+      const env = setup();
+      const ids = Array.from({ length: 20 }, (_, i) => `dev-${i}`);
+      for (const id of ids) await primed(id, env, 'temperature');
+      const sent = env.calls.length;
+      for (let t = periodMs; t <= 600_000; t += periodMs) {
+        await env.clock.advanceTo(t);
+        for (const id of ids) env.report(id, [dp('temperature', 0, t)]);
+        for (const call of env.calls) await call.succeed();
+      }
+      return env.calls.length - sent;
+    };
+    const slow = await countSignals(2_000);
+    const fast = await countSignals(1_000);
+    // One per device per heartbeat: the first repeat is due 60 s after it came, then every 60 s up to 600 s.
+    expect(slow).toBe(20 * 9);
+    expect(fast).toBe(slow);
+  });
+
   it('holds a non-significant meter datapoint for the meter maxSignalDelayMs of 10000 ms', async () => {
     const env = setup();
     const { clock, calls, report } = env;
