@@ -102,6 +102,36 @@ describe('devices over the north and south APIs', () => {
     expect(history.body.datapoints.map((d: { value: number }) => d.value)).toEqual([21.5, 20.5]);
   });
 
+  it('keeps the latest values of many devices apart in their shared pages, dotted ids included, in gets and lists', async () => {
+    // 150 devices over 64 pages: every page holds several; ids with dots are field names once encoded.
+    const ids = Array.from({ length: 150 }, (_, i) => (i % 3 === 0 ? `page.dev.${i}` : `page-dev-${i}`));
+    const created = await admin.post('/north/v1/devices/bulk', { devices: ids.map((id) => ({ id })) });
+    expect(created.status).toBe(200);
+    const keys = new Map<string, string>(
+      created.body.results.map((r: { id: string; apiKey: string }) => [r.id, r.apiKey]),
+    );
+    const before = Date.now();
+    await Promise.all(
+      ids.map(async (id, i) => {
+        const res = await apiClient(tf.baseUrl, keys.get(id)).post(
+          `/south/v80/devices/${id}/collect/iot`,
+          collectBody([{ id: 'reading', datapoints: [{ value: i }] }]),
+        );
+        expect(res.status).toBe(201);
+      }),
+    );
+    for (const [i, id] of ids.entries()) {
+      const view = await admin.get(`/north/v1/devices/${id}`);
+      expect(view.body.datastreams).toEqual([expect.objectContaining({ id: 'reading', value: i })]);
+      expect(view.body.lastSeenAt).toBeGreaterThanOrEqual(before);
+    }
+    const listed = await admin.get('/north/v1/devices?q=page&limit=200');
+    expect(listed.body.items).toHaveLength(150);
+    for (const item of listed.body.items as { id: string; datastreams: { value: number }[] }[]) {
+      expect(item.datastreams.map((d) => d.value)).toEqual([ids.indexOf(item.id)]);
+    }
+  });
+
   it('accepts the device key in the X-ApiKey query parameter, as OpenGate devices send it', async () => {
     const created = await admin.post('/north/v1/devices', { id: 'query-key' });
     const res = await apiClient(tf.baseUrl).post(
