@@ -42,6 +42,9 @@ const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$
 const LATEST_SLICE = 16;
 
 export class DeviceRepository {
+  /** Whole-page reads in flight (see latestTimes). */
+  private readonly pageReads = new Map<string, Promise<LatestPageDoc | null>>();
+
   constructor(private readonly c: Collections) {}
 
   /** Inserts new devices; answers which ids already existed. */
@@ -68,6 +71,14 @@ export class DeviceRepository {
   /** The device record alone (without latest values): what lookups and checks need. */
   get(org: string, deviceId: string): Promise<DeviceDoc | null> {
     return this.c.devices.findOne({ _id: deviceDocId(org, deviceId) });
+  }
+
+  /** Device records by id, in one query (`$in`); missing ids are absent from the answer. */
+  async getMany(org: string, deviceIds: readonly string[]): Promise<Map<string, DeviceDoc>> {
+    const docs = await this.c.devices
+      .find({ _id: { $in: deviceIds.map((id) => deviceDocId(org, id)) } })
+      .toArray();
+    return new Map(docs.map((d) => [d.id, d]));
   }
 
   /** The device record with its latest values and `lastSeenAt`: what the API shows. */
@@ -183,9 +194,19 @@ export class DeviceRepository {
     }
   }
 
-  /** The `at` of every stored latest value of a device, by encoded datastream key. */
+  /**
+   * The `at` of every stored latest value of a device, by encoded datastream key. Concurrent calls for
+   * devices of one page share one read of the whole page: a fleet's first messages cost one read per
+   * page, not one per device.
+   */
   async latestTimes(org: string, deviceId: string): Promise<Map<string, number>> {
-    const entry = (await this.latestEntries(org, [deviceId])).get(deviceId);
+    const id = latestPageId(org, latestPageOf(deviceId));
+    let read = this.pageReads.get(id);
+    if (!read) {
+      read = this.c.latest.findOne({ _id: id }).finally(() => this.pageReads.delete(id));
+      this.pageReads.set(id, read);
+    }
+    const entry = (await read)?.devices?.[deviceField(deviceId)];
     return new Map(Object.entries(entry?.values ?? {}).map(([key, v]) => [key, v.at]));
   }
 
@@ -204,7 +225,10 @@ export class DeviceRepository {
   }
 
   /** The latest-page entries of some devices: one read per page, of those devices' fields only. */
-  private async latestEntries(org: string, deviceIds: readonly string[]): Promise<Map<string, LatestEntryDoc>> {
+  private async latestEntries(
+    org: string,
+    deviceIds: readonly string[],
+  ): Promise<Map<string, LatestEntryDoc>> {
     const byPage = new Map<number, string[]>();
     for (const id of deviceIds) {
       const page = latestPageOf(id);
