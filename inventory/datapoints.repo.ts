@@ -210,12 +210,9 @@ export class DatapointRepository {
 
   /** Inserts chunks, each at the first free seq of its hour; a seq taken meanwhile moves it to the next. */
   private async insertChunks(drafts: ChunkDraft[]): Promise<void> {
-    const seqs = await mapLimit(
-      drafts,
-      LOOKUP_CONCURRENCY,
-      async (d) => this.nextSeq.get(hourKey(d.series, d.hour)) ?? this.firstFreeSeq(d.series, d.hour, 0),
-    );
-    let pending = drafts.map((d, i) => ({ draft: d, seq: seqs[i]! }));
+    // An hour this process has not written yet starts at seq 0 without a lookup: it usually is free (a new
+    // hour), and when it is not (a restart, another process) the insert says so and the search below runs.
+    let pending = drafts.map((d) => ({ draft: d, seq: this.nextSeq.get(hourKey(d.series, d.hour)) ?? 0 }));
     while (pending.length > 0) {
       for (const p of pending)
         if (p.seq > MAX_CHUNK_SEQ)
