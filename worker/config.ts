@@ -68,6 +68,7 @@ const configSchema = z
     TWINFLOW_SNAPSHOT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
     TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
     TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
+    TWINFLOW_TWIN_SIGNAL_RATE: z.coerce.number().int().min(0).max(1_000_000).default(200),
     TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
       .number()
@@ -157,6 +158,8 @@ const configSchema = z
       snapshotIntervalMs: env.TWINFLOW_SNAPSHOT_INTERVAL_MS,
       maxHistoryEvents: env.TWINFLOW_TWIN_MAX_HISTORY,
       signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
+      /** Data signals per second to twins, across all devices of this process; 0: no limit. */
+      signalRate: env.TWINFLOW_TWIN_SIGNAL_RATE,
     },
     retention: {
       /** 0 keeps datapoints forever. */

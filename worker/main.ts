@@ -182,7 +182,12 @@ async function run(config: Config): Promise<Running> {
           },
           onError: (org, deviceId, err) => logger.warn({ err, org, deviceId }, 'could not signal twin'),
         },
-        { minIntervalMs: config.twin.signalIntervalMs, maxInFlight: 64, retryDelayMs: 1_000 },
+        {
+          minIntervalMs: config.twin.signalIntervalMs,
+          maxInFlight: 64,
+          retryDelayMs: 1_000,
+          maxSignalsPerSecond: config.twin.signalRate,
+        },
       );
       closers.push(async () => {
         await withTimeout(notifier.close(), 10_000, 'flushing twin signals');

@@ -12,6 +12,12 @@ export interface TwinNotifierOptions {
   readonly maxInFlight: number;
   /** Delay before retrying a signal that failed for a transient reason (ms). */
   readonly retryDelayMs: number;
+  /**
+   * Signals per second at most, across all devices (0: no limit): Temporal's load from data, whatever the
+   * fleet's size or message rate. When due signals exceed it they wait, significant ones first, and keep
+   * coalescing meanwhile, so a waiting device's twin gets everything in one later signal.
+   */
+  readonly maxSignalsPerSecond?: number;
 }
 
 export const DEFAULT_NOTIFIER_OPTIONS: TwinNotifierOptions = {
@@ -46,6 +52,10 @@ interface DeviceEntry {
   dueAt: number;
   timer?: { cancel(): void };
   sending: boolean;
+  /** In one of the ready queues. */
+  queued: boolean;
+  /** Holds data the twin type called significant since its last signal. */
+  urgent: boolean;
 }
 
 export interface NotifierStats {
@@ -57,18 +67,27 @@ export interface NotifierStats {
 
 export class TwinNotifier {
   private readonly devices = new Map<string, DeviceEntry>();
-  private readonly ready: DeviceEntry[] = [];
+  /** Due devices, significant ones apart so that they go first when the signal budget is short. */
+  private readonly ready = { urgent: new Queue<DeviceEntry>(), regular: new Queue<DeviceEntry>() };
+  /** Signal budget: tokens, refilled at maxSignalsPerSecond up to one second's worth. */
+  private tokens: number;
+  private tokensAt: number;
+  private budgetTimer?: { cancel(): void };
   private inFlight = 0;
   private reports = 0;
   private signalsSent = 0;
   private signalsFailed = 0;
   private closed = false;
+  private flushing = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly deps: TwinNotifierDeps,
     private readonly options: TwinNotifierOptions = DEFAULT_NOTIFIER_OPTIONS,
-  ) {}
+  ) {
+    this.tokens = this.budget();
+    this.tokensAt = deps.now();
+  }
 
   /** Called after datapoints are durably stored. Never throws, never waits on Temporal. */
   report(
@@ -96,6 +115,8 @@ export class TwinNotifier {
         lastSentAt: Number.NEGATIVE_INFINITY,
         dueAt: Number.POSITIVE_INFINITY,
         sending: false,
+        queued: false,
+        urgent: false,
       };
       this.devices.set(key, entry);
     }
@@ -112,6 +133,7 @@ export class TwinNotifier {
       if (!significant && type?.isSignificant(dp, told)) significant = true;
     }
     entry.twinType = twinType;
+    if (significant) entry.urgent = true;
     entry.storedCount += datapoints.length;
     entry.channel = channel;
     entry.receivedAt = Math.max(entry.receivedAt, receivedAt);
@@ -140,13 +162,20 @@ export class TwinNotifier {
 
   /** Sends everything pending now (on shutdown) and waits for the signals in flight. */
   async flush(): Promise<void> {
-    // Rounds: data that arrived while a device's signal was in flight, or a failed signal, goes in the next one.
-    for (let round = 0; round < FLUSH_ROUNDS; round++) {
-      for (const entry of this.devices.values()) {
-        if (entry.pending.size > 0 && !entry.sending) this.schedule(entry, Number.NEGATIVE_INFINITY, true);
+    // On shutdown the signal budget does not apply: everything pending goes now.
+    this.flushing = true;
+    try {
+      // Rounds: data that arrived while a device's signal was in flight, or a failed signal, goes in the next one.
+      for (let round = 0; round < FLUSH_ROUNDS; round++) {
+        for (const entry of this.devices.values()) {
+          if (entry.pending.size > 0 && !entry.sending) this.schedule(entry, Number.NEGATIVE_INFINITY, true);
+        }
+        this.pump();
+        await this.whenIdle();
+        if (![...this.devices.values()].some((e) => e.pending.size > 0)) return;
       }
-      await this.whenIdle();
-      if (![...this.devices.values()].some((e) => e.pending.size > 0)) return;
+    } finally {
+      this.flushing = false;
     }
   }
 
@@ -154,10 +183,11 @@ export class TwinNotifier {
     await this.flush();
     this.closed = true;
     for (const entry of this.devices.values()) entry.timer?.cancel();
+    this.budgetTimer?.cancel();
   }
 
   private whenIdle(): Promise<void> {
-    if (this.inFlight === 0 && this.ready.length === 0) return Promise.resolve();
+    if (this.inFlight === 0 && this.readyCount() === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -178,21 +208,55 @@ export class TwinNotifier {
   }
 
   private enqueue(entry: DeviceEntry): void {
-    if (entry.sending || this.ready.includes(entry)) return;
-    this.ready.push(entry);
+    if (entry.sending || entry.queued) return;
+    entry.queued = true;
+    (entry.urgent ? this.ready.urgent : this.ready.regular).push(entry);
     this.pump();
   }
 
+  private readyCount(): number {
+    return this.ready.urgent.length + this.ready.regular.length;
+  }
+
+  private budget(): number {
+    return this.options.maxSignalsPerSecond ?? 0;
+  }
+
+  /** Takes one signal from the budget; false when it is spent (a timer then pumps again). */
+  private takeToken(): boolean {
+    const perSecond = this.budget();
+    if (perSecond <= 0 || this.flushing) return true;
+    const now = this.deps.now();
+    this.tokens = Math.min(perSecond, this.tokens + ((now - this.tokensAt) * perSecond) / 1000);
+    this.tokensAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    if (!this.budgetTimer && !this.closed) {
+      const wait = Math.ceil(((1 - this.tokens) * 1000) / perSecond);
+      this.budgetTimer = this.deps.setTimer(() => {
+        this.budgetTimer = undefined;
+        this.pump();
+      }, wait);
+    }
+    return false;
+  }
+
   private pump(): void {
-    while (this.inFlight < this.options.maxInFlight && this.ready.length > 0) {
-      const entry = this.ready.shift()!;
+    while (this.inFlight < this.options.maxInFlight && this.readyCount() > 0) {
+      const queue = this.ready.urgent.length > 0 ? this.ready.urgent : this.ready.regular;
+      const entry = queue.peek()!;
+      if (entry.pending.size > 0 && !this.takeToken()) break;
+      queue.shift();
+      entry.queued = false;
       if (entry.pending.size === 0) {
         entry.dueAt = Number.POSITIVE_INFINITY;
         continue;
       }
       void this.send(entry);
     }
-    if (this.inFlight === 0 && this.ready.length === 0) {
+    if (this.inFlight === 0 && this.readyCount() === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       waiters.forEach((w) => w());
@@ -212,6 +276,7 @@ export class TwinNotifier {
     entry.storedCount = 0;
     entry.dueAt = Number.POSITIVE_INFINITY;
     entry.sending = true;
+    entry.urgent = false;
     entry.lastSentAt = this.deps.now();
     this.inFlight++;
     try {
@@ -272,4 +337,33 @@ function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** A FIFO queue with O(1) push and shift (an array's shift is O(n), and thousands of devices may wait). */
+class Queue<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
 }

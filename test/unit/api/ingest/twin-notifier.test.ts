@@ -453,4 +453,69 @@ describe('TwinNotifier', () => {
     await clock.advanceTo(60_000);
     expect(calls).toHaveLength(1);
   });
+
+  describe('with a signal budget (maxSignalsPerSecond)', () => {
+    const succeedAll = async (calls: SignalCall[]) => {
+      for (const call of calls) await call.succeed();
+    };
+
+    it('sends at most the budget per second across devices, and the rest as it refills', async () => {
+      const { clock, calls, report } = setup({ maxSignalsPerSecond: 10, maxInFlight: 1_000 });
+      for (let i = 0; i < 35; i++) report(`dev-${i}`, [dp('t', i, 0)]);
+      expect(calls).toHaveLength(10); // one second's worth at once
+      await succeedAll(calls);
+      await clock.advanceTo(1_000);
+      expect(calls).toHaveLength(20);
+      await succeedAll(calls);
+      await clock.advanceTo(2_500);
+      expect(calls).toHaveLength(35);
+      expect(new Set(calls.map((c) => c.deviceId)).size).toBe(35);
+    });
+
+    it('sends significant data before due routine data when the budget is short', async () => {
+      const env = setup({ maxSignalsPerSecond: 2, maxInFlight: 1_000 });
+      const { clock, calls, report } = env;
+      for (const id of ['a', 'b', 'c', 'd']) {
+        report(id, [dp('t', 0, 0)]);
+        await clock.advanceBy(1_000);
+        await calls.at(-1)?.succeed();
+      }
+      expect(calls).toHaveLength(4);
+      await clock.advanceTo(10_000); // budget full again (2)
+      for (const id of ['a', 'b', 'c', 'd']) report(id, [dp('t', 1, 10_000)]); // changes: due at 15,000
+      await clock.advanceTo(15_000);
+      expect(calls.slice(4).map((c) => c.deviceId)).toEqual(['a', 'b']); // c and d wait for the budget
+      await succeedAll(calls);
+      report('new-device', [dp('t', 0, 15_000)]); // a device's first data is significant
+      await clock.advanceTo(15_500);
+      expect(calls.slice(6).map((c) => c.deviceId)).toEqual(['new-device']);
+      await succeedAll(calls);
+      await clock.advanceTo(16_500);
+      expect(calls.slice(7).map((c) => c.deviceId)).toEqual(['c', 'd']);
+    });
+
+    it('keeps coalescing while a device waits for the budget, so its twin gets it all in one signal', async () => {
+      const { clock, calls, report } = setup({ maxSignalsPerSecond: 1, maxInFlight: 1_000 });
+      report('a', [dp('t', 0, 0)]);
+      report('b', [dp('t', 0, 0)]);
+      expect(calls.map((c) => c.deviceId)).toEqual(['a']);
+      report('b', [dp('u', 5, 10)]);
+      await calls[0]?.succeed();
+      await clock.advanceTo(1_000);
+      expect(calls.map((c) => c.deviceId)).toEqual(['a', 'b']);
+      expect(values(calls[1])).toEqual({ t: 0, u: 5 });
+      expect(calls[1]?.batch.storedCount).toBe(2);
+    });
+
+    it('flush() sends everything pending at once, whatever the budget', async () => {
+      const { calls, notifier, report } = setup({ maxSignalsPerSecond: 1, maxInFlight: 1_000 });
+      for (let i = 0; i < 5; i++) report(`dev-${i}`, [dp('t', i, 0)]);
+      expect(calls).toHaveLength(1);
+      const flushed = notifier.flush();
+      await settle();
+      expect(calls).toHaveLength(5);
+      await succeedAll(calls);
+      await flushed;
+    });
+  });
 });
