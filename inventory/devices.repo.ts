@@ -73,14 +73,6 @@ export class DeviceRepository {
     return this.c.devices.findOne({ _id: deviceDocId(org, deviceId) });
   }
 
-  /** Device records by id, in one query (`$in`); missing ids are absent from the answer. */
-  async getMany(org: string, deviceIds: readonly string[]): Promise<Map<string, DeviceDoc>> {
-    const docs = await this.c.devices
-      .find({ _id: { $in: deviceIds.map((id) => deviceDocId(org, id)) } })
-      .toArray();
-    return new Map(docs.map((d) => [d.id, d]));
-  }
-
   /** The device record with its latest values and `lastSeenAt`: what the API shows. */
   async getWithLatest(org: string, deviceId: string): Promise<DeviceDoc | null> {
     const doc = await this.get(org, deviceId);
