@@ -9,6 +9,8 @@ export interface MetricSources {
     queued: number;
     largestBatch: number;
     refused: number;
+    historySeconds: number;
+    latestSeconds: number;
   };
   readonly twinSignals: () => {
     reports: number;
@@ -66,6 +68,18 @@ export function createMetrics(sources: MetricSources): Registry {
     'Messages refused because the ingest queue was full',
     () => sources.ingest().refused,
   );
+  mirroredCounter(
+    registry,
+    'twinflow_ingest_history_write_seconds_total',
+    'Time group-commit writes spent storing datapoint history',
+    () => sources.ingest().historySeconds,
+  );
+  mirroredCounter(
+    registry,
+    'twinflow_ingest_latest_write_seconds_total',
+    'Time group-commit writes spent storing latest values',
+    () => sources.ingest().latestSeconds,
+  );
   readGauge(
     registry,
     'twinflow_ingest_queued',
@@ -83,6 +97,12 @@ export function createMetrics(sources: MetricSources): Registry {
     'twinflow_twin_signal_failures_total',
     'Telemetry signals that failed',
     () => sources.twinSignals().signalsFailed,
+  );
+  readGauge(
+    registry,
+    'twinflow_twin_devices_pending',
+    'Devices with data their twin has not been told yet (waiting for their delay or the signal budget)',
+    () => sources.twinSignals().devicesPending,
   );
   mirroredCounter(
     registry,

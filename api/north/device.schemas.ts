@@ -83,6 +83,9 @@ export const listQuerySchema = z
   })
   .strict();
 
+/** `twin=snapshot` answers from the read model alone, without asking the live twin (cheaper, never waits). */
+export const getDeviceQuerySchema = z.object({ twin: z.enum(['live', 'snapshot']).default('live') }).strict();
+
 export const encodeCursor = (deviceId: string): string => Buffer.from(deviceId, 'utf8').toString('base64url');
 export function decodeCursor(cursor: string): string | undefined {
   const id = Buffer.from(cursor, 'base64url').toString('utf8');

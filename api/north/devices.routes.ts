@@ -10,6 +10,7 @@ import type { Services } from '../services';
 import { deviceIdParam, parseWith, readJson, readQuery } from '../validation';
 import {
   bulkProvisionSchema,
+  getDeviceQuerySchema,
   decodeCursor,
   deviceView,
   encodeCursor,
@@ -27,7 +28,9 @@ async function deviceOr404(
   deviceId: string,
   withLatest = false,
 ): Promise<DeviceDoc> {
-  const doc = await (withLatest ? services.devices.getWithLatest(org, deviceId) : services.devices.get(org, deviceId));
+  const doc = await (withLatest
+    ? services.devices.getWithLatest(org, deviceId)
+    : services.devices.get(org, deviceId));
   if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
   return doc;
 }
@@ -135,13 +138,17 @@ devicesRoutes.get(
 devicesRoutes.get(
   '/:deviceId',
   can('devices:read'),
-  { summary: 'Get a device with its live twin state', tag },
+  { summary: 'Get a device with its live twin state', tag, query: getDeviceQuerySchema },
   async (c) => {
     const deviceId = deviceIdParam(c.req.param('deviceId'));
+    const query = readQuery(c, getDeviceQuerySchema);
     const { org } = c.get('principal');
     const services = c.get('services');
     const doc = await deviceOr404(services, org, deviceId, true);
-    const live = doc.lifecycle === 'ACTIVE' ? await services.twins.getState(org, deviceId) : undefined;
+    const live =
+      doc.lifecycle === 'ACTIVE' && query.twin === 'live'
+        ? await services.twins.getState(org, deviceId)
+        : undefined;
     return c.json(deviceView(doc, live));
   },
 );

@@ -98,6 +98,13 @@ describe('devices over the north and south APIs', () => {
     ]);
     expect(state.connectivity.channel).toBe('http');
 
+    // From the read model alone: the same values, the twin as its last snapshot.
+    const snapshotView = await admin.get('/north/v1/devices/sensor-7?twin=snapshot');
+    expect(snapshotView.status).toBe(200);
+    expect(snapshotView.body.datastreams).toEqual(view.body.datastreams);
+    expect(snapshotView.body.twin.source).toBe('snapshot');
+    expect((await admin.get('/north/v1/devices/sensor-7?twin=maybe')).status).toBe(400);
+
     const history = await admin.get('/north/v1/devices/sensor-7/datastreams/temperature/datapoints');
     expect(history.body.datapoints.map((d: { value: number }) => d.value)).toEqual([21.5, 20.5]);
   });

@@ -1,0 +1,28 @@
+// The bare broker of the MQTT benchmark, in its own process like TwinFlow's: aedes with no login and no
+// storage, and one plain subscriber on odm/iot/+ (QoS 1) counting what it receives. Talks to the
+// benchmark over IPC: sends { port } when ready, answers 'count' with { received }, exits on 'stop'.
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import mqtt from 'mqtt';
+
+async function main(): Promise<void> {
+  const { Aedes } = await import('aedes');
+  const aedes = await Aedes.createBroker();
+  const server = net.createServer(aedes.handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  const subscriber = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'bench-subscriber' });
+  let received = 0;
+  subscriber.on('message', () => (received += 1));
+  await subscriber.subscribeAsync('odm/iot/+', { qos: 1 });
+  process.on('message', (msg) => {
+    if (msg === 'count') process.send?.({ received });
+    if (msg === 'stop') process.exit(0);
+  });
+  process.send?.({ port });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
