@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { getFreePort } from '../worker/local-stack';
 import { runIdentityBench } from './identity';
 import { runMqttBench } from './mqtt';
@@ -76,6 +77,17 @@ async function startStack(
   return child;
 }
 
+/** Workflow tasks waiting on TwinFlow's task queue (Temporal's approximate count). */
+async function workflowBacklog(connection: Connection): Promise<number> {
+  const res = await connection.workflowService.describeTaskQueue({
+    namespace: 'default',
+    taskQueue: { name: 'twinflow' },
+    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    reportStats: true,
+  });
+  return Number(res.stats?.approximateBacklogCount ?? 0);
+}
+
 async function post(url: string, body: unknown, key: string): Promise<Response> {
   return fetch(url, {
     method: 'POST',
@@ -97,6 +109,17 @@ async function main(): Promise<void> {
   );
   say('Starting the embedded stack (Temporal dev server, MongoDB-compatible server, worker, API)...');
   const stack = await startStack(dataDir, ports);
+  // Stopped or interrupted: the stack goes too, rather than running on without its benchmark.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      say(`\n${signal}: stopping the stack...`);
+      stack.once('exit', () => {
+        rmSync(dataDir, { recursive: true, force: true });
+        process.exit(130);
+      });
+      stack.kill('SIGTERM');
+    });
+  }
   const base = `http://127.0.0.1:${ports.api}`;
   const connection = await Connection.connect({ address: `127.0.0.1:${ports.temporal}` });
   const client = new Client({ connection });
@@ -125,6 +148,7 @@ async function main(): Promise<void> {
           devices,
           seconds: Number(process.env.BENCH_MQTT_SECONDS ?? 20),
           say,
+          workflowBacklog: () => workflowBacklog(connection),
         });
       } catch (err) {
         say(`  MQTT ingest did not finish: ${(err as Error).message}`);
