@@ -32,9 +32,10 @@ interface PendingWrite {
   readonly lastSeenAt: number;
 }
 
-// One write at a time: a write is already many messages, and the embedded FerretDB stalls under
-// concurrent bulk writes. Batches stay moderate so that a write's latency (every sender's ack) stays short.
-const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxQueued: 10_000, maxBatchItems: 2_000, concurrency: 1 };
+// Two writes at a time, pipelined: one batch's history while the one before writes its latest values
+// (those go one batch at a time, in order; see write()). Batches stay moderate so that a write's latency
+// (every sender's ack) stays short.
+const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxQueued: 10_000, maxBatchItems: 2_000, concurrency: 2 };
 
 export interface IngestResult {
   readonly deviceId: string;
@@ -45,6 +46,12 @@ export class Ingestor {
   private readonly commit: GroupCommit<PendingWrite>;
   /** Seconds spent writing history and latest values, summed over all writes. */
   private readonly seconds = { history: 0, latest: 0 };
+  /**
+   * The last batch's latest-value write. Each batch's follows it: latest pages are read and rewritten
+   * whole by the embedded FerretDB, so two writes of one page at once could lose one, and an older batch
+   * must not land after a newer one.
+   */
+  private latestTail: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: IngestorDeps) {
     this.commit = new GroupCommit((batch) => this.write(batch), {
@@ -148,14 +155,10 @@ export class Ingestor {
         if (!seen || seen.at <= v.at) entry.values.set(key, v);
       }
     }
-    try {
-      // The history first, then the latest values: one request at a time against the store.
-      const t0 = performance.now();
-      await this.deps.datapoints.insertMany(docs);
-      const t1 = performance.now();
-      this.seconds.history += (t1 - t0) / 1000;
-      await Promise.all([
-        ...[...perOrg].map(([org, devices]) =>
+    const storeLatest = async () => {
+      const t = performance.now();
+      await Promise.all(
+        [...perOrg].map(([org, devices]) =>
           this.deps.devices.storeLatest(
             org,
             [...devices].map(([deviceId, e]) => ({
@@ -165,8 +168,21 @@ export class Ingestor {
             })),
           ),
         ),
-      ]);
-      this.seconds.latest += (performance.now() - t1) / 1000;
+      );
+      this.seconds.latest += (performance.now() - t) / 1000;
+    };
+    // The history first; the latest values after it, and after the previous batch's latest values.
+    const t0 = performance.now();
+    const history = this.deps.datapoints.insertMany(docs).then(() => {
+      this.seconds.history += (performance.now() - t0) / 1000;
+    });
+    const latest = this.latestTail.then(async () => {
+      await history;
+      await storeLatest();
+    });
+    this.latestTail = latest.catch(() => undefined);
+    try {
+      await Promise.all([history, latest]);
     } catch (err) {
       // What the guard took as stored may not be: it reads the device again next time.
       for (const p of batch) this.deps.latestGuard.forget(p.org, p.deviceId);

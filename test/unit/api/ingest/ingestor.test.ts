@@ -1,0 +1,107 @@
+// Ingestor: pipelined writes keep the latest values in batch order, one batch at a time, and never ahead
+// of their history; a failed history write fails its messages without stopping the next batch.
+import { Ingestor } from '../../../../api/ingest/ingestor';
+import type { DeviceDirectory } from '../../../../api/ingest/device-directory';
+import { LatestValueGuard } from '../../../../api/ingest/latest-value-guard';
+import type { TwinNotifier } from '../../../../api/ingest/twin-notifier';
+import type { Principal } from '../../../../api/context';
+import type { DatapointRepository } from '../../../../inventory/datapoints.repo';
+import type { DeviceRepository, LatestUpdate } from '../../../../inventory/devices.repo';
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+function setup() {
+  const events: string[] = [];
+  const histories: { values: number[]; finish(err?: Error): void }[] = [];
+  let latestRunning = 0;
+  let latestMax = 0;
+  const datapoints = {
+    insertMany: (docs: { value?: unknown }[]) =>
+      new Promise<void>((resolve, reject) => {
+        const values = docs.map((d) => Number(d.value));
+        events.push(`history start ${values.join(',')}`);
+        histories.push({
+          values,
+          finish: (err) => {
+            events.push(`history ${err ? 'failed' : 'done'} ${values.join(',')}`);
+            if (err) reject(err);
+            else resolve();
+          },
+        });
+      }),
+  } as unknown as DatapointRepository;
+  const devices = {
+    storeLatest: async (_org: string, updates: readonly LatestUpdate[]) => {
+      latestRunning++;
+      latestMax = Math.max(latestMax, latestRunning);
+      events.push(`latest ${updates.flatMap((u) => u.values.map((v) => v.value)).join(',')}`);
+      await flush();
+      latestRunning--;
+    },
+  } as unknown as DeviceRepository;
+  const directory = {
+    get: async (org: string, deviceId: string) => ({
+      org,
+      deviceId,
+      twinType: 'generic',
+      active: true,
+      transport: {},
+    }),
+  } as unknown as DeviceDirectory;
+  const notifier = { report: () => undefined } as unknown as TwinNotifier;
+  const ingestor = new Ingestor({
+    devices,
+    datapoints,
+    directory,
+    notifier,
+    latestGuard: new LatestValueGuard({ loadTimes: async () => new Map() }),
+    now: () => 1_000,
+  });
+  const principal = {
+    kind: 'service',
+    org: 'o',
+    id: 'k',
+    role: 'org-admin',
+    permissions: new Set(),
+    platformAdmin: false,
+  } as unknown as Principal;
+  const send = (device: string, value: number) =>
+    ingestor.ingest(
+      principal,
+      device,
+      { datastreams: [{ id: 'reading', datapoints: [{ value, at: value }] }] } as never,
+      'mqtt',
+    );
+  return { events, histories, send, latestMax: () => latestMax };
+}
+
+describe('Ingestor', () => {
+  it('writes the next batch history while the last one finishes, and latest values in batch order', async () => {
+    const env = setup();
+    const first = env.send('d1', 1);
+    await flush();
+    const second = env.send('d1', 2); // the same device, newer: must land last
+    await flush();
+    expect(env.histories.map((h) => h.values)).toEqual([[1], [2]]); // two histories under way at once
+    env.histories[1]!.finish(); // the newer history finishes first
+    await flush();
+    expect(env.events.filter((e) => e.startsWith('latest'))).toEqual([]); // waits for the older batch
+    env.histories[0]!.finish();
+    await Promise.all([first, second]);
+    expect(env.events.filter((e) => e.startsWith('latest'))).toEqual(['latest 1', 'latest 2']);
+    expect(env.latestMax()).toBe(1);
+  });
+
+  it('fails the messages of a batch whose history failed, stores no latest values for it, and goes on', async () => {
+    const env = setup();
+    const first = env.send('d1', 1);
+    await flush();
+    const second = env.send('d2', 2);
+    await flush();
+    env.histories[0]!.finish(new Error('store down'));
+    env.histories[1]!.finish();
+    await expect(first).rejects.toThrow('store down');
+    await expect(second).resolves.toEqual({ deviceId: 'd2', stored: 1 });
+    expect(env.events.filter((e) => e.startsWith('latest'))).toEqual(['latest 2']);
+  });
+});
