@@ -69,7 +69,7 @@ function setup() {
     ingestor.ingest(
       principal,
       device,
-      { datastreams: [{ id: 'reading', datapoints: [{ value, at: value }] }] } as never,
+      { datastreams: [{ id: 'reading', datapoints: [{ value, at: value }] }] },
       'mqtt',
     );
   return { events, histories, send, latestMax: () => latestMax };
