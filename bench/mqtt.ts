@@ -104,7 +104,7 @@ async function drive(
         if (perDeviceHz) {
           const due = start + (seq * 1000) / perDeviceHz;
           const wait = due - performance.now();
-          if (wait > 0) await sleep(wait);
+          if (wait > 0) await sleep(Math.min(wait, deadline - performance.now()));
           if (performance.now() >= deadline) break;
         }
         while (mayPublish && !mayPublish() && performance.now() < deadline) await sleep(2);
