@@ -1,4 +1,4 @@
-// Ingestor: pipelined writes keep the latest values in batch order, one batch at a time, and never ahead
+// Ingestor with two writes at a time: pipelined writes keep the latest values in batch order, one batch at a time, and never ahead
 // of their history; a failed history write fails its messages without stopping the next batch.
 import { Ingestor } from '../../../../api/ingest/ingestor';
 import type { DeviceDirectory } from '../../../../api/ingest/device-directory';
@@ -56,6 +56,7 @@ function setup() {
     notifier,
     latestGuard: new LatestValueGuard({ loadTimes: async () => new Map() }),
     now: () => 1_000,
+    groupCommit: { concurrency: 2 },
   });
   const principal = {
     kind: 'service',
