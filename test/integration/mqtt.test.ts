@@ -293,8 +293,7 @@ describe('MQTT devices', () => {
     const res = await fetch(`${tf.baseUrl}/metrics`);
     expect(res.status).toBe(200);
     const text = await res.text();
-    const value = (name: string) =>
-      Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN);
+    const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN);
     expect(value('twinflow_mqtt_accepted_total')).toBeGreaterThan(5);
     expect(value('twinflow_mqtt_refused_logins_total')).toBeGreaterThanOrEqual(4);
     expect(value('twinflow_mqtt_rejected_total')).toBeGreaterThanOrEqual(2);
