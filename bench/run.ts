@@ -1,6 +1,6 @@
 // `npm run bench`: operations against the bare HTTP round trip, provisioning against a bare Temporal start loop,
 // collect throughput, and identity (login, authentication overhead), on the embedded stack.
-// BENCH_ONLY=identity,operations,provisioning,collect picks sections.
+// BENCH_ONLY=identity,mqtt,operations,provisioning,collect picks sections.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -9,7 +9,7 @@ import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client
 import { temporal } from '@temporalio/proto';
 import { getFreePort } from '../worker/local-stack';
 import { runIdentityBench } from './identity';
-import { runMqttBench } from './mqtt';
+import { type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench } from './operations';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -23,7 +23,7 @@ const COLLECT_DEVICES = 500;
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
-  (process.env.BENCH_ONLY ?? 'identity,operations,provisioning,collect').split(',').map((s) => s.trim()),
+  (process.env.BENCH_ONLY ?? 'identity,mqtt,operations,provisioning,collect').split(',').map((s) => s.trim()),
 );
 const OPERATIONS = Number(process.env.BENCH_OPERATIONS ?? 1_000);
 const OPERATION_DEVICES = Number(process.env.BENCH_OPERATION_DEVICES ?? 200);
@@ -127,6 +127,7 @@ async function main(): Promise<void> {
   let provisionRate = NaN;
   let bareRate = NaN;
   let collectRate = NaN;
+  let mqtt: MqttBenchResult | undefined;
   const latencies: number[] = [];
   try {
     if (SECTIONS.has('identity')) {
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
         `\nMQTT ingest: ${fmt(devices)} devices publishing QoS 1 to the embedded broker, beside the same broker bare`,
       );
       try {
-        await runMqttBench({
+        mqtt = await runMqttBench({
           base,
           adminKey: ADMIN_KEY,
           mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}`,
@@ -270,6 +271,14 @@ async function main(): Promise<void> {
     }
   } finally {
     say('\nSummary');
+    if (mqtt) {
+      say(
+        `  MQTT ingest           ${fmt(mqtt.rate).padStart(8)} messages/s (aim: 10,000), bare broker ${fmt(mqtt.bareRate)}/s, ratio ${fmt(mqtt.rate / mqtt.bareRate, 3)} (aim: 0.25)`,
+      );
+      say(
+        `                        visible p99 ${fmt(mqtt.visibleP99Ms)} ms (aim: 1,000); twin signals ${mqtt.signalsPerSecond.map((r) => fmt(r, 1)).join(' then ')} /s as the rate doubled; stored ${fmt(mqtt.stored)} of ${fmt(mqtt.acked)} acknowledged`,
+      );
+    }
     if (ops) {
       const o = ops;
       say(
