@@ -52,8 +52,8 @@ interface DeviceEntry {
   dueAt: number;
   timer?: { cancel(): void };
   sending: boolean;
-  /** In one of the ready queues. */
-  queued: boolean;
+  /** The ready queue the device waits in, if any (it may also have a stale place in the other). */
+  queuedIn?: 'urgent' | 'regular';
   /** Holds data the twin type called significant since its last signal. */
   urgent: boolean;
 }
@@ -115,7 +115,6 @@ export class TwinNotifier {
         lastSentAt: Number.NEGATIVE_INFINITY,
         dueAt: Number.POSITIVE_INFINITY,
         sending: false,
-        queued: false,
         urgent: false,
       };
       this.devices.set(key, entry);
@@ -147,6 +146,12 @@ export class TwinNotifier {
         ? (type?.maxSignalDelayMs ?? DEFAULT_MAX_SIGNAL_DELAY_MS)
         : (type?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
     this.schedule(entry, Math.max(earliest, now + delay));
+    if (significant && entry.queuedIn === 'regular') {
+      // Already waiting for the budget among routine signals: move it ahead (its old place goes stale).
+      entry.queuedIn = 'urgent';
+      this.ready.urgent.push(entry);
+      this.pump();
+    }
   }
 
   stats(): NotifierStats {
@@ -208,9 +213,9 @@ export class TwinNotifier {
   }
 
   private enqueue(entry: DeviceEntry): void {
-    if (entry.sending || entry.queued) return;
-    entry.queued = true;
-    (entry.urgent ? this.ready.urgent : this.ready.regular).push(entry);
+    if (entry.sending || entry.queuedIn) return;
+    entry.queuedIn = entry.urgent ? 'urgent' : 'regular';
+    this.ready[entry.queuedIn].push(entry);
     this.pump();
   }
 
@@ -245,11 +250,16 @@ export class TwinNotifier {
 
   private pump(): void {
     while (this.inFlight < this.options.maxInFlight && this.readyCount() > 0) {
-      const queue = this.ready.urgent.length > 0 ? this.ready.urgent : this.ready.regular;
+      const name = this.ready.urgent.length > 0 ? 'urgent' : 'regular';
+      const queue = this.ready[name];
       const entry = queue.peek()!;
+      if (entry.queuedIn !== name) {
+        queue.shift(); // a stale place: the device moved ahead, or has been sent since
+        continue;
+      }
       if (entry.pending.size > 0 && !this.takeToken()) break;
       queue.shift();
-      entry.queued = false;
+      entry.queuedIn = undefined;
       if (entry.pending.size === 0) {
         entry.dueAt = Number.POSITIVE_INFINITY;
         continue;

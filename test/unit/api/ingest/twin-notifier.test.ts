@@ -494,6 +494,26 @@ describe('TwinNotifier', () => {
       expect(calls.slice(7).map((c) => c.deviceId)).toEqual(['c', 'd']);
     });
 
+    it('moves a device waiting among routine signals ahead when significant data comes', async () => {
+      const env = setup({ maxSignalsPerSecond: 1, maxInFlight: 1_000 });
+      const { clock, calls, report } = env;
+      for (const id of ['a', 'b', 'c']) {
+        report(id, [dp('voltage', 230, clock.time)], 'electricity-meter');
+        await clock.advanceBy(1_000);
+        await calls.at(-1)?.succeed();
+      }
+      await clock.advanceTo(20_000); // one token
+      for (const id of ['a', 'b', 'c']) report(id, [dp('voltage', 231, 20_000)], 'electricity-meter'); // routine
+      await clock.advanceTo(30_000); // all three due (10 s); a goes, b and c wait for the budget
+      expect(calls.slice(3).map((c) => c.deviceId)).toEqual(['a']);
+      await calls.at(-1)?.succeed();
+      report('c', [dp('voltage', 150, 30_000)], 'electricity-meter'); // leaves the band: significant
+      await clock.advanceTo(31_000);
+      await clock.advanceTo(32_000);
+      expect(calls.slice(4).map((c) => c.deviceId)).toEqual(['c', 'b']);
+      expect(values(calls[4])).toEqual({ voltage: 150 });
+    });
+
     it('keeps coalescing while a device waits for the budget, so its twin gets it all in one signal', async () => {
       const { clock, calls, report } = setup({ maxSignalsPerSecond: 1, maxInFlight: 1_000 });
       report('a', [dp('t', 0, 0)]);
