@@ -224,7 +224,9 @@ export class DeviceRepository {
     const byPage = new Map<number, string[]>();
     for (const id of deviceIds) {
       const page = latestPageOf(id);
-      byPage.set(page, [...(byPage.get(page) ?? []), id]);
+      const ids = byPage.get(page);
+      if (ids) ids.push(id);
+      else byPage.set(page, [id]);
     }
     const out = new Map<string, LatestEntryDoc>();
     await Promise.all(

@@ -75,15 +75,15 @@ export class GroupCommit<T> {
 
   private pump(): void {
     while (this.running < this.options.concurrency && this.queue.length > 0) {
-      const batch: Entry<T>[] = [];
+      let count = 0;
       let weight = 0;
-      while (this.queue.length > 0) {
-        const next = this.queue[0] as Entry<T>;
-        if (batch.length > 0 && weight + next.weight > this.options.maxBatchItems) break;
-        batch.push(next);
+      for (const next of this.queue) {
+        if (count > 0 && weight + next.weight > this.options.maxBatchItems) break;
         weight += next.weight;
-        this.queue.shift();
+        count += 1;
       }
+      // One splice per batch: shifting item by item moves the whole queue (thousands) for each item.
+      const batch = this.queue.splice(0, count);
       this.running += 1;
       this.stats.batches += 1;
       this.stats.items += batch.length;

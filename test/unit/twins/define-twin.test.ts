@@ -1,5 +1,10 @@
 // Covers defineTwin: validation of a twin type declaration and its defaults.
-import { type TwinTypeSpec, DEFAULT_MAX_SIGNAL_DELAY_MS, defineTwin } from '../../../twins/define-twin';
+import {
+  type TwinTypeSpec,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_MAX_SIGNAL_DELAY_MS,
+  defineTwin,
+} from '../../../twins/define-twin';
 import type { Datapoint, LatestValue } from '../../../twins/types';
 
 const spec = (overrides: Partial<TwinTypeSpec<{ n: number }>> = {}): TwinTypeSpec<{ n: number }> => ({
@@ -41,6 +46,22 @@ describe('defineTwin', () => {
     expect(defineTwin(spec()).maxSignalDelayMs).toBe(DEFAULT_MAX_SIGNAL_DELAY_MS);
     expect(DEFAULT_MAX_SIGNAL_DELAY_MS).toBe(5_000);
     expect(defineTwin(spec({ maxSignalDelayMs: 0 })).maxSignalDelayMs).toBe(0);
+  });
+
+  it.each([
+    ['negative', { heartbeatMs: -1 }],
+    ['not a number', { heartbeatMs: Number.NaN }],
+    ['endless', { heartbeatMs: Number.POSITIVE_INFINITY }],
+    ['shorter than maxSignalDelayMs', { maxSignalDelayMs: 10_000, heartbeatMs: 5_000 }],
+  ])('rejects a heartbeatMs that is %s', (_label, fields) => {
+    expect(() => defineTwin(spec(fields))).toThrow(/heartbeatMs/);
+  });
+
+  it('defaults heartbeatMs to 60 s, or to maxSignalDelayMs when that is longer', () => {
+    expect(defineTwin(spec()).heartbeatMs).toBe(DEFAULT_HEARTBEAT_MS);
+    expect(DEFAULT_HEARTBEAT_MS).toBe(60_000);
+    expect(defineTwin(spec({ maxSignalDelayMs: 90_000 })).heartbeatMs).toBe(90_000);
+    expect(defineTwin(spec({ heartbeatMs: 5_000 })).heartbeatMs).toBe(5_000);
   });
 
   it('by default treats an unseen datastream as significant and a known one as not', () => {

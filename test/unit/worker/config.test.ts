@@ -20,6 +20,8 @@ describe('loadConfig', () => {
     });
     expect(config.mongo).toEqual({ uri: undefined, db: 'twinflow', embeddedPort: 27017 });
     expect(config.logLevel).toBe('info');
+    expect(config.twin.signalRate).toBe(200);
+    expect(loadConfig({ TWINFLOW_TWIN_SIGNAL_RATE: '0' }).twin.signalRate).toBe(0);
   });
 
   it('puts the Temporal UI 1000 above the Temporal port unless it is set', () => {
@@ -103,6 +105,9 @@ describe('loadConfig', () => {
     ['a bootstrap key with a space', { TWINFLOW_BOOTSTRAP_API_KEY: 'has a space in the middle' }],
     ['an unknown log level', { LOG_LEVEL: 'loud' }],
     ['a Temporal UI switch that is not on or off', { TWINFLOW_TEMPORAL_UI: 'yes' }],
+    ['a negative twin signal rate', { TWINFLOW_TWIN_SIGNAL_RATE: '-1' }],
+    ['a twin signal rate that is not a whole number', { TWINFLOW_TWIN_SIGNAL_RATE: 'fast' }],
+    ['a fractional twin signal rate', { TWINFLOW_TWIN_SIGNAL_RATE: '2.5' }],
   ])('rejects %s', (_label, env) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
   });
