@@ -12,12 +12,12 @@ import type {
 import type { ConnectorFunctions } from '../functions/connector';
 import type { KeyRepository } from '../inventory/keys.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
-import type { Authenticator } from './auth';
-import type { RoleResolver } from './access/roles';
-import type { LoginLimiter } from './access/login-limiter';
-import type { DeviceDirectory } from './ingest/device-directory';
-import type { Ingestor } from './ingest/ingestor';
-import type { TwinGateway } from './twin-gateway';
+import type { Authenticator } from '../access/authenticator';
+import type { RoleResolver } from '../access/roles';
+import type { LoginLimiter } from '../access/login-limiter';
+import type { DeviceDirectory } from '../ingest/device-directory';
+import type { Ingestor } from '../ingest/ingestor';
+import type { TwinGateway } from '../operations/twin-gateway';
 
 export interface ReadinessCheck {
   readonly ok: boolean;

@@ -1,5 +1,5 @@
 // Connector functions for the ingest paths: finds the function a message matches, runs it, and answers a collect body.
-import type { CollectBody } from '../api/ingest/collect.schema';
+import type { CollectBody } from '../ingest/collect.schema';
 import { ApiError } from '../api/errors';
 import type { FunctionDoc } from '../inventory/documents';
 import type { FunctionRepository } from '../inventory/functions.repo';

@@ -1,7 +1,7 @@
 // Connector functions compiled once and called many times, with their output checked and their calls and failures counted.
 import { type FailureKind, FunctionSandbox, type SandboxLimits } from './sandbox';
 import { type OutputDatapoint, toCollectBody } from './output';
-import type { CollectBody } from '../api/ingest/collect.schema';
+import type { CollectBody } from '../ingest/collect.schema';
 
 export interface FunctionError {
   readonly at: number;

@@ -5,7 +5,7 @@ import {
   collectBodySchema,
   MAX_DATAPOINTS_PER_MESSAGE,
   MAX_DATASTREAMS_PER_MESSAGE,
-} from '../api/ingest/collect.schema';
+} from '../ingest/collect.schema';
 
 /** One datapoint as a function returns it: `{ id, value, at?, from?, feed? }`. */
 const outputDatapointSchema = z

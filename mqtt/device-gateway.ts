@@ -4,10 +4,10 @@
 import type { Logger } from 'pino';
 import { responseEnvelopeSchema } from '../twins/operation-envelopes';
 import { hashKey } from '../inventory/keys';
-import type { Principal } from '../api/context';
+import type { Principal } from '../access/principal';
 import { ApiError } from '../api/errors';
-import { collectBodySchema } from '../api/ingest/collect.schema';
-import { acceptOperationResponse } from '../api/south/operation-response';
+import { collectBodySchema } from '../ingest/collect.schema';
+import { acceptOperationResponse } from '../operations/operation-response';
 import type { Services } from '../api/services';
 import type { BrokerHooks, DeviceSession, RequestChannel } from './embedded-broker';
 import type { DeviceTopic } from './topics';

@@ -7,11 +7,11 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import pino, { type Logger } from 'pino';
 import { createApp, handleClientError } from '../api/app';
-import { LoginLimiter } from '../api/access/login-limiter';
-import { hashPassword } from '../api/access/passwords';
-import { RoleResolver } from '../api/access/roles';
-import { TokenService } from '../api/access/tokens';
-import { Authenticator } from '../api/auth';
+import { LoginLimiter } from '../access/login-limiter';
+import { hashPassword } from '../access/passwords';
+import { RoleResolver } from '../access/roles';
+import { TokenService } from '../access/tokens';
+import { Authenticator } from '../access/authenticator';
 import {
   AuditRepository,
   OrganizationRepository,
@@ -20,12 +20,12 @@ import {
   sharedSecret,
   UserRepository,
 } from '../inventory/identity.repo';
-import { DeviceDirectory } from '../api/ingest/device-directory';
-import { Ingestor } from '../api/ingest/ingestor';
-import { LatestValueGuard } from '../api/ingest/latest-value-guard';
-import { TwinGoneError, TwinNotifier } from '../api/ingest/twin-notifier';
+import { DeviceDirectory } from '../ingest/device-directory';
+import { Ingestor } from '../ingest/ingestor';
+import { LatestValueGuard } from '../ingest/latest-value-guard';
+import { TwinGoneError, TwinNotifier } from '../ingest/twin-notifier';
 import type { Services } from '../api/services';
-import { TwinGateway } from '../api/twin-gateway';
+import { TwinGateway } from '../operations/twin-gateway';
 import { DatapointRepository } from '../inventory/datapoints.repo';
 import { DeviceRepository } from '../inventory/devices.repo';
 import { OperationRepository } from '../inventory/operations.repo';

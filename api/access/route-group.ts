@@ -4,7 +4,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { ZodTypeAny } from 'zod';
 import type { AppEnv, Principal } from '../context';
 import { ApiError } from '../errors';
-import type { Action } from './permissions';
+import type { Action } from '../../access/permissions';
 
 export type Access =
   /** No credential (health, login, the OpenAPI description). */

@@ -2,7 +2,12 @@
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hashPassword, verifyPassword } from '../access/passwords';
+import {
+  MAX_PASSWORD_LENGTH,
+  MIN_PASSWORD_LENGTH,
+  hashPassword,
+  verifyPassword,
+} from '../../access/passwords';
 import { PUBLIC, RouteGroup, SIGNED_IN } from '../access/route-group';
 import { audit, recordAudit } from '../audit';
 import type { AppEnv } from '../context';

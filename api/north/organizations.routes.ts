@@ -1,7 +1,7 @@
 // Organizations (tenants): created by a platform admin, each with its first admin user.
 import { z } from 'zod';
 import type { OrganizationDoc, UserDoc } from '../../inventory/documents';
-import { hashPassword } from '../access/passwords';
+import { hashPassword } from '../../access/passwords';
 import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import { actorOf } from '../context';

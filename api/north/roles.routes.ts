@@ -10,7 +10,7 @@ import {
   isBuiltinRole,
   ROLE_NAME_PATTERN,
   type Action,
-} from '../access/permissions';
+} from '../../access/permissions';
 import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import type { AppEnv } from '../context';

@@ -1,8 +1,8 @@
 // Users of an organization: created with a role by someone who holds every right of that role.
 import { z } from 'zod';
 import type { UserDoc } from '../../inventory/documents';
-import { hashPassword } from '../access/passwords';
-import { assignableRole, canGrant } from '../access/permissions';
+import { hashPassword } from '../../access/passwords';
+import { assignableRole, canGrant } from '../../access/permissions';
 import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import { type AppEnv, actorOf } from '../context';

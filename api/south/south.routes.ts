@@ -5,8 +5,8 @@ import { responseEnvelopeSchema } from '../../twins/operation-envelopes';
 import { DEVICE, RouteGroup } from '../access/route-group';
 import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
-import { collectBodySchema } from '../ingest/collect.schema';
-import { acceptOperationResponse } from './operation-response';
+import { collectBodySchema } from '../../ingest/collect.schema';
+import { acceptOperationResponse } from '../../operations/operation-response';
 import { deviceIdParam, readJson, readQuery } from '../validation';
 
 export const southRoutes = new RouteGroup('/south/v80/devices');

@@ -1,6 +1,6 @@
 // LatestValueGuard: older datapoints never replace newer latest values, without a conditional update per datastream.
-import { LatestValueGuard } from '../../../../api/ingest/latest-value-guard';
-import { encodeDatastreamKey } from '../../../../inventory/datastream-key';
+import { LatestValueGuard } from '../../../ingest/latest-value-guard';
+import { encodeDatastreamKey } from '../../../inventory/datastream-key';
 
 const v = (id: string, at: number, feed = 'default') => ({ id, feed, at });
 

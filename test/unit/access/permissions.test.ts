@@ -8,7 +8,7 @@ import {
   isBuiltinRole,
   ROLE_NAME_PATTERN,
   type Action,
-} from '../../../../api/access/permissions';
+} from '../../../access/permissions';
 
 const set = (...a: Action[]) => new Set<Action>(a);
 

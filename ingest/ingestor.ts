@@ -1,11 +1,11 @@
 // The ingest pipeline shared by HTTP and MQTT: resolve the device, store datapoints and latest values, then tell the twin.
-import type { DatapointDoc, LatestValueDoc } from '../../inventory/documents';
-import type { DatapointRepository } from '../../inventory/datapoints.repo';
-import type { DeviceRepository } from '../../inventory/devices.repo';
-import { toStoredValue } from '../../inventory/storable';
-import { type Channel, type Datapoint, datastreamKey } from '../../twins/types';
-import type { Principal } from '../context';
-import { ApiError } from '../errors';
+import type { DatapointDoc, LatestValueDoc } from '../inventory/documents';
+import type { DatapointRepository } from '../inventory/datapoints.repo';
+import type { DeviceRepository } from '../inventory/devices.repo';
+import { toStoredValue } from '../inventory/storable';
+import { type Channel, type Datapoint, datastreamKey } from '../twins/types';
+import type { Principal } from '../access/principal';
+import { ApiError } from '../api/errors';
 import { type CollectBody, MAX_DATAPOINTS_PER_MESSAGE, toDatapoints } from './collect.schema';
 import type { DeviceDirectory } from './device-directory';
 import { GroupCommit, type GroupCommitOptions, QueueFullError } from './group-commit';

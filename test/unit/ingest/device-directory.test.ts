@@ -1,7 +1,7 @@
 // DeviceDirectory: cached lookups, one lookup per device however many messages wait on it.
-import { DeviceDirectory } from '../../../../api/ingest/device-directory';
-import type { DeviceDoc } from '../../../../inventory/documents';
-import type { DeviceRepository } from '../../../../inventory/devices.repo';
+import { DeviceDirectory } from '../../../ingest/device-directory';
+import type { DeviceDoc } from '../../../inventory/documents';
+import type { DeviceRepository } from '../../../inventory/devices.repo';
 
 const doc = (org: string, id: string, lifecycle: DeviceDoc['lifecycle'] = 'ACTIVE') =>
   ({ _id: `${org}/${id}`, org, id, type: 'generic', lifecycle, transport: {} }) as unknown as DeviceDoc;

@@ -1,5 +1,5 @@
 // Covers group commit: batching while a write is under way, batch size, the bounded queue, failures.
-import { GroupCommit, QueueFullError } from '../../../../api/ingest/group-commit';
+import { GroupCommit, QueueFullError } from '../../../ingest/group-commit';
 
 /** A writer whose writes finish when the test says so. */
 function controlledWriter() {

@@ -4,9 +4,9 @@ import type { ApiKeyDoc, SessionFamilyDoc, UserDoc } from '../inventory/document
 import type { SessionRepository, UserRepository } from '../inventory/identity.repo';
 import { hashKey } from '../inventory/keys';
 import type { KeyRepository } from '../inventory/keys.repo';
-import type { RoleResolver } from './access/roles';
-import type { TokenService } from './access/tokens';
-import type { Principal } from './context';
+import type { RoleResolver } from './roles';
+import type { TokenService } from './tokens';
+import type { Principal } from './principal';
 
 export interface AuthenticatorOptions {
   /** How long a valid key or user is trusted without asking MongoDB again (ms). */

@@ -29,7 +29,7 @@ import {
   updateProfileUpdate,
 } from '../workflows/twin.messages';
 import type { TwinWorkflowOptions, twinWorkflow } from '../workflows/twin.workflow';
-import { ApiError } from './errors';
+import { ApiError } from '../api/errors';
 
 export interface TwinGatewayOptions {
   readonly taskQueue: string;

@@ -1,7 +1,7 @@
 // Covers TwinNotifier: coalescing per device, significance and delays, rate limit, retries, flush and concurrency.
-import { type TwinNotifierOptions, TwinGoneError, TwinNotifier } from '../../../../api/ingest/twin-notifier';
-import type { TelemetryBatch } from '../../../../twins/twin-core';
-import type { Datapoint } from '../../../../twins/types';
+import { type TwinNotifierOptions, TwinGoneError, TwinNotifier } from '../../../ingest/twin-notifier';
+import type { TelemetryBatch } from '../../../twins/twin-core';
+import type { Datapoint } from '../../../twins/types';
 
 /** A clock and timer queue the test moves by hand. */
 class ManualScheduler {

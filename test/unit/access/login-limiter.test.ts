@@ -1,5 +1,5 @@
 // Covers login throttling: failures per account, attempts per source, windows that end.
-import { LoginLimiter } from '../../../../api/access/login-limiter';
+import { LoginLimiter } from '../../../access/login-limiter';
 
 const limits = {
   failuresPerAccount: 3,

@@ -1,9 +1,9 @@
 // Tells twins about stored data at a bounded rate: one coalesced signal per device per window (DESIGN.md, principle 4).
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_SIGNAL_DELAY_MS } from '../../twins/define-twin';
-import { getTwinType } from '../../twins/registry';
-import type { TelemetryBatch } from '../../twins/twin-core';
-import { type Channel, type Datapoint, type LatestValue, datastreamKey } from '../../twins/types';
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_SIGNAL_DELAY_MS } from '../twins/define-twin';
+import { getTwinType } from '../twins/registry';
+import type { TelemetryBatch } from '../twins/twin-core';
+import { type Channel, type Datapoint, type LatestValue, datastreamKey } from '../twins/types';
 
 export interface TwinNotifierOptions {
   /** A device gets at most one signal per this window, however significant its data (ms). */

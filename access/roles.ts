@@ -1,5 +1,5 @@
 // Resolves a role name to its permissions: built-in roles from code, custom roles from MongoDB (cached briefly).
-import type { RoleRepository } from '../../inventory/identity.repo';
+import type { RoleRepository } from '../inventory/identity.repo';
 import { type Action, BUILTIN_ROLES, isAction, isBuiltinRole } from './permissions';
 
 const EMPTY: ReadonlySet<Action> = new Set();

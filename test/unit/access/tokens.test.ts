@@ -1,6 +1,6 @@
 // Covers access tokens: what verifies, and every forgery and expiry that must not.
 import { SignJWT } from 'jose';
-import { TokenService } from '../../../../api/access/tokens';
+import { TokenService } from '../../../access/tokens';
 
 const SECRET = 's'.repeat(40);
 const claims = { sub: 'ana@example.com', org: 'acme', sid: 'f'.repeat(32) };

@@ -1,7 +1,7 @@
 // The OpenGate v80 collect body (HTTP `collect/iot` and MQTT `odm/iot/{id}`), validated strictly on types, lenient on extras.
 import { z } from 'zod';
-import type { Datapoint } from '../../twins/types';
-import { DEVICE_ID_PATTERN } from '../../workflows/ids';
+import type { Datapoint } from '../twins/types';
+import { DEVICE_ID_PATTERN } from '../workflows/ids';
 
 export const MAX_DATASTREAMS_PER_MESSAGE = 500;
 export const MAX_DATAPOINTS_PER_MESSAGE = 5_000;

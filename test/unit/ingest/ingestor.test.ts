@@ -1,12 +1,12 @@
 // Ingestor with two writes at a time: pipelined writes keep the latest values in batch order, one batch at a time, and never ahead
 // of their history; a failed history write fails its messages without stopping the next batch.
-import { Ingestor } from '../../../../api/ingest/ingestor';
-import type { DeviceDirectory } from '../../../../api/ingest/device-directory';
-import { LatestValueGuard } from '../../../../api/ingest/latest-value-guard';
-import type { TwinNotifier } from '../../../../api/ingest/twin-notifier';
-import type { Principal } from '../../../../api/context';
-import type { DatapointRepository } from '../../../../inventory/datapoints.repo';
-import type { DeviceRepository, LatestUpdate } from '../../../../inventory/devices.repo';
+import { Ingestor } from '../../../ingest/ingestor';
+import type { DeviceDirectory } from '../../../ingest/device-directory';
+import { LatestValueGuard } from '../../../ingest/latest-value-guard';
+import type { TwinNotifier } from '../../../ingest/twin-notifier';
+import type { Principal } from '../../../access/principal';
+import type { DatapointRepository } from '../../../inventory/datapoints.repo';
+import type { DeviceRepository, LatestUpdate } from '../../../inventory/devices.repo';
 
 const flush = () => new Promise((r) => setImmediate(r));
 

@@ -1,6 +1,6 @@
 // Cached device lookups for the ingest hot path: which devices exist, their twin type, whether they are active.
-import type { DeviceTransport } from '../../inventory/documents';
-import type { DeviceRepository } from '../../inventory/devices.repo';
+import type { DeviceTransport } from '../inventory/documents';
+import type { DeviceRepository } from '../inventory/devices.repo';
 
 export interface DeviceInfo {
   readonly org: string;

@@ -1,5 +1,5 @@
 // Keeps an older datapoint from replacing a newer latest value, without a conditional update per datastream.
-import { encodeDatastreamKey } from '../../inventory/datastream-key';
+import { encodeDatastreamKey } from '../inventory/datastream-key';
 
 export interface LatestValueGuardDeps {
   /** Stored `at` per encoded datastream key, read once per device when the guard has not seen it. */

@@ -1,9 +1,9 @@
 // A device's answer to an operation, from HTTP or MQTT: handed to the running operation, or counted as late.
-import type { OperationStatus } from '../../twins/operations';
-import { type ResponseEnvelope, toDeviceResponse } from '../../twins/operation-envelopes';
-import { ApiError } from '../errors';
-import { OPERATION_ID_PATTERN } from '../north/operation.schemas';
-import type { Services } from '../services';
+import type { OperationStatus } from '../twins/operations';
+import { type ResponseEnvelope, toDeviceResponse } from '../twins/operation-envelopes';
+import { ApiError } from '../api/errors';
+import { OPERATION_ID_PATTERN } from '../api/north/operation.schemas';
+import type { Services } from '../api/services';
 
 export type ResponseOutcome =
   | { readonly handed: true }

@@ -4,8 +4,8 @@ import {
   MAX_DATASTREAMS_PER_MESSAGE,
   collectBodySchema,
   toDatapoints,
-} from '../../../../api/ingest/collect.schema';
-import { encodeDatastreamKey } from '../../../../inventory/datastream-key';
+} from '../../../ingest/collect.schema';
+import { encodeDatastreamKey } from '../../../inventory/datastream-key';
 
 const RECEIVED_AT = 1_700_000_005_000;
 
