@@ -6,6 +6,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import type { AppEnv } from './context';
+import { RefusedError } from '../twins/outcomes';
 import { ApiError, errorBody } from './errors';
 import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from './access/route-group';
 import { healthRoutes } from './health.routes';
@@ -113,8 +114,10 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
   app.notFound((c) =>
     c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId')), 404),
   );
-  app.onError((err, c) => {
+  app.onError((thrown, c) => {
     const requestId = c.get('requestId') ?? randomUUID();
+    // A service refusal thrown through a call stack answers as its API error.
+    const err = thrown instanceof RefusedError ? new ApiError(thrown.code, thrown.message) : thrown;
     if (err instanceof ApiError) {
       // The rest of an oversized body is never read, so the connection cannot carry another request.
       if (err.code === 'PAYLOAD_TOO_LARGE') c.header('Connection', 'close');

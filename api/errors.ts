@@ -1,5 +1,6 @@
 // One error envelope for the whole API: `{ error: { code, message, requestId } }`.
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Outcome, RefusalCode } from '../twins/outcomes';
 
 export const ERROR_STATUS = {
   BAD_REQUEST: 400,
@@ -19,6 +20,9 @@ export const ERROR_STATUS = {
   INTERNAL: 500,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
+// Every service refusal has its status here; the compiler checks the list stays complete.
+const _everyRefusalHasAStatus: Record<RefusalCode, ContentfulStatusCode> = ERROR_STATUS;
+
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 export class ApiError extends Error {
@@ -34,6 +38,12 @@ export class ApiError extends Error {
   get status(): ContentfulStatusCode {
     return ERROR_STATUS[this.code];
   }
+}
+
+/** A service's answer, or the API error its refusal maps to. */
+export function orThrow<T>(outcome: Outcome<T>): T {
+  if (!outcome.ok) throw new ApiError(outcome.code, outcome.message);
+  return outcome.value;
 }
 
 export interface ErrorBody {

@@ -17,6 +17,7 @@ import type { RoleResolver } from '../access/roles';
 import type { LoginLimiter } from '../access/login-limiter';
 import type { DeviceDirectory } from '../ingest/device-directory';
 import type { Ingestor } from '../ingest/ingestor';
+import type { OperationsService } from '../operations/operations.service';
 import type { TwinGateway } from '../operations/twin-gateway';
 
 export interface ReadinessCheck {
@@ -37,13 +38,13 @@ export interface Services {
   readonly sessions: SessionRepository;
   readonly audit: AuditRepository;
   readonly loginLimiter: LoginLimiter;
-  /** MQTT devices: sends waiting operations to a device listening on its request topic (when the broker runs here). */
-  readonly mqtt?: { deliverPending(org: string, deviceId: string): Promise<void> };
   /** Prometheus metrics, served on GET /metrics. */
   readonly metrics: { readonly contentType: string; metrics(): Promise<string> };
   /** Refresh tokens live this long (ms). */
   readonly refreshTtlMs: number;
   readonly twins: TwinGateway;
+  /** Operations for every transport: request, read, cancel, device answers, pending hand-over. */
+  readonly operationsService: OperationsService;
   readonly directory: DeviceDirectory;
   readonly ingestor: Ingestor;
   /** Connector functions: their repository, the sandbox engine, and the translation for HTTP and MQTT ingest. */

@@ -1,6 +1,6 @@
 // Connector functions for the ingest paths: finds the function a message matches, runs it, and answers a collect body.
 import type { CollectBody } from '../ingest/collect.schema';
-import { ApiError } from '../api/errors';
+import { type Outcome, accepted, refused } from '../twins/outcomes';
 import type { FunctionDoc } from '../inventory/documents';
 import type { FunctionRepository } from '../inventory/functions.repo';
 import { type MessageSource, matchScore } from './criteria';
@@ -97,16 +97,16 @@ export class ConnectorFunctions {
 
   /**
    * For the MQTT adapter: the collect body a PRODUCTION function makes of a message on `topic`, or undefined
-   * when no function matches (or the function found nothing to store). Throws ApiError UNPROCESSABLE when the
+   * when no function matches (or the function found nothing to store). Refused UNPROCESSABLE when the
    * function fails; its failure is counted and kept in the function's last errors.
    */
   async translate(
     org: string,
     message: { deviceId: string; deviceType: string; topic: string },
     payload: Uint8Array,
-  ): Promise<CollectBody | undefined> {
+  ): Promise<Outcome<CollectBody | undefined>> {
     const decoded = decodePayload(payload, undefined);
-    if (!decoded.ok) throw new ApiError('BAD_REQUEST', decoded.error);
+    if (!decoded.ok) return refused('BAD_REQUEST', decoded.error);
     const result = await this.run(org, { channel: 'mqtt', ...message }, decoded.payload, {
       deviceId: message.deviceId,
       deviceType: message.deviceType,
@@ -115,9 +115,9 @@ export class ConnectorFunctions {
       receivedAt: this.options.now(),
     });
     if (result.kind === 'failed') {
-      throw new ApiError('UNPROCESSABLE', `connector function ${result.function} failed: ${result.error}`);
+      return refused('UNPROCESSABLE', `connector function ${result.function} failed: ${result.error}`);
     }
-    return result.kind === 'ok' ? (result.body ?? undefined) : undefined;
+    return accepted(result.kind === 'ok' ? (result.body ?? undefined) : undefined);
   }
 
   /** An organization's functions, read at most once per cache period. */

@@ -5,7 +5,7 @@ import type { DeviceRepository } from '../inventory/devices.repo';
 import { toStoredValue } from '../inventory/storable';
 import { type Channel, type Datapoint, datastreamKey } from '../twins/types';
 import type { Principal } from '../access/principal';
-import { ApiError } from '../api/errors';
+import { type Outcome, accepted, refused } from '../twins/outcomes';
 import { type CollectBody, MAX_DATAPOINTS_PER_MESSAGE, toDatapoints } from './collect.schema';
 import type { DeviceDirectory } from './device-directory';
 import { GroupCommit, type GroupCommitOptions, QueueFullError } from './group-commit';
@@ -75,28 +75,28 @@ export class Ingestor {
   }
 
   /**
-   * Stores one collect message. Resolves only once the datapoints and the latest values are written;
-   * throws ApiError for anything the sender must fix (unknown device, wrong key, too much data).
+   * Stores one collect message. Resolves only once the datapoints and the latest values are written; a
+   * refusal names what the sender must fix (unknown device, wrong key, too much data) or that it is busy.
    */
   async ingest(
     principal: Principal,
     urlDeviceId: string,
     body: CollectBody,
     channel: Channel,
-  ): Promise<IngestResult> {
+  ): Promise<Outcome<IngestResult>> {
     // HTTP senders are told to come back (503); MQTT senders wait, unacknowledged, for room.
     const deviceId = body.device ?? urlDeviceId;
     if (principal.kind === 'device' && (principal.deviceId !== urlDeviceId || deviceId !== urlDeviceId)) {
-      throw new ApiError('PERMISSION_DENIED', 'a device key may only send data for its own device');
+      return refused('PERMISSION_DENIED', 'a device key may only send data for its own device');
     }
     const device = await this.deps.directory.get(principal.org, deviceId);
-    if (!device) throw new ApiError('NOT_FOUND', `device ${deviceId} is not provisioned`);
-    if (!device.active) throw new ApiError('GONE', `device ${deviceId} is decommissioned`);
+    if (!device) return refused('NOT_FOUND', `device ${deviceId} is not provisioned`);
+    if (!device.active) return refused('GONE', `device ${deviceId} is decommissioned`);
 
     const receivedAt = this.deps.now();
     const datapoints = toDatapoints(body, receivedAt);
     if (datapoints.length > MAX_DATAPOINTS_PER_MESSAGE) {
-      throw new ApiError('PAYLOAD_TOO_LARGE', `at most ${MAX_DATAPOINTS_PER_MESSAGE} datapoints per message`);
+      return refused('PAYLOAD_TOO_LARGE', `at most ${MAX_DATAPOINTS_PER_MESSAGE} datapoints per message`);
     }
     const org = principal.org;
     const docs: DatapointDoc[] = datapoints.map((dp) => ({
@@ -123,15 +123,12 @@ export class Ingestor {
       else await this.commit.submit(pending, docs.length);
     } catch (err) {
       if (err instanceof QueueFullError) {
-        throw new ApiError(
-          'UNAVAILABLE',
-          'more data is arriving than can be stored right now; retry shortly',
-        );
+        return refused('UNAVAILABLE', 'more data is arriving than can be stored right now; retry shortly');
       }
       throw err;
     }
     this.deps.notifier.report(org, deviceId, device.twinType, datapoints, channel, receivedAt);
-    return { deviceId, stored: datapoints.length };
+    return accepted({ deviceId, stored: datapoints.length });
   }
 
   /**

@@ -4,15 +4,47 @@
 import type { Logger } from 'pino';
 import { responseEnvelopeSchema } from '../twins/operation-envelopes';
 import { hashKey } from '../inventory/keys';
+import type { Authenticator } from '../access/authenticator';
 import type { Principal } from '../access/principal';
-import { ApiError } from '../api/errors';
-import { collectBodySchema } from '../ingest/collect.schema';
-import { acceptOperationResponse } from '../operations/operation-response';
-import type { Services } from '../api/services';
+import { type CollectBody, collectBodySchema } from '../ingest/collect.schema';
+import type { DeviceDirectory } from '../ingest/device-directory';
+import type { Ingestor } from '../ingest/ingestor';
+import type { OperationsService } from '../operations/operations.service';
+import { type Outcome, type Refusal, refused } from '../twins/outcomes';
 import type { BrokerHooks, DeviceSession, RequestChannel } from './embedded-broker';
 import type { DeviceTopic } from './topics';
 
 const NO_PERMISSIONS: ReadonlySet<never> = new Set();
+
+/** What the gateway needs of TwinFlow's services. */
+export interface DeviceGatewayDeps {
+  readonly auth: Pick<Authenticator, 'authenticateKey'>;
+  readonly directory: Pick<DeviceDirectory, 'get'>;
+  readonly ingestor: Pick<Ingestor, 'ingest'>;
+  readonly operations: Pick<OperationsService, 'respond' | 'claimPending'>;
+  /** Connector functions: a device's own payload format as a collect body (undefined: none matches). */
+  readonly translator: {
+    translate(
+      org: string,
+      message: { deviceId: string; deviceType: string; topic: string },
+      payload: Uint8Array,
+    ): Promise<Outcome<CollectBody | undefined>>;
+  };
+}
+
+/** A refusal MQTT cannot answer: the message is acknowledged and dropped, and the reason logged. */
+class Dropped extends Error {
+  constructor(readonly refusal: Refusal) {
+    super(refusal.message);
+  }
+}
+
+/** The value, or a drop for a refusal; busy (UNAVAILABLE) throws on, leaving the message unacknowledged. */
+function settle<T>(outcome: Outcome<T>): T {
+  if (outcome.ok) return outcome.value;
+  if (outcome.code === 'UNAVAILABLE') throw new Error(outcome.message);
+  throw new Dropped(outcome);
+}
 
 /** Counters of what devices sent that could not be used (acknowledged and dropped, with the reason logged). */
 export interface GatewayCounters {
@@ -28,7 +60,7 @@ export class DeviceGateway implements BrokerHooks {
   readonly counters: GatewayCounters = { stored: 0, responses: 0, rejected: 0, delivered: 0 };
 
   constructor(
-    private readonly services: Services,
+    private readonly services: DeviceGatewayDeps,
     private readonly logger: Logger,
   ) {}
 
@@ -59,7 +91,7 @@ export class DeviceGateway implements BrokerHooks {
       else if (topic.kind === 'response') await this.response(session, payload);
     } catch (err) {
       // The sender's mistake: acknowledged, not stored, counted and logged (MQTT has no error reply).
-      if (err instanceof ApiError && err.status < 500) {
+      if (err instanceof Dropped) {
         this.counters.rejected += 1;
         this.logger.warn(
           { deviceId: session.deviceId, org: session.org, reason: err.message },
@@ -87,7 +119,9 @@ export class DeviceGateway implements BrokerHooks {
         const broker = this.broker;
         if (!broker?.isListening(org, deviceId)) return;
         for (;;) {
-          const envelopes = await this.services.twins.claimPendingOperations(org, deviceId, 100);
+          const claimed = await this.services.operations.claimPending(org, deviceId);
+          if (!claimed.ok) return;
+          const envelopes = claimed.value;
           for (const envelope of envelopes) {
             await broker.publishRequest(org, deviceId, JSON.stringify(envelope));
             this.counters.delivered += 1;
@@ -125,43 +159,45 @@ export class DeviceGateway implements BrokerHooks {
     const principal = this.principal(session);
     if (topic.suffix === undefined) {
       const body = collectBodySchema.safeParse(tryJson(payload));
-      if (body.success) {
-        await this.services.ingestor.ingest(principal, session.deviceId, body.data, 'mqtt');
-        this.counters.stored += 1;
-        return;
-      }
+      if (body.success) return this.store(principal, body.data);
       const translated = await this.translate(session, `odm/iot/${session.deviceId}`, payload);
       if (!translated) {
-        throw new ApiError(
-          'INVALID_ARGUMENT',
-          `not an OpenGate collect body (${body.error.issues[0]?.message ?? 'invalid'}), and no connector function takes it`,
+        const why = body.error.issues[0]?.message ?? 'invalid';
+        throw new Dropped(
+          refused(
+            'INVALID_ARGUMENT',
+            `not an OpenGate collect body (${why}), and no connector function takes it`,
+          ),
         );
       }
-      await this.services.ingestor.ingest(principal, session.deviceId, translated, 'mqtt');
-      this.counters.stored += 1;
-      return;
+      return this.store(principal, translated);
     }
     const fullTopic = `odm/iot/${session.deviceId}/${topic.suffix}`;
     const translated = await this.translate(session, fullTopic, payload);
-    if (!translated) throw new ApiError('NOT_FOUND', `no connector function translates ${fullTopic}`);
-    await this.services.ingestor.ingest(principal, session.deviceId, translated, 'mqtt');
+    if (!translated) throw new Dropped(refused('NOT_FOUND', `no connector function translates ${fullTopic}`));
+    return this.store(principal, translated);
+  }
+
+  private async store(principal: Principal, body: CollectBody): Promise<void> {
+    settle(await this.services.ingestor.ingest(principal, principal.deviceId ?? '', body, 'mqtt'));
     this.counters.stored += 1;
   }
 
   private async translate(session: DeviceSession, topic: string, payload: Buffer) {
     const device = await this.services.directory.get(session.org, session.deviceId);
-    if (!device) throw new ApiError('NOT_FOUND', `device ${session.deviceId} is not provisioned`);
-    return this.services.functions.translate(
+    if (!device) throw new Dropped(refused('NOT_FOUND', `device ${session.deviceId} is not provisioned`));
+    const translated = await this.services.translator.translate(
       session.org,
       { deviceId: session.deviceId, deviceType: device.twinType, topic },
       payload,
     );
+    return settle(translated);
   }
 
   private async response(session: DeviceSession, payload: Buffer) {
     const body = responseEnvelopeSchema.safeParse(parseJson(payload));
-    if (!body.success) throw new ApiError('INVALID_ARGUMENT', 'not an OpenGate operation response');
-    await acceptOperationResponse(this.services, session.org, session.deviceId, body.data);
+    if (!body.success) throw new Dropped(refused('INVALID_ARGUMENT', 'not an OpenGate operation response'));
+    settle(await this.services.operations.respond(session.org, session.deviceId, body.data));
     this.counters.responses += 1;
   }
 }
@@ -179,6 +215,6 @@ function parseJson(payload: Buffer): unknown {
   try {
     return JSON.parse(payload.toString('utf8')) as unknown;
   } catch {
-    throw new ApiError('BAD_REQUEST', 'the payload is not JSON');
+    throw new Dropped(refused('BAD_REQUEST', 'the payload is not JSON'));
   }
 }

@@ -29,22 +29,23 @@ import {
   updateProfileUpdate,
 } from '../workflows/twin.messages';
 import type { TwinWorkflowOptions, twinWorkflow } from '../workflows/twin.workflow';
-import { ApiError } from '../api/errors';
+import { RefusedError } from '../twins/outcomes';
 
 export interface TwinGatewayOptions {
   readonly taskQueue: string;
   readonly twinOptions?: Partial<TwinWorkflowOptions>;
 }
 
-/** Maps a failure raised by the twin (validator or handler) to an API error. */
-function toApiError(err: unknown): never {
-  if (err instanceof WorkflowNotFoundError) throw new ApiError('NOT_FOUND', 'the device has no running twin');
+/** Maps a failure raised by the twin (validator or handler) to a refusal. */
+function toRefusal(err: unknown): never {
+  if (err instanceof WorkflowNotFoundError)
+    throw new RefusedError('NOT_FOUND', 'the device has no running twin');
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
     const { type, message } = err.cause;
-    if (type === 'INVALID_ARGUMENT') throw new ApiError('INVALID_ARGUMENT', message);
-    if (type === 'DECOMMISSIONED') throw new ApiError('CONFLICT', message);
-    if (type === 'RESOURCE_EXHAUSTED') throw new ApiError('RESOURCE_EXHAUSTED', message);
-    if (type === 'NOT_FOUND') throw new ApiError('NOT_FOUND', message);
+    if (type === 'INVALID_ARGUMENT') throw new RefusedError('INVALID_ARGUMENT', message);
+    if (type === 'DECOMMISSIONED') throw new RefusedError('CONFLICT', message);
+    if (type === 'RESOURCE_EXHAUSTED') throw new RefusedError('RESOURCE_EXHAUSTED', message);
+    if (type === 'NOT_FOUND') throw new RefusedError('NOT_FOUND', message);
   }
   throw err;
 }
@@ -106,7 +107,7 @@ export class TwinGateway {
         .getHandle(twinWorkflowId(org, deviceId))
         .executeUpdate(updateProfileUpdate, { args: [patch] });
     } catch (err) {
-      return toApiError(err);
+      return toRefusal(err);
     }
   }
 
@@ -132,7 +133,7 @@ export class TwinGateway {
         await within(handle.result(), settleMs).catch(() => undefined);
         return undefined;
       }
-      return toApiError(err);
+      return toRefusal(err);
     }
   }
 
@@ -151,7 +152,7 @@ export class TwinGateway {
         .getHandle(twinWorkflowId(request.org, request.deviceId))
         .executeUpdate(requestOperationUpdate, { args: [request] });
     } catch (err) {
-      return toApiError(err);
+      return toRefusal(err);
     }
   }
 
@@ -162,7 +163,7 @@ export class TwinGateway {
         .getHandle(twinWorkflowId(org, deviceId))
         .executeUpdate(claimPendingOperationsUpdate, { args: [{ limit }] });
     } catch (err) {
-      return toApiError(err);
+      return toRefusal(err);
     }
   }
 
@@ -172,7 +173,7 @@ export class TwinGateway {
         .getHandle(twinWorkflowId(org, deviceId))
         .executeUpdate(cancelOperationUpdate, { args: [{ id, by }] });
     } catch (err) {
-      toApiError(err);
+      toRefusal(err);
     }
   }
 

@@ -51,6 +51,9 @@ export interface OperationLimits {
   readonly retryResultList: readonly string[];
 }
 
+/** Operation ids: TwinFlow's UUIDs, or an OpenGate client's own id. */
+export const OPERATION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+
 export const OPERATION_DEFAULTS: OperationLimits = {
   timeoutMs: 60_000,
   ttlMs: 24 * 3_600_000,

@@ -69,7 +69,7 @@ export const getOperationQuerySchema = z
   .strict();
 
 /** Operation ids are UUIDs; anything else cannot name an operation. */
-export const OPERATION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+export { OPERATION_ID_PATTERN } from '../../twins/operations';
 
 export function encodeOperationCursor(after: { createdAt: number; id: string }): string {
   return Buffer.from(`${after.createdAt}:${after.id}`, 'utf8').toString('base64url');

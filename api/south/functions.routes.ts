@@ -1,7 +1,7 @@
 // Devices that speak their own format: `collect/{suffix}` bodies go through the matching connector function into the ingest path.
 import { HTTP_PATH_PATTERN } from '../../functions/criteria';
 import { DEVICE, RouteGroup } from '../access/route-group';
-import { ApiError } from '../errors';
+import { ApiError, orThrow } from '../errors';
 import { deviceIdParam } from '../validation';
 
 export const southFunctionsRoutes = new RouteGroup('/south/v80/devices');
@@ -50,7 +50,7 @@ southFunctionsRoutes.post(
         );
       case 'ok': {
         const stored = result.body
-          ? (await services.ingestor.ingest(principal, deviceId, result.body, 'http')).stored
+          ? orThrow(await services.ingestor.ingest(principal, deviceId, result.body, 'http')).stored
           : 0;
         return c.json({ function: result.function, version: result.version, stored }, 201);
       }

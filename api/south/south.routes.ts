@@ -4,9 +4,8 @@ import { z } from 'zod';
 import { responseEnvelopeSchema } from '../../twins/operation-envelopes';
 import { DEVICE, RouteGroup } from '../access/route-group';
 import type { AppEnv } from '../context';
-import { ApiError } from '../errors';
+import { orThrow } from '../errors';
 import { collectBodySchema } from '../../ingest/collect.schema';
-import { acceptOperationResponse } from '../../operations/operation-response';
 import { deviceIdParam, readJson, readQuery } from '../validation';
 
 export const southRoutes = new RouteGroup('/south/v80/devices');
@@ -22,7 +21,7 @@ southRoutes.post(
     const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
     const principal = c.get('principal');
     const body = await readJson(c, collectBodySchema);
-    await c.get('services').ingestor.ingest(principal, deviceId, body, 'http');
+    orThrow(await c.get('services').ingestor.ingest(principal, deviceId, body, 'http'));
     return c.body(null, 201);
   },
 );
@@ -40,11 +39,8 @@ southRoutes.post(
     const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
     const principal = c.get('principal');
     const body = await readJson(c, responseEnvelopeSchema);
-    const services = c.get('services');
-    if (!(await services.directory.get(principal.org, deviceId))) {
-      throw new ApiError('NOT_FOUND', `device ${deviceId} ${NOT_PROVISIONED}`);
-    }
-    const outcome = await acceptOperationResponse(services, principal.org, deviceId, body);
+    const { operationsService } = c.get('services');
+    const outcome = orThrow(await operationsService.respond(principal.org, deviceId, body));
     if (outcome.handed) return c.body(null, 201);
     return c.json(
       {
@@ -69,11 +65,8 @@ const pending = async (c: Context<AppEnv>) => {
   const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
   const principal = c.get('principal');
   const { limit } = readQuery(c, pendingQuerySchema);
-  const services = c.get('services');
-  const device = await services.directory.get(principal.org, deviceId);
-  if (!device) throw new ApiError('NOT_FOUND', `device ${deviceId} ${NOT_PROVISIONED}`);
-  if (!device.active) return c.json([]);
-  return c.json(await services.twins.claimPendingOperations(principal.org, deviceId, limit));
+  const { operationsService } = c.get('services');
+  return c.json(orThrow(await operationsService.claimPending(principal.org, deviceId, limit)));
 };
 southRoutes.on(
   ['GET', 'POST'],

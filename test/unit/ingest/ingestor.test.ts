@@ -40,13 +40,10 @@ function setup() {
     },
   } as unknown as DeviceRepository;
   const directory = {
-    get: async (org: string, deviceId: string) => ({
-      org,
-      deviceId,
-      twinType: 'generic',
-      active: true,
-      transport: {},
-    }),
+    get: async (org: string, deviceId: string) =>
+      deviceId === 'unknown'
+        ? undefined
+        : { org, deviceId, twinType: 'generic', active: deviceId !== 'retired', transport: {} },
   } as unknown as DeviceDirectory;
   const notifier = { report: () => undefined } as unknown as TwinNotifier;
   const ingestor = new Ingestor({
@@ -73,7 +70,7 @@ function setup() {
       { datastreams: [{ id: 'reading', datapoints: [{ value, at: value }] }] },
       'mqtt',
     );
-  return { events, histories, send, latestMax: () => latestMax };
+  return { events, histories, send, ingestor, principal, latestMax: () => latestMax };
 }
 
 describe('Ingestor', () => {
@@ -102,7 +99,48 @@ describe('Ingestor', () => {
     env.histories[0]!.finish(new Error('store down'));
     env.histories[1]!.finish();
     await expect(first).rejects.toThrow('store down');
-    await expect(second).resolves.toEqual({ deviceId: 'd2', stored: 1 });
+    await expect(second).resolves.toEqual({ ok: true, value: { deviceId: 'd2', stored: 1 } });
     expect(env.events.filter((e) => e.startsWith('latest'))).toEqual(['latest 2']);
+  });
+
+  describe('refusals', () => {
+    const body = (n: number) => ({
+      datastreams: [{ id: 'r', datapoints: Array.from({ length: n }, (_, i) => ({ value: i, at: i })) }],
+    });
+    const device = (deviceId: string) =>
+      ({
+        kind: 'device',
+        org: 'o',
+        id: 'k',
+        role: 'device',
+        permissions: new Set(),
+        platformAdmin: false,
+        deviceId,
+      }) as unknown as Principal;
+
+    it('answers typed refusals and stores nothing', async () => {
+      const env = setup();
+      const { ingestor, principal } = env;
+      await expect(ingestor.ingest(principal, 'unknown', body(1), 'http')).resolves.toMatchObject({
+        ok: false,
+        code: 'NOT_FOUND',
+      });
+      await expect(ingestor.ingest(principal, 'retired', body(1), 'http')).resolves.toMatchObject({
+        ok: false,
+        code: 'GONE',
+      });
+      await expect(ingestor.ingest(device('a'), 'b', body(1), 'http')).resolves.toMatchObject({
+        ok: false,
+        code: 'PERMISSION_DENIED',
+      });
+      await expect(
+        ingestor.ingest(device('a'), 'a', { ...body(1), device: 'b' }, 'http'),
+      ).resolves.toMatchObject({ ok: false, code: 'PERMISSION_DENIED' });
+      await expect(ingestor.ingest(principal, 'd1', body(5_001), 'http')).resolves.toMatchObject({
+        ok: false,
+        code: 'PAYLOAD_TOO_LARGE',
+      });
+      expect(env.histories).toHaveLength(0);
+    });
   });
 });

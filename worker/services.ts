@@ -1,0 +1,196 @@
+// The composition root: builds every service of an API process from the configuration and open connections.
+// Nothing else constructs services; tests build the same graph and drive createApp(services) in-process.
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import type { Logger } from 'pino';
+import { Authenticator } from '../access/authenticator';
+import { LoginLimiter } from '../access/login-limiter';
+import { RoleResolver } from '../access/roles';
+import { TokenService } from '../access/tokens';
+import { createMetrics } from '../api/metrics';
+import type { ReadinessCheck, Services } from '../api/services';
+import { ConnectorFunctions } from '../functions/connector';
+import { FunctionEngine } from '../functions/engine';
+import { DeviceDirectory } from '../ingest/device-directory';
+import { Ingestor } from '../ingest/ingestor';
+import { LatestValueGuard } from '../ingest/latest-value-guard';
+import { TwinGoneError, TwinNotifier } from '../ingest/twin-notifier';
+import { DatapointRepository } from '../inventory/datapoints.repo';
+import { DeviceRepository } from '../inventory/devices.repo';
+import { FunctionRepository } from '../inventory/functions.repo';
+import {
+  AuditRepository,
+  OrganizationRepository,
+  RoleRepository,
+  SessionRepository,
+  UserRepository,
+  sharedSecret,
+} from '../inventory/identity.repo';
+import type { Inventory } from '../inventory/inventory';
+import { KeyRepository } from '../inventory/keys.repo';
+import { OperationRepository } from '../inventory/operations.repo';
+import { OperationsService } from '../operations/operations.service';
+import { TwinGateway } from '../operations/twin-gateway';
+import type { Config } from './config';
+
+/** Counters the MQTT side reports for /metrics, once a broker runs. */
+export type MqttCounters = () => Readonly<Record<string, number>>;
+
+/** Services plus what only the process entry needs: closing them and the MQTT metrics hook. */
+export interface BuiltServices {
+  readonly services: Services;
+  /** Stops what the services run (signals still due, the sandbox, the Temporal connection), in order. */
+  close(): Promise<void>;
+  /** The MQTT adapter reports its counters here once it runs. */
+  setMqttCounters(read: MqttCounters): void;
+}
+
+export const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref()),
+  ]);
+
+/** Repositories over the inventory, one of each per process. */
+export function createRepositories(inventory: Inventory) {
+  const c = inventory.collections;
+  return {
+    devices: new DeviceRepository(c),
+    keys: new KeyRepository(c),
+    operations: new OperationRepository(c),
+    datapoints: new DatapointRepository(c),
+    users: new UserRepository(c),
+    roles: new RoleRepository(c),
+    sessions: new SessionRepository(c),
+    organizations: new OrganizationRepository(c),
+    audit: new AuditRepository(c),
+    functions: new FunctionRepository(c),
+  };
+}
+
+export type Repositories = ReturnType<typeof createRepositories>;
+
+/** The twin notifier: coalesced, rate-bounded signals from the ingest path to the twins. */
+function createNotifier(config: Config, twins: TwinGateway, logger: Logger): TwinNotifier {
+  return new TwinNotifier(
+    {
+      signal: async (org, deviceId, batch) => {
+        try {
+          await twins.reportTelemetry(org, deviceId, batch);
+        } catch (err) {
+          throw err instanceof WorkflowNotFoundError ? new TwinGoneError(err.message) : err;
+        }
+      },
+      now: Date.now,
+      setTimer: (fn, ms) => {
+        const t = setTimeout(fn, ms);
+        return { cancel: () => clearTimeout(t) };
+      },
+      onError: (org, deviceId, err) => logger.warn({ err, org, deviceId }, 'could not signal twin'),
+    },
+    {
+      minIntervalMs: config.twin.signalIntervalMs,
+      maxInFlight: 64,
+      retryDelayMs: 1_000,
+      maxSignalsPerSecond: config.twin.signalRate,
+    },
+  );
+}
+
+function createTwinGateway(config: Config, client: Client): TwinGateway {
+  return new TwinGateway(client, {
+    taskQueue: config.temporal.taskQueue,
+    twinOptions: {
+      snapshotDebounceMs: config.twin.snapshotDebounceMs,
+      snapshotIntervalMs: config.twin.snapshotIntervalMs,
+      maxHistoryEvents: config.twin.maxHistoryEvents,
+    },
+  });
+}
+
+/** Named checks of what the API depends on, each answering within 2 s. */
+function readinessOf(connection: Connection, inventory: Inventory) {
+  const check = async (p: Promise<unknown>): Promise<ReadinessCheck> => {
+    try {
+      await withTimeout(p, 2_000, 'check');
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+  };
+  return async () => {
+    const [temporal, mongodb] = await Promise.all([
+      check(connection.workflowService.getSystemInfo({})),
+      check(inventory.ping()),
+    ]);
+    return { temporal, mongodb };
+  };
+}
+
+/** Builds every service an API process serves from; connects to Temporal at `temporalAddress`. */
+export async function createServices(
+  config: Config,
+  inventory: Inventory,
+  temporalAddress: string,
+  logger: Logger,
+): Promise<BuiltServices> {
+  const repos = createRepositories(inventory);
+  const connection = await Connection.connect({ address: temporalAddress });
+  const twins = createTwinGateway(config, new Client({ connection, namespace: config.temporal.namespace }));
+  const notifier = createNotifier(config, twins, logger);
+  const directory = new DeviceDirectory(repos.devices);
+  const roleResolver = new RoleResolver(repos.roles);
+  const secret = await sharedSecret(inventory.collections, 'jwt-secret', config.identity.jwtSecret);
+  const tokens = new TokenService(secret, {
+    accessTtlMs: config.identity.accessTokenTtlMs,
+    issuer: 'twinflow',
+  });
+  const ingestor = new Ingestor({
+    devices: repos.devices,
+    datapoints: repos.datapoints,
+    directory,
+    notifier,
+    latestGuard: new LatestValueGuard({ loadTimes: (org, id) => repos.devices.latestTimes(org, id) }),
+    now: Date.now,
+  });
+  let mqttCounters: MqttCounters | undefined;
+  const metrics = createMetrics({
+    ingest: () => ingestor.counters(),
+    twinSignals: () => notifier.stats(),
+    ...(config.mqtt.enabled ? { mqtt: () => mqttCounters?.() ?? {} } : {}),
+  });
+  const functionEngine = await FunctionEngine.create();
+  const operationsService = new OperationsService({
+    twins,
+    operations: repos.operations,
+    devices: repos.devices,
+    directory,
+    now: Date.now,
+    warn: (what, fields) => logger.warn(fields, what),
+  });
+  const services: Services = {
+    ...repos,
+    auth: new Authenticator({ ...repos, roles: roleResolver, tokens }),
+    roleResolver,
+    loginLimiter: new LoginLimiter(),
+    refreshTtlMs: config.identity.refreshTokenTtlMs,
+    metrics,
+    twins,
+    operationsService,
+    directory,
+    ingestor,
+    functions: new ConnectorFunctions(repos.functions, functionEngine),
+    logger,
+    now: Date.now,
+    readiness: readinessOf(connection, inventory),
+  };
+  return {
+    services,
+    setMqttCounters: (read) => (mqttCounters = read),
+    close: async () => {
+      await withTimeout(notifier.close(), 10_000, 'flushing twin signals');
+      logger.info({ twinSignals: notifier.stats() }, 'twin notifier stopped');
+      functionEngine.dispose();
+      await connection.close();
+    },
+  };
+}
