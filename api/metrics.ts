@@ -47,69 +47,82 @@ function readGauge(registry: Registry, name: string, help: string, read: () => n
   });
 }
 
+type Kind = 'counter' | 'gauge';
+
+/** TwinFlow's own figures: name, kind, help and where each is read. */
+function figures(sources: MetricSources): [string, Kind, string, () => number][] {
+  const ingest = sources.ingest;
+  const twins = sources.twinSignals;
+  return [
+    [
+      'twinflow_ingest_messages_total',
+      'counter',
+      'Messages stored by the ingest pipeline',
+      () => ingest().items,
+    ],
+    [
+      'twinflow_ingest_writes_total',
+      'counter',
+      'Group-commit writes (many messages each)',
+      () => ingest().batches,
+    ],
+    [
+      'twinflow_ingest_refused_total',
+      'counter',
+      'Messages refused because the ingest queue was full',
+      () => ingest().refused,
+    ],
+    [
+      'twinflow_ingest_history_write_seconds_total',
+      'counter',
+      'Time group-commit writes spent storing datapoint history',
+      () => ingest().historySeconds,
+    ],
+    [
+      'twinflow_ingest_latest_write_seconds_total',
+      'counter',
+      'Time group-commit writes spent storing latest values',
+      () => ingest().latestSeconds,
+    ],
+    ['twinflow_ingest_queued', 'gauge', 'Messages waiting for the next write', () => ingest().queued],
+    [
+      'twinflow_twin_signals_total',
+      'counter',
+      'Coalesced telemetry signals sent to twins',
+      () => twins().signalsSent,
+    ],
+    [
+      'twinflow_twin_signal_failures_total',
+      'counter',
+      'Telemetry signals that failed',
+      () => twins().signalsFailed,
+    ],
+    [
+      'twinflow_twin_devices_pending',
+      'gauge',
+      'Devices with data their twin has not been told yet (waiting for their delay or the signal budget)',
+      () => twins().devicesPending,
+    ],
+    ['twinflow_twin_reports_total', 'counter', 'Telemetry reports before coalescing', () => twins().reports],
+  ];
+}
+
+const MQTT_COUNTERS = [
+  ['accepted', 'MQTT messages taken in and acknowledged'],
+  ['rejected', 'MQTT messages acknowledged but refused (malformed, unknown device)'],
+  ['refusedLogins', 'MQTT logins refused'],
+  ['refusedTopics', 'MQTT publishes or subscriptions refused for their topic'],
+  ['storeFailures', 'MQTT messages left unacknowledged because they could not be stored'],
+  ['delivered', 'Operation requests published to MQTT devices'],
+] as const;
+
 export function createMetrics(sources: MetricSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'twinflow_' });
-  mirroredCounter(
-    registry,
-    'twinflow_ingest_messages_total',
-    'Messages stored by the ingest pipeline',
-    () => sources.ingest().items,
-  );
-  mirroredCounter(
-    registry,
-    'twinflow_ingest_writes_total',
-    'Group-commit writes (many messages each)',
-    () => sources.ingest().batches,
-  );
-  mirroredCounter(
-    registry,
-    'twinflow_ingest_refused_total',
-    'Messages refused because the ingest queue was full',
-    () => sources.ingest().refused,
-  );
-  mirroredCounter(
-    registry,
-    'twinflow_ingest_history_write_seconds_total',
-    'Time group-commit writes spent storing datapoint history',
-    () => sources.ingest().historySeconds,
-  );
-  mirroredCounter(
-    registry,
-    'twinflow_ingest_latest_write_seconds_total',
-    'Time group-commit writes spent storing latest values',
-    () => sources.ingest().latestSeconds,
-  );
-  readGauge(
-    registry,
-    'twinflow_ingest_queued',
-    'Messages waiting for the next write',
-    () => sources.ingest().queued,
-  );
-  mirroredCounter(
-    registry,
-    'twinflow_twin_signals_total',
-    'Coalesced telemetry signals sent to twins',
-    () => sources.twinSignals().signalsSent,
-  );
-  mirroredCounter(
-    registry,
-    'twinflow_twin_signal_failures_total',
-    'Telemetry signals that failed',
-    () => sources.twinSignals().signalsFailed,
-  );
-  readGauge(
-    registry,
-    'twinflow_twin_devices_pending',
-    'Devices with data their twin has not been told yet (waiting for their delay or the signal budget)',
-    () => sources.twinSignals().devicesPending,
-  );
-  mirroredCounter(
-    registry,
-    'twinflow_twin_reports_total',
-    'Telemetry reports before coalescing',
-    () => sources.twinSignals().reports,
-  );
+  for (const [name, kind, help, read] of figures(sources)) {
+    if (kind === 'counter') mirroredCounter(registry, name, help, read);
+    else readGauge(registry, name, help, read);
+  }
   const mqtt = sources.mqtt;
   if (mqtt) {
     readGauge(
@@ -118,14 +131,7 @@ export function createMetrics(sources: MetricSources): Registry {
       'Devices connected to the embedded broker',
       () => mqtt().connected ?? 0,
     );
-    for (const [key, help] of [
-      ['accepted', 'MQTT messages taken in and acknowledged'],
-      ['rejected', 'MQTT messages acknowledged but refused (malformed, unknown device)'],
-      ['refusedLogins', 'MQTT logins refused'],
-      ['refusedTopics', 'MQTT publishes or subscriptions refused for their topic'],
-      ['storeFailures', 'MQTT messages left unacknowledged because they could not be stored'],
-      ['delivered', 'Operation requests published to MQTT devices'],
-    ] as const) {
+    for (const [key, help] of MQTT_COUNTERS) {
       const name = `twinflow_mqtt_${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`;
       mirroredCounter(registry, name, help, () => mqtt()[key] ?? 0);
     }

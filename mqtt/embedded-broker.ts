@@ -5,6 +5,7 @@
 import net from 'node:net';
 import type {
   Aedes,
+  AedesOptions,
   AedesPublishPacket,
   AuthenticateError,
   Client,
@@ -59,12 +60,127 @@ export interface BrokerOptions {
 
 const sessionKey = (org: string, deviceId: string) => `${org}/${deviceId}`;
 
-export class EmbeddedBroker implements RequestChannel {
-  private readonly sessions = new WeakMap<Client, DeviceSession>();
+type Stats = Record<'accepted' | 'refusedLogins' | 'refusedTopics' | 'storeFailures', number>;
+
+/** What the broker's aedes handlers share: the hooks, the figures and the sessions of logged-in devices. */
+interface HandlerContext {
+  readonly hooks: BrokerHooks;
+  readonly stats: Stats;
+  readonly log: BrokerOptions['logger'];
+  readonly sessions: WeakMap<Client, DeviceSession>;
   /** Devices connected and subscribed to their request topic, by `${org}/${deviceId}`. */
-  private readonly listeners = new Map<string, Client>();
+  readonly listeners: Map<string, Client>;
+}
+
+/** Device login with its id as username and its key as password. */
+type Handler<K extends keyof AedesOptions> = NonNullable<AedesOptions[K]>;
+
+function authenticateWith(ctx: HandlerContext): Handler<'authenticate'> {
+  return (client, username, password, done) => {
+    const refuse = () => {
+      ctx.stats.refusedLogins += 1;
+      const err = new Error('bad device id or key') as AuthenticateError;
+      err.returnCode = 4; // BAD_USERNAME_OR_PASSWORD
+      done(err, false);
+    };
+    if (!username || !password || password.length > 256) return refuse();
+    ctx.hooks.authenticate(username, password.toString('utf8')).then(
+      (session) => {
+        if (!session) return refuse();
+        ctx.sessions.set(client, session);
+        done(null, true);
+      },
+      (err: unknown) => {
+        ctx.log.warn({ err }, 'MQTT login could not be checked');
+        const e = new Error('server unavailable') as AuthenticateError;
+        e.returnCode = 3; // SERVER_UNAVAILABLE
+        done(e, false);
+      },
+    );
+  };
+}
+
+/** A device publishes only on its own topics; what it sends is acknowledged once stored. */
+function authorizePublishWith(ctx: HandlerContext): Handler<'authorizePublish'> {
+  return (client, packet, callback) => {
+    if (!client) return callback(null); // a will published by the broker itself
+    const session = ctx.sessions.get(client);
+    if (!session || !devicePublishAllowed(session.deviceId, packet.topic)) {
+      ctx.stats.refusedTopics += 1;
+      return callback(new Error(`not allowed to publish on ${packet.topic}`));
+    }
+    const topic = parseDeviceTopic(packet.topic);
+    if (!topic) return callback(new Error(`not allowed to publish on ${packet.topic}`));
+    ctx.hooks.received(session, topic, packet.payload as Buffer).then(
+      () => {
+        ctx.stats.accepted += 1;
+        // Consumed here: nothing else subscribes to device data, and nothing is retained.
+        packet.retain = false;
+        packet.topic = `tf/${session.org}/${packet.topic}`;
+        callback(null);
+      },
+      (err: unknown) => {
+        ctx.stats.storeFailures += 1;
+        ctx.log.warn({ err, deviceId: session.deviceId }, 'MQTT message not stored; left unacknowledged');
+        callback(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  };
+}
+
+/** Subscriptions to a device's own request topic map to an internal topic per organization. */
+function authorizeSubscribeWith(ctx: HandlerContext): Handler<'authorizeSubscribe'> {
+  return (client, sub, callback) => {
+    const session = ctx.sessions.get(client);
+    if (!session || !deviceSubscribeAllowed(session.deviceId, sub.topic)) {
+      ctx.stats.refusedTopics += 1;
+      // Refused in the SUBACK (0x80); the connection stays.
+      return callback(null, null);
+    }
+    callback(null, { ...sub, topic: internalRequestTopic(session.org, session.deviceId) });
+  };
+}
+
+/** Requests go out on the topic the device subscribed to, not the internal one. */
+function authorizeForwardWith(ctx: HandlerContext): Handler<'authorizeForward'> {
+  return (client, packet) => {
+    const session = ctx.sessions.get(client);
+    if (!session) return null;
+    const internal = internalRequestTopic(session.org, session.deviceId);
+    if (packet.topic !== internal) return null;
+    const copy = Object.create(Object.getPrototypeOf(packet) as object) as AedesPublishPacket;
+    return Object.assign(copy, packet, { topic: `${REQUEST_PREFIX}${session.deviceId}` });
+  };
+}
+
+/** Tracks which devices listen on their request topic, and tells the hooks when one starts. */
+function trackListeners(aedes: Aedes, ctx: HandlerContext): void {
+  aedes.on('subscribe', (subs: Subscription[], client: Client) => {
+    const session = ctx.sessions.get(client);
+    if (!session) return;
+    // The event carries the topics as the device sent them, with the QoS granted (128: refused).
+    const own = `${REQUEST_PREFIX}${session.deviceId}`;
+    if (subs.some((s) => s.topic === own && (s.qos as number) !== 128)) {
+      ctx.listeners.set(sessionKey(session.org, session.deviceId), client);
+      ctx.hooks.listening(session);
+    }
+  });
+  aedes.on('clientDisconnect', (client: Client) => {
+    const session = ctx.sessions.get(client);
+    if (!session) return;
+    const key = sessionKey(session.org, session.deviceId);
+    if (ctx.listeners.get(key) === client) ctx.listeners.delete(key);
+  });
+  aedes.on('clientError', (client: Client, err: Error) => {
+    ctx.log.debug({ err: err.message, clientId: client.id }, 'MQTT client error');
+  });
+}
+
+export class EmbeddedBroker implements RequestChannel {
   private constructor(
-    private readonly stats: Record<'accepted' | 'refusedLogins' | 'refusedTopics' | 'storeFailures', number>,
+    private readonly stats: Stats,
+    private readonly sessions: WeakMap<Client, DeviceSession>,
+    private readonly listeners: Map<string, Client>,
     private readonly aedes: Aedes,
     private readonly server: net.Server,
     readonly port: number,
@@ -73,102 +189,22 @@ export class EmbeddedBroker implements RequestChannel {
   static async start(options: BrokerOptions, hooks: BrokerHooks): Promise<EmbeddedBroker> {
     // aedes is an ES module; Node 20 loads it from CommonJS through require(esm).
     const { Aedes } = await import('aedes');
-    const log = options.logger;
-    // Filled in once the server listens; the broker's handlers reach the instance through it.
-    const self: { broker?: EmbeddedBroker } = {};
-    const stats = { accepted: 0, refusedLogins: 0, refusedTopics: 0, storeFailures: 0 };
+    const ctx: HandlerContext = {
+      hooks,
+      stats: { accepted: 0, refusedLogins: 0, refusedTopics: 0, storeFailures: 0 },
+      log: options.logger,
+      sessions: new WeakMap(),
+      listeners: new Map(),
+    };
     const aedes = await Aedes.createBroker({
       // A device that never sends PUBREL or floods subscriptions must not grow the broker without bound.
       maxTopicLevels: 16,
-      authenticate: (client, username, password, done) => {
-        const refuse = () => {
-          stats.refusedLogins += 1;
-          const err = new Error('bad device id or key') as AuthenticateError;
-          err.returnCode = 4; // BAD_USERNAME_OR_PASSWORD
-          done(err, false);
-        };
-        if (!username || !password || password.length > 256) return refuse();
-        hooks.authenticate(username, password.toString('utf8')).then(
-          (session) => {
-            if (!session) return refuse();
-            self.broker?.sessions.set(client, session);
-            done(null, true);
-          },
-          (err: unknown) => {
-            log.warn({ err }, 'MQTT login could not be checked');
-            const e = new Error('server unavailable') as AuthenticateError;
-            e.returnCode = 3; // SERVER_UNAVAILABLE
-            done(e, false);
-          },
-        );
-      },
-      authorizePublish: (client, packet, callback) => {
-        if (!client) return callback(null); // a will published by the broker itself
-        const session = self.broker?.sessions.get(client);
-        if (!session || !devicePublishAllowed(session.deviceId, packet.topic)) {
-          stats.refusedTopics += 1;
-          return callback(new Error(`not allowed to publish on ${packet.topic}`));
-        }
-        const topic = parseDeviceTopic(packet.topic);
-        if (!topic) return callback(new Error(`not allowed to publish on ${packet.topic}`));
-        hooks.received(session, topic, packet.payload as Buffer).then(
-          () => {
-            stats.accepted += 1;
-            // Consumed here: nothing else subscribes to device data, and nothing is retained.
-            packet.retain = false;
-            packet.topic = `tf/${session.org}/${packet.topic}`;
-            callback(null);
-          },
-          (err: unknown) => {
-            stats.storeFailures += 1;
-            log.warn({ err, deviceId: session.deviceId }, 'MQTT message not stored; left unacknowledged');
-            callback(err instanceof Error ? err : new Error(String(err)));
-          },
-        );
-      },
-      authorizeSubscribe: (client, sub, callback) => {
-        const session = self.broker?.sessions.get(client);
-        if (!session || !deviceSubscribeAllowed(session.deviceId, sub.topic)) {
-          stats.refusedTopics += 1;
-          // Refused in the SUBACK (0x80); the connection stays.
-          return callback(null, null);
-        }
-        callback(null, { ...sub, topic: internalRequestTopic(session.org, session.deviceId) });
-      },
-      authorizeForward: (client, packet) => {
-        const session = self.broker?.sessions.get(client);
-        if (!session) return null;
-        const internal = internalRequestTopic(session.org, session.deviceId);
-        if (packet.topic !== internal) return null;
-        return Object.assign(
-          Object.create(Object.getPrototypeOf(packet) as object) as AedesPublishPacket,
-          packet,
-          {
-            topic: `${REQUEST_PREFIX}${session.deviceId}`,
-          },
-        );
-      },
+      authenticate: authenticateWith(ctx),
+      authorizePublish: authorizePublishWith(ctx),
+      authorizeSubscribe: authorizeSubscribeWith(ctx),
+      authorizeForward: authorizeForwardWith(ctx),
     });
-    aedes.on('subscribe', (subs: Subscription[], client: Client) => {
-      const session = self.broker?.sessions.get(client);
-      if (!session || !self.broker) return;
-      // The event carries the topics as the device sent them, with the QoS granted (128: refused).
-      const own = `${REQUEST_PREFIX}${session.deviceId}`;
-      if (subs.some((s) => s.topic === own && (s.qos as number) !== 128)) {
-        self.broker.listeners.set(sessionKey(session.org, session.deviceId), client);
-        hooks.listening(session);
-      }
-    });
-    aedes.on('clientDisconnect', (client: Client) => {
-      const session = self.broker?.sessions.get(client);
-      if (!session || !self.broker) return;
-      const key = sessionKey(session.org, session.deviceId);
-      if (self.broker.listeners.get(key) === client) self.broker.listeners.delete(key);
-    });
-    aedes.on('clientError', (client: Client, err: Error) => {
-      log.debug({ err: err.message, clientId: client.id }, 'MQTT client error');
-    });
-
+    trackListeners(aedes, ctx);
     const server = net.createServer(aedes.handle);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -178,14 +214,8 @@ export class EmbeddedBroker implements RequestChannel {
       });
     });
     const address = server.address();
-    const broker = new EmbeddedBroker(
-      stats,
-      aedes,
-      server,
-      typeof address === 'object' && address ? address.port : options.port,
-    );
-    self.broker = broker;
-    return broker;
+    const port = typeof address === 'object' && address ? address.port : options.port;
+    return new EmbeddedBroker(ctx.stats, ctx.sessions, ctx.listeners, aedes, server, port);
   }
 
   /** Whether the device is connected and listening on its request topic. */

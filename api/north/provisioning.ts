@@ -29,73 +29,57 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return results;
 }
 
-/**
- * Provisions devices of one organization. Records and keys are written in bulk, then the twins start;
- * a device whose twin cannot start is rolled back so the request can simply be repeated.
- * Ids must be unique within `requests` (the route checks).
- */
-export async function provisionDevices(
+type Fresh = { req: ProvisionRequest; doc: DeviceDoc; key: ApiKeyDoc; secret: string };
+
+/** The device record and key of one request, or why its type is refused. */
+function prepare(
   services: Services,
   org: string,
   createdBy: string,
-  requests: readonly ProvisionRequest[],
-): Promise<ProvisionOutcome[]> {
-  const now = new Date(services.now());
-  const outcomes = new Map<string, ProvisionOutcome>();
-  const fresh: { req: ProvisionRequest; doc: DeviceDoc; key: ApiKeyDoc; secret: string }[] = [];
-  for (const req of requests) {
-    const type = req.type ?? DEFAULT_TWIN_TYPE;
-    if (!getTwinType(type)) {
-      outcomes.set(req.id, {
-        ok: false,
-        id: req.id,
-        code: 'INVALID_ARGUMENT',
-        message: `unknown device type ${JSON.stringify(type)}; known: ${listTwinTypes()
-          .map((t) => t.name)
-          .join(', ')}`,
-      });
-      continue;
-    }
-    const doc: DeviceDoc = {
-      _id: `${org}/${req.id}`,
-      org,
-      id: req.id,
-      ...(req.name === undefined ? {} : { name: req.name }),
-      type,
-      tags: [...new Set(req.tags ?? [])],
-      attributes: req.attributes ?? {},
-      transport: req.transport ?? {},
-      lifecycle: 'ACTIVE',
-      createdAt: now,
-      createdBy,
-      updatedAt: now,
-    };
-    // The twin's first state is pure and known now: the read model starts with it, so a new twin has nothing to publish.
-    const initial = createTwinState(
-      { org, deviceId: req.id, twinType: type },
-      { name: req.name, tags: doc.tags, attributes: doc.attributes },
-      now.getTime(),
-    );
-    if (initial.ok) doc.twin = toSnapshot(initial.value);
-    const { doc: key, secret } = services.keys.newKey(org, 'device', now, req.id);
-    fresh.push({ req, doc, key, secret });
+  req: ProvisionRequest,
+  now: Date,
+): Fresh | ProvisionOutcome {
+  const type = req.type ?? DEFAULT_TWIN_TYPE;
+  if (!getTwinType(type)) {
+    const known = listTwinTypes()
+      .map((t) => t.name)
+      .join(', ');
+    const message = `unknown device type ${JSON.stringify(type)}; known: ${known}`;
+    return { ok: false, id: req.id, code: 'INVALID_ARGUMENT', message };
   }
+  const doc: DeviceDoc = {
+    _id: `${org}/${req.id}`,
+    org,
+    id: req.id,
+    ...(req.name === undefined ? {} : { name: req.name }),
+    type,
+    tags: [...new Set(req.tags ?? [])],
+    attributes: req.attributes ?? {},
+    transport: req.transport ?? {},
+    lifecycle: 'ACTIVE',
+    createdAt: now,
+    createdBy,
+    updatedAt: now,
+  };
+  // The twin's first state is pure and known now: the read model starts with it, so a new twin has nothing to publish.
+  const initial = createTwinState(
+    { org, deviceId: req.id, twinType: type },
+    { name: req.name, tags: doc.tags, attributes: doc.attributes },
+    now.getTime(),
+  );
+  if (initial.ok) doc.twin = toSnapshot(initial.value);
+  const { doc: key, secret } = services.keys.newKey(org, 'device', now, req.id);
+  return { req, doc, key, secret };
+}
 
-  const { duplicates } = await services.devices.insertMany(fresh.map((f) => f.doc));
-  const inserted = fresh.filter((f) => !duplicates.has(f.doc.id));
-  for (const f of fresh) {
-    if (duplicates.has(f.doc.id)) {
-      outcomes.set(f.doc.id, {
-        ok: false,
-        id: f.doc.id,
-        code: 'CONFLICT',
-        message: `device ${f.doc.id} already exists`,
-      });
-    }
-  }
-  await services.keys.insertMany(inserted.map((f) => f.key));
-
-  const failed: typeof inserted = [];
+/** Starts the twins of inserted devices; answers those whose twin could not start. */
+async function startTwins(
+  services: Services,
+  org: string,
+  inserted: readonly Fresh[],
+  outcomes: Map<string, ProvisionOutcome>,
+): Promise<Fresh[]> {
+  const failed: Fresh[] = [];
   await mapLimit(inserted, TWIN_START_CONCURRENCY, async (f) => {
     try {
       await services.twins.startTwin(
@@ -110,19 +94,48 @@ export async function provisionDevices(
         'could not start twin; rolling back the device',
       );
       failed.push(f);
-      outcomes.set(f.doc.id, {
-        ok: false,
-        id: f.doc.id,
-        code: 'UNAVAILABLE',
-        message: 'the twin could not be started; try again',
-      });
+      const message = 'the twin could not be started; try again';
+      outcomes.set(f.doc.id, { ok: false, id: f.doc.id, code: 'UNAVAILABLE', message });
     }
   });
-  if (failed.length > 0)
+  return failed;
+}
+
+/**
+ * Provisions devices of one organization. Records and keys are written in bulk, then the twins start;
+ * a device whose twin cannot start is rolled back so the request can simply be repeated.
+ * Ids must be unique within `requests` (the route checks).
+ */
+export async function provisionDevices(
+  services: Services,
+  org: string,
+  createdBy: string,
+  requests: readonly ProvisionRequest[],
+): Promise<ProvisionOutcome[]> {
+  const now = new Date(services.now());
+  const outcomes = new Map<string, ProvisionOutcome>();
+  const fresh: Fresh[] = [];
+  for (const req of requests) {
+    const prepared = prepare(services, org, createdBy, req, now);
+    if ('doc' in prepared) fresh.push(prepared);
+    else outcomes.set(req.id, prepared);
+  }
+  const { duplicates } = await services.devices.insertMany(fresh.map((f) => f.doc));
+  const inserted = fresh.filter((f) => !duplicates.has(f.doc.id));
+  for (const f of fresh) {
+    if (!duplicates.has(f.doc.id)) continue;
+    const message = `device ${f.doc.id} already exists`;
+    outcomes.set(f.doc.id, { ok: false, id: f.doc.id, code: 'CONFLICT', message });
+  }
+  await services.keys.insertMany(inserted.map((f) => f.key));
+  const failed = await startTwins(services, org, inserted, outcomes);
+  if (failed.length > 0) {
+    const ids = failed.map((f) => f.doc.id);
     await services.devices.removeProvisioned(
       org,
-      failed.map((f) => f.doc.id),
+      ids,
       failed.map((f) => f.key._id),
     );
+  }
   return requests.map((r) => outcomes.get(r.id)!);
 }
