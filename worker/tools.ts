@@ -216,7 +216,9 @@ async function buildTemporalCli(
   bin: string,
   log: Log,
 ): Promise<string> {
-  log(`Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go (first run only; a few minutes on 2 cores)...`);
+  log(
+    `Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go (first run only; a few minutes on 2 cores)...`,
+  );
   const staging = `${dir}.staging`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
