@@ -137,11 +137,24 @@ function watchdog(ms: number) {
   return { signal: controller.signal, kick, stop: () => clearTimeout(timer) };
 }
 
+/** fetch, with the failure named by host and cause: fetch's own message is only "fetch failed". */
+async function request(url: string, signal: AbortSignal): Promise<Response> {
+  try {
+    return await fetch(url, { signal });
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new DownloadError(
+      `cannot reach ${new URL(url).host} (${cause?.code ?? cause?.message ?? String(err)})`,
+    );
+  }
+}
+
 /** The body of `url`, or undefined when the server says it has no such file (404). */
 async function fetchText(url: string, stallMs: number): Promise<string | undefined> {
   const dog = watchdog(stallMs);
   try {
-    const res = await fetch(url, { signal: dog.signal });
+    const res = await request(url, dog.signal);
     if (res.status === 404) return undefined;
     if (!res.ok) throw new DownloadError(`HTTP ${res.status} from ${url}`);
     return await res.text();
@@ -154,7 +167,7 @@ async function fetchText(url: string, stallMs: number): Promise<string | undefin
 async function fetchToFile(url: string, file: string, stallMs: number): Promise<string> {
   const dog = watchdog(stallMs);
   try {
-    const res = await fetch(url, { signal: dog.signal });
+    const res = await request(url, dog.signal);
     if (!res.ok || !res.body) throw new DownloadError(`HTTP ${res.status} from ${url}`);
     const hash = createHash('sha256');
     const tap = new Transform({
@@ -187,11 +200,10 @@ async function extractEntry(archive: string, entry: string, into: string): Promi
   return out;
 }
 
-/** One line a person can act on: fetch's own message is "fetch failed", the useful part is in its cause. */
+/** One line a person can act on. */
 function describe(err: unknown, stallMs: number): string {
   if (err instanceof DownloadError) return err.message;
-  const e = err as Error & { cause?: { code?: string; message?: string } };
+  const e = err as Error | undefined;
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return `no progress for ${stallMs / 1000} s`;
-  const cause = e?.cause?.code ?? e?.cause?.message;
-  return cause ? `${e.message}: ${cause}` : String(e?.message ?? err);
+  return String(e?.message ?? err);
 }

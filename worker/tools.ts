@@ -174,7 +174,7 @@ async function tryDownload(
 
 const downloadHowTo = (source: ReleaseSource | undefined, variable: string): string =>
   source
-    ? `let TwinFlow reach ${source.baseUrl} (or a mirror named in ${variable}; TWINFLOW_OFFLINE=1 skips it)`
+    ? `let TwinFlow reach ${source.baseUrl} (or a mirror named in ${variable})`
     : 'no released build exists for this platform';
 
 /** The Temporal CLI: TWINFLOW_TEMPORAL_BIN, `temporal` on PATH, the tool cache, a verified release download, a Go build. */
