@@ -1,5 +1,5 @@
 // Finds or builds the local servers: the Temporal CLI and a MongoDB-compatible server (mongod or FerretDB).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   accessSync,
@@ -233,6 +233,15 @@ async function buildTemporalCli(
   return bin;
 }
 
+/**
+ * Which CLI a FerretDB binary named by the user speaks: the released one prints `version: ...` for `--version`;
+ * TwinFlow's launcher (Go's flag package) rejects the flag.
+ */
+export function ferretdbKind(bin: string): 'ferretdb' | 'ferretdb-release' {
+  const probe = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  return probe.status === 0 && /^version:/m.test(probe.stdout ?? '') ? 'ferretdb-release' : 'ferretdb';
+}
+
 function ferretdbSourceHash(): string {
   const h = createHash('sha256');
   for (const f of ['go.mod', 'go.sum', 'main.go']) h.update(readFileSync(path.join(FERRETDB_SOURCE, f)));
@@ -255,7 +264,7 @@ export async function ensureMongoServer(
     (env.TWINFLOW_PREFER_FERRETDB ? undefined : findOnPath('mongod', env));
   if (mongod) return { kind: 'mongod', path: mongod };
   const explicit = explicitPath(env, 'TWINFLOW_FERRETDB_BIN');
-  if (explicit) return { kind: 'ferretdb', path: explicit };
+  if (explicit) return { kind: ferretdbKind(explicit), path: explicit };
   const dir = path.join(toolsCacheDir(env), `ferretdb-${FERRETDB_VERSION}-${ferretdbSourceHash()}`);
   const bin = path.join(dir, 'twinflow-ferretdb');
   if (isExecutable(bin)) return { kind: 'ferretdb', path: bin };

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mongoServerArgs } from '../../../worker/local-stack';
 import { ferretdbSource, parseChecksums, temporalSource } from '../../../worker/tool-download';
-import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from '../../../worker/tools';
+import { ToolMissingError, ensureMongoServer, ensureTemporalCli, ferretdbKind } from '../../../worker/tools';
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 const noGo = { findGo: () => undefined };
@@ -223,6 +223,24 @@ describe('release downloads of the local servers', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('ferretdbKind', () => {
+  let tmp: string;
+  beforeEach(() => (tmp = mkdtempSync(path.join(os.tmpdir(), 'twinflow-kind-'))));
+  afterEach(() => rmSync(tmp, { recursive: true, force: true }));
+  const script = (body: string): string => {
+    const file = path.join(tmp, 'ferretdb');
+    writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return file;
+  };
+
+  it('tells the released binary, which prints its version, from the launcher, which rejects the flag', () => {
+    expect(ferretdbKind(script('echo "version: v1.24.0"; echo "commit: abc"'))).toBe('ferretdb-release');
+    expect(ferretdbKind(script('echo "flag provided but not defined: -version" >&2; exit 2'))).toBe(
+      'ferretdb',
+    );
   });
 });
 
