@@ -162,7 +162,7 @@ async function tryDownload(
   log: Log,
   options: ToolOptions,
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
-  if (downloadsDisabled(env)) return { ok: false, reason: 'downloads are off (TWINFLOW_OFFLINE)' };
+  if (downloadsDisabled(env)) return { ok: false, reason: 'TWINFLOW_OFFLINE is set' };
   if (!source) return { ok: false, reason: `no released build for ${process.platform}/${process.arch}` };
   log(`Downloading ${source.what} from ${source.baseUrl} (first run only)...`);
   const started = Date.now();
@@ -172,10 +172,11 @@ async function tryDownload(
   return outcome;
 }
 
-const downloadHowTo = (source: ReleaseSource | undefined, variable: string): string =>
+/** Both ways out, or only Go where no release build exists for this platform. */
+const waysOut = (source: ReleaseSource | undefined, variable: string): string =>
   source
-    ? `let TwinFlow reach ${source.baseUrl} (or a mirror named in ${variable})`
-    : 'no released build exists for this platform';
+    ? `Either let TwinFlow reach ${source.baseUrl} (or a mirror named in ${variable}), or: ${goHowTo}`
+    : goHowTo;
 
 /** The Temporal CLI: TWINFLOW_TEMPORAL_BIN, `temporal` on PATH, the tool cache, a verified release download, a Go build. */
 export async function ensureTemporalCli(
@@ -200,8 +201,8 @@ export async function ensureTemporalCli(
     if (!go) {
       throw new ToolMissingError(
         `The Temporal CLI ${TEMPORAL_CLI_VERSION} is needed to run the embedded Temporal server and was not found ` +
-          `(TWINFLOW_TEMPORAL_BIN, PATH, ${dir}). The download failed (${downloaded.reason}) and Go, to build it, ` +
-          `is not installed. Either ${downloadHowTo(source, 'TWINFLOW_TEMPORAL_DOWNLOAD_URL')}, or: ${goHowTo} ` +
+          `(TWINFLOW_TEMPORAL_BIN, PATH, ${dir}). There was no download (${downloaded.reason}) and Go, to build it, ` +
+          `is not installed. ${waysOut(source, 'TWINFLOW_TEMPORAL_DOWNLOAD_URL')} ` +
           'Or set TEMPORAL_ADDRESS to use a Temporal server you already run.',
       );
     }
@@ -281,8 +282,8 @@ export async function ensureMongoServer(
     if (downloaded.ok) return { kind: 'ferretdb-release' as const, path: releaseBin };
     throw new ToolMissingError(
       `A MongoDB-compatible server is needed and none was found (TWINFLOW_MONGOD_BIN, mongod on PATH, TWINFLOW_FERRETDB_BIN, ${dir}, ${releaseDir}). ` +
-        `The download of FerretDB ${FERRETDB_VERSION} failed (${downloaded.reason}) and Go, to build it, is not installed. ` +
-        `Either ${downloadHowTo(source, 'TWINFLOW_FERRETDB_DOWNLOAD_URL')}, or: ${goHowTo} ` +
+        `There was no download of FerretDB ${FERRETDB_VERSION} (${downloaded.reason}) and Go, to build it, is not installed. ` +
+        `${waysOut(source, 'TWINFLOW_FERRETDB_DOWNLOAD_URL')} ` +
         'Or set MONGODB_URI to use a MongoDB server you already run.',
     );
   });
