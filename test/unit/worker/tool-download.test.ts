@@ -167,6 +167,26 @@ describe('release downloads of the local servers', () => {
     }
   });
 
+  it('gives up on a download whose body stops coming, and caches nothing', async () => {
+    const sums = `${'a'.repeat(64)}  ${temporalAsset}\n`;
+    const stalled = http.createServer((req, res) => {
+      if (req.url === '/checksums.txt') return void res.end(sums);
+      res.writeHead(200, { 'content-length': '100000' });
+      res.write(Buffer.alloc(1000));
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const { port } = stalled.address() as AddressInfo;
+    try {
+      const env = { ...baseEnv(), TWINFLOW_TEMPORAL_DOWNLOAD_URL: `http://127.0.0.1:${port}` };
+      const failure = ensureTemporalCli(env, log, { ...noGo, downloadStallMs: 300 });
+      await expect(failure).rejects.toThrow(/no progress for 0.3 s/);
+      expect(filesUnder(cache)).toEqual([]);
+    } finally {
+      stalled.closeAllConnections();
+      await new Promise((resolve) => stalled.close(resolve));
+    }
+  });
+
   it('asks nothing of the network when TWINFLOW_OFFLINE is set', async () => {
     const server = await temporalRelease();
     try {
