@@ -109,6 +109,28 @@ describe('release downloads of the local servers', () => {
     }
   });
 
+  it("reads goreleaser's default sums file name when the release has no checksums.txt", async () => {
+    const archive = temporalArchive(tmp);
+    const server = await startReleaseServer(
+      new Map([
+        [`/${temporalAsset}`, archive],
+        ['/temporal_cli_1.5.1_checksums.txt', Buffer.from(`${sha256(archive)}  ${temporalAsset}\n`)],
+      ]),
+    );
+    try {
+      const env = { ...baseEnv(), TWINFLOW_TEMPORAL_DOWNLOAD_URL: server.url };
+      const bin = await ensureTemporalCli(env, log, noGo);
+      expect(execFileSync(bin, ['--version']).toString()).toContain('temporal version 1.5.1');
+      expect(server.requests).toEqual([
+        '/checksums.txt',
+        '/temporal_cli_1.5.1_checksums.txt',
+        `/${temporalAsset}`,
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('caches nothing when the sum does not match, and says both ways out when Go is absent too', async () => {
     const server = await temporalRelease(() => 'f'.repeat(64));
     try {
