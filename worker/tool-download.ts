@@ -10,13 +10,20 @@ import * as tar from 'tar';
 /** Give up when a download makes no progress for this long (covers DNS, connect, TLS and a stalled body). */
 export const DOWNLOAD_STALL_MS = 20_000;
 
-export const TEMPORAL_DOWNLOAD_URL = 'https://github.com/temporalio/cli/releases/download/v1.5.1';
-export const FERRETDB_DOWNLOAD_URL = 'https://github.com/FerretDB/FerretDB/releases/download/v1.24.0';
+/** The versions TwinFlow runs (tools.ts builds the same ones with Go). */
+export const TEMPORAL_RELEASE = '1.5.1';
+export const FERRETDB_RELEASE = '1.24.0';
+
+export const TEMPORAL_DOWNLOAD_URL = `https://github.com/temporalio/cli/releases/download/v${TEMPORAL_RELEASE}`;
+export const FERRETDB_DOWNLOAD_URL = `https://github.com/FerretDB/FerretDB/releases/download/v${FERRETDB_RELEASE}`;
 /**
  * The CLI's .goreleaser.yml names its sums `checksums.txt`; goreleaser's default name is tried when that one is
  * absent, so either layout of the release works.
  */
-export const TEMPORAL_CHECKSUM_FILES = ['checksums.txt', 'temporal_cli_1.5.1_checksums.txt'] as const;
+export const TEMPORAL_CHECKSUM_FILES = [
+  'checksums.txt',
+  `temporal_cli_${TEMPORAL_RELEASE}_checksums.txt`,
+] as const;
 /**
  * FerretDB v1 publishes static Linux binaries named `ferretdb-linux-<arch>`; the name of its sums file could not be
  * confirmed, so it is a constant (override: TWINFLOW_FERRETDB_CHECKSUMS) and the tests use a local server.
@@ -46,9 +53,9 @@ export function temporalSource(
   const goArch = GO_ARCH[arch];
   if ((platform !== 'linux' && platform !== 'darwin') || !goArch) return undefined;
   return {
-    what: 'the Temporal CLI v1.5.1',
+    what: `the Temporal CLI v${TEMPORAL_RELEASE}`,
     baseUrl: trimSlash(env.TWINFLOW_TEMPORAL_DOWNLOAD_URL || TEMPORAL_DOWNLOAD_URL),
-    asset: `temporal_cli_1.5.1_${platform}_${goArch}.tar.gz`,
+    asset: `temporal_cli_${TEMPORAL_RELEASE}_${platform}_${goArch}.tar.gz`,
     checksumFiles: TEMPORAL_CHECKSUM_FILES,
     archiveEntry: 'temporal',
   };
@@ -63,7 +70,7 @@ export function ferretdbSource(
   const goArch = GO_ARCH[arch];
   if (platform !== 'linux' || !goArch) return undefined;
   return {
-    what: 'FerretDB v1.24.0',
+    what: `FerretDB v${FERRETDB_RELEASE}`,
     baseUrl: trimSlash(env.TWINFLOW_FERRETDB_DOWNLOAD_URL || FERRETDB_DOWNLOAD_URL),
     asset: `ferretdb-linux-${goArch}`,
     checksumFiles: [env.TWINFLOW_FERRETDB_CHECKSUMS || FERRETDB_CHECKSUM_FILE],

@@ -1,4 +1,4 @@
-// Finds or builds the local servers: the Temporal CLI and a MongoDB-compatible server (mongod or FerretDB).
+// Finds, downloads or builds the local servers: the Temporal CLI and a MongoDB-compatible server (mongod or FerretDB).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -15,15 +15,17 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import {
+  FERRETDB_RELEASE,
   type ReleaseSource,
+  TEMPORAL_RELEASE,
   downloadTool,
   downloadsDisabled,
   ferretdbSource,
   temporalSource,
 } from './tool-download';
 
-export const TEMPORAL_CLI_VERSION = 'v1.5.1';
-export const FERRETDB_VERSION = 'v1.24.0';
+export const TEMPORAL_CLI_VERSION = `v${TEMPORAL_RELEASE}`;
+export const FERRETDB_VERSION = `v${FERRETDB_RELEASE}`;
 export const REPO_ROOT = path.resolve(__dirname, '..');
 const FERRETDB_SOURCE = path.join(REPO_ROOT, 'tools', 'ferretdb');
 
@@ -154,7 +156,7 @@ export function isAlive(pid: number): boolean {
 const goHowTo =
   'Install Go 1.24 or newer (https://go.dev/dl, or your package manager), or put the binary on PATH, or set its path in the variable named above.';
 
-/** Tries the release download; one log line either way, and the reason when it failed. */
+/** Tries the release download: logs its start and its outcome, and answers the reason when it failed. */
 async function tryDownload(
   env: NodeJS.ProcessEnv,
   source: ReleaseSource | undefined,
