@@ -113,7 +113,7 @@ export async function downloadTool(
     renameSync(binary, bin);
     return { ok: true };
   } catch (err) {
-    return { ok: false, reason: describe(err, stallMs) };
+    return { ok: false, reason: explain(err, stallMs) };
   } finally {
     // A failed or mismatching download leaves nothing behind in the cache.
     rmSync(staging, { recursive: true, force: true });
@@ -208,7 +208,7 @@ async function extractEntry(archive: string, entry: string, into: string): Promi
 }
 
 /** One line a person can act on. */
-function describe(err: unknown, stallMs: number): string {
+function explain(err: unknown, stallMs: number): string {
   if (err instanceof DownloadError) return err.message;
   const e = err as Error | undefined;
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return `no progress for ${stallMs / 1000} s`;
