@@ -248,14 +248,35 @@ export interface MongoServer extends ManagedProcess {
   readonly uri: string;
 }
 
+/** The command line for each kind of server: mongod, TwinFlow's FerretDB launcher, or FerretDB's released binary. */
+export function mongoServerArgs(tool: MongoTool, host: string, port: number, dbDir: string): string[] {
+  switch (tool.kind) {
+    case 'mongod':
+      return ['--dbpath', dbDir, '--port', String(port), '--bind_ip', host, '--quiet'];
+    case 'ferretdb':
+      return ['--listen', `${host}:${port}`, '--data-dir', dbDir, '--log-level', 'warn'];
+    case 'ferretdb-release':
+      return [
+        `--listen-addr=${host}:${port}`,
+        '--handler=sqlite',
+        // Same URL as tools/ferretdb builds: immediate transactions wait on the busy timeout instead of failing
+        // with SQLITE_BUSY when two writers meet.
+        `--sqlite-url=file:${dbDir}/?_txlock=immediate`,
+        // The state file (instance id) would land in the working directory; the debug HTTP server would take
+        // port 8088, which a second stack on the machine would then fail to get.
+        `--state-dir=${dbDir}`,
+        '--debug-addr=-',
+        '--telemetry=disable',
+        '--log-level=warn',
+      ];
+  }
+}
+
 export async function startMongoServer(o: MongoServerOptions): Promise<MongoServer> {
   const host = o.host ?? '127.0.0.1';
   const dbDir = path.join(o.dataDir, o.tool.kind === 'mongod' ? 'mongodb' : 'ferretdb');
   mkdirSync(dbDir, { recursive: true });
-  const args =
-    o.tool.kind === 'mongod'
-      ? ['--dbpath', dbDir, '--port', String(o.port), '--bind_ip', host, '--quiet']
-      : ['--listen', `${host}:${o.port}`, '--data-dir', dbDir, '--log-level', 'warn'];
+  const args = mongoServerArgs(o.tool, host, o.port, dbDir);
   const uri = `mongodb://${host}:${o.port}/`;
   const ready = async (): Promise<boolean> => {
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 1_000, directConnection: true });
@@ -270,7 +291,7 @@ export async function startMongoServer(o: MongoServerOptions): Promise<MongoServ
     { port: o.port, variable: 'TWINFLOW_MONGODB_PORT', what: 'the MongoDB-compatible server', host },
   ];
   const proc = await launch(
-    o.tool.kind,
+    o.tool.kind === 'mongod' ? 'mongod' : 'ferretdb',
     o.tool.path,
     args,
     path.join(o.dataDir, 'run'),

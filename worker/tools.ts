@@ -1,5 +1,5 @@
-// Finds or builds the local servers: the Temporal CLI and a MongoDB-compatible server (mongod or FerretDB).
-import { spawn } from 'node:child_process';
+// Finds, downloads or builds the local servers: the Temporal CLI and a MongoDB-compatible server (mongod or FerretDB).
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   accessSync,
@@ -14,9 +14,18 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  FERRETDB_RELEASE,
+  type ReleaseSource,
+  TEMPORAL_RELEASE,
+  downloadTool,
+  downloadsDisabled,
+  ferretdbSource,
+  temporalSource,
+} from './tool-download';
 
-export const TEMPORAL_CLI_VERSION = 'v1.5.1';
-export const FERRETDB_VERSION = 'v1.24.0';
+export const TEMPORAL_CLI_VERSION = `v${TEMPORAL_RELEASE}`;
+export const FERRETDB_VERSION = `v${FERRETDB_RELEASE}`;
 export const REPO_ROOT = path.resolve(__dirname, '..');
 const FERRETDB_SOURCE = path.join(REPO_ROOT, 'tools', 'ferretdb');
 
@@ -29,9 +38,16 @@ export class ToolMissingError extends Error {
   }
 }
 
+/** `ferretdb` is TwinFlow's Go launcher (tools/ferretdb); `ferretdb-release` is FerretDB's released binary, another CLI. */
 export interface MongoTool {
-  readonly kind: 'mongod' | 'ferretdb';
+  readonly kind: 'mongod' | 'ferretdb' | 'ferretdb-release';
   readonly path: string;
+}
+
+/** Seams for tests: where Go is (`() => undefined` acts as a machine without Go), and the download stall timeout. */
+export interface ToolOptions {
+  readonly findGo?: (env: NodeJS.ProcessEnv) => string | undefined;
+  readonly downloadStallMs?: number;
 }
 
 export function toolsCacheDir(env: NodeJS.ProcessEnv): string {
@@ -108,7 +124,7 @@ async function withLock<T>(lockDir: string, log: Log, what: string, fn: () => Pr
       }
       if (Date.now() > deadline)
         throw new Error(`timed out waiting for another process building ${what} (lock ${lockDir})`);
-      if (!told) log(`Waiting for another TwinFlow process that is building ${what}...`);
+      if (!told) log(`Waiting for another TwinFlow process that is getting ${what}...`);
       told = true;
       await new Promise((r) => setTimeout(r, 2_000));
     }
@@ -140,8 +156,36 @@ export function isAlive(pid: number): boolean {
 const goHowTo =
   'Install Go 1.24 or newer (https://go.dev/dl, or your package manager), or put the binary on PATH, or set its path in the variable named above.';
 
-/** The Temporal CLI: TWINFLOW_TEMPORAL_BIN, then `temporal` on PATH, then the tool cache, then built with Go. */
-export async function ensureTemporalCli(env: NodeJS.ProcessEnv, log: Log): Promise<string> {
+/** Tries the release download: logs its start and its outcome, and answers the reason when it failed. */
+async function tryDownload(
+  env: NodeJS.ProcessEnv,
+  source: ReleaseSource | undefined,
+  bin: string,
+  log: Log,
+  options: ToolOptions,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  if (downloadsDisabled(env)) return { ok: false, reason: 'TWINFLOW_OFFLINE is set' };
+  if (!source) return { ok: false, reason: `no released build for ${process.platform}/${process.arch}` };
+  log(`Downloading ${source.what} from ${source.baseUrl} (first run only)...`);
+  const started = Date.now();
+  const outcome = await downloadTool(source, bin, options.downloadStallMs);
+  if (outcome.ok) log(`Downloaded ${source.what} in ${Math.round((Date.now() - started) / 1000)} s: ${bin}`);
+  else log(`Could not download ${source.what}: ${outcome.reason}.`);
+  return outcome;
+}
+
+/** Both ways out, or only Go where no release build exists for this platform. */
+const waysOut = (source: ReleaseSource | undefined, variable: string): string =>
+  source
+    ? `Either let TwinFlow reach ${source.baseUrl} (or a mirror named in ${variable}), or: ${goHowTo}`
+    : goHowTo;
+
+/** The Temporal CLI: TWINFLOW_TEMPORAL_BIN, `temporal` on PATH, the tool cache, a verified release download, a Go build. */
+export async function ensureTemporalCli(
+  env: NodeJS.ProcessEnv,
+  log: Log,
+  options: ToolOptions = {},
+): Promise<string> {
   const explicit = explicitPath(env, 'TWINFLOW_TEMPORAL_BIN');
   if (explicit) return explicit;
   const onPath = findOnPath('temporal', env);
@@ -149,33 +193,56 @@ export async function ensureTemporalCli(env: NodeJS.ProcessEnv, log: Log): Promi
   const dir = path.join(toolsCacheDir(env), `temporal-${TEMPORAL_CLI_VERSION}`);
   const bin = path.join(dir, 'temporal');
   if (isExecutable(bin)) return bin;
-  const go = findGo(env);
-  if (!go) {
-    throw new ToolMissingError(
-      `The Temporal CLI ${TEMPORAL_CLI_VERSION} is needed to run the embedded Temporal server and was not found ` +
-        `(TWINFLOW_TEMPORAL_BIN, PATH, ${dir}). TwinFlow builds it with Go, but Go is not installed. ${goHowTo} ` +
-        'Or set TEMPORAL_ADDRESS to use a Temporal server you already run.',
-    );
-  }
   mkdirSync(dir, { recursive: true });
   return withLock(`${dir}.lock`, log, 'the Temporal CLI', async () => {
     if (isExecutable(bin)) return bin;
-    log(
-      `Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go (first run only; a few minutes on 2 cores)...`,
-    );
-    const staging = `${dir}.staging`;
-    rmSync(staging, { recursive: true, force: true });
-    mkdirSync(staging, { recursive: true });
-    const started = Date.now();
-    await run(go, ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], {
-      env: { ...env, GOBIN: staging, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' },
-      logFile: path.join(toolsCacheDir(env), 'temporal-build.log'),
-    });
-    renameSync(path.join(staging, 'temporal'), bin);
-    rmSync(staging, { recursive: true, force: true });
-    log(`Built the Temporal CLI in ${Math.round((Date.now() - started) / 1000)} s: ${bin}`);
-    return bin;
+    const source = temporalSource(env);
+    const downloaded = await tryDownload(env, source, bin, log, options);
+    if (downloaded.ok) return bin;
+    const go = (options.findGo ?? findGo)(env);
+    if (!go) {
+      throw new ToolMissingError(
+        `The Temporal CLI ${TEMPORAL_CLI_VERSION} is needed to run the embedded Temporal server and was not found ` +
+          `(TWINFLOW_TEMPORAL_BIN, PATH, ${dir}). There was no download (${downloaded.reason}) and Go, to build it, ` +
+          `is not installed. ${waysOut(source, 'TWINFLOW_TEMPORAL_DOWNLOAD_URL')} ` +
+          'Or set TEMPORAL_ADDRESS to use a Temporal server you already run.',
+      );
+    }
+    return buildTemporalCli(go, env, dir, bin, log);
   });
+}
+
+async function buildTemporalCli(
+  go: string,
+  env: NodeJS.ProcessEnv,
+  dir: string,
+  bin: string,
+  log: Log,
+): Promise<string> {
+  log(
+    `Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go (first run only; a few minutes on 2 cores)...`,
+  );
+  const staging = `${dir}.staging`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  const started = Date.now();
+  await run(go, ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], {
+    env: { ...env, GOBIN: staging, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' },
+    logFile: path.join(toolsCacheDir(env), 'temporal-build.log'),
+  });
+  renameSync(path.join(staging, 'temporal'), bin);
+  rmSync(staging, { recursive: true, force: true });
+  log(`Built the Temporal CLI in ${Math.round((Date.now() - started) / 1000)} s: ${bin}`);
+  return bin;
+}
+
+/**
+ * Which CLI a FerretDB binary named by the user speaks: the released one prints `version: ...` for `--version`;
+ * TwinFlow's launcher (Go's flag package) rejects the flag.
+ */
+export function ferretdbKind(bin: string): 'ferretdb' | 'ferretdb-release' {
+  const probe = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  return probe.status === 0 && /^version:/m.test(probe.stdout ?? '') ? 'ferretdb-release' : 'ferretdb';
 }
 
 function ferretdbSourceHash(): string {
@@ -184,30 +251,58 @@ function ferretdbSourceHash(): string {
   return h.digest('hex').slice(0, 12);
 }
 
-/** A MongoDB-compatible server: TWINFLOW_MONGOD_BIN or `mongod` on PATH first, else FerretDB (env, cache, or built with Go). */
-export async function ensureMongoServer(env: NodeJS.ProcessEnv, log: Log): Promise<MongoTool> {
+/**
+ * A MongoDB-compatible server: TWINFLOW_MONGOD_BIN or `mongod` on PATH, TWINFLOW_FERRETDB_BIN, a cached FerretDB,
+ * else FerretDB built with Go or, without Go, FerretDB's released binary. The Go build comes first because its
+ * launcher also indexes `_id` (tools/ferretdb/main.go: lookups by `_id` about 6 times faster), which the released
+ * binary cannot do.
+ */
+export async function ensureMongoServer(
+  env: NodeJS.ProcessEnv,
+  log: Log,
+  options: ToolOptions = {},
+): Promise<MongoTool> {
   const mongod =
     explicitPath(env, 'TWINFLOW_MONGOD_BIN') ??
     (env.TWINFLOW_PREFER_FERRETDB ? undefined : findOnPath('mongod', env));
   if (mongod) return { kind: 'mongod', path: mongod };
   const explicit = explicitPath(env, 'TWINFLOW_FERRETDB_BIN');
-  if (explicit) return { kind: 'ferretdb', path: explicit };
+  if (explicit) return { kind: ferretdbKind(explicit), path: explicit };
   const dir = path.join(toolsCacheDir(env), `ferretdb-${FERRETDB_VERSION}-${ferretdbSourceHash()}`);
   const bin = path.join(dir, 'twinflow-ferretdb');
   if (isExecutable(bin)) return { kind: 'ferretdb', path: bin };
-  const go = findGo(env);
-  if (!go) {
+  const releaseDir = path.join(toolsCacheDir(env), `ferretdb-${FERRETDB_VERSION}-release`);
+  const releaseBin = path.join(releaseDir, 'ferretdb');
+  if (isExecutable(releaseBin)) return { kind: 'ferretdb-release', path: releaseBin };
+  const go = (options.findGo ?? findGo)(env);
+  if (go) return { kind: 'ferretdb', path: await buildFerretdb(go, env, dir, bin, log) };
+  mkdirSync(releaseDir, { recursive: true });
+  return withLock(`${releaseDir}.lock`, log, 'FerretDB', async () => {
+    if (isExecutable(releaseBin)) return { kind: 'ferretdb-release' as const, path: releaseBin };
+    const source = ferretdbSource(env);
+    const downloaded = await tryDownload(env, source, releaseBin, log, options);
+    if (downloaded.ok) return { kind: 'ferretdb-release' as const, path: releaseBin };
     throw new ToolMissingError(
-      `A MongoDB-compatible server is needed and none was found (TWINFLOW_MONGOD_BIN, mongod on PATH, TWINFLOW_FERRETDB_BIN, ${dir}). ` +
-        `TwinFlow builds FerretDB ${FERRETDB_VERSION} with Go, but Go is not installed. ${goHowTo} ` +
+      `A MongoDB-compatible server is needed and none was found (TWINFLOW_MONGOD_BIN, mongod on PATH, TWINFLOW_FERRETDB_BIN, ${dir}, ${releaseDir}). ` +
+        `There was no download of FerretDB ${FERRETDB_VERSION} (${downloaded.reason}) and Go, to build it, is not installed. ` +
+        `${waysOut(source, 'TWINFLOW_FERRETDB_DOWNLOAD_URL')} ` +
         'Or set MONGODB_URI to use a MongoDB server you already run.',
     );
-  }
+  });
+}
+
+async function buildFerretdb(
+  go: string,
+  env: NodeJS.ProcessEnv,
+  dir: string,
+  bin: string,
+  log: Log,
+): Promise<string> {
   if (!existsSync(path.join(FERRETDB_SOURCE, 'main.go')))
     throw new ToolMissingError(`FerretDB launcher source missing at ${FERRETDB_SOURCE}`);
   mkdirSync(dir, { recursive: true });
   return withLock(`${dir}.lock`, log, 'FerretDB', async () => {
-    if (isExecutable(bin)) return { kind: 'ferretdb' as const, path: bin };
+    if (isExecutable(bin)) return bin;
     log(`Building FerretDB ${FERRETDB_VERSION} with Go (first run only; a few minutes on 2 cores)...`);
     const started = Date.now();
     const staging = `${bin}.staging`;
@@ -218,6 +313,6 @@ export async function ensureMongoServer(env: NodeJS.ProcessEnv, log: Log): Promi
     });
     renameSync(staging, bin);
     log(`Built FerretDB in ${Math.round((Date.now() - started) / 1000)} s: ${bin}`);
-    return { kind: 'ferretdb' as const, path: bin };
+    return bin;
   });
 }

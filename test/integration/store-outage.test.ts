@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type MongoServer, getFreePort, startMongoServer } from '../../worker/local-stack';
+import type { MongoTool } from '../../worker/tools';
 import { apiClient, collectBody, itEnv, startTwinflow } from './harness';
 
 describe('an inventory outage', () => {
@@ -10,7 +11,7 @@ describe('an inventory outage', () => {
   let mongo: MongoServer;
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-outage-'));
-    const kind = itEnv('TWINFLOW_IT_MONGO_KIND') === 'mongod' ? 'mongod' : 'ferretdb';
+    const kind = itEnv('TWINFLOW_IT_MONGO_KIND') as MongoTool['kind'];
     mongo = await startMongoServer({
       tool: { kind, path: itEnv('TWINFLOW_IT_MONGO_BIN') },
       port: await getFreePort(),
