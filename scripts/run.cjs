@@ -63,6 +63,12 @@ switch (command) {
   case 'start':
     exec(...tsNode('worker/main.ts'));
     break;
+  case 'worker':
+  case 'api':
+    // One role of the stack in this process (the other runs elsewhere, against the same Temporal and MongoDB).
+    process.env.TWINFLOW_ROLES = command;
+    exec(...tsNode('worker/main.ts'));
+    break;
   case 'setup':
     exec(...tsNode('worker/setup.ts'));
     break;
@@ -76,6 +82,6 @@ switch (command) {
     step(bin('jest'), ['--ci', ...process.argv.slice(3)]);
     break;
   default:
-    console.error(`usage: node scripts/run.cjs start|test|bench|setup`);
+    console.error(`usage: node scripts/run.cjs start|worker|api|test|bench|setup`);
     process.exit(2);
 }
