@@ -1,7 +1,7 @@
 // Records workflow histories for the replay test: runs representative twin and operation scenarios against
 // today's workflow code on its own servers and writes each history to test/fixtures/histories/<name>.json.
 // Run: node --import tsx scripts/record-histories.ts   (only for a deliberate, versioned workflow change)
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -259,7 +259,6 @@ async function main(): Promise<void> {
     env = await openWorkflowEnv();
 
     mkdirSync(OUT_DIR, { recursive: true });
-    for (const f of readdirSync(OUT_DIR)) if (f.endsWith('.json')) rmSync(path.join(OUT_DIR, f));
     const e = env;
     await e.withWorker((tq) =>
       scenarios(e, tq, async (name, handle, runId) => {
