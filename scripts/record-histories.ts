@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import {
   type WorkflowEnv,
@@ -17,10 +16,12 @@ import {
   telemetryBatch,
 } from '../test/integration/workflows/workflow-env';
 import { deviceDocId } from '../inventory/devices.repo';
+import { historyToJson } from '../test/fixtures/history-json';
 import { getFreePort, startMongoServer, startTemporalDevServer } from '../worker/local-stack';
 import { ensureMongoServer, ensureTemporalCli } from '../worker/tools';
 import { operationWorkflowId } from '../workflows/ids';
-import { reportResponseSignal } from '../workflows/operation.messages';
+import { getOperationQuery, reportResponseSignal } from '../workflows/operation.messages';
+import type { operationWorkflow } from '../workflows/operation.workflow';
 import {
   cancelOperationUpdate,
   claimPendingOperationsUpdate,
@@ -77,7 +78,12 @@ type Recorder = (name: string, handle: WorkflowHandle, runId?: string) => Promis
 async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promise<void> {
   const org = env.org;
   const op = (deviceId: string, id: string) =>
-    env.client.workflow.getHandle(operationWorkflowId(org, deviceId, id));
+    env.client.workflow.getHandle<typeof operationWorkflow>(operationWorkflowId(org, deviceId, id));
+  /** The twin starts operations in the background: wait until one exists, then for its end. */
+  const ended = async (deviceId: string, id: string) => {
+    await until('started', async () => Boolean((await op(deviceId, id).describe()).runId));
+    return op(deviceId, id).result();
+  };
 
   // Provision, telemetry (one batch redelivered), a profile update, a published snapshot, decommission.
   {
@@ -120,7 +126,7 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
       response: { resultCode: 'SUCCESSFUL' },
       receivedAt: Date.now(),
     });
-    await op(deviceId, req.id).result();
+    await ended(deviceId, req.id);
     await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
     await twin.executeUpdate(decommissionUpdate);
     await twin.result();
@@ -140,18 +146,18 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
         platformKey: 'k',
       });
       await twin.executeUpdate(requestOperationUpdate, { args: [pushed] });
-      await op(deviceId, pushed.id).result();
+      await ended(deviceId, pushed.id);
       const waiting = operationRequest(org, deviceId);
       await twin.executeUpdate(requestOperationUpdate, { args: [waiting] });
       await twin.executeUpdate(cancelOperationUpdate, { args: [{ id: waiting.id, by: 'operator' }] });
-      await op(deviceId, waiting.id).result();
+      await ended(deviceId, waiting.id);
       await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
       // Decommissioned with an operation open: the twin cancels it before it ends.
       const last = operationRequest(org, deviceId);
       await twin.executeUpdate(requestOperationUpdate, { args: [last] });
       await twin.executeUpdate(decommissionUpdate);
       await twin.result();
-      await op(deviceId, last.id).result();
+      await ended(deviceId, last.id);
       await record('twin-push-cancel-decommission', twin);
       await record('operation-push-success', op(deviceId, pushed.id));
       await record('operation-cancel', op(deviceId, waiting.id));
@@ -169,7 +175,7 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
       const twin = await startTwin(env, tq, deviceId);
       const expiring = operationRequest(org, deviceId, { ttlMs: 800 });
       await twin.executeUpdate(requestOperationUpdate, { args: [expiring] });
-      await op(deviceId, expiring.id).result();
+      await ended(deviceId, expiring.id);
       const failing = operationRequest(org, deviceId, {
         delivery: 'push',
         operationUrl: down.url,
@@ -178,17 +184,21 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
         retriesDelayMs: 50,
       });
       await twin.executeUpdate(requestOperationUpdate, { args: [failing] });
-      await op(deviceId, failing.id).result();
+      await ended(deviceId, failing.id);
       // A pending operation handed over twice: its first attempt times out, it waits for the next poll.
       const polled = operationRequest(org, deviceId, { timeoutMs: 400, retries: 1, retriesDelayMs: 50 });
       await twin.executeUpdate(requestOperationUpdate, { args: [polled] });
       await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+      await until('back in the queue', async () => {
+        const rec = await op(deviceId, polled.id).query(getOperationQuery);
+        return rec.status === 'WAITING_FOR_CONNECTION' && rec.attempts.length === 1;
+      });
       await until(
         'second hand-over',
         async () =>
           (await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] })).length > 0,
       );
-      await op(deviceId, polled.id).result();
+      await ended(deviceId, polled.id);
       await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
       await twin.executeUpdate(decommissionUpdate);
       await twin.result();
@@ -221,7 +231,7 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
       response: { resultCode: 'SUCCESSFUL' },
       receivedAt: Date.now(),
     });
-    await op(deviceId, req.id).result();
+    await ended(deviceId, req.id);
     await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
     await twin.executeUpdate(decommissionUpdate);
     await twin.result();
@@ -264,7 +274,7 @@ async function main(): Promise<void> {
       scenarios(e, tq, async (name, handle, runId) => {
         const h = runId ? e.client.workflow.getHandle(handle.workflowId, runId) : handle;
         const history = await h.fetchHistory();
-        writeFileSync(path.join(OUT_DIR, `${name}.json`), `${historyToJSON(history)}\n`);
+        writeFileSync(path.join(OUT_DIR, `${name}.json`), historyToJson(history));
         log(`recorded ${name} (${history.events?.length ?? 0} events)`);
       }),
     );

@@ -14,7 +14,14 @@ import {
   requestOperationUpdate,
 } from '../../../workflows/twin.messages';
 import { eventually } from '../harness';
-import { type WorkflowEnv, openWorkflowEnv, operationRequest, startTwin, uniqueId } from './workflow-env';
+import {
+  type WorkflowEnv,
+  openWorkflowEnv,
+  operationRequest,
+  resultOf,
+  startTwin,
+  uniqueId,
+} from './workflow-env';
 
 interface DeviceCall {
   readonly headers: http.IncomingHttpHeaders;
@@ -111,7 +118,7 @@ describe('the operation workflow', () => {
         receivedAt: Date.now(),
       });
 
-      const final = await opHandle(request).result();
+      const final = await resultOf(opHandle(request));
       expect(final).toMatchObject({
         status: 'SUCCESSFUL',
         resultCode: 'SUCCESSFUL',
@@ -132,7 +139,7 @@ describe('the operation workflow', () => {
       const twin = await startTwin(env, tq, deviceId);
       const request = operationRequest(env.org, deviceId, { ttlMs: 1_000 });
       await twin.executeUpdate(requestOperationUpdate, { args: [request] });
-      const final = await opHandle(request).result();
+      const final = await resultOf(opHandle(request));
       expect(final).toMatchObject({ status: 'EXPIRED', resultCode: 'EXPIRED', deliveredAt: null });
       expect(final.attempts).toEqual([]);
       // An expired operation is not handed over any more.
@@ -150,7 +157,7 @@ describe('the operation workflow', () => {
       await twin.executeUpdate(requestOperationUpdate, { args: [request] });
       await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
       await twin.executeUpdate(cancelOperationUpdate, { args: [{ id: request.id, by: 'operator' }] });
-      const final = await opHandle(request).result();
+      const final = await resultOf(opHandle(request));
       expect(final).toMatchObject({ status: 'CANCELLED', resultCode: 'CANCELLED', cancelledBy: 'operator' });
       expect(final.attempts).toEqual([expect.objectContaining({ resultCode: 'CANCELLED' })]);
     }));
@@ -173,7 +180,7 @@ describe('the operation workflow', () => {
         return claimed.length > 0 ? claimed : undefined;
       });
       expect(second.map((e) => e.operation.request.id)).toEqual([request.id]);
-      const final = await opHandle(request).result();
+      const final = await resultOf(opHandle(request));
       expect(final).toMatchObject({ status: 'TIMEOUT', resultCode: 'ERROR_TIMEOUT' });
       expect(final.attempts.map((a) => a.resultCode)).toEqual(['ERROR_TIMEOUT', 'ERROR_TIMEOUT']);
     }));
@@ -200,7 +207,7 @@ describe('the operation workflow', () => {
           id: request.id,
           duplicate: false,
         });
-        const final = await opHandle(request).result();
+        const final = await resultOf(opHandle(request));
         expect(final).toMatchObject({ status: 'SUCCESSFUL', resultCode: 'SUCCESSFUL' });
         expect(final.steps.map((s) => [s.name, s.result])).toEqual([['REBOOT', 'SUCCESSFUL']]);
         expect(device.calls).toHaveLength(1);

@@ -19,6 +19,7 @@ import {
   openWorkflowEnv,
   operationRequest,
   refusal,
+  resultOf,
   startTwin,
   telemetryBatch,
   uniqueId,
@@ -207,7 +208,7 @@ describe('the twin workflow', () => {
       expect(unknown.type).toBe('NOT_FOUND');
 
       await twin.executeUpdate(cancelOperationUpdate, { args: [{ id: request.id, by: 'operator' }] });
-      const record = await opHandle(deviceId, request.id).result();
+      const record = await resultOf(opHandle(deviceId, request.id));
       expect(record).toMatchObject({ status: 'CANCELLED', resultCode: 'CANCELLED', cancelledBy: 'operator' });
       const state = await eventually(async () => {
         const s = await twin.query(getTwinStateQuery);
@@ -236,7 +237,7 @@ describe('the twin workflow', () => {
       const final = await twin.result();
       expect(final.lifecycle).toBe('DECOMMISSIONED');
       expect((await twin.describe()).status.name).toBe('COMPLETED');
-      expect(await opHandle(deviceId, request.id).result()).toMatchObject({
+      expect(await resultOf(opHandle(deviceId, request.id))).toMatchObject({
         status: 'CANCELLED',
         cancelledBy: 'decommission',
       });

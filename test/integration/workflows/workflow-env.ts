@@ -1,7 +1,7 @@
 // In-process workflow tests: a Client and NativeConnection to the test server, real repositories over a fresh
 // database, and a Worker per test (one task queue each) that runs the prebuilt workflow bundle.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../../../activities';
@@ -14,7 +14,7 @@ import type { TelemetryBatch } from '../../../twins/twin-core';
 import type { TwinIdentity } from '../../../twins/types';
 import { twinWorkflowId } from '../../../workflows/ids';
 import type { TwinWorkflowInput, twinWorkflow } from '../../../workflows/twin.workflow';
-import { itEnv } from '../harness';
+import { eventually, itEnv } from '../harness';
 
 /** Lowercase with a dash, so it fits org and device id patterns alike. */
 export const uniqueId = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -152,4 +152,10 @@ export async function refusal(update: Promise<unknown>): Promise<ApplicationFail
     throw err;
   }
   throw new Error('the update was accepted, but it should have been refused');
+}
+
+/** The result of a workflow the twin starts in the background: waits until it exists, then for its end. */
+export async function resultOf<T>(handle: WorkflowHandle<() => Promise<T>>): Promise<T> {
+  await eventually(async () => (await handle.describe()).runId);
+  return handle.result();
 }

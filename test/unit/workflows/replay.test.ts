@@ -9,6 +9,7 @@ import {
   type WorkflowBundleWithSourceMap,
   bundleWorkflowCode,
 } from '@temporalio/worker';
+import { type History, historyFromJson } from '../../fixtures/history-json';
 
 const HISTORIES_DIR = path.resolve(__dirname, '..', '..', 'fixtures', 'histories');
 
@@ -22,13 +23,13 @@ const quietLogger = {
 };
 
 /** The recorded histories; the file name (without .json) stands for the workflow id. */
-function loadHistories(): { workflowId: string; history: unknown }[] {
+function loadHistories(): { workflowId: string; history: History }[] {
   return readdirSync(HISTORIES_DIR)
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => ({
       workflowId: f.replace(/\.json$/, ''),
-      history: JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as unknown,
+      history: historyFromJson(JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8'))),
     }));
 }
 
