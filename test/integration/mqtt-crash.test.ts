@@ -72,7 +72,8 @@ describe('MQTT ingest through a crash', () => {
     await eventually(async () => (acked.size >= 200 ? true : undefined), 30_000);
     await tf.kill();
     const ackedAtKill = acked.size;
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Restart only once every client has noticed the broker is gone, so each really reconnects.
+    await eventually(async () => (clients.every((c) => !c.connected) ? true : undefined));
     tf = await startTwinflow({ db, taskQueue, env, adminKey: tf.adminKey });
     // Devices reconnect on their own and go on.
     await eventually(async () => (acked.size >= ackedAtKill + 200 ? true : undefined), 60_000);

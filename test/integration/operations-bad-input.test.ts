@@ -3,7 +3,8 @@
 import http from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { MongoClient } from 'mongodb';
-import { twinWorkflowId } from '../../workflows/ids';
+import { operationWorkflowId, twinWorkflowId } from '../../workflows/ids';
+import { getOperationQuery } from '../../workflows/operation.messages';
 import { getTwinStateQuery } from '../../workflows/twin.messages';
 import {
   type ApiClient,
@@ -86,7 +87,6 @@ function rawPost(
 }
 
 const deviceName = (prefix: string): string => uniqueName(prefix).replace(/_/g, '-');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('operations bad input', () => {
   let tf: TwinflowProcess;
@@ -197,19 +197,31 @@ describe('operations bad input', () => {
     const cancelled = await admin.post(`/north/v1/operations/${endedOp}/cancel`);
     expect(cancelled.body.status).toBe('CANCELLED');
 
-    // Let the workflows write their last revisions, so that any later change is the test's doing.
+    // Let the workflows write their last revisions, so that any later change is the test's doing: the
+    // cancelled operation's workflow has completed (it writes its record before it returns), its twin has
+    // taken the end, and the waiting operation's stored record is its live one.
+    const db = mongo.db(tf.env.MONGODB_DB);
+    const opHandle = (deviceId: string, id: string) =>
+      temporal.client.workflow.getHandle(operationWorkflowId('default', deviceId, id));
     await eventually(
       async () => {
-        const a = await snapshot();
-        await sleep(700);
-        const b = await snapshot();
-        const statuses = (b.records as { id: string; status: string }[])
-          .map((r) => `${r.id}:${r.status}`)
-          .sort();
+        const ended = await opHandle(gen, endedOp).describe();
+        const genTable = (
+          await temporal.client.workflow.getHandle(twinWorkflowId('default', gen)).query(getTwinStateQuery)
+        ).operations;
+        const live = await opHandle(sleepy, waitingOp).query(getOperationQuery);
+        const stored = await db
+          .collection<{ _id: string; rev: number; status: string }>('operations')
+          .find({})
+          .toArray();
+        const storedWaiting = stored.find((r) => r.status === 'WAITING_FOR_CONNECTION');
+        const statuses = stored.map((r) => r.status).sort();
         const settled =
-          JSON.stringify(a) === JSON.stringify(b) &&
-          JSON.stringify(statuses) ===
-            JSON.stringify([`${waitingOp}:WAITING_FOR_CONNECTION`, `${endedOp}:CANCELLED`].sort());
+          ended.status.name === 'COMPLETED' &&
+          genTable.open.length === 0 &&
+          genTable.recentlyEnded.includes(endedOp) &&
+          storedWaiting?.rev === live.rev &&
+          JSON.stringify(statuses) === JSON.stringify(['CANCELLED', 'WAITING_FOR_CONNECTION']);
         return settled ? true : undefined;
       },
       30_000,

@@ -43,9 +43,10 @@ describe('an operation when its worker is killed', () => {
       await eventually(async () =>
         (await statusOf(admin, op.body.id)).status === 'IN_PROGRESS' ? true : undefined,
       );
+      const postedAtKill = emulator.stats().responsesPosted;
       await worker.kill();
       // The device goes on reporting while no worker runs; the API still takes its responses.
-      await new Promise((r) => setTimeout(r, 1_500));
+      await eventually(async () => (emulator.stats().responsesPosted > postedAtKill ? true : undefined));
       worker = await startTwinflow({ roles: 'worker', db, taskQueue, adminKey: api.adminKey });
 
       const done = await eventually(async () => {

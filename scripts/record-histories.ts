@@ -1,0 +1,291 @@
+// Records workflow histories for the replay test: runs representative twin and operation scenarios against
+// today's workflow code on its own servers and writes each history to test/fixtures/histories/<name>.json.
+// Run: node --import tsx scripts/record-histories.ts   (only for a deliberate, versioned workflow change)
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import {
+  type WorkflowEnv,
+  openWorkflowEnv,
+  operationRequest,
+  startTwin,
+  telemetryBatch,
+} from '../test/integration/workflows/workflow-env';
+import { deviceDocId } from '../inventory/devices.repo';
+import { historyToJson } from '../test/fixtures/history-json';
+import { getFreePort, startMongoServer, startTemporalDevServer } from '../worker/local-stack';
+import { ensureMongoServer, ensureTemporalCli } from '../worker/tools';
+import { operationWorkflowId } from '../workflows/ids';
+import { getOperationQuery, reportResponseSignal } from '../workflows/operation.messages';
+import type { operationWorkflow } from '../workflows/operation.workflow';
+import {
+  cancelOperationUpdate,
+  claimPendingOperationsUpdate,
+  decommissionUpdate,
+  getTwinStateQuery,
+  reportTelemetrySignal,
+  requestOperationUpdate,
+  updateProfileUpdate,
+} from '../workflows/twin.messages';
+
+const OUT_DIR = path.resolve(__dirname, '..', 'test', 'fixtures', 'histories');
+
+/** Polls until check() is true, or fails after the deadline. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A device endpoint on 127.0.0.1 that answers every push with `status` (and a final SUCCESSFUL for 200). */
+async function device(status: number) {
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const id = (JSON.parse(Buffer.concat(chunks).toString()) as { operation: { request: { id: string } } })
+        .operation.request.id;
+      const body =
+        status === 200
+          ? JSON.stringify({
+              operation: {
+                response: { id, resultCode: 'SUCCESSFUL', steps: [{ name: 'REBOOT', result: 'SUCCESSFUL' }] },
+              },
+            })
+          : '';
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v80/devices/d/operation/request`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+type Recorder = (name: string, handle: WorkflowHandle, runId?: string) => Promise<void>;
+
+async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promise<void> {
+  const org = env.org;
+  const op = (deviceId: string, id: string) =>
+    env.client.workflow.getHandle<typeof operationWorkflow>(operationWorkflowId(org, deviceId, id));
+  /** The twin starts operations in the background: wait until one exists, then for its end. */
+  const ended = async (deviceId: string, id: string) => {
+    await until('started', async () => Boolean((await op(deviceId, id).describe()).runId));
+    return op(deviceId, id).result();
+  };
+
+  // Provision, telemetry (one batch redelivered), a profile update, a published snapshot, decommission.
+  {
+    const deviceId = 'telemetry';
+    await env.inventory.db
+      .collection<{ _id: string }>('devices')
+      .insertOne({ _id: deviceDocId(org, deviceId) });
+    const twin = await startTwin(env, tq, deviceId);
+    const batch = telemetryBatch([{ id: 'temperature', value: 21.5 }]);
+    await twin.signal(reportTelemetrySignal, batch);
+    await twin.signal(reportTelemetrySignal, batch);
+    await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'humidity', value: 40 }]));
+    await until('telemetry', async () => (await twin.query(getTwinStateQuery)).counters.batches === 2);
+    await twin.executeUpdate(updateProfileUpdate, { args: [{ name: 'Pump', attributes: { site: 'a' } }] });
+    await until('snapshot', async () => {
+      const doc = await env.inventory.db
+        .collection<{ _id: string; twin?: { profile: { name?: string } } }>('devices')
+        .findOne({ _id: deviceDocId(org, deviceId) });
+      return doc?.twin?.profile.name === 'Pump';
+    });
+    await twin.executeUpdate(decommissionUpdate);
+    await twin.result();
+    await record('twin-telemetry-profile-decommission', twin);
+  }
+
+  // A pending operation claimed at a poll and answered (partial, then final).
+  {
+    const deviceId = 'pending';
+    const twin = await startTwin(env, tq, deviceId);
+    const req = operationRequest(org, deviceId, {
+      name: 'REBOOT_EQUIPMENT',
+      parameters: { type: 'SOFTWARE' },
+    });
+    await twin.executeUpdate(requestOperationUpdate, { args: [req] });
+    await twin.executeUpdate(requestOperationUpdate, { args: [req] });
+    await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 5 }] });
+    const response = { steps: [{ name: 'REBOOT', result: 'SUCCESSFUL' }] };
+    await op(deviceId, req.id).signal(reportResponseSignal, { response, receivedAt: Date.now() });
+    await op(deviceId, req.id).signal(reportResponseSignal, {
+      response: { resultCode: 'SUCCESSFUL' },
+      receivedAt: Date.now(),
+    });
+    await ended(deviceId, req.id);
+    await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
+    await twin.executeUpdate(decommissionUpdate);
+    await twin.result();
+    await record('twin-pending-claimed-answered', twin);
+    await record('operation-pending-success', op(deviceId, req.id));
+  }
+
+  // A pushed operation the device answers at once, and one queued behind it that is cancelled.
+  {
+    const ok = await device(200);
+    try {
+      const deviceId = 'push';
+      const twin = await startTwin(env, tq, deviceId);
+      const pushed = operationRequest(org, deviceId, {
+        delivery: 'push',
+        operationUrl: ok.url,
+        platformKey: 'k',
+      });
+      await twin.executeUpdate(requestOperationUpdate, { args: [pushed] });
+      await ended(deviceId, pushed.id);
+      const waiting = operationRequest(org, deviceId);
+      await twin.executeUpdate(requestOperationUpdate, { args: [waiting] });
+      await twin.executeUpdate(cancelOperationUpdate, { args: [{ id: waiting.id, by: 'operator' }] });
+      await ended(deviceId, waiting.id);
+      await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
+      // Decommissioned with an operation open: the twin cancels it before it ends.
+      const last = operationRequest(org, deviceId);
+      await twin.executeUpdate(requestOperationUpdate, { args: [last] });
+      await twin.executeUpdate(decommissionUpdate);
+      await twin.result();
+      await ended(deviceId, last.id);
+      await record('twin-push-cancel-decommission', twin);
+      await record('operation-push-success', op(deviceId, pushed.id));
+      await record('operation-cancel', op(deviceId, waiting.id));
+      await record('operation-cancel-by-decommission', op(deviceId, last.id));
+    } finally {
+      await ok.close();
+    }
+  }
+
+  // Expiry, and a push that times out twice (one retry) against a device that answers 503.
+  {
+    const down = await device(503);
+    try {
+      const deviceId = 'timeouts';
+      const twin = await startTwin(env, tq, deviceId);
+      const expiring = operationRequest(org, deviceId, { ttlMs: 800 });
+      await twin.executeUpdate(requestOperationUpdate, { args: [expiring] });
+      await ended(deviceId, expiring.id);
+      const failing = operationRequest(org, deviceId, {
+        delivery: 'push',
+        operationUrl: down.url,
+        timeoutMs: 600,
+        retries: 1,
+        retriesDelayMs: 50,
+      });
+      await twin.executeUpdate(requestOperationUpdate, { args: [failing] });
+      await ended(deviceId, failing.id);
+      // A pending operation handed over twice: its first attempt times out, it waits for the next poll.
+      const polled = operationRequest(org, deviceId, { timeoutMs: 400, retries: 1, retriesDelayMs: 50 });
+      await twin.executeUpdate(requestOperationUpdate, { args: [polled] });
+      await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+      await until('back in the queue', async () => {
+        const rec = await op(deviceId, polled.id).query(getOperationQuery);
+        return rec.status === 'WAITING_FOR_CONNECTION' && rec.attempts.length === 1;
+      });
+      await until(
+        'second hand-over',
+        async () =>
+          (await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] })).length > 0,
+      );
+      await ended(deviceId, polled.id);
+      await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
+      await twin.executeUpdate(decommissionUpdate);
+      await twin.result();
+      await record('twin-expiry-retries', twin);
+      await record('operation-expired', op(deviceId, expiring.id));
+      await record('operation-push-retry-timeout', op(deviceId, failing.id));
+      await record('operation-pending-retry-timeout', op(deviceId, polled.id));
+    } finally {
+      await down.close();
+    }
+  }
+
+  // Continue-as-new with a waiting operation and a changed profile; the next run hands it over and ends.
+  {
+    const deviceId = 'long';
+    const twin = await startTwin(env, tq, deviceId, {
+      options: { snapshotDebounceMs: 20, snapshotIntervalMs: 200, maxHistoryEvents: 30 },
+    });
+    const firstRunId = twin.firstExecutionRunId;
+    const req = operationRequest(org, deviceId);
+    await twin.executeUpdate(requestOperationUpdate, { args: [req] });
+    await twin.executeUpdate(updateProfileUpdate, { args: [{ tags: ['kept'] }] });
+    for (let n = 1; (await twin.describe()).runId === firstRunId; n++) {
+      if (n > 100) throw new Error('the twin did not continue as new');
+      await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: `ds-${n}`, value: n }]));
+      await until('batch', async () => (await twin.query(getTwinStateQuery)).counters.batches === n);
+    }
+    await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+    await op(deviceId, req.id).signal(reportResponseSignal, {
+      response: { resultCode: 'SUCCESSFUL' },
+      receivedAt: Date.now(),
+    });
+    await ended(deviceId, req.id);
+    await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
+    await twin.executeUpdate(decommissionUpdate);
+    await twin.result();
+    await record('twin-continue-as-new-first-run', twin, firstRunId);
+    await record('twin-continue-as-new-last-run', twin);
+  }
+}
+
+async function main(): Promise<void> {
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-record-'));
+  const [temporalBin, mongoTool] = await Promise.all([
+    ensureTemporalCli(process.env, log),
+    ensureMongoServer(process.env, log),
+  ]);
+  const [temporal, mongo] = await Promise.all([
+    startTemporalDevServer({
+      bin: temporalBin,
+      port: await getFreePort(),
+      uiPort: 0,
+      ui: false,
+      dataDir: path.join(dir, 'temporal'),
+      namespace: 'default',
+    }),
+    startMongoServer({ tool: mongoTool, port: await getFreePort(), dataDir: path.join(dir, 'mongo') }),
+  ]);
+  let env: WorkflowEnv | undefined;
+  try {
+    const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+    const bundlePath = path.join(dir, 'workflow-bundle.js');
+    writeFileSync(bundlePath, bundle.code);
+    process.env.TWINFLOW_IT_TEMPORAL_ADDRESS = temporal.address;
+    process.env.TWINFLOW_IT_MONGODB_URI = mongo.uri;
+    process.env.TWINFLOW_IT_WORKFLOW_BUNDLE = bundlePath;
+    env = await openWorkflowEnv();
+
+    mkdirSync(OUT_DIR, { recursive: true });
+    const e = env;
+    await e.withWorker((tq) =>
+      scenarios(e, tq, async (name, handle, runId) => {
+        const h = runId ? e.client.workflow.getHandle(handle.workflowId, runId) : handle;
+        const history = await h.fetchHistory();
+        writeFileSync(path.join(OUT_DIR, `${name}.json`), historyToJson(history));
+        log(`recorded ${name} (${history.events?.length ?? 0} events)`);
+      }),
+    );
+  } finally {
+    await env?.close();
+    await Promise.all([temporal.stop(), mongo.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

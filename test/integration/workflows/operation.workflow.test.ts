@@ -1,0 +1,300 @@
+// The operation workflow in-process: started by its twin or directly with its input, it is handed over and
+// answered, expires, is cancelled, retries and times out, and pushes to a device played by a local HTTP server.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { OperationRepository } from '../../../inventory/operations.repo';
+import type { OperationRequest, RequestEnvelope } from '../../../twins/operations';
+import { operationWorkflowId, twinWorkflowId } from '../../../workflows/ids';
+import { getOperationQuery, reportResponseSignal } from '../../../workflows/operation.messages';
+import type { operationWorkflow } from '../../../workflows/operation.workflow';
+import {
+  cancelOperationUpdate,
+  claimPendingOperationsUpdate,
+  getTwinStateQuery,
+  requestOperationUpdate,
+} from '../../../workflows/twin.messages';
+import { eventually } from '../harness';
+import {
+  type WorkflowEnv,
+  openWorkflowEnv,
+  operationRequest,
+  resultOf,
+  startTwin,
+  uniqueId,
+} from './workflow-env';
+
+interface DeviceCall {
+  readonly headers: http.IncomingHttpHeaders;
+  readonly envelope: RequestEnvelope;
+}
+
+/** A device's operation endpoint on 127.0.0.1: records every push and answers as `answer` says. */
+async function startDevice(answer: (call: DeviceCall) => { status: number; body?: unknown }) {
+  const calls: DeviceCall[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const call = {
+        headers: req.headers,
+        envelope: JSON.parse(Buffer.concat(chunks).toString('utf8')) as RequestEnvelope,
+      };
+      calls.push(call);
+      const { status, body } = answer(call);
+      const text = body === undefined ? '' : JSON.stringify(body);
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(text),
+      });
+      res.end(text);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v80/devices/dev/operation/request`,
+    calls,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** An OpenGate v80 response envelope, as a device sends it. */
+const responseBody = (id: string, resultCode: string, steps: { name: string; result: string }[] = []) => ({
+  version: '8.0',
+  operation: { response: { id, resultCode, timestamp: Date.now(), steps } },
+});
+
+describe('the operation workflow', () => {
+  let env: WorkflowEnv;
+  let records: OperationRepository;
+  beforeAll(async () => {
+    env = await openWorkflowEnv();
+    records = new OperationRepository(env.inventory.collections);
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  const opHandle = (req: OperationRequest) =>
+    env.client.workflow.getHandle<typeof operationWorkflow>(
+      operationWorkflowId(req.org, req.deviceId, req.id),
+    );
+
+  /** Starts the operation's workflow directly with its input, as the twin would with a free slot. */
+  const startDirectly = (tq: string, request: OperationRequest, startNow = true) =>
+    env.client.workflow.start<typeof operationWorkflow>('operationWorkflow', {
+      workflowId: operationWorkflowId(request.org, request.deviceId, request.id),
+      taskQueue: tq,
+      // No twin runs under this id: telling it is best effort, and the operation goes on alone.
+      args: [
+        { request, startNow, twinWorkflowId: twinWorkflowId(request.org, 'no-twin'), recordWrittenRev: 0 },
+      ],
+    });
+
+  it('finishes SUCCESSFUL when a handed-over pending operation is answered', () =>
+    env.withWorker(async (tq) => {
+      const deviceId = uniqueId('dev');
+      const twin = await startTwin(env, tq, deviceId);
+      const request = operationRequest(env.org, deviceId);
+      await twin.executeUpdate(requestOperationUpdate, { args: [request] });
+      const [envelope] = await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+      expect(envelope?.operation.request.id).toBe(request.id);
+
+      await opHandle(request).signal(reportResponseSignal, {
+        response: { steps: [{ name: 'REFRESH_INFO', result: 'SUCCESSFUL' }] },
+        receivedAt: Date.now(),
+      });
+      const partial = await eventually(async () => {
+        const r = await opHandle(request).query(getOperationQuery);
+        return r.status === 'IN_PROGRESS' ? r : undefined;
+      });
+      expect(partial.steps.map((s) => s.name)).toEqual(['REFRESH_INFO']);
+      await opHandle(request).signal(reportResponseSignal, {
+        response: { resultCode: 'SUCCESSFUL', resultDescription: 'done' },
+        receivedAt: Date.now(),
+      });
+
+      const final = await resultOf(opHandle(request));
+      expect(final).toMatchObject({
+        status: 'SUCCESSFUL',
+        resultCode: 'SUCCESSFUL',
+        resultDescription: 'done',
+        lateResponses: 0,
+      });
+      expect(final.attempts).toHaveLength(1);
+      // The read model has the final record, and the twin has let the operation go.
+      expect(await records.get(env.org, request.id)).toMatchObject({ status: 'SUCCESSFUL', rev: final.rev });
+      await eventually(async () =>
+        (await twin.query(getTwinStateQuery)).operations.open.length === 0 ? true : undefined,
+      );
+    }));
+
+  it('expires when the device does not poll before its time to live', () =>
+    env.withWorker(async (tq) => {
+      const deviceId = uniqueId('dev');
+      const twin = await startTwin(env, tq, deviceId);
+      const request = operationRequest(env.org, deviceId, { ttlMs: 1_000 });
+      await twin.executeUpdate(requestOperationUpdate, { args: [request] });
+      const final = await resultOf(opHandle(request));
+      expect(final).toMatchObject({ status: 'EXPIRED', resultCode: 'EXPIRED', deliveredAt: null });
+      expect(final.attempts).toEqual([]);
+      // An expired operation is not handed over any more.
+      await eventually(async () =>
+        (await twin.query(getTwinStateQuery)).operations.open.length === 0 ? true : undefined,
+      );
+      expect(await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 5 }] })).toEqual([]);
+    }));
+
+  it('is cancelled through its twin after it was handed over; a later answer counts as late', () =>
+    env.withWorker(async (tq) => {
+      const deviceId = uniqueId('dev');
+      const twin = await startTwin(env, tq, deviceId);
+      const request = operationRequest(env.org, deviceId);
+      await twin.executeUpdate(requestOperationUpdate, { args: [request] });
+      await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+      await twin.executeUpdate(cancelOperationUpdate, { args: [{ id: request.id, by: 'operator' }] });
+      const final = await resultOf(opHandle(request));
+      expect(final).toMatchObject({ status: 'CANCELLED', resultCode: 'CANCELLED', cancelledBy: 'operator' });
+      expect(final.attempts).toEqual([expect.objectContaining({ resultCode: 'CANCELLED' })]);
+    }));
+
+  it('tries again after a timeout, is handed over again, and ends TIMEOUT when no attempt is answered', () =>
+    env.withWorker(async (tq) => {
+      const deviceId = uniqueId('dev');
+      const twin = await startTwin(env, tq, deviceId);
+      const request = operationRequest(env.org, deviceId, {
+        timeoutMs: 500,
+        retries: 1,
+        retriesDelayMs: 50,
+      });
+      await twin.executeUpdate(requestOperationUpdate, { args: [request] });
+      const first = await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+      expect(first.map((e) => e.operation.request.id)).toEqual([request.id]);
+      // The first attempt times out; the operation goes back to the queue for the next poll.
+      const second = await eventually(async () => {
+        const claimed = await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+        return claimed.length > 0 ? claimed : undefined;
+      });
+      expect(second.map((e) => e.operation.request.id)).toEqual([request.id]);
+      const final = await resultOf(opHandle(request));
+      expect(final).toMatchObject({ status: 'TIMEOUT', resultCode: 'ERROR_TIMEOUT' });
+      expect(final.attempts.map((a) => a.resultCode)).toEqual(['ERROR_TIMEOUT', 'ERROR_TIMEOUT']);
+    }));
+
+  it('pushes to the device and takes its synchronous final answer', async () => {
+    const device = await startDevice(({ envelope }) => ({
+      status: 200,
+      body: responseBody(envelope.operation.request.id, 'SUCCESSFUL', [
+        { name: 'REBOOT', result: 'SUCCESSFUL' },
+      ]),
+    }));
+    try {
+      await env.withWorker(async (tq) => {
+        const deviceId = uniqueId('dev');
+        const twin = await startTwin(env, tq, deviceId);
+        const request = operationRequest(env.org, deviceId, {
+          name: 'REBOOT_EQUIPMENT',
+          parameters: { type: 'HARDWARE' },
+          delivery: 'push',
+          operationUrl: device.url,
+          platformKey: 'device-secret',
+        });
+        expect(await twin.executeUpdate(requestOperationUpdate, { args: [request] })).toEqual({
+          id: request.id,
+          duplicate: false,
+        });
+        const final = await resultOf(opHandle(request));
+        expect(final).toMatchObject({ status: 'SUCCESSFUL', resultCode: 'SUCCESSFUL' });
+        expect(final.steps.map((s) => [s.name, s.result])).toEqual([['REBOOT', 'SUCCESSFUL']]);
+        expect(device.calls).toHaveLength(1);
+        expect(device.calls[0]?.headers['x-apikey']).toBe('device-secret');
+        expect(device.calls[0]?.envelope.operation.request).toMatchObject({
+          id: request.id,
+          deviceId,
+          name: 'REBOOT_EQUIPMENT',
+          parameters: { type: 'HARDWARE' },
+        });
+      });
+    } finally {
+      await device.close();
+    }
+  });
+
+  it('started directly with its input, ends FAILED when the device refuses the push', async () => {
+    const device = await startDevice(({ envelope }) => ({
+      status: 400,
+      body: responseBody(envelope.operation.request.id, 'NOT_SUPPORTED'),
+    }));
+    try {
+      await env.withWorker(async (tq) => {
+        const request = operationRequest(env.org, uniqueId('dev'), {
+          delivery: 'push',
+          operationUrl: device.url,
+          retries: 2,
+        });
+        const handle = await startDirectly(tq, request);
+        const final = await handle.result();
+        expect(final).toMatchObject({ status: 'FAILED', resultCode: 'NOT_SUPPORTED' });
+        // A refusal is final: no further attempt although retries were allowed.
+        expect(final.attempts).toHaveLength(1);
+        expect(device.calls).toHaveLength(1);
+        expect(await records.get(env.org, request.id)).toMatchObject({ status: 'FAILED' });
+      });
+    } finally {
+      await device.close();
+    }
+  });
+
+  it('started directly, retries a device that stays unavailable and ends TIMEOUT with its transport errors', async () => {
+    const device = await startDevice(() => ({ status: 503 }));
+    try {
+      await env.withWorker(async (tq) => {
+        const request = operationRequest(env.org, uniqueId('dev'), {
+          delivery: 'push',
+          operationUrl: device.url,
+          timeoutMs: 700,
+          retries: 1,
+          retriesDelayMs: 50,
+        });
+        const final = await (await startDirectly(tq, request)).result();
+        expect(final).toMatchObject({ status: 'TIMEOUT', resultCode: 'ERROR_TIMEOUT', deliveredAt: null });
+        expect(final.attempts).toHaveLength(2);
+        for (const attempt of final.attempts) {
+          expect(attempt.transportErrors).toBeGreaterThan(0);
+          expect(attempt.lastTransportError).toBe('device answered HTTP 503');
+        }
+        expect(device.calls.length).toBeGreaterThanOrEqual(2);
+      });
+    } finally {
+      await device.close();
+    }
+  });
+
+  it('started directly, takes an accepted push and finishes with the device response that follows', async () => {
+    const device = await startDevice(() => ({ status: 202 }));
+    try {
+      await env.withWorker(async (tq) => {
+        const request = operationRequest(env.org, uniqueId('dev'), {
+          delivery: 'push',
+          operationUrl: device.url,
+        });
+        const handle = await startDirectly(tq, request);
+        await eventually(async () =>
+          (await handle.query(getOperationQuery)).status === 'DELIVERED' ? true : undefined,
+        );
+        await handle.signal(reportResponseSignal, {
+          response: { resultCode: 'SUCCESSFUL' },
+          receivedAt: Date.now(),
+        });
+        expect(await handle.result()).toMatchObject({ status: 'SUCCESSFUL', lateResponses: 0 });
+        expect(device.calls).toHaveLength(1);
+      });
+    } finally {
+      await device.close();
+    }
+  });
+});
