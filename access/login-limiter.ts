@@ -10,7 +10,7 @@ export interface LoginLimits {
   readonly sourceWindowMs: number;
 }
 
-export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
+const DEFAULT_LOGIN_LIMITS: LoginLimits = {
   failuresPerAccount: 10,
   accountWindowMs: 15 * 60_000,
   attemptsPerSource: 60,

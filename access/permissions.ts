@@ -25,7 +25,7 @@ export type Action = (typeof ACTIONS)[number];
 const ACTION_SET: ReadonlySet<string> = new Set(ACTIONS);
 export const isAction = (value: string): value is Action => ACTION_SET.has(value);
 
-export const BUILTIN_ROLE_NAMES = ['platform-admin', 'org-admin', 'operator', 'viewer', 'device'] as const;
+const BUILTIN_ROLE_NAMES = ['platform-admin', 'org-admin', 'operator', 'viewer', 'device'] as const;
 export type BuiltinRoleName = (typeof BUILTIN_ROLE_NAMES)[number];
 
 export interface RoleDefinition {

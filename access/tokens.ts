@@ -15,7 +15,7 @@ export interface TokenServiceOptions {
   readonly issuer: string;
 }
 
-export const DEFAULT_TOKEN_OPTIONS: TokenServiceOptions = { accessTtlMs: 15 * 60_000, issuer: 'twinflow' };
+const DEFAULT_TOKEN_OPTIONS: TokenServiceOptions = { accessTtlMs: 15 * 60_000, issuer: 'twinflow' };
 
 const ALGORITHM = 'HS256';
 /** A JWT is three base64url parts; anything longer than this is not one of ours. */

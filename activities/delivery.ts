@@ -33,7 +33,7 @@ export type DeliveryOutcome = (
 };
 
 /** Larger answers are not read (a device's response envelope is small). */
-export const MAX_DEVICE_ANSWER_BYTES = 1024 * 1024;
+const MAX_DEVICE_ANSWER_BYTES = 1024 * 1024;
 
 async function readLimited(res: Response): Promise<string> {
   const length = Number(res.headers.get('content-length') ?? '0');
@@ -59,7 +59,7 @@ function parseResponse(text: string, operationId: string): DeviceResponse | unde
 }
 
 /** How often a delivery in progress tells Temporal it is alive (a long synchronous answer is fine). */
-export const DELIVERY_HEARTBEAT_MS = 5_000;
+const DELIVERY_HEARTBEAT_MS = 5_000;
 const FIRST_BACKOFF_MS = 200;
 const MAX_BACKOFF_MS = 5_000;
 

@@ -71,7 +71,7 @@ export interface AppOptions {
   readonly maxSouthBodyBytes: number;
 }
 
-export const DEFAULT_APP_OPTIONS: AppOptions = {
+const DEFAULT_APP_OPTIONS: AppOptions = {
   maxNorthBodyBytes: 4 * 1024 * 1024,
   maxSouthBodyBytes: 1024 * 1024,
 };

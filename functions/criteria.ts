@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../workflows/ids';
 
 /** `collect/iot` is the OpenGate body itself, so no function may claim that suffix. */
-export const RESERVED_HTTP_PATHS: readonly string[] = ['iot'];
+const RESERVED_HTTP_PATHS: readonly string[] = ['iot'];
 export const HTTP_PATH_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 const topicFilter = z
@@ -59,7 +59,7 @@ export type MessageSource =
     };
 
 /** MQTT topic filter matching (`+` one level, `#` the rest, including none). */
-export function topicMatches(filter: string, topic: string): boolean {
+function topicMatches(filter: string, topic: string): boolean {
   const f = filter.split('/');
   const t = topic.split('/');
   for (let i = 0; i < f.length; i++) {

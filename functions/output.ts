@@ -20,7 +20,7 @@ const outputDatapointSchema = z
   })
   .strict();
 
-export const transformOutputSchema = z
+const transformOutputSchema = z
   .array(outputDatapointSchema)
   .max(MAX_DATAPOINTS_PER_MESSAGE, `at most ${MAX_DATAPOINTS_PER_MESSAGE} datapoints per call`);
 

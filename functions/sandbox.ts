@@ -80,7 +80,7 @@ let modulePromise: Promise<QuickJSWASMModule> | undefined;
  * ceiling. The release build is loaded with require rather than the package's dynamic import, which
  * CommonJS test runners cannot follow.
  */
-export const loadQuickJS = (
+const loadQuickJS = (
   heapCeilingBytes = DEFAULT_SANDBOX_LIMITS.heapCeilingBytes,
 ): Promise<QuickJSWASMModule> =>
   (modulePromise ??= newQuickJSWASMModuleFromVariant(

@@ -20,7 +20,7 @@ export interface TwinNotifierOptions {
   readonly maxSignalsPerSecond?: number;
 }
 
-export const DEFAULT_NOTIFIER_OPTIONS: TwinNotifierOptions = {
+const DEFAULT_NOTIFIER_OPTIONS: TwinNotifierOptions = {
   minIntervalMs: 250,
   maxInFlight: 64,
   retryDelayMs: 1_000,

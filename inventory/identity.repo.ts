@@ -42,7 +42,7 @@ export class OrganizationRepository {
   }
 }
 
-export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
+const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 
 export class UserRepository {
   constructor(private readonly c: Collections) {}

@@ -8,7 +8,7 @@ export interface CreatedKey {
   readonly secret: string;
 }
 
-export const DEFAULT_ORG = 'default';
+const DEFAULT_ORG = 'default';
 
 export class KeyRepository {
   constructor(private readonly c: Collections) {}

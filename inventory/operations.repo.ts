@@ -5,7 +5,7 @@ import type { OperationDoc, OperationStepDoc } from './documents';
 import type { Collections } from './inventory';
 import { fromStoredValue, toStoredValue } from './storable';
 
-export const operationDocId = (org: string, id: string): string => `${org}/${id}`;
+const operationDocId = (org: string, id: string): string => `${org}/${id}`;
 
 const DUPLICATE_KEY = 11000;
 

@@ -6,8 +6,8 @@
 // Inside the embedded broker the platform's side carries the organization (`tf/{org}/odm/request/{id}`), so
 // two organizations' devices with the same id never see each other's requests.
 
-export const DATA_PREFIX = 'odm/iot/';
-export const RESPONSE_PREFIX = 'odm/response/';
+const DATA_PREFIX = 'odm/iot/';
+const RESPONSE_PREFIX = 'odm/response/';
 export const REQUEST_PREFIX = 'odm/request/';
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const SUFFIX = /^[A-Za-z0-9._-]{1,64}(\/[A-Za-z0-9._-]{1,64}){0,3}$/;

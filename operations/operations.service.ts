@@ -57,7 +57,7 @@ export interface OperationsServiceDeps {
 export type LiveDelivery = (org: string, deviceId: string) => Promise<void>;
 
 /** The most pending operations one poll or one MQTT hand-over takes. */
-export const MAX_CLAIM = 100;
+const MAX_CLAIM = 100;
 
 export class OperationsService {
   private liveDelivery: LiveDelivery | undefined;

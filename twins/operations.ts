@@ -13,7 +13,7 @@ export type OperationStatus =
   | 'EXPIRED'
   | 'CANCELLED';
 
-export const FINAL_STATUSES: ReadonlySet<OperationStatus> = new Set([
+const FINAL_STATUSES: ReadonlySet<OperationStatus> = new Set([
   'SUCCESSFUL',
   'FAILED',
   'TIMEOUT',
@@ -26,15 +26,7 @@ export const isFinal = (status: OperationStatus): boolean => FINAL_STATUSES.has(
 export type DeliveryMode = 'push' | 'pending';
 
 export type StepResult = 'SUCCESSFUL' | 'ERROR' | 'SKIPPED' | 'NOT_EXECUTED';
-export const STEP_RESULTS: readonly StepResult[] = ['SUCCESSFUL', 'ERROR', 'SKIPPED', 'NOT_EXECUTED'];
 
-/** Result codes devices send; the platform adds ERROR_TIMEOUT, CANCELLED and EXPIRED. Others are kept as given. */
-export const DEVICE_RESULT_CODES = [
-  'SUCCESSFUL',
-  'ERROR_IN_PARAM',
-  'NOT_SUPPORTED',
-  'ERROR_PROCESSING',
-] as const;
 export const ERROR_TIMEOUT = 'ERROR_TIMEOUT';
 /** Steps kept per operation; later ones are dropped. */
 export const MAX_STEPS = 1_000;
@@ -400,10 +392,6 @@ export function cancel(rec: OperationRecord, by: string, now: number): Operation
       }
     : cancelled;
 }
-
-/** Whether the twin still has to hand this operation over (or push it). */
-export const awaitingDelivery = (rec: OperationRecord): boolean =>
-  rec.status === 'QUEUED' || rec.status === 'WAITING_FOR_CONNECTION';
 
 // ---- Parsing what devices and clients send ----
 

@@ -9,7 +9,7 @@ const optionalText = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-export const ROLES = ['api', 'worker'] as const;
+const ROLES = ['api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
 
 const configSchema = z

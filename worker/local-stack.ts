@@ -22,7 +22,7 @@ export class PortInUseError extends Error {
   }
 }
 
-export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.once('error', () => resolve(false));
@@ -186,7 +186,7 @@ export interface TemporalDevServer extends ManagedProcess {
  * One task queue partition: with the default several, a task may land on a partition no poller waits on and
  * be forwarded, which costs tens of milliseconds per workflow task on a single-node server.
  */
-export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number | boolean>> = {
+const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number | boolean>> = {
   'matching.numTaskqueueReadPartitions': 1,
   'matching.numTaskqueueWritePartitions': 1,
 };

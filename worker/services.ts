@@ -44,7 +44,7 @@ export interface BuiltServices {
   setMqttCounters(read: MqttCounters): void;
 }
 
-export const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([
     p,
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref()),

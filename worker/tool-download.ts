@@ -8,27 +8,24 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import * as tar from 'tar';
 
 /** Give up when a download makes no progress for this long (covers DNS, connect, TLS and a stalled body). */
-export const DOWNLOAD_STALL_MS = 20_000;
+const DOWNLOAD_STALL_MS = 20_000;
 
 /** The versions TwinFlow runs (tools.ts builds the same ones with Go). */
 export const TEMPORAL_RELEASE = '1.5.1';
 export const FERRETDB_RELEASE = '1.24.0';
 
-export const TEMPORAL_DOWNLOAD_URL = `https://github.com/temporalio/cli/releases/download/v${TEMPORAL_RELEASE}`;
-export const FERRETDB_DOWNLOAD_URL = `https://github.com/FerretDB/FerretDB/releases/download/v${FERRETDB_RELEASE}`;
+const TEMPORAL_DOWNLOAD_URL = `https://github.com/temporalio/cli/releases/download/v${TEMPORAL_RELEASE}`;
+const FERRETDB_DOWNLOAD_URL = `https://github.com/FerretDB/FerretDB/releases/download/v${FERRETDB_RELEASE}`;
 /**
  * The CLI's .goreleaser.yml names its sums `checksums.txt`; goreleaser's default name is tried when that one is
  * absent, so either layout of the release works.
  */
-export const TEMPORAL_CHECKSUM_FILES = [
-  'checksums.txt',
-  `temporal_cli_${TEMPORAL_RELEASE}_checksums.txt`,
-] as const;
+const TEMPORAL_CHECKSUM_FILES = ['checksums.txt', `temporal_cli_${TEMPORAL_RELEASE}_checksums.txt`] as const;
 /**
  * FerretDB v1 publishes static Linux binaries named `ferretdb-linux-<arch>`; the name of its sums file could not be
  * confirmed, so it is a constant (override: TWINFLOW_FERRETDB_CHECKSUMS) and the tests use a local server.
  */
-export const FERRETDB_CHECKSUM_FILE = 'SHA256SUMS';
+const FERRETDB_CHECKSUM_FILE = 'SHA256SUMS';
 
 /** What to fetch: `asset` beside one of `checksumFiles` under `baseUrl`; `archiveEntry` when the asset is a tar.gz. */
 export interface ReleaseSource {

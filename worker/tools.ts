@@ -24,9 +24,9 @@ import {
   temporalSource,
 } from './tool-download';
 
-export const TEMPORAL_CLI_VERSION = `v${TEMPORAL_RELEASE}`;
-export const FERRETDB_VERSION = `v${FERRETDB_RELEASE}`;
-export const REPO_ROOT = path.resolve(__dirname, '..');
+const TEMPORAL_CLI_VERSION = `v${TEMPORAL_RELEASE}`;
+const FERRETDB_VERSION = `v${FERRETDB_RELEASE}`;
+const REPO_ROOT = path.resolve(__dirname, '..');
 const FERRETDB_SOURCE = path.join(REPO_ROOT, 'tools', 'ferretdb');
 
 export type Log = (message: string) => void;
@@ -50,7 +50,7 @@ export interface ToolOptions {
   readonly downloadStallMs?: number;
 }
 
-export function toolsCacheDir(env: NodeJS.ProcessEnv): string {
+function toolsCacheDir(env: NodeJS.ProcessEnv): string {
   if (env.TWINFLOW_TOOLS_DIR) return path.resolve(env.TWINFLOW_TOOLS_DIR);
   const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(base, 'twinflow', 'tools');
@@ -65,7 +65,7 @@ const isExecutable = (file: string): boolean => {
   }
 };
 
-export function findOnPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
+function findOnPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
   for (const dir of (env.PATH ?? '').split(path.delimiter)) {
     if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
   }

@@ -66,7 +66,7 @@ const { writeOperationRecord } = proxyLocalActivities<ReturnType<typeof createAc
   retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
 });
 
-export function describeOperation(rec: OperationRecord): string {
+function describeOperation(rec: OperationRecord): string {
   const attempt =
     rec.attempts.length > 0 ? ` · attempt ${rec.attempts.length}/${rec.limits.retries + 1}` : '';
   const code = rec.resultCode ? ` · ${rec.resultCode}` : '';

@@ -65,7 +65,7 @@ export interface TwinWorkflowOptions {
 
 const MIN_EVENTS_BEFORE_CONTINUE = 20;
 
-export const DEFAULT_TWIN_OPTIONS: TwinWorkflowOptions = {
+const DEFAULT_TWIN_OPTIONS: TwinWorkflowOptions = {
   snapshotDebounceMs: 1_000,
   snapshotIntervalMs: 30_000,
   maxHistoryEvents: 10_000,

@@ -13,7 +13,7 @@ const attributeKey = z
 const attributeValue = z.union([z.string().max(1024), z.number().finite(), z.boolean()]);
 const tags = z.array(z.string().min(1).max(64)).max(MAX_TAGS);
 
-export const transportSchema = z
+const transportSchema = z
   .object({
     http: z
       .object({
@@ -53,7 +53,7 @@ export const provisionSchema = z
 
 export type ProvisionRequest = z.infer<typeof provisionSchema>;
 
-export const MAX_BULK_DEVICES = 1_000;
+const MAX_BULK_DEVICES = 1_000;
 export const bulkProvisionSchema = z
   .object({ devices: z.array(z.unknown()).min(1).max(MAX_BULK_DEVICES) })
   .strict();
@@ -149,7 +149,7 @@ export function deviceView(doc: DeviceDoc, live?: TwinState) {
 }
 
 /** The transport without the device's secret. */
-export function transportView(t: DeviceDoc['transport']) {
+function transportView(t: DeviceDoc['transport']) {
   if (!t.http) return t;
   const { apiKey, ...http } = t.http;
   return { ...t, http: { ...http, ...(apiKey !== undefined ? { hasApiKey: true } : {}) } };

@@ -203,7 +203,7 @@ const datastreamIdSchema = z
   .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode');
 const DEFAULT_HISTORY_LIMIT = 1_000;
 /** Points a bucketed read may aggregate; a wider range must be narrowed. */
-export const MAX_BUCKET_POINTS = 200_000;
+const MAX_BUCKET_POINTS = 200_000;
 
 const historyQuerySchema = z
   .object({

@@ -16,8 +16,8 @@ import { readJson, readQuery } from '../validation';
 export const functionsRoutes = new RouteGroup('/north/v1/functions');
 const tag = 'Connector functions';
 
-export const FUNCTION_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-export const EXPORT_KIND = 'twinflow.connector-function';
+const FUNCTION_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const EXPORT_KIND = 'twinflow.connector-function';
 
 const nameSchema = z.string().regex(FUNCTION_NAME_PATTERN, 'letters, digits, dash and underscore, up to 64');
 const modeSchema = z.enum(['DISABLED', 'TEST', 'PRODUCTION']);

@@ -13,7 +13,7 @@ import { userView } from './users.routes';
 export const organizationsRoutes = new RouteGroup('/north/v1/organizations');
 const tag = 'Organizations';
 
-export const ORG_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,47}$/;
+const ORG_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,47}$/;
 
 const createOrgSchema = z
   .object({
