@@ -8,7 +8,6 @@ import { audit, recordAudit } from '../audit';
 import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
 import type { Services } from '../services';
-import { readJson } from '../validation';
 
 export const authRoutes = new RouteGroup('/north/v1/auth');
 const tag = 'Authentication';
@@ -61,9 +60,8 @@ authRoutes.post(
     body: loginSchema,
     responses: [200, 401, 429],
   },
-  async (c) => {
+  async (c, { body: { email, password } }) => {
     const services = c.get('services');
-    const { email, password } = await readJson(c, loginSchema);
     const admitted = services.loginLimiter.admit(email, sourceOf(c));
     if (!admitted.ok) {
       c.header('Retry-After', String(Math.max(1, Math.ceil(admitted.retryAfterMs / 1000))));
@@ -105,9 +103,8 @@ authRoutes.post(
     body: refreshSchema,
     responses: [200, 401],
   },
-  async (c) => {
+  async (c, { body: { refreshToken } }) => {
     const services = c.get('services');
-    const { refreshToken } = await readJson(c, refreshSchema);
     const spent = await services.sessions.spend(refreshToken, services.now());
     if (!spent.ok) {
       if (spent.reason === 'reused') {
@@ -140,9 +137,8 @@ authRoutes.post(
     body: refreshSchema,
     responses: [204],
   },
-  async (c) => {
+  async (c, { body: { refreshToken } }) => {
     const services = c.get('services');
-    const { refreshToken } = await readJson(c, refreshSchema);
     const family = await services.sessions.familyOf(refreshToken);
     if (family !== undefined) {
       await services.sessions.revokeFamily(family, services.now(), 'logout');
@@ -162,10 +158,9 @@ authRoutes.post(
     body: passwordChangeSchema,
     responses: [204, 401],
   },
-  async (c) => {
+  async (c, { body }) => {
     const services = c.get('services');
     const principal = c.get('principal');
-    const body = await readJson(c, passwordChangeSchema);
     if (principal.kind !== 'user') throw new ApiError('PERMISSION_DENIED', 'only users have passwords');
     const user = await services.users.get(principal.id);
     if (!user || !(await verifyPassword(user.passwordHash, body.currentPassword))) {

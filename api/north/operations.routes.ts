@@ -17,7 +17,7 @@ import { audit } from '../audit';
 import { actorOf } from '../context';
 import { ApiError } from '../errors';
 import type { Services } from '../services';
-import { deviceIdParam, readJson, readQuery } from '../validation';
+import { deviceIdParam, patternParam } from '../validation';
 import {
   OPERATION_ID_PATTERN,
   createOperationSchema,
@@ -32,11 +32,8 @@ export const deviceOperationsRoutes = new RouteGroup('/north/v1/devices/:deviceI
 export const operationsRoutes = new RouteGroup('/north/v1/operations');
 const tag = 'Operations';
 
-const operationIdParam = (raw: string | undefined): string => {
-  if (raw === undefined || !OPERATION_ID_PATTERN.test(raw))
-    throw new ApiError('NOT_FOUND', `operation ${raw} not found`);
-  return raw;
-};
+const deviceId = deviceIdParam();
+const operationId = patternParam(OPERATION_ID_PATTERN, (raw) => `operation ${raw} not found`);
 
 deviceOperationsRoutes.post(
   '/',
@@ -44,19 +41,17 @@ deviceOperationsRoutes.post(
   {
     summary: 'Request an operation on a device',
     tag,
+    params: { deviceId },
     body: createOperationSchema,
     query: getOperationQuerySchema,
     responses: [202, 200, 409, 429],
   },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'));
-    const body = await readJson(c, createOperationSchema);
+  async (c, { params: { deviceId }, body, query: { waitMs } }) => {
     const principal = c.get('principal');
     const services = c.get('services');
     const params = normalizeParameters(body.parameters);
     if (!params.ok) throw new ApiError('INVALID_ARGUMENT', params.message);
 
-    const { waitMs } = readQuery(c, getOperationQuerySchema);
     // Cached for a few seconds; the twin refuses requests for a device decommissioned meanwhile.
     const doc = await services.directory.get(principal.org, deviceId);
     if (!doc) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
@@ -135,10 +130,13 @@ deviceOperationsRoutes.post(
 deviceOperationsRoutes.get(
   '/',
   can('operations:read'),
-  { summary: "List a device's operations, newest first", tag, query: listOperationsQuerySchema },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'));
-    const query = readQuery(c, listOperationsQuerySchema);
+  {
+    summary: "List a device's operations, newest first",
+    tag,
+    params: { deviceId },
+    query: listOperationsQuerySchema,
+  },
+  async (c, { params: { deviceId }, query }) => {
     let after: { createdAt: number; id: string } | undefined;
     if (query.cursor !== undefined) {
       after = decodeOperationCursor(query.cursor);
@@ -185,10 +183,13 @@ async function currentRecord(
 operationsRoutes.get(
   '/:operationId',
   can('operations:read'),
-  { summary: 'Get an operation (optionally wait for its end)', tag, query: getOperationQuerySchema },
-  async (c) => {
-    const id = operationIdParam(c.req.param('operationId'));
-    const { waitMs } = readQuery(c, getOperationQuerySchema);
+  {
+    summary: 'Get an operation (optionally wait for its end)',
+    tag,
+    params: { operationId },
+    query: getOperationQuerySchema,
+  },
+  async (c, { params: { operationId: id }, query: { waitMs } }) => {
     const record = await currentRecord(c.get('services'), c.get('principal').org, id, waitMs);
     return c.json(operationView(record));
   },
@@ -197,9 +198,8 @@ operationsRoutes.get(
 operationsRoutes.post(
   '/:operationId/cancel',
   can('operations:cancel'),
-  { summary: 'Cancel an operation', tag, responses: [200, 202, 409] },
-  async (c) => {
-    const id = operationIdParam(c.req.param('operationId'));
+  { summary: 'Cancel an operation', tag, params: { operationId }, responses: [200, 202, 409] },
+  async (c, { params: { operationId: id } }) => {
     const principal = c.get('principal');
     const services = c.get('services');
     const stored = await services.operations.get(principal.org, id);

@@ -3,7 +3,6 @@
 import { z } from 'zod';
 import { devicePublishAllowed, deviceSubscribeAllowed } from '../../mqtt/topics';
 import { PUBLIC, RouteGroup } from '../access/route-group';
-import { readJson } from '../validation';
 
 export const mqttHookRoutes = new RouteGroup('/south/v80/mqtt');
 const tag = 'MQTT broker hooks';
@@ -35,8 +34,7 @@ mqttHookRoutes.post(
     tag,
     body: authSchema,
   },
-  async (c) => {
-    const { username, password } = await readJson(c, authSchema);
+  async (c, { body: { username, password } }) => {
     const services = c.get('services');
     const result = await services.auth.authenticateKey(password);
     const p = result.ok ? result.principal : undefined;
@@ -50,8 +48,7 @@ mqttHookRoutes.post(
   '/acl',
   PUBLIC,
   { summary: 'Broker hook: may this device publish or subscribe on this topic?', tag, body: aclSchema },
-  async (c) => {
-    const { username, topic, action } = await readJson(c, aclSchema);
+  async (c, { body: { username, topic, action } }) => {
     const allowed =
       action === 'publish' ? devicePublishAllowed(username, topic) : deviceSubscribeAllowed(username, topic);
     return c.json(allowed ? allow : deny);

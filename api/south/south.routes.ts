@@ -1,27 +1,30 @@
 // The OpenGate v80 south face for devices: data collection, operation responses and the pending poll.
-import type { Context } from 'hono';
 import { z } from 'zod';
 import { responseEnvelopeSchema } from '../../twins/operation-envelopes';
 import { DEVICE, RouteGroup } from '../access/route-group';
-import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
 import { collectBodySchema } from '../ingest/collect.schema';
 import { acceptOperationResponse } from './operation-response';
-import { deviceIdParam, readJson, readQuery } from '../validation';
+import { deviceIdParam } from '../validation';
 
 export const southRoutes = new RouteGroup('/south/v80/devices');
 const tag = 'South (devices)';
 
 const NOT_PROVISIONED = 'is not provisioned';
+const deviceId = deviceIdParam(NOT_PROVISIONED);
 
 southRoutes.post(
   '/:deviceId/collect/iot',
   DEVICE,
-  { summary: 'Send datapoints (OpenGate collect)', tag, body: collectBodySchema, responses: [201] },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
+  {
+    summary: 'Send datapoints (OpenGate collect)',
+    tag,
+    params: { deviceId },
+    body: collectBodySchema,
+    responses: [201],
+  },
+  async (c, { params: { deviceId }, body }) => {
     const principal = c.get('principal');
-    const body = await readJson(c, collectBodySchema);
     await c.get('services').ingestor.ingest(principal, deviceId, body, 'http');
     return c.body(null, 201);
   },
@@ -33,13 +36,12 @@ southRoutes.post(
   {
     summary: 'Answer an operation (partial steps or final result)',
     tag,
+    params: { deviceId },
     body: responseEnvelopeSchema,
     responses: [201, 200],
   },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
+  async (c, { params: { deviceId }, body }) => {
     const principal = c.get('principal');
-    const body = await readJson(c, responseEnvelopeSchema);
     const services = c.get('services');
     if (!(await services.directory.get(principal.org, deviceId))) {
       throw new ApiError('NOT_FOUND', `device ${deviceId} ${NOT_PROVISIONED}`);
@@ -65,20 +67,22 @@ const pendingQuerySchema = z
   })
   .strict();
 
-const pending = async (c: Context<AppEnv>) => {
-  const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
-  const principal = c.get('principal');
-  const { limit } = readQuery(c, pendingQuerySchema);
-  const services = c.get('services');
-  const device = await services.directory.get(principal.org, deviceId);
-  if (!device) throw new ApiError('NOT_FOUND', `device ${deviceId} ${NOT_PROVISIONED}`);
-  if (!device.active) return c.json([]);
-  return c.json(await services.twins.claimPendingOperations(principal.org, deviceId, limit));
-};
 southRoutes.on(
   ['GET', 'POST'],
   '/:deviceId/operation/pending',
   DEVICE,
-  { summary: 'Take the operations waiting for this device', tag, query: pendingQuerySchema },
-  pending,
+  {
+    summary: 'Take the operations waiting for this device',
+    tag,
+    params: { deviceId },
+    query: pendingQuerySchema,
+  },
+  async (c, { params: { deviceId }, query: { limit } }) => {
+    const principal = c.get('principal');
+    const services = c.get('services');
+    const device = await services.directory.get(principal.org, deviceId);
+    if (!device) throw new ApiError('NOT_FOUND', `device ${deviceId} ${NOT_PROVISIONED}`);
+    if (!device.active) return c.json([]);
+    return c.json(await services.twins.claimPendingOperations(principal.org, deviceId, limit));
+  },
 );
