@@ -45,6 +45,8 @@ export interface RouteDoc<B extends Schema = Schema, Q extends Schema = Schema, 
   /** The query string: a parameter given twice is refused; the schema is strict so unknown ones are too. */
   readonly query?: Q;
   readonly params?: P;
+  /** A body the handler reads itself (not JSON): its media range, for the OpenAPI document. */
+  readonly rawBody?: string;
   /** The success response's body, for the OpenAPI document. */
   readonly response?: ZodTypeAny;
   /** Statuses this route answers besides the common errors (first is the success). */

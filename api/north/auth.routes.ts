@@ -21,6 +21,22 @@ export const newPasswordSchema = z
 
 const loginSchema = z.object({ email: emailSchema, password: passwordSchema }).strict();
 const refreshSchema = z.object({ refreshToken: z.string().min(1).max(256) }).strict();
+const tokensSchema = z.object({
+  tokenType: z.literal('Bearer'),
+  accessToken: z.string(),
+  expiresIn: z.number().int().describe('seconds'),
+  refreshToken: z.string(),
+  refreshExpiresAt: z.string().datetime(),
+  user: z.object({ email: z.string(), org: z.string(), role: z.string() }),
+});
+const whoAmISchema = z.object({
+  kind: z.enum(['user', 'service', 'device']),
+  id: z.string(),
+  org: z.string(),
+  role: z.string(),
+  platformAdmin: z.boolean(),
+  permissions: z.array(z.string()),
+});
 const passwordChangeSchema = z
   .object({ currentPassword: passwordSchema, newPassword: newPasswordSchema })
   .strict();
@@ -58,6 +74,7 @@ authRoutes.post(
     summary: 'Log in: an access token and a refresh token',
     tag,
     body: loginSchema,
+    response: tokensSchema,
     responses: [200, 401, 429],
   },
   async (c, { body: { email, password } }) => {
@@ -101,6 +118,7 @@ authRoutes.post(
     summary: 'Trade a refresh token for new tokens (each refresh token works once)',
     tag,
     body: refreshSchema,
+    response: tokensSchema,
     responses: [200, 401],
   },
   async (c, { body: { refreshToken } }) => {
@@ -180,14 +198,19 @@ authRoutes.post(
 
 export const meRoutes = new RouteGroup('/north/v1/me');
 
-meRoutes.get('/', SIGNED_IN, { summary: 'Who you are: organization, role and permissions', tag }, (c) => {
-  const p = c.get('principal');
-  return c.json({
-    kind: p.kind,
-    id: p.id,
-    org: p.org,
-    role: p.role,
-    platformAdmin: p.platformAdmin,
-    permissions: [...p.permissions].sort(),
-  });
-});
+meRoutes.get(
+  '/',
+  SIGNED_IN,
+  { summary: 'Who you are: organization, role and permissions', tag, response: whoAmISchema },
+  (c) => {
+    const p = c.get('principal');
+    return c.json({
+      kind: p.kind,
+      id: p.id,
+      org: p.org,
+      role: p.role,
+      platformAdmin: p.platformAdmin,
+      permissions: [...p.permissions].sort(),
+    });
+  },
+);

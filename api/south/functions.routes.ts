@@ -14,6 +14,7 @@ southFunctionsRoutes.post(
       'Send a payload in the device’s own format (JSON, text, hex, binary), translated by a connector function',
     tag: 'South (devices)',
     params: { deviceId: deviceIdParam('is not provisioned') },
+    rawBody: '*/*',
     responses: [201, 422],
   },
   // The body is the device's own bytes, read raw for the connector function; only the path is declared.

@@ -23,6 +23,11 @@ const aclSchema = z
   })
   .strict();
 
+const hookAnswerSchema = z.object({
+  result: z.enum(['allow', 'deny']),
+  is_superuser: z.boolean().optional(),
+});
+
 const allow = { result: 'allow', is_superuser: false } as const;
 const deny = { result: 'deny' } as const;
 
@@ -33,6 +38,7 @@ mqttHookRoutes.post(
     summary: 'Broker hook: may this device log in? (username = device id, password = device key)',
     tag,
     body: authSchema,
+    response: hookAnswerSchema,
   },
   async (c, { body: { username, password } }) => {
     const services = c.get('services');
@@ -47,7 +53,12 @@ mqttHookRoutes.post(
 mqttHookRoutes.post(
   '/acl',
   PUBLIC,
-  { summary: 'Broker hook: may this device publish or subscribe on this topic?', tag, body: aclSchema },
+  {
+    summary: 'Broker hook: may this device publish or subscribe on this topic?',
+    tag,
+    body: aclSchema,
+    response: hookAnswerSchema,
+  },
   async (c, { body: { username, topic, action } }) => {
     const allowed =
       action === 'publish' ? devicePublishAllowed(username, topic) : deviceSubscribeAllowed(username, topic);
