@@ -192,4 +192,19 @@ describe('the API route table', () => {
     expect(south.length).toBeGreaterThan(3);
     expect(south.every((r) => r.access.kind === 'device')).toBe(true);
   });
+
+  it('refuses unknown query parameters on every route that declares a query', () => {
+    const withQuery = ROUTE_TABLE.filter((r) => r.doc.query);
+    expect(withQuery.length).toBeGreaterThan(10);
+    for (const route of withQuery) {
+      const result = route.doc.query?.safeParse({ notAParameter: 'x' });
+      expect({
+        route: `${route.method} ${route.path}`,
+        codes: result?.error?.issues.map((i) => i.code),
+      }).toEqual({
+        route: `${route.method} ${route.path}`,
+        codes: expect.arrayContaining(['unrecognized_keys']),
+      });
+    }
+  });
 });
