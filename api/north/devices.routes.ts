@@ -37,7 +37,7 @@ async function deviceOr404(
 
 export const devicesRoutes = new RouteGroup('/north/v1/devices');
 const tag = 'Devices';
-const deviceId = deviceIdParam();
+const DEVICE_ID = deviceIdParam();
 
 const outcomeBody = (o: ProvisionOutcome) =>
   o.ok
@@ -139,7 +139,7 @@ devicesRoutes.get(
   {
     summary: 'Get a device with its live twin state',
     tag,
-    params: { deviceId },
+    params: { deviceId: DEVICE_ID },
     query: getDeviceQuerySchema,
   },
   async (c, { params: { deviceId }, query }) => {
@@ -157,7 +157,12 @@ devicesRoutes.get(
 devicesRoutes.patch(
   '/:deviceId',
   can('devices:write'),
-  { summary: 'Change a device (through its twin)', tag, params: { deviceId }, body: patchDeviceSchema },
+  {
+    summary: 'Change a device (through its twin)',
+    tag,
+    params: { deviceId: DEVICE_ID },
+    body: patchDeviceSchema,
+  },
   async (c, { params: { deviceId }, body: patch }) => {
     const { org } = c.get('principal');
     const services = c.get('services');
@@ -175,7 +180,7 @@ devicesRoutes.patch(
 devicesRoutes.delete(
   '/:deviceId',
   can('devices:write'),
-  { summary: 'Decommission a device', tag, params: { deviceId } },
+  { summary: 'Decommission a device', tag, params: { deviceId: DEVICE_ID } },
   async (c, { params: { deviceId } }) => {
     const { org } = c.get('principal');
     const services = c.get('services');
@@ -235,7 +240,7 @@ devicesRoutes.get(
       'Datapoint history of one datastream: raw points with from <= at <= to, newest first; or, with ' +
       '`bucket` and `agg`, aggregates over [from, to) in buckets aligned on `from` (empty buckets left out)',
     tag,
-    params: { deviceId, datastreamId: datastreamIdParam },
+    params: { deviceId: DEVICE_ID, datastreamId: datastreamIdParam },
     query: historyQuerySchema,
   },
   async (c, { params: { deviceId, datastreamId }, query }) => {

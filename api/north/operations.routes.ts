@@ -32,8 +32,8 @@ export const deviceOperationsRoutes = new RouteGroup('/north/v1/devices/:deviceI
 export const operationsRoutes = new RouteGroup('/north/v1/operations');
 const tag = 'Operations';
 
-const deviceId = deviceIdParam();
-const operationId = patternParam(OPERATION_ID_PATTERN, (raw) => `operation ${raw} not found`);
+const DEVICE_ID = deviceIdParam();
+const OPERATION_ID = patternParam(OPERATION_ID_PATTERN, (raw) => `operation ${raw} not found`);
 
 deviceOperationsRoutes.post(
   '/',
@@ -41,7 +41,7 @@ deviceOperationsRoutes.post(
   {
     summary: 'Request an operation on a device',
     tag,
-    params: { deviceId },
+    params: { deviceId: DEVICE_ID },
     body: createOperationSchema,
     query: getOperationQuerySchema,
     responses: [202, 200, 409, 429],
@@ -133,7 +133,7 @@ deviceOperationsRoutes.get(
   {
     summary: "List a device's operations, newest first",
     tag,
-    params: { deviceId },
+    params: { deviceId: DEVICE_ID },
     query: listOperationsQuerySchema,
   },
   async (c, { params: { deviceId }, query }) => {
@@ -186,7 +186,7 @@ operationsRoutes.get(
   {
     summary: 'Get an operation (optionally wait for its end)',
     tag,
-    params: { operationId },
+    params: { operationId: OPERATION_ID },
     query: getOperationQuerySchema,
   },
   async (c, { params: { operationId: id }, query: { waitMs } }) => {
@@ -198,7 +198,7 @@ operationsRoutes.get(
 operationsRoutes.post(
   '/:operationId/cancel',
   can('operations:cancel'),
-  { summary: 'Cancel an operation', tag, params: { operationId }, responses: [200, 202, 409] },
+  { summary: 'Cancel an operation', tag, params: { operationId: OPERATION_ID }, responses: [200, 202, 409] },
   async (c, { params: { operationId: id } }) => {
     const principal = c.get('principal');
     const services = c.get('services');

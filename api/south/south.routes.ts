@@ -11,7 +11,7 @@ export const southRoutes = new RouteGroup('/south/v80/devices');
 const tag = 'South (devices)';
 
 const NOT_PROVISIONED = 'is not provisioned';
-const deviceId = deviceIdParam(NOT_PROVISIONED);
+const DEVICE_ID = deviceIdParam(NOT_PROVISIONED);
 
 southRoutes.post(
   '/:deviceId/collect/iot',
@@ -19,7 +19,7 @@ southRoutes.post(
   {
     summary: 'Send datapoints (OpenGate collect)',
     tag,
-    params: { deviceId },
+    params: { deviceId: DEVICE_ID },
     body: collectBodySchema,
     responses: [201],
   },
@@ -36,7 +36,7 @@ southRoutes.post(
   {
     summary: 'Answer an operation (partial steps or final result)',
     tag,
-    params: { deviceId },
+    params: { deviceId: DEVICE_ID },
     body: responseEnvelopeSchema,
     responses: [201, 200],
   },
@@ -74,7 +74,7 @@ southRoutes.on(
   {
     summary: 'Take the operations waiting for this device',
     tag,
-    params: { deviceId },
+    params: { deviceId: DEVICE_ID },
     query: pendingQuerySchema,
   },
   async (c, { params: { deviceId }, query: { limit } }) => {
