@@ -1,4 +1,5 @@
-// Reads and validates request bodies and queries with zod before anything reaches MongoDB or Temporal.
+// Reads and validates path parameters, queries and bodies with zod, from each route's declaration (RouteGroup),
+// before anything reaches MongoDB or Temporal.
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../workflows/ids';
