@@ -9,6 +9,7 @@ import type { AppEnv } from './context';
 import { RefusedError } from '../twins/outcomes';
 import { ApiError, errorBody } from './errors';
 import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from './access/route-group';
+import { docsRoutes, OPENAPI_PATH } from './docs.routes';
 import { healthRoutes } from './health.routes';
 import { authRoutes, meRoutes } from './north/auth.routes';
 import { devicesRoutes } from './north/devices.routes';
@@ -24,12 +25,19 @@ import { mqttHookRoutes } from './south/mqtt-hooks.routes';
 import { southRoutes } from './south/south.routes';
 import type { Services } from './services';
 
-const openApiRoutes = new RouteGroup('/north/v1/openapi.json');
+const openApiRoutes = new RouteGroup(OPENAPI_PATH);
+let openApiDocument: Record<string, unknown> | undefined;
+openApiRoutes.get('/', PUBLIC, { summary: 'This API description (OpenAPI 3.1)', tag: 'Meta' }, (c) => {
+  // Built on first use, from the table below (complete by then).
+  openApiDocument ??= buildOpenApi(ROUTE_TABLE, process.env.npm_package_version ?? '0.1.0');
+  return c.json(openApiDocument);
+});
 
 /** Every route group, in mounting order; a route exists only if declared here with its access rule. */
 const ROUTE_GROUPS: readonly RouteGroup[] = [
   healthRoutes,
   openApiRoutes,
+  docsRoutes,
   authRoutes,
   meRoutes,
   organizationsRoutes,
@@ -48,21 +56,7 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
 ];
 
 /** The route table: method, path, access rule and documentation of every route the API serves. */
-export const ROUTE_TABLE: readonly RouteEntry[] = [
-  {
-    method: 'GET',
-    path: '/north/v1/openapi.json',
-    access: PUBLIC,
-    doc: { summary: 'This API description (OpenAPI 3.1)', tag: 'Meta' },
-  },
-  ...ROUTE_GROUPS.filter((g) => g !== openApiRoutes).flatMap((g) => g.entries),
-];
-
-let openApiDocument: Record<string, unknown> | undefined;
-openApiRoutes.get('/', PUBLIC, { summary: 'This API description (OpenAPI 3.1)', tag: 'Meta' }, (c) => {
-  openApiDocument ??= buildOpenApi(ROUTE_TABLE, process.env.npm_package_version ?? '0.1.0');
-  return c.json(openApiDocument);
-});
+export const ROUTE_TABLE: readonly RouteEntry[] = ROUTE_GROUPS.flatMap((g) => g.entries);
 
 export interface AppOptions {
   /** Largest body the north API accepts (bytes). */

@@ -1,11 +1,20 @@
 // Liveness and readiness probes.
+import { z } from 'zod';
 import { PUBLIC, RouteGroup } from './access/route-group';
 
 export const healthRoutes = new RouteGroup('');
 const tag = 'Health';
 
-healthRoutes.get('/healthz', PUBLIC, { summary: 'Liveness: the process answers', tag }, (c) =>
-  c.json({ status: 'ok' }),
+const readinessSchema = z.object({
+  status: z.enum(['ready', 'not ready']),
+  checks: z.record(z.object({ ok: z.boolean(), error: z.string().optional() })),
+});
+
+healthRoutes.get(
+  '/healthz',
+  PUBLIC,
+  { summary: 'Liveness: the process answers', tag, response: z.object({ status: z.literal('ok') }) },
+  (c) => c.json({ status: 'ok' }),
 );
 
 healthRoutes.get(
@@ -21,7 +30,12 @@ healthRoutes.get(
 healthRoutes.get(
   '/readyz',
   PUBLIC,
-  { summary: 'Readiness: MongoDB and Temporal answer', tag, responses: [200, 503] },
+  {
+    summary: 'Readiness: MongoDB and Temporal answer',
+    tag,
+    response: readinessSchema,
+    responses: [200, 503],
+  },
   async (c) => {
     const checks = await c.get('services').readiness();
     const ready = Object.values(checks).every((check) => check.ok);

@@ -24,15 +24,21 @@ const errorSchema = {
 
 type ToJsonSchema = (
   schema: unknown,
-  options: { target: 'openApi3'; $refStrategy: 'none' },
+  options: { target: 'jsonSchema2019-09'; $refStrategy: 'none' },
 ) => Record<string, unknown>;
 /** Typed loosely: the library's own signature is too deep for the compiler on our larger schemas. */
 const toJsonSchema = zodToJsonSchema as unknown as ToJsonSchema;
 
+/** OpenAPI 3.1 schemas are JSON Schema 2020-12; 2019-09 output is the nearest the converter writes. */
 const jsonSchema = (schema: unknown): Record<string, unknown> => {
-  const { $schema: _ignored, ...rest } = toJsonSchema(schema, { target: 'openApi3', $refStrategy: 'none' });
+  const { $schema: _ignored, ...rest } = toJsonSchema(schema, {
+    target: 'jsonSchema2019-09',
+    $refStrategy: 'none',
+  });
   return rest;
 };
+
+const errorContent = { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } };
 
 function queryParameters(entry: RouteEntry) {
   if (!entry.doc.query) return [];
@@ -47,12 +53,15 @@ function queryParameters(entry: RouteEntry) {
 
 function describe(entry: RouteEntry) {
   const access = entry.access;
-  const pathParams = [...entry.path.matchAll(/:(\w+)/g)].map((m) => ({
-    name: m[1],
-    in: 'path',
-    required: true,
-    schema: { type: 'string' },
-  }));
+  const pathParams = [...entry.path.matchAll(/:(\w+)/g)].map(([, name = '']) => {
+    const declared = entry.doc.params?.[name];
+    return {
+      name,
+      in: 'path',
+      required: true,
+      schema: declared ? jsonSchema(declared.schema) : { type: 'string' },
+    };
+  });
   const security =
     access.kind === 'public'
       ? []
@@ -61,21 +70,18 @@ function describe(entry: RouteEntry) {
         : [{ apiKey: [] }, { bearer: [] }];
   const [success = 200, ...others] = entry.doc.responses ?? [200];
   const responses: Record<string, unknown> = {
-    [success]: { description: 'Success' },
+    [success]: {
+      description: 'Success',
+      ...(entry.doc.response
+        ? { content: { 'application/json': { schema: jsonSchema(entry.doc.response) } } }
+        : {}),
+    },
   };
   for (const s of others)
-    responses[s] = {
-      description: s >= 400 ? 'Refused' : 'Also a success',
-      content:
-        s >= 400 ? { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } : undefined,
-    };
+    responses[s] =
+      s >= 400 ? { description: 'Refused', content: errorContent } : { description: 'Also a success' };
   const errors = [400, ...(access.kind === 'public' ? [] : [401, 403]), 404, 503];
-  for (const s of errors) {
-    responses[s] ??= {
-      description: 'Error',
-      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-    };
-  }
+  for (const s of errors) responses[s] ??= { description: 'Error', content: errorContent };
   return {
     summary: entry.doc.summary,
     tags: [entry.doc.tag],
@@ -90,7 +96,9 @@ function describe(entry: RouteEntry) {
             content: { 'application/json': { schema: jsonSchema(entry.doc.body) } },
           },
         }
-      : {}),
+      : entry.doc.rawBody
+        ? { requestBody: { required: true, content: { [entry.doc.rawBody]: { schema: {} } } } }
+        : {}),
     responses,
   };
 }

@@ -1,15 +1,28 @@
-// Reads and validates request bodies and queries with zod before anything reaches MongoDB or Temporal.
+// Reads and validates path parameters, queries and bodies with zod, from each route's declaration (RouteGroup),
+// before anything reaches MongoDB or Temporal.
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../workflows/ids';
 import { ApiError } from './errors';
 
-/** A device id from the path; one that cannot be a device id is simply not found. */
-export function deviceIdParam(raw: string | undefined, notFound = 'not found'): string {
-  if (raw === undefined || !DEVICE_ID_PATTERN.test(raw))
-    throw new ApiError('NOT_FOUND', `device ${raw} ${notFound}`);
-  return raw;
+/** A path parameter: its schema for the OpenAPI document, and how the route reads it (or refuses it). */
+export interface PathParam<T = string> {
+  readonly schema: z.ZodTypeAny;
+  readonly parse: (raw: string | undefined) => T;
 }
+
+/** A path parameter checked against a pattern; one that cannot match names nothing, so it is not found. */
+export const patternParam = (pattern: RegExp, notFound: (raw: string | undefined) => string): PathParam => ({
+  schema: z.string().regex(pattern),
+  parse: (raw) => {
+    if (raw === undefined || !pattern.test(raw)) throw new ApiError('NOT_FOUND', notFound(raw));
+    return raw;
+  },
+});
+
+/** A device id from the path; one that cannot be a device id is simply not found. */
+export const deviceIdParam = (notFound = 'not found'): PathParam =>
+  patternParam(DEVICE_ID_PATTERN, (raw) => `device ${raw} ${notFound}`);
 
 const formatIssues = (error: z.ZodError): { path: string; message: string }[] =>
   error.issues.slice(0, 20).map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));

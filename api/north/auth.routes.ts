@@ -13,7 +13,6 @@ import { audit, recordAudit } from '../audit';
 import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
 import type { Services } from '../services';
-import { readJson } from '../validation';
 
 export const authRoutes = new RouteGroup('/north/v1/auth');
 const tag = 'Authentication';
@@ -27,6 +26,22 @@ export const newPasswordSchema = z
 
 const loginSchema = z.object({ email: emailSchema, password: passwordSchema }).strict();
 const refreshSchema = z.object({ refreshToken: z.string().min(1).max(256) }).strict();
+const tokensSchema = z.object({
+  tokenType: z.literal('Bearer'),
+  accessToken: z.string(),
+  expiresIn: z.number().int().describe('seconds'),
+  refreshToken: z.string(),
+  refreshExpiresAt: z.string().datetime(),
+  user: z.object({ email: z.string(), org: z.string(), role: z.string() }),
+});
+const whoAmISchema = z.object({
+  kind: z.enum(['user', 'service', 'device']),
+  id: z.string(),
+  org: z.string(),
+  role: z.string(),
+  platformAdmin: z.boolean(),
+  permissions: z.array(z.string()),
+});
 const passwordChangeSchema = z
   .object({ currentPassword: passwordSchema, newPassword: newPasswordSchema })
   .strict();
@@ -64,11 +79,11 @@ authRoutes.post(
     summary: 'Log in: an access token and a refresh token',
     tag,
     body: loginSchema,
+    response: tokensSchema,
     responses: [200, 401, 429],
   },
-  async (c) => {
+  async (c, { body: { email, password } }) => {
     const services = c.get('services');
-    const { email, password } = await readJson(c, loginSchema);
     const admitted = services.loginLimiter.admit(email, sourceOf(c));
     if (!admitted.ok) {
       c.header('Retry-After', String(Math.max(1, Math.ceil(admitted.retryAfterMs / 1000))));
@@ -108,11 +123,11 @@ authRoutes.post(
     summary: 'Trade a refresh token for new tokens (each refresh token works once)',
     tag,
     body: refreshSchema,
+    response: tokensSchema,
     responses: [200, 401],
   },
-  async (c) => {
+  async (c, { body: { refreshToken } }) => {
     const services = c.get('services');
-    const { refreshToken } = await readJson(c, refreshSchema);
     const spent = await services.sessions.spend(refreshToken, services.now());
     if (!spent.ok) {
       if (spent.reason === 'reused') {
@@ -145,9 +160,8 @@ authRoutes.post(
     body: refreshSchema,
     responses: [204],
   },
-  async (c) => {
+  async (c, { body: { refreshToken } }) => {
     const services = c.get('services');
-    const { refreshToken } = await readJson(c, refreshSchema);
     const family = await services.sessions.familyOf(refreshToken);
     if (family !== undefined) {
       await services.sessions.revokeFamily(family, services.now(), 'logout');
@@ -167,10 +181,9 @@ authRoutes.post(
     body: passwordChangeSchema,
     responses: [204, 401],
   },
-  async (c) => {
+  async (c, { body }) => {
     const services = c.get('services');
     const principal = c.get('principal');
-    const body = await readJson(c, passwordChangeSchema);
     if (principal.kind !== 'user') throw new ApiError('PERMISSION_DENIED', 'only users have passwords');
     const user = await services.users.get(principal.id);
     if (!user || !(await verifyPassword(user.passwordHash, body.currentPassword))) {
@@ -190,14 +203,19 @@ authRoutes.post(
 
 export const meRoutes = new RouteGroup('/north/v1/me');
 
-meRoutes.get('/', SIGNED_IN, { summary: 'Who you are: organization, role and permissions', tag }, (c) => {
-  const p = c.get('principal');
-  return c.json({
-    kind: p.kind,
-    id: p.id,
-    org: p.org,
-    role: p.role,
-    platformAdmin: p.platformAdmin,
-    permissions: [...p.permissions].sort(),
-  });
-});
+meRoutes.get(
+  '/',
+  SIGNED_IN,
+  { summary: 'Who you are: organization, role and permissions', tag, response: whoAmISchema },
+  (c) => {
+    const p = c.get('principal');
+    return c.json({
+      kind: p.kind,
+      id: p.id,
+      org: p.org,
+      role: p.role,
+      platformAdmin: p.platformAdmin,
+      permissions: [...p.permissions].sort(),
+    });
+  },
+);

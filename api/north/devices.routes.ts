@@ -7,7 +7,7 @@ import { audit } from '../audit';
 import { actorOf } from '../context';
 import { ApiError } from '../errors';
 import type { Services } from '../services';
-import { deviceIdParam, parseWith, readJson, readQuery } from '../validation';
+import { deviceIdParam, parseWith, type PathParam } from '../validation';
 import {
   bulkProvisionSchema,
   getDeviceQuerySchema,
@@ -37,6 +37,7 @@ async function deviceOr404(
 
 export const devicesRoutes = new RouteGroup('/north/v1/devices');
 const tag = 'Devices';
+const DEVICE_ID = deviceIdParam();
 
 const outcomeBody = (o: ProvisionOutcome) =>
   o.ok
@@ -51,8 +52,7 @@ devicesRoutes.post(
   '/',
   can('devices:write'),
   { summary: 'Provision a device', tag, body: provisionSchema, responses: [201, 409] },
-  async (c) => {
-    const req = await readJson(c, provisionSchema);
+  async (c, { body: req }) => {
     const principal = c.get('principal');
     const [outcome] = await provisionDevices(c.get('services'), principal.org, actorOf(principal), [req]);
     if (!outcome) throw new ApiError('INTERNAL', 'provisioning produced no result');
@@ -66,8 +66,7 @@ devicesRoutes.post(
   '/bulk',
   can('devices:write'),
   { summary: 'Provision many devices (per-item results)', tag, body: bulkProvisionSchema, responses: [200] },
-  async (c) => {
-    const { devices } = await readJson(c, bulkProvisionSchema);
+  async (c, { body: { devices } }) => {
     const principal = c.get('principal');
     const ids = new Set<string>();
     const valid: z.infer<typeof provisionSchema>[] = [];
@@ -112,8 +111,7 @@ devicesRoutes.get(
   '/',
   can('devices:read'),
   { summary: 'List devices', tag, query: listQuerySchema },
-  async (c) => {
-    const query = readQuery(c, listQuerySchema);
+  async (c, { query }) => {
     let after: string | undefined;
     if (query.cursor !== undefined) {
       after = decodeCursor(query.cursor);
@@ -138,10 +136,13 @@ devicesRoutes.get(
 devicesRoutes.get(
   '/:deviceId',
   can('devices:read'),
-  { summary: 'Get a device with its live twin state', tag, query: getDeviceQuerySchema },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'));
-    const query = readQuery(c, getDeviceQuerySchema);
+  {
+    summary: 'Get a device with its live twin state',
+    tag,
+    params: { deviceId: DEVICE_ID },
+    query: getDeviceQuerySchema,
+  },
+  async (c, { params: { deviceId }, query }) => {
     const { org } = c.get('principal');
     const services = c.get('services');
     const doc = await deviceOr404(services, org, deviceId, true);
@@ -156,10 +157,13 @@ devicesRoutes.get(
 devicesRoutes.patch(
   '/:deviceId',
   can('devices:write'),
-  { summary: 'Change a device (through its twin)', tag, body: patchDeviceSchema },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'));
-    const patch = await readJson(c, patchDeviceSchema);
+  {
+    summary: 'Change a device (through its twin)',
+    tag,
+    params: { deviceId: DEVICE_ID },
+    body: patchDeviceSchema,
+  },
+  async (c, { params: { deviceId }, body: patch }) => {
     const { org } = c.get('principal');
     const services = c.get('services');
     const doc = await deviceOr404(services, org, deviceId);
@@ -176,9 +180,8 @@ devicesRoutes.patch(
 devicesRoutes.delete(
   '/:deviceId',
   can('devices:write'),
-  { summary: 'Decommission a device', tag },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'));
+  { summary: 'Decommission a device', tag, params: { deviceId: DEVICE_ID } },
+  async (c, { params: { deviceId } }) => {
     const { org } = c.get('principal');
     const services = c.get('services');
     const doc = await deviceOr404(services, org, deviceId);
@@ -201,6 +204,10 @@ const datastreamIdSchema = z
   .min(1)
   .max(256)
   .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode');
+const datastreamIdParam: PathParam = {
+  schema: datastreamIdSchema,
+  parse: (raw) => parseWith(datastreamIdSchema, raw, 'datastreamId'),
+};
 const DEFAULT_HISTORY_LIMIT = 1_000;
 /** Points a bucketed read may aggregate; a wider range must be narrowed. */
 const MAX_BUCKET_POINTS = 200_000;
@@ -233,12 +240,10 @@ devicesRoutes.get(
       'Datapoint history of one datastream: raw points with from <= at <= to, newest first; or, with ' +
       '`bucket` and `agg`, aggregates over [from, to) in buckets aligned on `from` (empty buckets left out)',
     tag,
+    params: { deviceId: DEVICE_ID, datastreamId: datastreamIdParam },
     query: historyQuerySchema,
   },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'));
-    const datastreamId = parseWith(datastreamIdSchema, c.req.param('datastreamId'), 'datastreamId');
-    const query = readQuery(c, historyQuerySchema);
+  async (c, { params: { deviceId, datastreamId }, query }) => {
     const { org } = c.get('principal');
     const services = c.get('services');
     const to = query.to ?? services.now();

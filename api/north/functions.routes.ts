@@ -11,7 +11,6 @@ import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import { type AppEnv, actorOf } from '../context';
 import { ApiError } from '../errors';
-import { readJson, readQuery } from '../validation';
 
 export const functionsRoutes = new RouteGroup('/north/v1/functions');
 const tag = 'Connector functions';
@@ -135,8 +134,7 @@ functionsRoutes.post(
     body: createSchema,
     responses: [201],
   },
-  async (c) => {
-    const body = await readJson(c, createSchema);
+  async (c, { body }) => {
     compileOrRefuse(c, body.name, body.source);
     const doc = newDoc(c, body.name, body);
     const services = c.get('services');
@@ -169,9 +167,7 @@ functionsRoutes.post(
     query: importQuerySchema,
     responses: [201, 200],
   },
-  async (c) => {
-    const { replace } = readQuery(c, importQuerySchema);
-    const body = await readJson(c, exportSchema);
+  async (c, { query: { replace }, body }) => {
     compileOrRefuse(c, body.name, body.source);
     const services = c.get('services');
     const org = c.get('principal').org;
@@ -206,9 +202,8 @@ functionsRoutes.put(
   '/:functionName',
   can('functions:write'),
   { summary: 'Replace a function with a new version (source, criteria, mode)', tag, body: updateSchema },
-  async (c) => {
+  async (c, { body }) => {
     const old = await findFunction(c);
-    const body = await readJson(c, updateSchema);
     compileOrRefuse(c, old.name, body.source);
     const doc = nextVersion(c, old, body);
     const services = c.get('services');
@@ -254,9 +249,8 @@ functionsRoutes.post(
     tag,
     body: testSchema,
   },
-  async (c) => {
+  async (c, { body }) => {
     const doc = await findFunction(c);
-    const body = await readJson(c, testSchema);
     const services = c.get('services');
     const org = c.get('principal').org;
     let deviceType = body.deviceId === undefined ? 'default' : undefined;

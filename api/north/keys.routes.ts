@@ -6,7 +6,6 @@ import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import { type AppEnv, actorOf } from '../context';
 import { ApiError } from '../errors';
-import { readJson, readQuery } from '../validation';
 import { checkGrantableRole } from './users.routes';
 
 export const keysRoutes = new RouteGroup('/north/v1/keys');
@@ -56,8 +55,7 @@ keysRoutes.post(
   '/',
   can('keys:manage'),
   { summary: 'Create a service key with a role', tag, body: createKeySchema, responses: [201] },
-  async (c) => {
-    const body = await readJson(c, createKeySchema);
+  async (c, { body }) => {
     const principal = c.get('principal');
     const services = c.get('services');
     await checkGrantableRole(c, body.role);
@@ -82,8 +80,7 @@ keysRoutes.get(
   '/',
   can('keys:read'),
   { summary: "List the organization's keys (never their secrets)", tag, query: listKeysQuerySchema },
-  async (c) => {
-    const q = readQuery(c, listKeysQuerySchema);
+  async (c, { query: q }) => {
     const keys = await c.get('services').keys.listForOrg(
       c.get('principal').org,
       {

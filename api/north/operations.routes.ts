@@ -4,7 +4,7 @@ import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import { actorOf } from '../context';
 import { ApiError, orThrow } from '../errors';
-import { deviceIdParam, readJson, readQuery } from '../validation';
+import { deviceIdParam, patternParam } from '../validation';
 import {
   OPERATION_ID_PATTERN,
   createOperationSchema,
@@ -19,11 +19,8 @@ export const deviceOperationsRoutes = new RouteGroup('/north/v1/devices/:deviceI
 export const operationsRoutes = new RouteGroup('/north/v1/operations');
 const tag = 'Operations';
 
-const operationIdParam = (raw: string | undefined): string => {
-  if (raw === undefined || !OPERATION_ID_PATTERN.test(raw))
-    throw new ApiError('NOT_FOUND', `operation ${raw} not found`);
-  return raw;
-};
+const DEVICE_ID = deviceIdParam();
+const OPERATION_ID = patternParam(OPERATION_ID_PATTERN, (raw) => `operation ${raw} not found`);
 
 deviceOperationsRoutes.post(
   '/',
@@ -31,14 +28,12 @@ deviceOperationsRoutes.post(
   {
     summary: 'Request an operation on a device',
     tag,
+    params: { deviceId: DEVICE_ID },
     body: createOperationSchema,
     query: getOperationQuerySchema,
     responses: [202, 200, 409, 429],
   },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'));
-    const body = await readJson(c, createOperationSchema);
-    const { waitMs } = readQuery(c, getOperationQuerySchema);
+  async (c, { params: { deviceId }, body, query: { waitMs } }) => {
     const principal = c.get('principal');
     const { operationsService } = c.get('services');
     const view = orThrow(
@@ -59,10 +54,13 @@ deviceOperationsRoutes.post(
 deviceOperationsRoutes.get(
   '/',
   can('operations:read'),
-  { summary: "List a device's operations, newest first", tag, query: listOperationsQuerySchema },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'));
-    const query = readQuery(c, listOperationsQuerySchema);
+  {
+    summary: "List a device's operations, newest first",
+    tag,
+    params: { deviceId: DEVICE_ID },
+    query: listOperationsQuerySchema,
+  },
+  async (c, { params: { deviceId }, query }) => {
     let after: { createdAt: number; id: string } | undefined;
     if (query.cursor !== undefined) {
       after = decodeOperationCursor(query.cursor);
@@ -86,10 +84,13 @@ deviceOperationsRoutes.get(
 operationsRoutes.get(
   '/:operationId',
   can('operations:read'),
-  { summary: 'Get an operation (optionally wait for its end)', tag, query: getOperationQuerySchema },
-  async (c) => {
-    const id = operationIdParam(c.req.param('operationId'));
-    const { waitMs } = readQuery(c, getOperationQuerySchema);
+  {
+    summary: 'Get an operation (optionally wait for its end)',
+    tag,
+    params: { operationId: OPERATION_ID },
+    query: getOperationQuerySchema,
+  },
+  async (c, { params: { operationId: id }, query: { waitMs } }) => {
     const { operationsService } = c.get('services');
     const record = orThrow(await operationsService.current(c.get('principal').org, id, waitMs));
     return c.json(operationView(record));
@@ -99,9 +100,8 @@ operationsRoutes.get(
 operationsRoutes.post(
   '/:operationId/cancel',
   can('operations:cancel'),
-  { summary: 'Cancel an operation', tag, responses: [200, 202, 409] },
-  async (c) => {
-    const id = operationIdParam(c.req.param('operationId'));
+  { summary: 'Cancel an operation', tag, params: { operationId: OPERATION_ID }, responses: [200, 202, 409] },
+  async (c, { params: { operationId: id } }) => {
     const principal = c.get('principal');
     const { operationsService } = c.get('services');
     const view = orThrow(await operationsService.cancel(principal.org, id, actorOf(principal)));

@@ -6,7 +6,6 @@ import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import { actorOf } from '../context';
 import { ApiError } from '../errors';
-import { readJson, readQuery } from '../validation';
 import { emailSchema, newPasswordSchema } from './auth.routes';
 import { userView } from './users.routes';
 
@@ -47,8 +46,7 @@ organizationsRoutes.post(
     body: createOrgSchema,
     responses: [201, 409],
   },
-  async (c) => {
-    const body = await readJson(c, createOrgSchema);
+  async (c, { body }) => {
     const principal = c.get('principal');
     const services = c.get('services');
     const now = new Date(services.now());
@@ -94,8 +92,7 @@ organizationsRoutes.get(
   '/',
   can('organizations:manage'),
   { summary: 'List organizations', tag, query: listOrgsQuerySchema },
-  async (c) => {
-    const { limit, cursor } = readQuery(c, listOrgsQuerySchema);
+  async (c, { query: { limit, cursor } }) => {
     const orgs = await c.get('services').organizations.list(limit + 1, cursor);
     const page = orgs.slice(0, limit);
     return c.json({
@@ -138,8 +135,7 @@ auditRoutes.get(
   '/',
   can('audit:read'),
   { summary: "The organization's audit log, newest first", tag: 'Audit', query: auditQuerySchema },
-  async (c) => {
-    const { limit, cursor, action } = readQuery(c, auditQuerySchema);
+  async (c, { query: { limit, cursor, action } }) => {
     const org = c.get('principal').org;
     if (cursor !== undefined && !cursor.startsWith(`${org}/`))
       throw new ApiError('INVALID_ARGUMENT', 'bad cursor');

@@ -15,7 +15,7 @@ import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import type { AppEnv } from '../context';
 import { ApiError } from '../errors';
-import { readJson } from '../validation';
+import { patternParam } from '../validation';
 
 export const rolesRoutes = new RouteGroup('/north/v1/roles');
 const tag = 'Roles';
@@ -42,11 +42,7 @@ const roleView = (r: {
   builtin: r.builtin,
 });
 
-const roleParam = (c: Context<AppEnv>): string => {
-  const name = c.req.param('name') ?? '';
-  if (!ROLE_NAME_PATTERN.test(name)) throw new ApiError('NOT_FOUND', `role ${name} not found`);
-  return name;
-};
+const roleName = patternParam(ROLE_NAME_PATTERN, (raw) => `role ${raw ?? ''} not found`);
 
 function checkGrant(c: Context<AppEnv>, permissions: readonly Action[]): void {
   if (!canGrant(c.get('principal').permissions, permissions)) {
@@ -64,20 +60,23 @@ rolesRoutes.get('/', can('roles:read'), { summary: 'List built-in and custom rol
   });
 });
 
-rolesRoutes.get('/:name', can('roles:read'), { summary: 'Get a role', tag }, async (c) => {
-  const name = roleParam(c);
-  if (isBuiltinRole(name)) return c.json(roleView(BUILTIN_ROLES[name]));
-  const doc = await c.get('services').roles.get(c.get('principal').org, name);
-  if (!doc) throw new ApiError('NOT_FOUND', `role ${name} not found`);
-  return c.json(roleView({ ...doc, builtin: false }));
-});
+rolesRoutes.get(
+  '/:name',
+  can('roles:read'),
+  { summary: 'Get a role', tag, params: { name: roleName } },
+  async (c, { params: { name } }) => {
+    if (isBuiltinRole(name)) return c.json(roleView(BUILTIN_ROLES[name]));
+    const doc = await c.get('services').roles.get(c.get('principal').org, name);
+    if (!doc) throw new ApiError('NOT_FOUND', `role ${name} not found`);
+    return c.json(roleView({ ...doc, builtin: false }));
+  },
+);
 
 rolesRoutes.post(
   '/',
   can('roles:manage'),
   { summary: 'Create a custom role', tag, body: createRoleSchema, responses: [201, 409] },
-  async (c) => {
-    const body = await readJson(c, createRoleSchema);
+  async (c, { body }) => {
     const services = c.get('services');
     const org = c.get('principal').org;
     if (isBuiltinRole(body.name)) throw new ApiError('CONFLICT', `${body.name} is a built-in role`);
@@ -103,10 +102,8 @@ rolesRoutes.post(
 rolesRoutes.put(
   '/:name',
   can('roles:manage'),
-  { summary: "Replace a custom role's permissions", tag, body: roleBodySchema },
-  async (c) => {
-    const name = roleParam(c);
-    const body = await readJson(c, roleBodySchema);
+  { summary: "Replace a custom role's permissions", tag, params: { name: roleName }, body: roleBodySchema },
+  async (c, { params: { name }, body }) => {
     const services = c.get('services');
     const org = c.get('principal').org;
     if (isBuiltinRole(name)) throw new ApiError('CONFLICT', `built-in role ${name} cannot be changed`);
@@ -131,9 +128,8 @@ rolesRoutes.put(
 rolesRoutes.delete(
   '/:name',
   can('roles:manage'),
-  { summary: 'Delete a custom role no one holds', tag, responses: [204, 409] },
-  async (c) => {
-    const name = roleParam(c);
+  { summary: 'Delete a custom role no one holds', tag, params: { name: roleName }, responses: [204, 409] },
+  async (c, { params: { name } }) => {
     const services = c.get('services');
     const org = c.get('principal').org;
     if (isBuiltinRole(name)) throw new ApiError('CONFLICT', `built-in role ${name} cannot be deleted`);

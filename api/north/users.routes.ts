@@ -7,7 +7,6 @@ import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import { type AppEnv, actorOf } from '../context';
 import { ApiError } from '../errors';
-import { readJson, readQuery } from '../validation';
 import { emailSchema, newPasswordSchema } from './auth.routes';
 import type { Context } from 'hono';
 
@@ -78,8 +77,7 @@ usersRoutes.post(
   '/',
   can('users:manage'),
   { summary: 'Create a user', tag, body: createUserSchema, responses: [201, 409] },
-  async (c) => {
-    const body = await readJson(c, createUserSchema);
+  async (c, { body }) => {
     const principal = c.get('principal');
     const services = c.get('services');
     await checkGrantableRole(c, body.role);
@@ -108,8 +106,7 @@ usersRoutes.get(
   '/',
   can('users:read'),
   { summary: "List the organization's users", tag, query: listUsersQuerySchema },
-  async (c) => {
-    const { limit, cursor } = readQuery(c, listUsersQuerySchema);
+  async (c, { query: { limit, cursor } }) => {
     const users = await c.get('services').users.listForOrg(c.get('principal').org, limit + 1, cursor);
     const page = users.slice(0, limit);
     return c.json({
@@ -127,8 +124,7 @@ usersRoutes.patch(
   '/:email',
   can('users:manage'),
   { summary: "Change a user's role, name or state", tag, body: patchUserSchema },
-  async (c) => {
-    const body = await readJson(c, patchUserSchema);
+  async (c, { body }) => {
     const services = c.get('services');
     const user = await userInOrg(c);
     // Changing someone who holds more than you would let you take their rights away or hand them on.

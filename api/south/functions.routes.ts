@@ -13,10 +13,12 @@ southFunctionsRoutes.post(
     summary:
       'Send a payload in the device’s own format (JSON, text, hex, binary), translated by a connector function',
     tag: 'South (devices)',
+    params: { deviceId: deviceIdParam('is not provisioned') },
+    rawBody: '*/*',
     responses: [201, 422],
   },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'), 'is not provisioned');
+  // The body is the device's own bytes, read raw for the connector function; only the path is declared.
+  async (c, { params: { deviceId } }) => {
     const suffix = c.req.param('suffix') ?? '';
     const principal = c.get('principal');
     const services = c.get('services');

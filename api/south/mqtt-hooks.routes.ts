@@ -3,7 +3,6 @@
 import { z } from 'zod';
 import { devicePublishAllowed, deviceSubscribeAllowed } from '../../mqtt/topics';
 import { PUBLIC, RouteGroup } from '../access/route-group';
-import { readJson } from '../validation';
 
 export const mqttHookRoutes = new RouteGroup('/south/v80/mqtt');
 const tag = 'MQTT broker hooks';
@@ -24,6 +23,11 @@ const aclSchema = z
   })
   .strict();
 
+const hookAnswerSchema = z.object({
+  result: z.enum(['allow', 'deny']),
+  is_superuser: z.boolean().optional(),
+});
+
 const allow = { result: 'allow', is_superuser: false } as const;
 const deny = { result: 'deny' } as const;
 
@@ -34,9 +38,9 @@ mqttHookRoutes.post(
     summary: 'Broker hook: may this device log in? (username = device id, password = device key)',
     tag,
     body: authSchema,
+    response: hookAnswerSchema,
   },
-  async (c) => {
-    const { username, password } = await readJson(c, authSchema);
+  async (c, { body: { username, password } }) => {
     const services = c.get('services');
     const result = await services.auth.authenticateKey(password);
     const p = result.ok ? result.principal : undefined;
@@ -49,9 +53,13 @@ mqttHookRoutes.post(
 mqttHookRoutes.post(
   '/acl',
   PUBLIC,
-  { summary: 'Broker hook: may this device publish or subscribe on this topic?', tag, body: aclSchema },
-  async (c) => {
-    const { username, topic, action } = await readJson(c, aclSchema);
+  {
+    summary: 'Broker hook: may this device publish or subscribe on this topic?',
+    tag,
+    body: aclSchema,
+    response: hookAnswerSchema,
+  },
+  async (c, { body: { username, topic, action } }) => {
     const allowed =
       action === 'publish' ? devicePublishAllowed(username, topic) : deviceSubscribeAllowed(username, topic);
     return c.json(allowed ? allow : deny);

@@ -1,26 +1,29 @@
 // The OpenGate v80 south face for devices: data collection, operation responses and the pending poll.
-import type { Context } from 'hono';
 import { z } from 'zod';
 import { responseEnvelopeSchema } from '../../twins/operation-envelopes';
 import { DEVICE, RouteGroup } from '../access/route-group';
-import type { AppEnv } from '../context';
 import { orThrow } from '../errors';
 import { collectBodySchema } from '../../ingest/collect.schema';
-import { deviceIdParam, readJson, readQuery } from '../validation';
+import { deviceIdParam } from '../validation';
 
 export const southRoutes = new RouteGroup('/south/v80/devices');
 const tag = 'South (devices)';
 
 const NOT_PROVISIONED = 'is not provisioned';
+const DEVICE_ID = deviceIdParam(NOT_PROVISIONED);
 
 southRoutes.post(
   '/:deviceId/collect/iot',
   DEVICE,
-  { summary: 'Send datapoints (OpenGate collect)', tag, body: collectBodySchema, responses: [201] },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
+  {
+    summary: 'Send datapoints (OpenGate collect)',
+    tag,
+    params: { deviceId: DEVICE_ID },
+    body: collectBodySchema,
+    responses: [201],
+  },
+  async (c, { params: { deviceId }, body }) => {
     const principal = c.get('principal');
-    const body = await readJson(c, collectBodySchema);
     orThrow(await c.get('services').ingestor.ingest(principal, deviceId, body, 'http'));
     return c.body(null, 201);
   },
@@ -32,13 +35,12 @@ southRoutes.post(
   {
     summary: 'Answer an operation (partial steps or final result)',
     tag,
+    params: { deviceId: DEVICE_ID },
     body: responseEnvelopeSchema,
     responses: [201, 200],
   },
-  async (c) => {
-    const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
+  async (c, { params: { deviceId }, body }) => {
     const principal = c.get('principal');
-    const body = await readJson(c, responseEnvelopeSchema);
     const { operationsService } = c.get('services');
     const outcome = orThrow(await operationsService.respond(principal.org, deviceId, body));
     if (outcome.handed) return c.body(null, 201);
@@ -61,17 +63,19 @@ const pendingQuerySchema = z
   })
   .strict();
 
-const pending = async (c: Context<AppEnv>) => {
-  const deviceId = deviceIdParam(c.req.param('deviceId'), NOT_PROVISIONED);
-  const principal = c.get('principal');
-  const { limit } = readQuery(c, pendingQuerySchema);
-  const { operationsService } = c.get('services');
-  return c.json(orThrow(await operationsService.claimPending(principal.org, deviceId, limit)));
-};
 southRoutes.on(
   ['GET', 'POST'],
   '/:deviceId/operation/pending',
   DEVICE,
-  { summary: 'Take the operations waiting for this device', tag, query: pendingQuerySchema },
-  pending,
+  {
+    summary: 'Take the operations waiting for this device',
+    tag,
+    params: { deviceId: DEVICE_ID },
+    query: pendingQuerySchema,
+  },
+  async (c, { params: { deviceId }, query: { limit } }) => {
+    const principal = c.get('principal');
+    const { operationsService } = c.get('services');
+    return c.json(orThrow(await operationsService.claimPending(principal.org, deviceId, limit)));
+  },
 );

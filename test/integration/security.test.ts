@@ -124,6 +124,8 @@ describe('security suite over the route table', () => {
     expect(publicRoutes.map(label).sort()).toEqual([
       'GET /healthz',
       'GET /metrics',
+      'GET /north/v1/docs',
+      'GET /north/v1/docs/:file',
       'GET /north/v1/openapi.json',
       'GET /readyz',
       'POST /north/v1/auth/login',
