@@ -45,7 +45,8 @@ export async function provisionDevices(
   const fresh: { req: ProvisionRequest; doc: DeviceDoc; key: ApiKeyDoc; secret: string }[] = [];
   for (const req of requests) {
     const type = req.type ?? DEFAULT_TWIN_TYPE;
-    if (!getTwinType(type)) {
+    const twinType = getTwinType(type);
+    if (!twinType) {
       outcomes.set(req.id, {
         ok: false,
         id: req.id,
@@ -72,11 +73,12 @@ export async function provisionDevices(
     };
     // The twin's first state is pure and known now: the read model starts with it, so a new twin has nothing to publish.
     const initial = createTwinState(
+      twinType,
       { org, deviceId: req.id, twinType: type },
       { name: req.name, tags: doc.tags, attributes: doc.attributes },
       now.getTime(),
     );
-    if (initial.ok) doc.twin = toSnapshot(initial.value);
+    doc.twin = toSnapshot(initial);
     const { doc: key, secret } = services.keys.newKey(org, 'device', now, req.id);
     fresh.push({ req, doc, key, secret });
   }

@@ -1,0 +1,53 @@
+// What a twin accepts before it changes anything: pure checks behind the twin workflow's update validators.
+import type { TwinType } from './define-twin';
+import { checkOperation } from './operation-catalogue';
+import type { OperationRequest } from './operations';
+import type { ProfilePatch, TwinState } from './twin-core';
+import { validateProfilePatch } from './twin-core';
+import { type Result, fail, ok } from './types';
+
+/** Updates that only an active twin takes. */
+function requireActive(state: TwinState): Result<TwinState> {
+  return state.lifecycle === 'ACTIVE' ? ok(state) : fail('DECOMMISSIONED', 'device is decommissioned');
+}
+
+/** Shared by the requestOperation validator and decide: the request is this device's and its type accepts it. */
+export function validateOperationRequest(
+  type: TwinType,
+  state: TwinState,
+  request: OperationRequest,
+): Result<OperationRequest> {
+  if (state.lifecycle !== 'ACTIVE')
+    return fail('DECOMMISSIONED', `device ${state.identity.deviceId} is decommissioned`);
+  if (request.org !== state.identity.org || request.deviceId !== state.identity.deviceId) {
+    return fail('INVALID_ARGUMENT', 'the operation is for another device');
+  }
+  const params = checkOperation(type.operations, type.name, request.name, request.parameters);
+  return params.ok ? ok(request) : params;
+}
+
+/** A poll asks for a positive whole number of operations, on an active twin. */
+export function validateClaimPending(state: TwinState, input: { limit: number }): Result<{ limit: number }> {
+  if (!Number.isInteger(input.limit) || input.limit < 1)
+    return fail('INVALID_ARGUMENT', 'limit must be a positive integer');
+  const active = requireActive(state);
+  return active.ok ? ok(input) : active;
+}
+
+/** Only an operation still open on this device can be cancelled. */
+export function validateCancelOperation(state: TwinState, input: { id: string }): Result<{ id: string }> {
+  return state.operations.open.some((o) => o.id === input.id)
+    ? ok(input)
+    : fail('NOT_FOUND', `operation ${input.id} is not open on this device`);
+}
+
+/** A profile changes only on an active twin, and only with a well-formed patch. */
+export function validateProfileUpdate(state: TwinState, patch: ProfilePatch): Result<ProfilePatch> {
+  const active = requireActive(state);
+  return active.ok ? validateProfilePatch(patch) : active;
+}
+
+/** A twin is decommissioned once. */
+export function validateDecommission(state: TwinState): Result<TwinState> {
+  return requireActive(state);
+}
