@@ -102,23 +102,8 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     validator: () => void ensureOk(validateDecommission(twin.state)),
   });
 
-  return await publishUntilDone(twin, options, input);
-}
-
-/** A new twin, or the state the previous run carried over. */
-function initialState(type: TwinType, input: TwinWorkflowInput): TwinState {
-  // Runs carried over from before operations existed have no table yet.
-  if (input.state) return { ...input.state, operations: input.state.operations ?? emptyOperationTable() };
-  return createTwinState(type, input.identity, input.profile, Date.now());
-}
-
-/** Keeps the read model current until the twin is decommissioned (it ends) or its history is long (it continues). */
-async function publishUntilDone(
-  twin: TwinShell,
-  options: TwinWorkflowOptions,
-  input: TwinWorkflowInput,
-): Promise<TwinState> {
   const { org, deviceId } = twin.state.identity;
+  // The loop stays in this function, so its awaits interleave with the handlers' as in recorded histories.
   const historyTooLong = (): boolean => {
     const info = workflowInfo();
     // A fresh run never continues at once, so a suggestion driven by a large carried state cannot loop.
@@ -151,4 +136,11 @@ async function publishUntilDone(
     await sleep(options.snapshotDebounceMs);
     await publishTwinSnapshot(org, deviceId, twin.takeSnapshot());
   }
+}
+
+/** A new twin, or the state the previous run carried over. */
+function initialState(type: TwinType, input: TwinWorkflowInput): TwinState {
+  // Runs carried over from before operations existed have no table yet.
+  if (input.state) return { ...input.state, operations: input.state.operations ?? emptyOperationTable() };
+  return createTwinState(type, input.identity, input.profile, Date.now());
 }
