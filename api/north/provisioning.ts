@@ -72,13 +72,9 @@ export async function provisionDevices(
       updatedAt: now,
     };
     // The twin's first state is pure and known now: the read model starts with it, so a new twin has nothing to publish.
-    const initial = createTwinState(
-      twinType,
-      { org, deviceId: req.id, twinType: type },
-      { name: req.name, tags: doc.tags, attributes: doc.attributes },
-      now.getTime(),
-    );
-    doc.twin = toSnapshot(initial);
+    const identity = { org, deviceId: req.id, twinType: type };
+    const profile = { name: req.name, tags: doc.tags, attributes: doc.attributes };
+    doc.twin = toSnapshot(createTwinState(twinType, identity, profile, now.getTime()));
     const { doc: key, secret } = services.keys.newKey(org, 'device', now, req.id);
     fresh.push({ req, doc, key, secret });
   }
