@@ -4,6 +4,36 @@ import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
+/** Imports banned in workflow and twin code, plus `extraPatterns` for one folder. */
+const restrictedImports = (extraPatterns) => [
+  'error',
+  {
+    paths: nodeBuiltins.map((name) => ({
+      name,
+      message: 'Workflow and twin code must be deterministic: no Node built-ins.',
+    })),
+    patterns: [
+      {
+        group: ['**/activities', '**/activities/*'],
+        allowTypeImports: true,
+        message: 'Import activity types only.',
+      },
+      {
+        group: ['**/api/**', '**/inventory/**', '**/worker/**', 'mongodb', 'mqtt', 'hono', 'pino'],
+        message: 'No I/O modules in workflow or twin code.',
+      },
+      ...extraPatterns,
+    ],
+  },
+];
+
+const restrictedGlobals = [
+  'error',
+  { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },
+  { name: 'setInterval', message: 'Use sleep() in a loop.' },
+  { name: 'process', message: 'Workflow code does not read the environment.' },
+];
+
 export default tseslint.config(
   {
     ignores: [
@@ -30,43 +60,18 @@ export default tseslint.config(
   },
   {
     // Workflow code is replayed: no I/O, no Node built-ins, no wall-clock or random outside the SDK's deterministic ones.
-    files: ['workflows/**/*.ts', 'twins/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          paths: nodeBuiltins.map((name) => ({
-            name,
-            message: 'Workflow and twin code must be deterministic: no Node built-ins.',
-          })),
-          patterns: [
-            {
-              group: ['**/activities', '**/activities/*'],
-              allowTypeImports: true,
-              message: 'Import activity types only.',
-            },
-            {
-              group: ['**/api/**', '**/inventory/**', '**/worker/**', 'mongodb', 'mqtt', 'hono', 'pino'],
-              message: 'No I/O modules in workflow or twin code.',
-            },
-          ],
-        },
-      ],
-      'no-restricted-globals': [
-        'error',
-        { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },
-        { name: 'setInterval', message: 'Use sleep() in a loop.' },
-        { name: 'process', message: 'Workflow code does not read the environment.' },
-      ],
-    },
+    files: ['workflows/**/*.ts'],
+    rules: { 'no-restricted-imports': restrictedImports([]), 'no-restricted-globals': restrictedGlobals },
   },
   {
+    // Twin logic is pure: the same bans, and no Temporal either. One block per folder, since a later
+    // `no-restricted-imports` for the same files replaces an earlier one's options rather than adding to them.
     files: ['twins/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: ['@temporalio/*'], message: 'Twin logic is pure: no Temporal.' }] },
-      ],
+      'no-restricted-imports': restrictedImports([
+        { group: ['@temporalio/*'], message: 'Twin logic is pure: no Temporal.' },
+      ]),
+      'no-restricted-globals': restrictedGlobals,
     },
   },
   {

@@ -1,6 +1,7 @@
 // Delivery of an operation request to a device's HTTP server (OpenGate v80, TwinFlow -> device).
 import { Context } from '@temporalio/activity';
 import { responseEnvelopeSchema, toDeviceResponse } from '../twins/operation-envelopes';
+import type { DeliveryOutcome } from '../twins/operation-flow';
 import type { DeviceResponse, RequestEnvelope } from '../twins/operations';
 
 export interface DeliveryRequest {
@@ -12,25 +13,8 @@ export interface DeliveryRequest {
   readonly deadline: number;
 }
 
-export type DeliveryOutcome = (
-  | /** The device answered with its final response in the body (synchronous). */
-    { readonly kind: 'final'; readonly response: DeviceResponse }
-    /** The device took the request and will answer later; it may have sent a first partial response. */
-  | { readonly kind: 'accepted'; readonly response?: DeviceResponse }
-  /** The device could not be reached (network errors, 5xx) before the deadline. */
-  | { readonly kind: 'unreachable' }
-  /** A 4xx: the device refused the operation; it ends with this result code. */
-  | {
-      readonly kind: 'rejected';
-      readonly httpStatus: number;
-      readonly resultCode: string;
-      readonly resultDescription: string;
-    }
-) & {
-  /** Network errors and 5xx answers retried before this outcome. */
-  readonly transportErrors: number;
-  readonly lastTransportError?: string;
-};
+// What a push came to: declared with the pure operation flow that interprets it.
+export type { DeliveryOutcome } from '../twins/operation-flow';
 
 /** Larger answers are not read (a device's response envelope is small). */
 const MAX_DEVICE_ANSWER_BYTES = 1024 * 1024;

@@ -1,7 +1,6 @@
-// The twin's pure core: decide(state, input, now) -> new state and effects. No Temporal, no I/O.
-import { checkOperation } from './operation-catalogue';
-import type { OperationRequest } from './operations';
-import { getTwinType } from './registry';
+// The twin's pure core: decide(type, state, input, now) -> new state and effects. No Temporal, no I/O.
+import type { TwinType } from './define-twin';
+import { type OperationRequest, type RequestEnvelope, requestEnvelope } from './operations';
 import {
   type OperationEffect,
   type OperationTable,
@@ -14,6 +13,7 @@ import {
   operationEnded,
   operationWaiting,
 } from './twin-operations';
+import { validateOperationRequest, validateProfilePatch } from './twin-validators';
 import {
   type AttributeValue,
   type Channel,
@@ -103,18 +103,18 @@ export interface Decision {
 }
 
 export const RECENT_BATCH_IDS = 256;
-export const MAX_TAGS = 32;
+export { MAX_TAGS } from './twin-validators';
 export const MAX_ATTRIBUTES = 64;
 
+/** A new twin of the given type (the shell looks the type up once, from `identity.twinType`). */
 export function createTwinState(
+  type: TwinType,
   identity: TwinIdentity,
   profile: DeviceProfile,
   now: number,
-): Result<TwinState> {
-  const type = getTwinType(identity.twinType);
-  if (!type) return fail('UNKNOWN_TWIN_TYPE', `unknown twin type ${JSON.stringify(identity.twinType)}`);
+): TwinState {
   const typeState = type.initialState();
-  return ok({
+  return {
     identity,
     profile: { name: profile.name, tags: [...profile.tags], attributes: { ...profile.attributes } },
     lifecycle: 'ACTIVE',
@@ -128,19 +128,20 @@ export function createTwinState(
     version: 1,
     createdAt: now,
     updatedAt: now,
-  });
+  };
 }
 
-export function decide(state: TwinState, input: TwinInput, now: number): Result<Decision> {
+/** How an input changes a twin of `type` (the type the twin's identity names). */
+export function decide(type: TwinType, state: TwinState, input: TwinInput, now: number): Result<Decision> {
   // The end of an operation is news even after decommissioning: the table must empty.
   if (input.kind === 'operationEnded')
-    return withTable(state, now, operationEnded(state.operations, input.id, maxConcurrent(state)));
+    return withTable(state, now, operationEnded(state.operations, input.id, type.maxConcurrentOperations));
   if (state.lifecycle === 'DECOMMISSIONED') {
     return fail('DECOMMISSIONED', `device ${state.identity.deviceId} is decommissioned`);
   }
   switch (input.kind) {
     case 'requestOperation':
-      return requestOperation(state, input.request, now);
+      return requestOperation(type, state, input.request, now);
     case 'operationWaiting':
       return withTable(state, now, operationWaiting(state.operations, input.id));
     case 'claimPending':
@@ -150,7 +151,7 @@ export function decide(state: TwinState, input: TwinInput, now: number): Result<
       return cancelled.ok ? withTable(state, now, cancelled.value) : cancelled;
     }
     case 'telemetry':
-      return applyTelemetry(state, input.batch, now);
+      return applyTelemetry(type, state, input.batch, now);
     case 'updateProfile':
       return applyProfilePatch(state, input.patch, now);
     case 'decommission': {
@@ -174,9 +175,6 @@ export function decide(state: TwinState, input: TwinInput, now: number): Result<
   }
 }
 
-const maxConcurrent = (state: TwinState): number =>
-  getTwinType(state.identity.twinType)?.maxConcurrentOperations ?? 1;
-
 function withTable(
   state: TwinState,
   now: number,
@@ -190,28 +188,25 @@ function withTable(
 }
 
 /** Checks the request against the device and its type's catalogue, then queues it. */
-function requestOperation(state: TwinState, request: OperationRequest, now: number): Result<Decision> {
-  const checked = checkRequest(state, request);
+function requestOperation(
+  type: TwinType,
+  state: TwinState,
+  request: OperationRequest,
+  now: number,
+): Result<Decision> {
+  const checked = validateOperationRequest(type, state, request);
   if (!checked.ok) return checked;
-  const admitted = admitOperation(state.operations, request, maxConcurrent(state));
+  const admitted = admitOperation(state.operations, request, type.maxConcurrentOperations);
   if (!admitted.ok) return admitted;
   return withTable(state, now, admitted.value);
 }
 
-/** Shared by the twin's update validator and decide: the request is this device's and its type accepts it. */
-export function checkRequest(state: TwinState, request: OperationRequest): Result<OperationRequest> {
-  if (state.lifecycle !== 'ACTIVE')
-    return fail('DECOMMISSIONED', `device ${state.identity.deviceId} is decommissioned`);
-  if (request.org !== state.identity.org || request.deviceId !== state.identity.deviceId) {
-    return fail('INVALID_ARGUMENT', 'the operation is for another device');
-  }
-  const type = getTwinType(state.identity.twinType);
-  if (!type) return fail('UNKNOWN_TWIN_TYPE', `unknown twin type ${JSON.stringify(state.identity.twinType)}`);
-  const params = checkOperation(type.operations, type.name, request.name, request.parameters);
-  return params.ok ? ok(request) : params;
-}
-
-function applyTelemetry(state: TwinState, batch: TelemetryBatch, now: number): Result<Decision> {
+function applyTelemetry(
+  type: TwinType,
+  state: TwinState,
+  batch: TelemetryBatch,
+  now: number,
+): Result<Decision> {
   if (state.recentBatchIds.includes(batch.batchId)) {
     return ok({
       state: {
@@ -221,9 +216,6 @@ function applyTelemetry(state: TwinState, batch: TelemetryBatch, now: number): R
       effects: [],
     });
   }
-  const type = getTwinType(state.identity.twinType);
-  if (!type) return fail('UNKNOWN_TWIN_TYPE', `unknown twin type ${JSON.stringify(state.identity.twinType)}`);
-
   const latest = new Map(state.reported.map((v) => [datastreamKey(v.id, v.feed), v]));
   let typeState = state.typeState;
   let stale = 0;
@@ -294,44 +286,29 @@ function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): 
   });
 }
 
-/** Names that would reach Object.prototype machinery rather than be plain data. */
-const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-const ATTRIBUTE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
-
-/** Checks a profile patch; shared by the workflow's update validator and the API. */
-export function validateProfilePatch(patch: ProfilePatch): Result<ProfilePatch> {
-  if (
-    patch.name !== undefined &&
-    patch.name !== null &&
-    (typeof patch.name !== 'string' || patch.name.length > 200)
-  ) {
-    return fail('INVALID_ARGUMENT', 'name must be a string of at most 200 characters');
-  }
-  if (patch.tags !== undefined) {
-    if (!Array.isArray(patch.tags) || patch.tags.length > MAX_TAGS) {
-      return fail('INVALID_ARGUMENT', `tags must be an array of at most ${MAX_TAGS} strings`);
-    }
-    if (patch.tags.some((t) => typeof t !== 'string' || t.length === 0 || t.length > 64)) {
-      return fail('INVALID_ARGUMENT', 'each tag must be a string of 1 to 64 characters');
-    }
-  }
-  for (const [key, value] of Object.entries(patch.attributes ?? {})) {
-    if (!ATTRIBUTE_KEY.test(key) || RESERVED_KEYS.has(key))
-      return fail('INVALID_ARGUMENT', `attribute name ${JSON.stringify(key)} is not allowed`);
-    const t = typeof value;
-    if (value !== null && t !== 'string' && t !== 'number' && t !== 'boolean') {
-      return fail('INVALID_ARGUMENT', `attribute ${key} must be a string, number, boolean or null`);
-    }
-    if (t === 'string' && (value as string).length > 1024) {
-      return fail('INVALID_ARGUMENT', `attribute ${key} is longer than 1024 characters`);
-    }
-  }
-  return ok(patch);
-}
-
 function compareLatest(a: LatestValue, b: LatestValue): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : a.feed < b.feed ? -1 : a.feed > b.feed ? 1 : 0;
 }
+
+/** The envelopes a poll answers with: the operations its decision handed over, in order. */
+export function handedOverEnvelopes(
+  effects: readonly TwinEffect[],
+  deviceId: string,
+  now: number,
+): RequestEnvelope[] {
+  return effects.flatMap((e) =>
+    e.kind === 'handOverOperations'
+      ? e.operations.map((op) => requestEnvelope({ ...op, deviceId }, now))
+      : [],
+  );
+}
+
+/** none: read model is current; routine: counters and times changed; urgent: what lists filter by changed. */
+export type SnapshotPending = 'none' | 'routine' | 'urgent';
+
+/** What is pending after a change asks for a snapshot: urgent wins, routine never lowers it. */
+export const snapshotPendingAfter = (current: SnapshotPending, urgent: boolean): SnapshotPending =>
+  urgent ? 'urgent' : current === 'none' ? 'routine' : current;
 
 /** What the twin publishes to the read model (the device document's `twin` field). */
 export interface TwinSnapshot {

@@ -40,7 +40,8 @@ function prepare(
   now: Date,
 ): Fresh | ProvisionOutcome {
   const type = req.type ?? DEFAULT_TWIN_TYPE;
-  if (!getTwinType(type)) {
+  const twinType = getTwinType(type);
+  if (!twinType) {
     const known = listTwinTypes()
       .map((t) => t.name)
       .join(', ');
@@ -62,12 +63,9 @@ function prepare(
     updatedAt: now,
   };
   // The twin's first state is pure and known now: the read model starts with it, so a new twin has nothing to publish.
-  const initial = createTwinState(
-    { org, deviceId: req.id, twinType: type },
-    { name: req.name, tags: doc.tags, attributes: doc.attributes },
-    now.getTime(),
-  );
-  if (initial.ok) doc.twin = toSnapshot(initial.value);
+  const identity = { org, deviceId: req.id, twinType: type };
+  const profile = { name: req.name, tags: doc.tags, attributes: doc.attributes };
+  doc.twin = toSnapshot(createTwinState(twinType, identity, profile, now.getTime()));
   const { doc: key, secret } = services.keys.newKey(org, 'device', now, req.id);
   return { req, doc, key, secret };
 }

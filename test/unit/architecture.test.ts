@@ -38,11 +38,21 @@ function sourceFiles(dir: string): string[] {
 
 const FILES = Object.keys(LAYERS).flatMap(sourceFiles);
 
-/** The project files a file imports (relative specifiers only), as paths from the root. */
+/**
+ * The project files a file imports (relative specifiers only), as paths from the root. `import type` is left
+ * out: it is gone once compiled, so it can neither run in a circle nor pull a layer in at run time.
+ */
 function importsOf(file: string): string[] {
-  const info = ts.preProcessFile(fs.readFileSync(path.join(ROOT, file), 'utf8'), true, true);
-  return info.importedFiles
-    .map((f) => f.fileName)
+  const text = fs.readFileSync(path.join(ROOT, file), 'utf8');
+  const src = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false);
+  const specs: string[] = [];
+  for (const node of src.statements) {
+    if (ts.isImportDeclaration(node) && !node.importClause?.isTypeOnly)
+      specs.push((node.moduleSpecifier as ts.StringLiteral).text);
+    if (ts.isExportDeclaration(node) && node.moduleSpecifier && !node.isTypeOnly)
+      specs.push((node.moduleSpecifier as ts.StringLiteral).text);
+  }
+  return specs
     .filter((spec) => spec.startsWith('.'))
     .flatMap((spec) => {
       const base = path.join(path.dirname(file), spec);

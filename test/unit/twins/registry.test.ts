@@ -1,7 +1,7 @@
 // Covers the twin type registry: lookup by name and the list of known types.
 import { electricityMeterTwin } from '../../../twins/electricity-meter.twin';
 import { genericTwin } from '../../../twins/generic.twin';
-import { DEFAULT_TWIN_TYPE, getTwinType, listTwinTypes } from '../../../twins/registry';
+import { DEFAULT_TWIN_TYPE, getTwinType, listTwinTypes, resolveTwinType } from '../../../twins/registry';
 
 describe('twin type registry', () => {
   it('finds the generic and electricity-meter types by name', () => {
@@ -12,6 +12,19 @@ describe('twin type registry', () => {
   it('answers undefined for an unknown name', () => {
     expect(getTwinType('gas-meter')).toBeUndefined();
     expect(getTwinType('')).toBeUndefined();
+  });
+
+  it('resolves a known name to its type for the core', () => {
+    expect(resolveTwinType('electricity-meter')).toEqual({ ok: true, value: electricityMeterTwin });
+  });
+
+  it('fails with UNKNOWN_TWIN_TYPE for a type the registry does not know (a new twin, or one whose type vanished)', () => {
+    expect(resolveTwinType('no-such-type')).toEqual({
+      ok: false,
+      code: 'UNKNOWN_TWIN_TYPE',
+      message: 'unknown twin type "no-such-type"',
+    });
+    expect(resolveTwinType('vanished')).toMatchObject({ ok: false, code: 'UNKNOWN_TWIN_TYPE' });
   });
 
   it('lists every known type once, under its own name', () => {

@@ -4,9 +4,11 @@ import {
   type TwinInput,
   type TwinState,
   createTwinState,
-  decide,
+  decide as decideWithType,
   toSnapshot,
 } from '../../../twins/twin-core';
+import type { TwinType } from '../../../twins/define-twin';
+import { resolveTwinType } from '../../../twins/registry';
 import type { DeviceProfile, Result, TwinIdentity } from '../../../twins/types';
 
 const T0 = 1_700_000_000_000;
@@ -19,8 +21,15 @@ function unwrap<T>(result: Result<T>): T {
   return result.value;
 }
 
+/** The type the registry knows by the identity's name, as the twin workflow looks it up once per run. */
+const typeOf = (identity: TwinIdentity): TwinType => unwrap(resolveTwinType(identity.twinType));
+
 const newTwin = (identity: TwinIdentity = GENERIC, profile: DeviceProfile = EMPTY_PROFILE): TwinState =>
-  unwrap(createTwinState(identity, profile, T0));
+  createTwinState(typeOf(identity), identity, profile, T0);
+
+/** The core with the twin's own type, as the workflow passes it. */
+const decide = (state: TwinState, input: TwinInput, now: number) =>
+  decideWithType(typeOf(state.identity), state, input, now);
 
 const operation = (
   identity: TwinIdentity,

@@ -1,0 +1,100 @@
+// The operation workflow's state holder: the record, what the twin and the device said, and what the read model has.
+import { condition, log, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { readyToAttempt, startHandedOverAttempt } from '../twins/operation-flow';
+import {
+  type DeviceResponse,
+  type OperationRecord,
+  type OperationRequest,
+  applyResponse,
+  createOperationRecord,
+} from '../twins/operations';
+import { TWINFLOW_STATUS } from './search-attributes';
+
+/** One line for the Temporal Web UI: status, result, attempt and last step. */
+export function describeOperation(rec: OperationRecord): string {
+  const attempt =
+    rec.attempts.length > 0 ? ` · attempt ${rec.attempts.length}/${rec.limits.retries + 1}` : '';
+  const code = rec.resultCode ? ` · ${rec.resultCode}` : '';
+  const last = rec.steps.at(-1);
+  const step = last ? ` · last step ${last.name} ${last.result}` : '';
+  return `${rec.name} on ${rec.deviceId} · ${rec.status}${code}${attempt}${step}`;
+}
+
+/** Built once per run inside the workflow function. */
+export class OperationRun {
+  record: OperationRecord;
+  /** Push: the twin gave it a slot. */
+  private turn: boolean;
+  /** Pending: the device took it at a poll (cleared before another attempt). */
+  handedOver = false;
+  /** Who asked the twin to cancel it; the first asker is kept. */
+  cancelBy: string | undefined;
+  /** The highest revision the read model has. */
+  written: number;
+  /** The loop is over: the writer stops once the read model is current. */
+  finished = false;
+  /** While a push is under way its outcome follows at once: the record waits for it rather than being written twice. */
+  delivering = false;
+
+  constructor(
+    readonly request: OperationRequest,
+    startNow: boolean,
+    recordWrittenRev: number,
+  ) {
+    this.record = createOperationRecord(request);
+    this.turn = startNow;
+    this.written = recordWrittenRev;
+    setCurrentDetails(describeOperation(this.record));
+  }
+
+  /** Takes the record's next versions in order; each status change is published as it happens. */
+  apply(records: readonly OperationRecord[]): void {
+    for (const next of records) {
+      if (next.status !== this.record.status)
+        upsertSearchAttributes([{ key: TWINFLOW_STATUS, value: next.status }]);
+      this.record = next;
+      setCurrentDetails(describeOperation(this.record));
+    }
+  }
+
+  reportResponse({ response, receivedAt }: { response: DeviceResponse; receivedAt: number }): void {
+    const applied = applyResponse(this.record, response, receivedAt);
+    if (applied.outcome === 'late') {
+      log.info('late operation response ignored', {
+        status: this.record.status,
+        resultCode: response.resultCode,
+      });
+    }
+    this.apply([applied.record]);
+  }
+
+  proceed(): void {
+    this.turn = true;
+  }
+
+  handOver(): void {
+    this.handedOver = true;
+    this.apply(startHandedOverAttempt(this.record, this.cancelBy, Date.now()));
+  }
+
+  requestCancel({ by }: { by: string }): void {
+    this.cancelBy ??= by;
+  }
+
+  readyToAttempt(): boolean {
+    return readyToAttempt({
+      delivery: this.request.delivery,
+      turn: this.turn,
+      handedOver: this.handedOver,
+      cancelBy: this.cancelBy,
+    });
+  }
+
+  /** Waits until fn holds or the time `until` (ms since epoch) passes; answers whether fn held. */
+  async waitUntil(fn: () => boolean, until: number): Promise<boolean> {
+    return fn() || (remaining(until) > 0 && (await condition(fn, remaining(until))));
+  }
+}
+
+/** Time left until `until` (ms since epoch), never negative. */
+export const remaining = (until: number): number => Math.max(0, until - Date.now());
