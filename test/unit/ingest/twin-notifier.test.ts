@@ -202,10 +202,12 @@ describe('TwinNotifier', () => {
       const ids = Array.from({ length: 20 }, (_, i) => `dev-${i}`);
       for (const id of ids) await primed(id, env, 'temperature');
       const sent = env.calls.length;
+      let answered = sent;
       for (let t = periodMs; t <= 600_000; t += periodMs) {
         await env.clock.advanceTo(t);
         for (const id of ids) env.report(id, [dp('temperature', 0, t)]);
-        for (const call of env.calls) await call.succeed();
+        // Answer only the signals sent since the last step (answering all again made the test quadratic).
+        while (answered < env.calls.length) await env.calls[answered++]!.succeed();
       }
       return env.calls.length - sent;
     };
