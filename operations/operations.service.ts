@@ -69,17 +69,13 @@ export class OperationsService {
     this.liveDelivery = deliver;
   }
 
-  /**
-   * Checks an operation against the device and its twin type, then hands it to the twin. Answers the
-   * accepted record, or the final one when it ends within `waitMs`.
-   */
+  /** Checks an operation against the device and its twin type, then hands it to the twin; answers its record. */
   async request(
     org: string,
     actor: string,
     deviceId: string,
     order: OperationOrder,
-    waitMs = 0,
-  ): Promise<Outcome<OperationView>> {
+  ): Promise<Outcome<OperationRecord>> {
     const built = await this.build(org, actor, deviceId, order);
     if (!built.ok) return built;
     const { request, mqtt } = built.value;
@@ -95,11 +91,16 @@ export class OperationsService {
     }
     // An MQTT device listening right now gets it at once; otherwise when it next subscribes.
     if (request.delivery === 'pending' && mqtt) void this.liveDelivery?.(org, deviceId);
-    if (waitMs <= 0) return accepted({ record, ended: false });
-    const ended = await this.deps.twins.waitForOperation(org, deviceId, request.id, waitMs);
-    if (ended) return accepted({ record: ended, ended: true });
-    const live = await this.deps.twins.queryOperation(org, deviceId, request.id, 1_000);
-    return accepted({ record: live && live.rev > record.rev ? live : record, ended: false });
+    return accepted(record);
+  }
+
+  /** Waits up to `waitMs` for a just-requested operation to end: its final record, or the freshest one. */
+  async awaitEnd(record: OperationRecord, waitMs: number): Promise<OperationView> {
+    const { org, deviceId, id } = record;
+    const ended = await this.deps.twins.waitForOperation(org, deviceId, id, waitMs);
+    if (ended) return { record: ended, ended: true };
+    const now = await this.current(org, id);
+    return { record: now.ok && now.value.rev > record.rev ? now.value : record, ended: false };
   }
 
   /** The freshest record: the read model, or the running workflow when it knows more. */
@@ -120,8 +121,8 @@ export class OperationsService {
     return accepted((await this.deps.operations.get(org, id)) ?? stored);
   }
 
-  /** Asks the twin to cancel; answers once the workflow has ended (ended: true) or after 5 s. */
-  async cancel(org: string, id: string, actor: string): Promise<Outcome<OperationView>> {
+  /** Asks the twin to cancel; answers the record as it stood (awaitEnd then waits for the end). */
+  async cancel(org: string, id: string, actor: string): Promise<Outcome<OperationRecord>> {
     const stored = OPERATION_ID_PATTERN.test(id) ? await this.deps.operations.get(org, id) : null;
     if (!stored) return refused('NOT_FOUND', `operation ${id} not found`);
     const over = (status: OperationStatus) =>
@@ -129,6 +130,7 @@ export class OperationsService {
     if (isFinal(stored.status)) return over(stored.status);
     try {
       await this.deps.twins.cancelOperation(org, stored.deviceId, id, actor);
+      return accepted(stored);
     } catch (err) {
       // Not open on the twin any more: it ended meanwhile.
       if (!(err instanceof RefusedError && err.code === 'NOT_FOUND')) throw err;
@@ -136,10 +138,6 @@ export class OperationsService {
       if (now.ok && isFinal(now.value.status)) return over(now.value.status);
       throw err;
     }
-    const ended = await this.deps.twins.waitForOperation(org, stored.deviceId, id, 5_000);
-    if (ended) return accepted({ record: ended, ended: true });
-    const now = await this.current(org, id);
-    return now.ok ? accepted({ record: now.value, ended: false }) : now;
   }
 
   /** A device's answer: handed to the running operation, or counted as late on its ended record. */

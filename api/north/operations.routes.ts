@@ -36,18 +36,19 @@ deviceOperationsRoutes.post(
   async (c, { params: { deviceId }, body, query: { waitMs } }) => {
     const principal = c.get('principal');
     const { operationsService } = c.get('services');
-    const view = orThrow(
-      await operationsService.request(principal.org, actorOf(principal), deviceId, body, waitMs),
+    const record = orThrow(
+      await operationsService.request(principal.org, actorOf(principal), deviceId, body),
     );
-    const { record } = view;
     await audit(c, 'operation.request', `operations/${record.id}`, {
       deviceId,
       name: record.name,
       delivery: record.delivery,
     });
     c.header('Location', `/north/v1/operations/${record.id}`);
-    // Asked to wait: the final record if the operation ended in time (200), else as accepted (202).
-    return c.json(operationView(record), view.ended ? 200 : 202);
+    if (waitMs <= 0) return c.json(operationView(record), 202);
+    // Asked to wait: the final record if the operation ends in time (200), else as accepted (202).
+    const view = await operationsService.awaitEnd(record, waitMs);
+    return c.json(operationView(view.record), view.ended ? 200 : 202);
   },
 );
 
@@ -104,9 +105,10 @@ operationsRoutes.post(
   async (c, { params: { operationId: id } }) => {
     const principal = c.get('principal');
     const { operationsService } = c.get('services');
-    const view = orThrow(await operationsService.cancel(principal.org, id, actorOf(principal)));
-    await audit(c, 'operation.cancel', `operations/${id}`, { deviceId: view.record.deviceId });
+    const stored = orThrow(await operationsService.cancel(principal.org, id, actorOf(principal)));
+    await audit(c, 'operation.cancel', `operations/${id}`, { deviceId: stored.deviceId });
     // 200 once the operation's workflow has ended, so a device answer after this is late for certain.
+    const view = await operationsService.awaitEnd(stored, 5_000);
     return c.json(operationView(view.record), view.ended ? 200 : 202);
   },
 );

@@ -1,0 +1,186 @@
+// The operations service's decisions with the twin and the store stubbed: typed refusals, what reaches the
+// twin, the first record, late answers and the pending hand-over. The real stack is covered by the
+// integration suites (operations, south, MQTT).
+import type { DeviceDirectory, DeviceInfo } from '../../../ingest/device-directory';
+import type { DeviceRepository } from '../../../inventory/devices.repo';
+import type { OperationRepository } from '../../../inventory/operations.repo';
+import { OperationsService } from '../../../operations/operations.service';
+import type { TwinGateway } from '../../../operations/twin-gateway';
+import type { OperationRecord, OperationRequest } from '../../../twins/operations';
+import { RefusedError } from '../../../twins/outcomes';
+
+const DEVICES: Record<string, DeviceInfo> = {
+  push: {
+    org: 'o',
+    deviceId: 'push',
+    twinType: 'generic',
+    active: true,
+    transport: { http: { operationUrl: 'http://127.0.0.1:1/ops' } },
+  },
+  sleepy: { org: 'o', deviceId: 'sleepy', twinType: 'generic', active: true, transport: { mqtt: {} } },
+  retired: { org: 'o', deviceId: 'retired', twinType: 'generic', active: false, transport: {} },
+  odd: { org: 'o', deviceId: 'odd', twinType: 'no-such-type', active: true, transport: {} },
+} as unknown as Record<string, DeviceInfo>;
+
+function setup(twinError?: Error) {
+  const requested: OperationRequest[] = [];
+  const inserted: OperationRecord[] = [];
+  const late: string[] = [];
+  const kicked: string[] = [];
+  const records = new Map<string, OperationRecord>();
+  const twins = {
+    requestOperation: async (r: OperationRequest) => {
+      if (twinError) throw twinError;
+      requested.push(r);
+      return { id: r.id, duplicate: false };
+    },
+    reportOperationResponse: async (_o: string, _d: string, id: string) => id === 'running-op',
+    claimPendingOperations: async (_o: string, deviceId: string, limit: number) => [{ deviceId, limit }],
+  } as unknown as TwinGateway;
+  const service = new OperationsService({
+    twins,
+    operations: {
+      insertFirst: async (rec: OperationRecord) => inserted.push(rec) > 0,
+      get: async (_org: string, id: string) => records.get(id) ?? null,
+      countLateResponse: async (_org: string, id: string) => void late.push(id),
+    } as unknown as OperationRepository,
+    devices: {
+      get: async (_org: string, id: string) => ({ lifecycle: id === 'push' ? 'DECOMMISSIONED' : 'ACTIVE' }),
+    } as unknown as DeviceRepository,
+    directory: {
+      get: async (_org: string, id: string) => DEVICES[id],
+      forget: () => undefined,
+    } as unknown as DeviceDirectory,
+    now: () => 1_000,
+    warn: () => undefined,
+  });
+  service.attachLiveDelivery(async (org, deviceId) => void kicked.push(`${org}/${deviceId}`));
+  return { service, requested, inserted, late, kicked, records };
+}
+
+const answer = (id: string) => ({
+  version: '8.0',
+  operation: {
+    response: { id, name: 'REBOOT_EQUIPMENT', timestamp: 1, resultCode: 'SUCCESSFUL' },
+  },
+});
+
+describe('OperationsService', () => {
+  it('hands a checked request to the twin and creates its first record', async () => {
+    const env = setup();
+    const out = await env.service.request('o', 'user:a', 'push', { name: 'REBOOT_EQUIPMENT' });
+    expect(out).toMatchObject({ ok: true, value: { status: 'QUEUED', delivery: 'push', deviceId: 'push' } });
+    expect(env.requested).toHaveLength(1);
+    expect(env.requested[0]).toMatchObject({
+      org: 'o',
+      deviceId: 'push',
+      operationUrl: 'http://127.0.0.1:1/ops',
+      requestedBy: 'user:a',
+      createdAt: 1_000,
+    });
+    expect(env.inserted.map((r) => r.id)).toEqual([env.requested[0]!.id]);
+    expect(env.kicked).toEqual([]);
+  });
+
+  it('sends a pending operation of an MQTT device to the live channel at once', async () => {
+    const env = setup();
+    const out = await env.service.request('o', 'user:a', 'sleepy', { name: 'REBOOT_EQUIPMENT' });
+    expect(out).toMatchObject({ ok: true, value: { delivery: 'pending' } });
+    expect(env.kicked).toEqual(['o/sleepy']);
+  });
+
+  it.each([
+    ['nobody', { name: 'REBOOT_EQUIPMENT' }, 'NOT_FOUND'],
+    ['retired', { name: 'REBOOT_EQUIPMENT' }, 'CONFLICT'],
+    ['odd', { name: 'REBOOT_EQUIPMENT' }, 'CONFLICT'],
+    ['push', { name: 'REBOOT_EQUIPMENT', parameters: 'x' }, 'INVALID_ARGUMENT'],
+    ['sleepy', { name: 'REBOOT_EQUIPMENT', delivery: 'push' as const }, 'INVALID_ARGUMENT'],
+  ])('refuses a request for %s (%j) with %s and asks the twin nothing', async (device, order, code) => {
+    const env = setup();
+    await expect(env.service.request('o', 'user:a', device, order)).resolves.toMatchObject({
+      ok: false,
+      code,
+    });
+    expect(env.requested).toHaveLength(0);
+    expect(env.inserted).toHaveLength(0);
+  });
+
+  it('explains a twin that has ended by the inventory: a decommissioned device is a conflict', async () => {
+    const env = setup(new RefusedError('NOT_FOUND', 'the device has no running twin'));
+    await expect(
+      env.service.request('o', 'user:a', 'push', { name: 'REBOOT_EQUIPMENT' }),
+    ).resolves.toMatchObject({
+      ok: false,
+      code: 'CONFLICT',
+      message: 'device push is decommissioned',
+    });
+    expect(env.inserted).toHaveLength(0);
+  });
+
+  it('passes on other twin refusals with their code', async () => {
+    const env = setup(new RefusedError('RESOURCE_EXHAUSTED', 'queue full'));
+    await expect(env.service.request('o', 'user:a', 'push', { name: 'REBOOT_EQUIPMENT' })).resolves.toEqual({
+      ok: false,
+      code: 'RESOURCE_EXHAUSTED',
+      message: 'queue full',
+    });
+  });
+
+  it('hands an answer to the running operation, counts a late one, and refuses another device', async () => {
+    const env = setup();
+    await expect(env.service.respond('o', 'push', answer('running-op'))).resolves.toEqual({
+      ok: true,
+      value: { handed: true },
+    });
+    env.records.set('ended-op', {
+      id: 'ended-op',
+      deviceId: 'push',
+      status: 'SUCCESSFUL',
+    } as OperationRecord);
+    await expect(env.service.respond('o', 'push', answer('ended-op'))).resolves.toEqual({
+      ok: true,
+      value: { handed: false, id: 'ended-op', status: 'SUCCESSFUL' },
+    });
+    expect(env.late).toEqual(['ended-op']);
+    await expect(env.service.respond('o', 'sleepy', answer('ended-op'))).resolves.toMatchObject({
+      ok: false,
+      code: 'PERMISSION_DENIED',
+    });
+    await expect(env.service.respond('o', 'push', answer('unknown-op'))).resolves.toMatchObject({
+      ok: false,
+      code: 'NOT_FOUND',
+    });
+    await expect(env.service.respond('o', 'nobody', answer('running-op'))).resolves.toMatchObject({
+      ok: false,
+      code: 'NOT_FOUND',
+    });
+    expect(env.late).toEqual(['ended-op']);
+  });
+
+  it('hands pending operations over, none to a decommissioned device, and refuses an unknown one', async () => {
+    const env = setup();
+    await expect(env.service.claimPending('o', 'sleepy', 500)).resolves.toEqual({
+      ok: true,
+      value: [{ deviceId: 'sleepy', limit: 100 }],
+    });
+    await expect(env.service.claimPending('o', 'retired')).resolves.toEqual({ ok: true, value: [] });
+    await expect(env.service.claimPending('o', 'nobody')).resolves.toMatchObject({
+      ok: false,
+      code: 'NOT_FOUND',
+    });
+  });
+
+  it('refuses to cancel an unknown or ended operation', async () => {
+    const env = setup();
+    await expect(env.service.cancel('o', 'nope', 'user:a')).resolves.toMatchObject({
+      ok: false,
+      code: 'NOT_FOUND',
+    });
+    env.records.set('done', { id: 'done', deviceId: 'push', status: 'FAILED' } as OperationRecord);
+    await expect(env.service.cancel('o', 'done', 'user:a')).resolves.toEqual({
+      ok: false,
+      code: 'CONFLICT',
+      message: 'operation done has already ended (FAILED)',
+    });
+  });
+});
