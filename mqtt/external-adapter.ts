@@ -14,55 +14,80 @@ export interface ExternalAdapterOptions {
   readonly clientId: string;
   /** Share the subscriptions among TwinFlow instances (`$share/<group>/...`), or subscribe plainly. */
   readonly sharedGroup: string | undefined;
+  /**
+   * Connections in the shared group. mqtt.js hands a connection its next message only once the last one is
+   * acknowledged, so each connection has one message in flight; several let the group commit gather many.
+   * Without a shared group there is one (plain subscribers would each get every message).
+   */
+  readonly connections?: number;
   readonly logger: Logger;
 }
+
+type Hooks = Pick<BrokerHooks, 'received'>;
+type SessionOf = (org: string, deviceId: string) => Promise<DeviceSession | undefined>;
 
 export class ExternalMqttAdapter implements RequestChannel {
   readonly stats = { accepted: 0, storeFailures: 0, unknownTopics: 0 };
 
   private constructor(
-    private readonly client: MqttClient,
+    private readonly clients: readonly MqttClient[],
     private readonly options: ExternalAdapterOptions,
   ) {}
 
-  static async start(
-    options: ExternalAdapterOptions,
-    hooks: Pick<BrokerHooks, 'received'>,
-    deviceSession: (org: string, deviceId: string) => Promise<DeviceSession | undefined>,
-  ): Promise<ExternalMqttAdapter> {
-    const log = options.logger;
-    const prefix = options.sharedGroup ? `$share/${options.sharedGroup}/` : '';
-    const client = mqtt.connect(options.url, {
-      clientId: options.clientId,
-      clean: false, // the broker keeps what arrives while TwinFlow is away, and what it has not acknowledged
-      reconnectPeriod: 1_000,
-      connectTimeout: 10_000,
-    });
-    const adapter = new ExternalMqttAdapter(client, options);
-    // mqtt.js sends a QoS 1 message's PUBACK when this calls back, and reads the next message then. So
-    // the PUBACK goes only once what the message carried is stored; a message TwinFlow could not store
-    // stays unacknowledged, and the connection is dropped so that the broker sends it again.
+  static async start(options: ExternalAdapterOptions, hooks: Hooks, deviceSession: SessionOf) {
+    const count = options.sharedGroup ? Math.max(1, options.connections ?? 1) : 1;
+    // The first connection keeps the configured client id, so an existing persistent session carries on.
+    const ids = Array.from({ length: count }, (_, i) =>
+      i === 0 ? options.clientId : `${options.clientId}-${i}`,
+    );
+    const clients = ids.map((clientId) =>
+      mqtt.connect(options.url, {
+        clientId,
+        clean: false, // the broker keeps what arrives while TwinFlow is away, and what it has not acknowledged
+        reconnectPeriod: 1_000,
+        connectTimeout: 10_000,
+      }),
+    );
+    const adapter = new ExternalMqttAdapter(clients, options);
+    for (const client of clients) adapter.wire(client, hooks, deviceSession);
+    try {
+      await Promise.all(clients.map((client) => connected(client, options.url)));
+    } catch (err) {
+      await adapter.close();
+      throw err;
+    }
+    return adapter;
+  }
+
+  /**
+   * mqtt.js sends a QoS 1 message's PUBACK when handleMessage calls back, and reads the next message then.
+   * So the PUBACK goes only once what the message carried is stored; a message TwinFlow could not store
+   * stays unacknowledged, and the connection is dropped so that the broker sends it again.
+   */
+  private wire(client: MqttClient, hooks: Hooks, deviceSession: SessionOf): void {
+    const { org, logger: log } = this.options;
+    const prefix = this.options.sharedGroup ? `$share/${this.options.sharedGroup}/` : '';
     client.handleMessage = (packet, callback) => {
       const topic = packet.topic;
       const parsed = parseDeviceTopic(topic.replace(/^\$share\/[^/]+\//, ''));
       if (!parsed || parsed.kind === 'request') {
-        adapter.stats.unknownTopics += 1;
+        this.stats.unknownTopics += 1;
         callback();
         return;
       }
-      deviceSession(options.org, parsed.deviceId)
+      deviceSession(org, parsed.deviceId)
         .then(async (session) => {
           if (session) await hooks.received(session, parsed, packet.payload as Buffer);
           else
             log.warn(
-              { org: options.org, deviceId: parsed.deviceId },
+              { org, deviceId: parsed.deviceId },
               'MQTT message from a device TwinFlow does not know; dropped',
             );
-          adapter.stats.accepted += 1;
+          this.stats.accepted += 1;
           callback();
         })
         .catch((err: unknown) => {
-          adapter.stats.storeFailures += 1;
+          this.stats.storeFailures += 1;
           log.warn({ err, topic }, 'MQTT message not stored; reconnecting so that the broker sends it again');
           callback(err instanceof Error ? err : new Error(String(err)));
           client.stream?.destroy();
@@ -71,43 +96,44 @@ export class ExternalMqttAdapter implements RequestChannel {
     client.on('connect', (connack) => {
       if (connack.sessionPresent) return; // the broker kept the subscriptions
       client
-        .subscribeAsync(
-          // `odm/iot/+/#` also matches `odm/iot/{id}` (`#` matches no level too).
-          [`${prefix}odm/iot/+/#`, `${prefix}odm/response/+`],
-          { qos: 1 },
-        )
+        // `odm/iot/+/#` also matches `odm/iot/{id}` (`#` matches no level too).
+        .subscribeAsync([`${prefix}odm/iot/+/#`, `${prefix}odm/response/+`], { qos: 1 })
         .catch((err: unknown) => log.error({ err }, 'could not subscribe to the device topics'));
     });
     client.on('error', (err) => log.warn({ err: err.message }, 'MQTT broker connection error'));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`could not connect to the MQTT broker at ${redact(options.url)}`)),
-        15_000,
-      );
-      client.once('connect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    return adapter;
   }
 
   /** The broker queues requests for devices with a persistent session; TwinFlow cannot see who is online. */
   isListening(org: string): boolean {
-    return org === this.options.org && this.client.connected;
+    return org === this.options.org && this.clients.some((c) => c.connected);
   }
 
   async publishRequest(_org: string, deviceId: string, payload: string): Promise<void> {
-    await this.client.publishAsync(`${REQUEST_PREFIX}${deviceId}`, payload, { qos: 1 });
+    const client = this.clients.find((c) => c.connected) ?? this.clients[0]!;
+    await client.publishAsync(`${REQUEST_PREFIX}${deviceId}`, payload, { qos: 1 });
   }
 
   counters(): Readonly<Record<string, number>> {
-    return { ...this.stats, connected: this.client.connected ? 1 : 0 };
+    return { ...this.stats, connected: this.clients.filter((c) => c.connected).length };
   }
 
   async close(): Promise<void> {
-    await this.client.endAsync();
+    await Promise.all(this.clients.map((c) => c.endAsync()));
   }
+}
+
+/** Resolves on the client's first connection, or fails after 15 s. */
+function connected(client: MqttClient, url: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`could not connect to the MQTT broker at ${redact(url)}`)),
+      15_000,
+    );
+    client.once('connect', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 const redact = (url: string) => url.replace(/\/\/([^@/]+)@/, '//***@');

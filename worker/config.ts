@@ -96,6 +96,7 @@ const configSchema = z
         .optional(),
     ),
     TWINFLOW_MQTT_SHARED: z.enum(['on', 'off']).default('on'),
+    TWINFLOW_MQTT_CONNECTIONS: z.coerce.number().int().min(1).max(256).default(16),
     TWINFLOW_MQTT_CLIENT_ID: optionalText.pipe(
       z
         .string()
@@ -125,6 +126,11 @@ const configSchema = z
       org: env.TWINFLOW_MQTT_ORG,
       sharedGroup:
         env.TWINFLOW_MQTT_SHARED === 'on' ? (env.TWINFLOW_MQTT_SHARE_GROUP ?? 'twinflow') : undefined,
+      /**
+       * Connections to an external broker, each one message in flight (its PUBACK waits for the store). Only
+       * with a shared subscription: plain subscribers would each receive every message.
+       */
+      connections: env.TWINFLOW_MQTT_SHARED === 'on' ? env.TWINFLOW_MQTT_CONNECTIONS : 1,
       clientId:
         env.TWINFLOW_MQTT_CLIENT_ID ??
         `twinflow-${os
