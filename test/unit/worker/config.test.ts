@@ -147,4 +147,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TWINFLOW_MQTT_PORT: '70000' })).toThrow(/TWINFLOW_MQTT_PORT/);
     expect(() => loadConfig({ TWINFLOW_MQTT_ORG: 'Not An Org' })).toThrow(/TWINFLOW_MQTT_ORG/);
   });
+
+  it('opens several external-broker connections only with a shared subscription', () => {
+    expect(loadConfig({}).mqtt.connections).toBe(16);
+    expect(loadConfig({ TWINFLOW_MQTT_CONNECTIONS: '4' }).mqtt.connections).toBe(4);
+    expect(loadConfig({ TWINFLOW_MQTT_CONNECTIONS: '4', TWINFLOW_MQTT_SHARED: 'off' }).mqtt.connections).toBe(
+      1,
+    );
+    for (const bad of ['0', '-1', '1.5', 'many', '257'])
+      expect(() => loadConfig({ TWINFLOW_MQTT_CONNECTIONS: bad })).toThrow(/TWINFLOW_MQTT_CONNECTIONS/);
+  });
 });
