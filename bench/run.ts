@@ -1,6 +1,7 @@
 // `npm run bench`: operations against the bare HTTP round trip, provisioning against a bare Temporal start loop,
-// collect throughput, and identity (login, authentication overhead), on the embedded stack.
-// BENCH_ONLY=identity,mqtt,operations,provisioning,collect picks sections.
+// collect throughput, and identity (login, authentication overhead), on the embedded stack; and what each internal
+// Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
+// BENCH_ONLY=temporal-steps,identity,mqtt,operations,provisioning,collect picks sections.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -11,6 +12,7 @@ import { getFreePort } from '../worker/local-stack';
 import { runIdentityBench } from './identity';
 import { type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench } from './operations';
+import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
 const BULK_SIZE = 500;
@@ -23,8 +25,11 @@ const COLLECT_DEVICES = 500;
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
-  (process.env.BENCH_ONLY ?? 'identity,mqtt,operations,provisioning,collect').split(',').map((s) => s.trim()),
+  (process.env.BENCH_ONLY ?? 'temporal-steps,identity,mqtt,operations,provisioning,collect')
+    .split(',')
+    .map((s) => s.trim()),
 );
+const STEPS_CONCURRENCY = 8;
 const OPERATIONS = Number(process.env.BENCH_OPERATIONS ?? 1_000);
 const OPERATION_DEVICES = Number(process.env.BENCH_OPERATION_DEVICES ?? 200);
 
@@ -96,7 +101,30 @@ async function post(url: string, body: unknown, key: string): Promise<Response> 
   });
 }
 
+/** Runs before the stack starts: it starts its own dev servers, two in turn, and would compete with the stack. */
+async function temporalSteps(): Promise<TemporalStepsResult | undefined> {
+  if (!SECTIONS.has('temporal-steps')) return undefined;
+  const iterations = Number(process.env.BENCH_STEPS_ITERATIONS ?? 200);
+  const seconds = Number(process.env.BENCH_STEPS_SECONDS ?? 5);
+  say(
+    `\nTemporal steps: dev server defaults against TwinFlow's config, ${iterations} of each step one at a time, then ${seconds} s at ${STEPS_CONCURRENCY} at once`,
+  );
+  // BENCH_STEPS_WITHOUT=key,key adds a run on TwinFlow's config without those keys.
+  const without = (process.env.BENCH_STEPS_WITHOUT ?? '').split(',').filter(Boolean);
+  return runTemporalStepsBench({ say, iterations, concurrency: STEPS_CONCURRENCY, seconds, without });
+}
+
 async function main(): Promise<void> {
+  const steps = await temporalSteps();
+  const stepsSummary = () => {
+    if (steps)
+      for (const line of ['  Temporal steps', ...summarizeTemporalSteps(steps, STEPS_CONCURRENCY)]) say(line);
+  };
+  if ([...SECTIONS].every((s) => s === 'temporal-steps')) {
+    say('\nSummary');
+    stepsSummary();
+    return;
+  }
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
   const ports = {
     api: await getFreePort(),
@@ -271,6 +299,7 @@ async function main(): Promise<void> {
     }
   } finally {
     say('\nSummary');
+    stepsSummary();
     if (mqtt) {
       say(
         `  MQTT ingest           ${fmt(mqtt.rate).padStart(8)} messages/s (aim: 10,000), bare broker ${fmt(mqtt.bareRate)}/s, ratio ${fmt(mqtt.rate / mqtt.bareRate, 3)} (aim: 0.25)`,

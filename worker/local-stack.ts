@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { TWINFLOW_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { DEV_SERVER_DYNAMIC_CONFIG, type DynamicConfig } from './dev-server-config';
 import type { MongoTool } from './tools';
 import { isAlive } from './tools';
 
@@ -172,8 +173,10 @@ export interface TemporalDevServerOptions {
   readonly ui: boolean;
   readonly dataDir: string;
   readonly namespace: string;
-  /** Extra dynamic config, e.g. a low continue-as-new threshold in tests. */
-  readonly dynamicConfig?: Readonly<Record<string, string | number | boolean>>;
+  /** Extra dynamic config on top of the base, e.g. a low continue-as-new threshold in tests. */
+  readonly dynamicConfig?: DynamicConfig;
+  /** Replaces TwinFlow's tuned config (worker/dev-server-config.ts); `{}` runs on the dev server's own defaults. */
+  readonly baseDynamicConfig?: DynamicConfig;
   readonly host?: string;
 }
 
@@ -181,15 +184,6 @@ export interface TemporalDevServer extends ManagedProcess {
   readonly address: string;
   readonly uiUrl?: string;
 }
-
-/**
- * One task queue partition: with the default several, a task may land on a partition no poller waits on and
- * be forwarded, which costs tens of milliseconds per workflow task on a single-node server.
- */
-const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number | boolean>> = {
-  'matching.numTaskqueueReadPartitions': 1,
-  'matching.numTaskqueueWritePartitions': 1,
-};
 
 export async function startTemporalDevServer(o: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const host = o.host ?? '127.0.0.1';
@@ -213,10 +207,9 @@ export async function startTemporalDevServer(o: TemporalDevServerOptions): Promi
     '--log-level',
     'warn',
     ...Object.entries(TWINFLOW_SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
-    ...Object.entries({ ...DEV_SERVER_DYNAMIC_CONFIG, ...o.dynamicConfig }).flatMap(([k, v]) => [
-      '--dynamic-config-value',
-      `${k}=${JSON.stringify(v)}`,
-    ]),
+    ...Object.entries({ ...(o.baseDynamicConfig ?? DEV_SERVER_DYNAMIC_CONFIG), ...o.dynamicConfig }).flatMap(
+      ([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`],
+    ),
     ...(o.ui ? ['--ui-ip', host, '--ui-port', String(o.uiPort)] : ['--headless']),
   ];
   const ready = async (): Promise<boolean> => {

@@ -75,62 +75,65 @@ func main() {
 // different spelling of the same path, which SQLite's planner does not match: every find, update and
 // delete by _id scans and parses the whole collection (about 12 ms at 2,000 documents, 35 ms at 10,000).
 // With this index the same lookups take about 2 ms. Collections are created at run time, so new tables
-// are looked for every few seconds.
+// are looked for every second.
+//
+// Each pass asks SQLite which tables lack the index rather than remembering which were done: FerretDB
+// names a table after its collection (name plus a hash of the name), so a collection dropped and
+// re-created gets the same table name, and DROP TABLE took the index with it. Each pass also opens the
+// file afresh, because dropDatabase deletes the file and a handle kept open would go on looking at the
+// deleted file instead of the new one.
 func indexIDs(ctx context.Context, dir string, logger *slog.Logger) {
-	dbs := map[string]*sql.DB{}
-	defer func() {
-		for _, db := range dbs {
-			db.Close()
-		}
-	}()
-	done := map[string]bool{}
 	for {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
 		for _, file := range files {
-			db, ok := dbs[file]
-			if !ok {
-				var err error
-				db, err = sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(10000)")
-				if err != nil {
-					logger.Warn("cannot open for indexing", "file", file, "error", err)
-					continue
-				}
-				db.SetMaxOpenConns(1)
-				dbs[file] = db
-			}
-			rows, err := db.QueryContext(ctx,
-				`SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%_ferretdb_sjson%'`)
-			if err != nil {
-				continue
-			}
-			var tables []string
-			for rows.Next() {
-				var name string
-				if rows.Scan(&name) == nil {
-					tables = append(tables, name)
-				}
-			}
-			rows.Close()
-			for _, table := range tables {
-				key := file + "\x00" + table
-				if done[key] {
-					continue
-				}
-				quoted := `"` + strings.ReplaceAll(table, `"`, `""`) + `"`
-				index := `"` + strings.ReplaceAll(table+"_twinflow_id", `"`, `""`) + `"`
-				_, err := db.ExecContext(ctx,
-					"CREATE INDEX IF NOT EXISTS "+index+" ON "+quoted+"(_ferretdb_sjson->'$._id')")
-				if err != nil {
-					logger.Warn("cannot index _id", "table", table, "error", err)
-					continue
-				}
-				done[key] = true
-			}
+			indexFile(ctx, file, logger)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(2 * time.Second):
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// missingIndexQuery lists FerretDB collection tables (they hold a _ferretdb_sjson column) without our index.
+const missingIndexQuery = `SELECT t.name FROM sqlite_master t
+	WHERE t.type = 'table' AND t.sql LIKE '%_ferretdb_sjson%'
+	AND NOT EXISTS (SELECT 1 FROM sqlite_master i
+		WHERE i.type = 'index' AND i.tbl_name = t.name AND i.name = t.name || '` + indexSuffix + `')`
+
+const indexSuffix = "_twinflow_id"
+
+// indexFile adds the _id index to every collection table of one database file that lacks it.
+func indexFile(ctx context.Context, file string, logger *slog.Logger) {
+	// mode=rw: a file that dropDatabase removed since the glob is not created again, empty, by this open.
+	db, err := sql.Open("sqlite", "file:"+file+"?mode=rw&_pragma=busy_timeout(10000)")
+	if err != nil {
+		logger.Warn("cannot open for indexing", "file", file, "error", err)
+		return
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	rows, err := db.QueryContext(ctx, missingIndexQuery)
+	if err != nil {
+		return // the file went away, or the server is shutting down: the next pass sees
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if rows.Scan(&name) == nil {
+			tables = append(tables, name)
+		}
+	}
+	rows.Close()
+	for _, table := range tables {
+		quoted := `"` + strings.ReplaceAll(table, `"`, `""`) + `"`
+		index := `"` + strings.ReplaceAll(table+indexSuffix, `"`, `""`) + `"`
+		_, err := db.ExecContext(ctx,
+			"CREATE INDEX IF NOT EXISTS "+index+" ON "+quoted+"(_ferretdb_sjson->'$._id')")
+		if err != nil {
+			// A table dropped between the query and here: the next pass no longer lists it.
+			logger.Warn("cannot index _id", "table", table, "error", err)
 		}
 	}
 }
