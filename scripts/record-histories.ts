@@ -75,6 +75,170 @@ async function device(status: number) {
 
 type Recorder = (name: string, handle: WorkflowHandle, runId?: string) => Promise<void>;
 
+/** What every scenario uses: the environment, its task queue, the recorder and the operation helpers. */
+interface Scenario {
+  readonly env: WorkflowEnv;
+  readonly tq: string;
+  readonly record: Recorder;
+  readonly org: string;
+  readonly op: (deviceId: string, id: string) => WorkflowHandle<typeof operationWorkflow>;
+  readonly ended: (deviceId: string, id: string) => Promise<unknown>;
+}
+
+/** Provision, telemetry (one batch redelivered), a profile update, a published snapshot, decommission. */
+async function recordTelemetry({ env, tq, record, org }: Scenario): Promise<void> {
+  const deviceId = 'telemetry';
+  await env.inventory.db
+    .collection<{ _id: string }>('devices')
+    .insertOne({ _id: deviceDocId(org, deviceId) });
+  const twin = await startTwin(env, tq, deviceId);
+  const batch = telemetryBatch([{ id: 'temperature', value: 21.5 }]);
+  await twin.signal(reportTelemetrySignal, batch);
+  await twin.signal(reportTelemetrySignal, batch);
+  await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'humidity', value: 40 }]));
+  await until('telemetry', async () => (await twin.query(getTwinStateQuery)).counters.batches === 2);
+  await twin.executeUpdate(updateProfileUpdate, { args: [{ name: 'Pump', attributes: { site: 'a' } }] });
+  await until('snapshot', async () => {
+    const doc = await env.inventory.db
+      .collection<{ _id: string; twin?: { profile: { name?: string } } }>('devices')
+      .findOne({ _id: deviceDocId(org, deviceId) });
+    return doc?.twin?.profile.name === 'Pump';
+  });
+  await twin.executeUpdate(decommissionUpdate);
+  await twin.result();
+  await record('twin-telemetry-profile-decommission', twin);
+}
+
+/** A pending operation claimed at a poll and answered (partial, then final). */
+async function recordPendingOperation({ env, tq, record, org, op, ended }: Scenario): Promise<void> {
+  const deviceId = 'pending';
+  const twin = await startTwin(env, tq, deviceId);
+  const req = operationRequest(org, deviceId, {
+    name: 'REBOOT_EQUIPMENT',
+    parameters: { type: 'SOFTWARE' },
+  });
+  await twin.executeUpdate(requestOperationUpdate, { args: [req] });
+  await twin.executeUpdate(requestOperationUpdate, { args: [req] });
+  await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 5 }] });
+  const response = { steps: [{ name: 'REBOOT', result: 'SUCCESSFUL' }] };
+  await op(deviceId, req.id).signal(reportResponseSignal, { response, receivedAt: Date.now() });
+  await op(deviceId, req.id).signal(reportResponseSignal, {
+    response: { resultCode: 'SUCCESSFUL' },
+    receivedAt: Date.now(),
+  });
+  await ended(deviceId, req.id);
+  await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
+  await twin.executeUpdate(decommissionUpdate);
+  await twin.result();
+  await record('twin-pending-claimed-answered', twin);
+  await record('operation-pending-success', op(deviceId, req.id));
+}
+
+/** A pushed operation the device answers at once, and one queued behind it that is cancelled. */
+async function recordPushAndCancel({ env, tq, record, org, op, ended }: Scenario): Promise<void> {
+  const ok = await device(200);
+  try {
+    const deviceId = 'push';
+    const twin = await startTwin(env, tq, deviceId);
+    const pushed = operationRequest(org, deviceId, {
+      delivery: 'push',
+      operationUrl: ok.url,
+      platformKey: 'k',
+    });
+    await twin.executeUpdate(requestOperationUpdate, { args: [pushed] });
+    await ended(deviceId, pushed.id);
+    const waiting = operationRequest(org, deviceId);
+    await twin.executeUpdate(requestOperationUpdate, { args: [waiting] });
+    await twin.executeUpdate(cancelOperationUpdate, { args: [{ id: waiting.id, by: 'operator' }] });
+    await ended(deviceId, waiting.id);
+    await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
+    // Decommissioned with an operation open: the twin cancels it before it ends.
+    const last = operationRequest(org, deviceId);
+    await twin.executeUpdate(requestOperationUpdate, { args: [last] });
+    await twin.executeUpdate(decommissionUpdate);
+    await twin.result();
+    await ended(deviceId, last.id);
+    await record('twin-push-cancel-decommission', twin);
+    await record('operation-push-success', op(deviceId, pushed.id));
+    await record('operation-cancel', op(deviceId, waiting.id));
+    await record('operation-cancel-by-decommission', op(deviceId, last.id));
+  } finally {
+    await ok.close();
+  }
+}
+
+/** Expiry, and a push that times out twice (one retry) against a device that answers 503. */
+async function recordExpiryAndRetries({ env, tq, record, org, op, ended }: Scenario): Promise<void> {
+  const down = await device(503);
+  try {
+    const deviceId = 'timeouts';
+    const twin = await startTwin(env, tq, deviceId);
+    const expiring = operationRequest(org, deviceId, { ttlMs: 800 });
+    await twin.executeUpdate(requestOperationUpdate, { args: [expiring] });
+    await ended(deviceId, expiring.id);
+    const failing = operationRequest(org, deviceId, {
+      delivery: 'push',
+      operationUrl: down.url,
+      timeoutMs: 600,
+      retries: 1,
+      retriesDelayMs: 50,
+    });
+    await twin.executeUpdate(requestOperationUpdate, { args: [failing] });
+    await ended(deviceId, failing.id);
+    // A pending operation handed over twice: its first attempt times out, it waits for the next poll.
+    const polled = operationRequest(org, deviceId, { timeoutMs: 400, retries: 1, retriesDelayMs: 50 });
+    await twin.executeUpdate(requestOperationUpdate, { args: [polled] });
+    await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+    await until('back in the queue', async () => {
+      const rec = await op(deviceId, polled.id).query(getOperationQuery);
+      return rec.status === 'WAITING_FOR_CONNECTION' && rec.attempts.length === 1;
+    });
+    await until(
+      'second hand-over',
+      async () =>
+        (await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] })).length > 0,
+    );
+    await ended(deviceId, polled.id);
+    await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
+    await twin.executeUpdate(decommissionUpdate);
+    await twin.result();
+    await record('twin-expiry-retries', twin);
+    await record('operation-expired', op(deviceId, expiring.id));
+    await record('operation-push-retry-timeout', op(deviceId, failing.id));
+    await record('operation-pending-retry-timeout', op(deviceId, polled.id));
+  } finally {
+    await down.close();
+  }
+}
+
+/** Continue-as-new with a waiting operation and a changed profile; the next run hands it over and ends. */
+async function recordContinueAsNew({ env, tq, record, org, op, ended }: Scenario): Promise<void> {
+  const deviceId = 'long';
+  const twin = await startTwin(env, tq, deviceId, {
+    options: { snapshotDebounceMs: 20, snapshotIntervalMs: 200, maxHistoryEvents: 30 },
+  });
+  const firstRunId = twin.firstExecutionRunId;
+  const req = operationRequest(org, deviceId);
+  await twin.executeUpdate(requestOperationUpdate, { args: [req] });
+  await twin.executeUpdate(updateProfileUpdate, { args: [{ tags: ['kept'] }] });
+  for (let n = 1; (await twin.describe()).runId === firstRunId; n++) {
+    if (n > 100) throw new Error('the twin did not continue as new');
+    await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: `ds-${n}`, value: n }]));
+    await until('batch', async () => (await twin.query(getTwinStateQuery)).counters.batches === n);
+  }
+  await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
+  await op(deviceId, req.id).signal(reportResponseSignal, {
+    response: { resultCode: 'SUCCESSFUL' },
+    receivedAt: Date.now(),
+  });
+  await ended(deviceId, req.id);
+  await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
+  await twin.executeUpdate(decommissionUpdate);
+  await twin.result();
+  await record('twin-continue-as-new-first-run', twin, firstRunId);
+  await record('twin-continue-as-new-last-run', twin);
+}
+
 async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promise<void> {
   const org = env.org;
   const op = (deviceId: string, id: string) =>
@@ -85,159 +249,12 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
     return op(deviceId, id).result();
   };
 
-  // Provision, telemetry (one batch redelivered), a profile update, a published snapshot, decommission.
-  {
-    const deviceId = 'telemetry';
-    await env.inventory.db
-      .collection<{ _id: string }>('devices')
-      .insertOne({ _id: deviceDocId(org, deviceId) });
-    const twin = await startTwin(env, tq, deviceId);
-    const batch = telemetryBatch([{ id: 'temperature', value: 21.5 }]);
-    await twin.signal(reportTelemetrySignal, batch);
-    await twin.signal(reportTelemetrySignal, batch);
-    await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'humidity', value: 40 }]));
-    await until('telemetry', async () => (await twin.query(getTwinStateQuery)).counters.batches === 2);
-    await twin.executeUpdate(updateProfileUpdate, { args: [{ name: 'Pump', attributes: { site: 'a' } }] });
-    await until('snapshot', async () => {
-      const doc = await env.inventory.db
-        .collection<{ _id: string; twin?: { profile: { name?: string } } }>('devices')
-        .findOne({ _id: deviceDocId(org, deviceId) });
-      return doc?.twin?.profile.name === 'Pump';
-    });
-    await twin.executeUpdate(decommissionUpdate);
-    await twin.result();
-    await record('twin-telemetry-profile-decommission', twin);
-  }
-
-  // A pending operation claimed at a poll and answered (partial, then final).
-  {
-    const deviceId = 'pending';
-    const twin = await startTwin(env, tq, deviceId);
-    const req = operationRequest(org, deviceId, {
-      name: 'REBOOT_EQUIPMENT',
-      parameters: { type: 'SOFTWARE' },
-    });
-    await twin.executeUpdate(requestOperationUpdate, { args: [req] });
-    await twin.executeUpdate(requestOperationUpdate, { args: [req] });
-    await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 5 }] });
-    const response = { steps: [{ name: 'REBOOT', result: 'SUCCESSFUL' }] };
-    await op(deviceId, req.id).signal(reportResponseSignal, { response, receivedAt: Date.now() });
-    await op(deviceId, req.id).signal(reportResponseSignal, {
-      response: { resultCode: 'SUCCESSFUL' },
-      receivedAt: Date.now(),
-    });
-    await ended(deviceId, req.id);
-    await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
-    await twin.executeUpdate(decommissionUpdate);
-    await twin.result();
-    await record('twin-pending-claimed-answered', twin);
-    await record('operation-pending-success', op(deviceId, req.id));
-  }
-
-  // A pushed operation the device answers at once, and one queued behind it that is cancelled.
-  {
-    const ok = await device(200);
-    try {
-      const deviceId = 'push';
-      const twin = await startTwin(env, tq, deviceId);
-      const pushed = operationRequest(org, deviceId, {
-        delivery: 'push',
-        operationUrl: ok.url,
-        platformKey: 'k',
-      });
-      await twin.executeUpdate(requestOperationUpdate, { args: [pushed] });
-      await ended(deviceId, pushed.id);
-      const waiting = operationRequest(org, deviceId);
-      await twin.executeUpdate(requestOperationUpdate, { args: [waiting] });
-      await twin.executeUpdate(cancelOperationUpdate, { args: [{ id: waiting.id, by: 'operator' }] });
-      await ended(deviceId, waiting.id);
-      await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
-      // Decommissioned with an operation open: the twin cancels it before it ends.
-      const last = operationRequest(org, deviceId);
-      await twin.executeUpdate(requestOperationUpdate, { args: [last] });
-      await twin.executeUpdate(decommissionUpdate);
-      await twin.result();
-      await ended(deviceId, last.id);
-      await record('twin-push-cancel-decommission', twin);
-      await record('operation-push-success', op(deviceId, pushed.id));
-      await record('operation-cancel', op(deviceId, waiting.id));
-      await record('operation-cancel-by-decommission', op(deviceId, last.id));
-    } finally {
-      await ok.close();
-    }
-  }
-
-  // Expiry, and a push that times out twice (one retry) against a device that answers 503.
-  {
-    const down = await device(503);
-    try {
-      const deviceId = 'timeouts';
-      const twin = await startTwin(env, tq, deviceId);
-      const expiring = operationRequest(org, deviceId, { ttlMs: 800 });
-      await twin.executeUpdate(requestOperationUpdate, { args: [expiring] });
-      await ended(deviceId, expiring.id);
-      const failing = operationRequest(org, deviceId, {
-        delivery: 'push',
-        operationUrl: down.url,
-        timeoutMs: 600,
-        retries: 1,
-        retriesDelayMs: 50,
-      });
-      await twin.executeUpdate(requestOperationUpdate, { args: [failing] });
-      await ended(deviceId, failing.id);
-      // A pending operation handed over twice: its first attempt times out, it waits for the next poll.
-      const polled = operationRequest(org, deviceId, { timeoutMs: 400, retries: 1, retriesDelayMs: 50 });
-      await twin.executeUpdate(requestOperationUpdate, { args: [polled] });
-      await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
-      await until('back in the queue', async () => {
-        const rec = await op(deviceId, polled.id).query(getOperationQuery);
-        return rec.status === 'WAITING_FOR_CONNECTION' && rec.attempts.length === 1;
-      });
-      await until(
-        'second hand-over',
-        async () =>
-          (await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] })).length > 0,
-      );
-      await ended(deviceId, polled.id);
-      await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
-      await twin.executeUpdate(decommissionUpdate);
-      await twin.result();
-      await record('twin-expiry-retries', twin);
-      await record('operation-expired', op(deviceId, expiring.id));
-      await record('operation-push-retry-timeout', op(deviceId, failing.id));
-      await record('operation-pending-retry-timeout', op(deviceId, polled.id));
-    } finally {
-      await down.close();
-    }
-  }
-
-  // Continue-as-new with a waiting operation and a changed profile; the next run hands it over and ends.
-  {
-    const deviceId = 'long';
-    const twin = await startTwin(env, tq, deviceId, {
-      options: { snapshotDebounceMs: 20, snapshotIntervalMs: 200, maxHistoryEvents: 30 },
-    });
-    const firstRunId = twin.firstExecutionRunId;
-    const req = operationRequest(org, deviceId);
-    await twin.executeUpdate(requestOperationUpdate, { args: [req] });
-    await twin.executeUpdate(updateProfileUpdate, { args: [{ tags: ['kept'] }] });
-    for (let n = 1; (await twin.describe()).runId === firstRunId; n++) {
-      if (n > 100) throw new Error('the twin did not continue as new');
-      await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: `ds-${n}`, value: n }]));
-      await until('batch', async () => (await twin.query(getTwinStateQuery)).counters.batches === n);
-    }
-    await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 1 }] });
-    await op(deviceId, req.id).signal(reportResponseSignal, {
-      response: { resultCode: 'SUCCESSFUL' },
-      receivedAt: Date.now(),
-    });
-    await ended(deviceId, req.id);
-    await until('ended', async () => (await twin.query(getTwinStateQuery)).operations.open.length === 0);
-    await twin.executeUpdate(decommissionUpdate);
-    await twin.result();
-    await record('twin-continue-as-new-first-run', twin, firstRunId);
-    await record('twin-continue-as-new-last-run', twin);
-  }
+  const scenario: Scenario = { env, tq, record, org, op, ended };
+  await recordTelemetry(scenario);
+  await recordPendingOperation(scenario);
+  await recordPushAndCancel(scenario);
+  await recordExpiryAndRetries(scenario);
+  await recordContinueAsNew(scenario);
 }
 
 async function main(): Promise<void> {
