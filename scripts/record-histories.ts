@@ -17,8 +17,7 @@ import {
 } from '../test/integration/workflows/workflow-env';
 import { deviceDocId } from '../inventory/devices.repo';
 import { historyToJson } from '../test/fixtures/history-json';
-import { getFreePort, startMongoServer, startTemporalDevServer } from '../worker/local-stack';
-import { ensureMongoServer, ensureTemporalCli } from '../worker/tools';
+import { startHeadlessServers } from '../worker/local-stack';
 import { operationWorkflowId } from '../workflows/ids';
 import { getOperationQuery, reportResponseSignal } from '../workflows/operation.messages';
 import type { operationWorkflow } from '../workflows/operation.workflow';
@@ -260,21 +259,7 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
 async function main(): Promise<void> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-record-'));
-  const [temporalBin, mongoTool] = await Promise.all([
-    ensureTemporalCli(process.env, log),
-    ensureMongoServer(process.env, log),
-  ]);
-  const [temporal, mongo] = await Promise.all([
-    startTemporalDevServer({
-      bin: temporalBin,
-      port: await getFreePort(),
-      uiPort: 0,
-      ui: false,
-      dataDir: path.join(dir, 'temporal'),
-      namespace: 'default',
-    }),
-    startMongoServer({ tool: mongoTool, port: await getFreePort(), dataDir: path.join(dir, 'mongo') }),
-  ]);
+  const { temporal, mongo } = await startHeadlessServers(process.env, dir, log);
   let env: WorkflowEnv | undefined;
   try {
     const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });

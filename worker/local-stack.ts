@@ -7,8 +7,8 @@ import { Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { TWINFLOW_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { DEV_SERVER_DYNAMIC_CONFIG, type DynamicConfig } from './dev-server-config';
-import type { MongoTool } from './tools';
-import { isAlive } from './tools';
+import type { Log, MongoTool } from './tools';
+import { ensureMongoServer, ensureTemporalCli, isAlive } from './tools';
 
 export class PortInUseError extends Error {
   constructor(
@@ -293,4 +293,33 @@ export async function startMongoServer(o: MongoServerOptions): Promise<MongoServ
     60_000,
   );
   return { ...proc, uri };
+}
+
+/**
+ * A headless Temporal dev server and a MongoDB-compatible server on free ports under `dir`, for the test
+ * suites and the history recorder: the tools are found, downloaded or built as for `npm start`.
+ */
+export async function startHeadlessServers(
+  env: NodeJS.ProcessEnv,
+  dir: string,
+  log: Log,
+  dynamicConfig?: DynamicConfig,
+) {
+  const [temporalBin, mongoTool] = await Promise.all([
+    ensureTemporalCli(env, log),
+    ensureMongoServer(env, log),
+  ]);
+  const [temporal, mongo] = await Promise.all([
+    startTemporalDevServer({
+      bin: temporalBin,
+      port: await getFreePort(),
+      uiPort: 0,
+      ui: false,
+      dataDir: path.join(dir, 'temporal'),
+      namespace: 'default',
+      ...(dynamicConfig ? { dynamicConfig } : {}),
+    }),
+    startMongoServer({ tool: mongoTool, port: await getFreePort(), dataDir: path.join(dir, 'mongo') }),
+  ]);
+  return { temporal, mongo, temporalBin, mongoTool };
 }

@@ -3,8 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { getFreePort, startMongoServer, startTemporalDevServer } from '../../worker/local-stack';
-import { ensureMongoServer, ensureTemporalCli } from '../../worker/tools';
+import { startHeadlessServers } from '../../worker/local-stack';
 
 /** Low enough that twins in tests really continue as new when the server suggests it. */
 export const TEST_SUGGEST_CONTINUE_AS_NEW = 400;
@@ -12,22 +11,9 @@ export const TEST_SUGGEST_CONTINUE_AS_NEW = 400;
 export default async function globalSetup(): Promise<void> {
   const log = (line: string) => process.stdout.write(`[integration setup] ${line}\n`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-it-'));
-  const [temporalBin, mongoTool] = await Promise.all([
-    ensureTemporalCli(process.env, log),
-    ensureMongoServer(process.env, log),
-  ]);
-  const [temporal, mongo] = await Promise.all([
-    startTemporalDevServer({
-      bin: temporalBin,
-      port: await getFreePort(),
-      uiPort: 0,
-      ui: false,
-      dataDir: path.join(dir, 'temporal'),
-      namespace: 'default',
-      dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': TEST_SUGGEST_CONTINUE_AS_NEW },
-    }),
-    startMongoServer({ tool: mongoTool, port: await getFreePort(), dataDir: path.join(dir, 'mongo') }),
-  ]);
+  const { temporal, mongo, temporalBin, mongoTool } = await startHeadlessServers(process.env, dir, log, {
+    'limit.historyCount.suggestContinueAsNew': TEST_SUGGEST_CONTINUE_AS_NEW,
+  });
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
     logger: quietLogger,
