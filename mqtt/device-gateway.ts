@@ -159,7 +159,7 @@ export class DeviceGateway implements BrokerHooks {
     const principal = this.principal(session);
     if (topic.suffix === undefined) {
       const body = collectBodySchema.safeParse(tryJson(payload));
-      if (body.success) return this.store(principal, body.data);
+      if (body.success) return this.store(principal, session.deviceId, body.data);
       const translated = await this.translate(session, `odm/iot/${session.deviceId}`, payload);
       if (!translated) {
         const why = body.error.issues[0]?.message ?? 'invalid';
@@ -170,16 +170,16 @@ export class DeviceGateway implements BrokerHooks {
           ),
         );
       }
-      return this.store(principal, translated);
+      return this.store(principal, session.deviceId, translated);
     }
     const fullTopic = `odm/iot/${session.deviceId}/${topic.suffix}`;
     const translated = await this.translate(session, fullTopic, payload);
     if (!translated) throw new Dropped(refused('NOT_FOUND', `no connector function translates ${fullTopic}`));
-    return this.store(principal, translated);
+    return this.store(principal, session.deviceId, translated);
   }
 
-  private async store(principal: Principal, body: CollectBody): Promise<void> {
-    settle(await this.services.ingestor.ingest(principal, principal.deviceId ?? '', body, 'mqtt'));
+  private async store(principal: Principal, deviceId: string, body: CollectBody): Promise<void> {
+    settle(await this.services.ingestor.ingest(principal, deviceId, body, 'mqtt'));
     this.counters.stored += 1;
   }
 

@@ -105,7 +105,7 @@ export class OperationsService {
 
   /** The freshest record: the read model, or the running workflow when it knows more. */
   async current(org: string, id: string, waitMs = 0): Promise<Outcome<OperationRecord>> {
-    const stored = OPERATION_ID_PATTERN.test(id) ? await this.deps.operations.get(org, id) : null;
+    const stored = await this.stored(org, id);
     if (!stored) return refused('NOT_FOUND', `operation ${id} not found`);
     if (waitMs > 0) {
       // Waiting means until the workflow has ended, not only its record: a device answer after this is late.
@@ -123,7 +123,7 @@ export class OperationsService {
 
   /** Asks the twin to cancel; answers the record as it stood (awaitEnd then waits for the end). */
   async cancel(org: string, id: string, actor: string): Promise<Outcome<OperationRecord>> {
-    const stored = OPERATION_ID_PATTERN.test(id) ? await this.deps.operations.get(org, id) : null;
+    const stored = await this.stored(org, id);
     if (!stored) return refused('NOT_FOUND', `operation ${id} not found`);
     const over = (status: OperationStatus) =>
       refused('CONFLICT', `operation ${id} has already ended (${status})`);
@@ -168,6 +168,11 @@ export class OperationsService {
     if (!device) return refused('NOT_FOUND', `device ${deviceId} is not provisioned`);
     if (!device.active) return accepted([]);
     return accepted(await this.deps.twins.claimPendingOperations(org, deviceId, Math.min(limit, MAX_CLAIM)));
+  }
+
+  /** The stored record; an id that cannot be an operation's is not looked up. */
+  private async stored(org: string, id: string): Promise<OperationRecord | null> {
+    return OPERATION_ID_PATTERN.test(id) ? this.deps.operations.get(org, id) : null;
   }
 
   /** The request as the twin takes it, after every check that does not need the twin. */
