@@ -11,6 +11,11 @@ export interface DeliveryRequest {
   readonly envelope: RequestEnvelope;
   /** When the attempt's time runs out (ms since epoch). */
   readonly deadline: number;
+  /**
+   * One try only: a transport failure answers `unreachable` at once instead of being retried until the deadline.
+   * The twin's first push uses it, and leaves retries to the operation's own workflow.
+   */
+  readonly once?: boolean;
 }
 
 // What a push came to: declared with the pure operation flow that interprets it.
@@ -121,6 +126,7 @@ export async function deliverOperation(req: DeliveryRequest): Promise<DeliveryOu
       }
       progress.transportErrors++;
       progress.lastError = failure;
+      if (req.once) return { kind: 'unreachable', ...retried() };
       beat();
       const pause = Math.min(backoff, req.deadline - Date.now());
       if (pause > 0) await ctx.sleep(pause);

@@ -200,6 +200,16 @@ export interface OperationDoc extends Omit<OperationRecord, 'parameters' | 'step
   steps: OperationStepDoc[];
 }
 
+/**
+ * How many operations wait for a sleepy device's next poll, kept current by the device's twin (its only writer), so
+ * that an empty poll is answered without asking the twin. No document: the twin has not written one yet (ask it).
+ */
+export interface PendingMarkerDoc {
+  _id: string; // `${org}/${deviceId}`
+  waiting: number;
+  at: number;
+}
+
 /** A connector function: JavaScript that translates a device's own payload into datastreams. */
 export interface FunctionDoc {
   _id: string; // `${org}/${name}`

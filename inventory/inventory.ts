@@ -9,6 +9,7 @@ import type {
   LatestPageDoc,
   OperationDoc,
   OrganizationDoc,
+  PendingMarkerDoc,
   RefreshTokenDoc,
   SpentRefreshTokenDoc,
   RoleDoc,
@@ -24,6 +25,7 @@ export interface Collections {
   readonly datapoints: Collection<DatapointChunkDoc>;
   readonly latest: Collection<LatestPageDoc>;
   readonly operations: Collection<OperationDoc>;
+  readonly pendingMarkers: Collection<PendingMarkerDoc>;
   readonly users: Collection<UserDoc>;
   readonly roles: Collection<RoleDoc>;
   readonly refreshTokens: Collection<RefreshTokenDoc>;
@@ -53,6 +55,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     datapoints: db.collection<DatapointChunkDoc>('datapoints'),
     latest: db.collection<LatestPageDoc>('latest'),
     operations: db.collection<OperationDoc>('operations'),
+    pendingMarkers: db.collection<PendingMarkerDoc>('pending_markers'),
     users: db.collection<UserDoc>('users'),
     roles: db.collection<RoleDoc>('roles'),
     refreshTokens: db.collection<RefreshTokenDoc>('refresh_tokens'),

@@ -54,7 +54,7 @@ export class OperationRepository {
     await this.c.operations.replaceOne({ _id: doc._id }, doc, { upsert: true });
   }
 
-  /** The first record, written by the API when it accepts a request; never replaces what the workflow wrote. */
+  /** The first record, written when the twin accepts a request; never replaces what the workflow wrote. */
   async insertFirst(rec: OperationRecord): Promise<boolean> {
     try {
       await this.c.operations.insertOne(toDoc(rec));
@@ -95,6 +95,21 @@ export class OperationRepository {
     return docs.length > limit && last
       ? { items, nextAfter: { createdAt: last.createdAt, id: last.id } }
       : { items };
+  }
+
+  /**
+   * How many operations wait for the device's next poll. The twin writes it, one write at a time and in order, so
+   * the filter is the _id alone.
+   */
+  async writePendingMarker(org: string, deviceId: string, waiting: number, at: number): Promise<void> {
+    const _id = `${org}/${deviceId}`;
+    await this.c.pendingMarkers.updateOne({ _id }, { $set: { waiting, at } }, { upsert: true });
+  }
+
+  /** The twin's count of operations waiting for a poll; undefined when it has not written one. */
+  async pendingMarker(org: string, deviceId: string): Promise<number | undefined> {
+    const doc = await this.c.pendingMarkers.findOne({ _id: `${org}/${deviceId}` });
+    return doc?.waiting;
   }
 
   /** A response that came after the end: counted on the finished record. */

@@ -20,6 +20,7 @@ import {
 } from '../twins/operations';
 import { type Outcome, RefusedError, accepted, refused } from '../twins/outcomes';
 import { getTwinType } from '../twins/registry';
+import type { OperationAdmission } from '../workflows/twin.messages';
 import type { TwinGateway } from './twin-gateway';
 
 /** What a caller asks for: the single-operation API's body, whatever transport it came by. */
@@ -81,23 +82,31 @@ export class OperationsService {
     const { request, mqtt } = built.value;
     const admitted = await this.admit(request);
     if (!admitted.ok) return admitted;
-    const record = createOperationRecord(request);
-    try {
-      // Creates the record so the operation is listable at once; the workflow writes every later revision.
-      await this.deps.operations.insertFirst(record);
-    } catch (err) {
-      // The operation is queued: answering an error now would make the client ask twice.
-      this.deps.warn('could not write the first operation record', { err, operationId: request.id });
-    }
+    // The twin wrote the first record (or, for an operation it pushed and the device answered, the final one).
+    const record = admitted.value.record ?? (await this.writeFirstRecord(request));
     // An MQTT device listening right now gets it at once; otherwise when it next subscribes.
     if (request.delivery === 'pending' && mqtt) void this.liveDelivery?.(org, deviceId);
     return accepted(record);
   }
 
+  /** A twin that did not write the first record (a duplicate, or a run from before twins wrote it). */
+  private async writeFirstRecord(request: OperationRequest): Promise<OperationRecord> {
+    const record = createOperationRecord(request);
+    try {
+      await this.deps.operations.insertFirst(record);
+    } catch (err) {
+      // The operation is queued: answering an error now would make the client ask twice.
+      this.deps.warn('could not write the first operation record', { err, operationId: request.id });
+    }
+    return record;
+  }
+
   /** Waits up to `waitMs` for a just-requested operation to end: its final record, or the freshest one. */
   async awaitEnd(record: OperationRecord, waitMs: number): Promise<OperationView> {
     const { org, deviceId, id } = record;
-    const ended = await this.deps.twins.waitForOperation(org, deviceId, id, waitMs);
+    // The twin ended it itself (a device that answered its push at once): there is no workflow to wait for.
+    if (isFinal(record.status)) return { record, ended: true };
+    const ended = await this.deps.twins.waitForOperation(org, deviceId, id, waitMs, this.lookup(org, id));
     if (ended) return { record: ended, ended: true };
     const now = await this.current(org, id);
     return { record: now.ok && now.value.rev > record.rev ? now.value : record, ended: false };
@@ -111,7 +120,13 @@ export class OperationsService {
       // Waiting means until the workflow has ended, not only its record: a device answer after this is late.
       // A final record whose workflow Temporal no longer keeps waits at most a second.
       const wait = isFinal(stored.status) ? Math.min(waitMs, 1_000) : waitMs;
-      const ended = await this.deps.twins.waitForOperation(org, stored.deviceId, id, wait);
+      const ended = await this.deps.twins.waitForOperation(
+        org,
+        stored.deviceId,
+        id,
+        wait,
+        this.lookup(org, id),
+      );
       if (ended) return accepted(ended);
     }
     if (isFinal(stored.status)) return accepted(stored);
@@ -148,13 +163,21 @@ export class OperationsService {
       return refused('NOT_FOUND', `device ${deviceId} is not provisioned`);
     if (!OPERATION_ID_PATTERN.test(id)) return refused('NOT_FOUND', `operation ${id} not found`);
     const response = toDeviceResponse(body.operation.response);
-    if (await this.deps.twins.reportOperationResponse(org, deviceId, id, response, receivedAt))
+    const twins = this.deps.twins;
+    if (await twins.reportOperationResponse(org, deviceId, id, response, receivedAt))
       return accepted({ handed: true });
     // No running operation of this device has that id: another device's, an ended one, or none at all.
     const record = await this.deps.operations.get(org, id);
     if (!record) return refused('NOT_FOUND', `operation ${id} not found`);
     if (record.deviceId !== deviceId)
       return refused('PERMISSION_DENIED', `operation ${id} belongs to another device`);
+    // Not ended: the twin is pushing it itself or starting its workflow, and holds or passes on the response.
+    if (!isFinal(record.status)) {
+      if (await twins.forwardOperationResponse(org, deviceId, id, response, receivedAt))
+        return accepted({ handed: true });
+      if (await twins.reportOperationResponse(org, deviceId, id, response, receivedAt))
+        return accepted({ handed: true });
+    }
     await this.deps.operations.countLateResponse(org, id);
     return accepted({ handed: false, id, status: record.status });
   }
@@ -167,7 +190,13 @@ export class OperationsService {
     const device = await this.deps.directory.get(org, deviceId);
     if (!device) return refused('NOT_FOUND', `device ${deviceId} is not provisioned`);
     if (!device.active) return accepted([]);
+    // The twin stores how many operations wait for a poll before it acknowledges one: none, nothing to ask it.
+    if ((await this.deps.operations.pendingMarker(org, deviceId)) === 0) return accepted([]);
     return accepted(await this.deps.twins.claimPendingOperations(org, deviceId, Math.min(limit, MAX_CLAIM)));
+  }
+
+  private lookup(org: string, id: string): () => Promise<OperationRecord | null> {
+    return () => this.deps.operations.get(org, id);
   }
 
   /** The stored record; an id that cannot be an operation's is not looked up. */
@@ -221,11 +250,10 @@ export class OperationsService {
   }
 
   /** Hands the request to the twin; a twin that has ended is explained from the inventory. */
-  private async admit(request: OperationRequest): Promise<Outcome<void>> {
+  private async admit(request: OperationRequest): Promise<Outcome<OperationAdmission>> {
     const { org, deviceId } = request;
     try {
-      await this.deps.twins.requestOperation(request);
-      return accepted(undefined);
+      return accepted(await this.deps.twins.requestOperation(request));
     } catch (err) {
       if (!(err instanceof RefusedError)) throw err;
       if (err.code !== 'NOT_FOUND') return refused(err.code, err.message);

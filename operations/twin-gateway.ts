@@ -6,7 +6,13 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { DeviceResponse, OperationRecord, OperationRequest, RequestEnvelope } from '../twins/operations';
+import {
+  type DeviceResponse,
+  type OperationRecord,
+  type OperationRequest,
+  type RequestEnvelope,
+  isFinal,
+} from '../twins/operations';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
 import type { DeviceProfile, TwinIdentity } from '../twins/types';
 import { operationWorkflowId, twinWorkflowId } from '../workflows/ids';
@@ -23,6 +29,7 @@ import {
   cancelOperationUpdate,
   claimPendingOperationsUpdate,
   decommissionUpdate,
+  forwardOperationResponseUpdate,
   getTwinStateQuery,
   reportTelemetrySignal,
   requestOperationUpdate,
@@ -196,12 +203,41 @@ export class TwinGateway {
     }
   }
 
-  /** The operation's final record once it ends within waitMs, else undefined. */
+  /**
+   * Hands a device response to the twin, for an operation that has no workflow yet (the twin is pushing it or
+   * starting its workflow); false when the operation is not open on the twin.
+   */
+  async forwardOperationResponse(
+    org: string,
+    deviceId: string,
+    id: string,
+    response: DeviceResponse,
+    receivedAt: number,
+  ): Promise<boolean> {
+    try {
+      await this.client.workflow
+        .getHandle(twinWorkflowId(org, deviceId))
+        .executeUpdate(forwardOperationResponseUpdate, { args: [{ id, response, receivedAt }] });
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+        if (err.cause.type === 'NOT_FOUND' || err.cause.type === 'DECOMMISSIONED') return false;
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * The operation's final record once it ends within waitMs, else undefined. An operation whose workflow does
+   * not exist (yet) is looked up with `stored`: the twin ended it itself when that record is final.
+   */
   async waitForOperation(
     org: string,
     deviceId: string,
     id: string,
     waitMs: number,
+    stored?: () => Promise<OperationRecord | null>,
   ): Promise<OperationRecord | undefined> {
     const handle = this.client.workflow.getHandle<typeof operationWorkflow>(
       operationWorkflowId(org, deviceId, id),
@@ -209,15 +245,19 @@ export class TwinGateway {
     // The long poll stops at the deadline: an operation may wait days for a sleepy device.
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), waitMs);
+    let pause = 10;
     try {
       for (;;) {
         try {
           return await this.client.connection.withAbortSignal(abort.signal, () => handle.result());
         } catch (err) {
           if (abort.signal.aborted) return undefined;
-          // Just accepted: the twin may not have started the operation's workflow yet.
+          // No workflow: the twin ended it without one, or is still pushing it or starting its workflow.
           if (!(err instanceof WorkflowNotFoundError)) throw err;
-          await new Promise((r) => setTimeout(r, 20));
+          const record = await stored?.();
+          if (record && isFinal(record.status)) return record;
+          pause = Math.min(pause * 2, 500);
+          await new Promise((r) => setTimeout(r, pause));
         }
       }
     } finally {

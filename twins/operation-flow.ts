@@ -186,3 +186,53 @@ export function afterAttempt(rec: OperationRecord, end: AttemptEnd, now: number)
   v.add(awaitNextAttempt(v.current, now));
   return { records: v.records, next: 'retry' };
 }
+
+/** A device response that came while the twin was still pushing the operation itself. */
+export interface EarlyResponse {
+  readonly response: DeviceResponse;
+  readonly receivedAt: number;
+}
+
+/** Where the twin's own first push of an operation left it. */
+export interface FirstPush {
+  /** The record's versions after the push, oldest first. */
+  readonly records: readonly OperationRecord[];
+  /** The device refused it (4xx). */
+  readonly rejected: boolean;
+  /**
+   * ended: final, nothing more to do · continue: the operation's workflow goes on from the push (waits for the
+   * answer, retries) · retryPush: the device could not be reached; the workflow delivers it from the start.
+   */
+  readonly next: 'ended' | 'continue' | 'retryPush';
+}
+
+/**
+ * The twin pushed an operation whose turn came at once (one try, within a short budget). A device that answered
+ * for good ends it here: the common synchronous case, one workflow task. Anything else goes on in the
+ * operation's workflow, which picks up from the records answered here.
+ */
+export function afterFirstPush(
+  first: OperationRecord,
+  outcome: DeliveryOutcome,
+  early: readonly EarlyResponse[],
+  now: number,
+): FirstPush {
+  if (outcome.kind === 'unreachable') return { records: [], rejected: false, next: 'retryPush' };
+  const v = new Versions(first);
+  v.add(startAttempt(v.current, now));
+  const applied = applyDeliveryOutcome(v.current, outcome, now);
+  for (const r of applied.records) v.add(r);
+  for (const e of early) v.add(applyResponse(v.current, e.response, e.receivedAt).record);
+  if (!applied.rejected && attemptOpen(v.current))
+    return { records: v.records, rejected: false, next: 'continue' };
+  const closed = afterAttempt(
+    v.current,
+    { rejected: applied.rejected, cancelBy: undefined, historyFull: false },
+    now,
+  );
+  if (closed.next === 'end') {
+    for (const r of closed.records) v.add(r);
+    return { records: v.records, rejected: applied.rejected, next: 'ended' };
+  }
+  return { records: v.records, rejected: applied.rejected, next: 'continue' };
+}

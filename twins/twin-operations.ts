@@ -169,3 +169,7 @@ export function operationCounts(table: OperationTable): { open: number; waiting:
     waiting: table.open.filter((o) => o.phase === 'waiting' || o.phase === 'queued').length,
   };
 }
+
+/** How many operations a poll would hand over now (ignoring expiry): the marker an empty poll is answered from. */
+export const waitingForPoll = (table: OperationTable): number =>
+  table.open.filter((o) => o.phase === 'waiting').length;

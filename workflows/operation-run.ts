@@ -1,12 +1,14 @@
 // The operation workflow's state holder: the record, what the twin and the device said, and what the read model has.
-import { condition, log, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
-import { readyToAttempt, startHandedOverAttempt } from '../twins/operation-flow';
+import { condition, log, patched, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { type EarlyResponse, readyToAttempt, startHandedOverAttempt } from '../twins/operation-flow';
 import {
   type DeviceResponse,
   type OperationRecord,
   type OperationRequest,
   applyResponse,
+  attemptOpen,
   createOperationRecord,
+  isFinal,
 } from '../twins/operations';
 import { TWINFLOW_STATUS } from './search-attributes';
 
@@ -19,6 +21,12 @@ export function describeOperation(rec: OperationRecord): string {
   const step = last ? ` · last step ${last.name} ${last.result}` : '';
   return `${rec.name} on ${rec.deviceId} · ${rec.status}${code}${attempt}${step}`;
 }
+
+/**
+ * A poll answers without waiting for the operation to hear of its hand-over, so the device's response may come
+ * first: the operation holds it until the hand-over. Runs recorded before never saw that order.
+ */
+const HOLDS_EARLY_RESPONSES = 'operation-holds-early-responses';
 
 /** Built once per run inside the workflow function. */
 export class OperationRun {
@@ -35,6 +43,8 @@ export class OperationRun {
   finished = false;
   /** While a push is under way its outcome follows at once: the record waits for it rather than being written twice. */
   delivering = false;
+  /** Responses that came before the operation knew it was delivered; applied once it knows. */
+  private held: EarlyResponse[] = [];
 
   constructor(
     readonly request: OperationRequest,
@@ -57,7 +67,37 @@ export class OperationRun {
     }
   }
 
-  reportResponse({ response, receivedAt }: { response: DeviceResponse; receivedAt: number }): void {
+  reportResponse(early: { response: DeviceResponse; receivedAt: number }): void {
+    if (this.mayBeOvertaken() && patched(HOLDS_EARLY_RESPONSES)) {
+      this.held.push(early);
+      return;
+    }
+    this.applyResponse(early);
+  }
+
+  /** A pending operation whose hand-over may still be on its way (no attempt open, not ended). */
+  private mayBeOvertaken(): boolean {
+    return (
+      this.request.delivery === 'pending' &&
+      !this.handedOver &&
+      !isFinal(this.record.status) &&
+      !attemptOpen(this.record)
+    );
+  }
+
+  /** Takes responses that came before the workflow knew the device had the operation. */
+  hold(responses: readonly EarlyResponse[]): void {
+    this.held.push(...responses);
+  }
+
+  /** Applies held responses (after a hand-over or a push, or as late ones at the end). */
+  applyHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const early of held) this.applyResponse(early);
+  }
+
+  private applyResponse({ response, receivedAt }: EarlyResponse): void {
     const applied = applyResponse(this.record, response, receivedAt);
     if (applied.outcome === 'late') {
       log.info('late operation response ignored', {
@@ -75,6 +115,7 @@ export class OperationRun {
   handOver(): void {
     this.handedOver = true;
     this.apply(startHandedOverAttempt(this.record, this.cancelBy, Date.now()));
+    this.applyHeld();
   }
 
   requestCancel({ by }: { by: string }): void {

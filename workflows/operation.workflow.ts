@@ -15,6 +15,7 @@ import {
 import type { createActivities } from '../activities';
 import {
   type DeliveryOutcome,
+  type EarlyResponse,
   afterAttempt,
   afterWaitingForTurn,
   applyDeliveryFailure,
@@ -42,8 +43,18 @@ export interface OperationWorkflowInput {
   /** Push: the twin gave it a slot at once. Otherwise it waits for proceed (push) or handedOver (pending). */
   readonly startNow: boolean;
   readonly twinWorkflowId: string;
-  /** The record revision the API writes itself when it accepts the request (1); later ones are ours. */
+  /** The record revision written before this workflow started (1, the first record); later ones are ours. */
   readonly recordWrittenRev: number;
+  /** The twin pushed it already and the device took it: the workflow goes on from there. */
+  readonly pushed?: PushedSoFar;
+  /** Responses that came while the twin was pushing, before this workflow existed. */
+  readonly early?: readonly EarlyResponse[];
+}
+
+/** Where the twin's own push left the operation: its record (attempt 1 under way) and whether it was refused. */
+export interface PushedSoFar {
+  readonly record: OperationRecord;
+  readonly rejected: boolean;
 }
 
 /** Time the delivery activity gets beyond the attempt's deadline to report that it ran out. */
@@ -60,6 +71,9 @@ const { writeOperationRecord } = proxyLocalActivities<ReturnType<typeof createAc
 
 export async function operationWorkflow(input: OperationWorkflowInput): Promise<OperationRecord> {
   const op = new OperationRun(input.request, input.startNow, input.recordWrittenRev);
+  let pushed = input.pushed;
+  if (pushed) op.apply([pushed.record]);
+  op.hold(input.early ?? []);
 
   setHandler(getOperationQuery, () => op.record);
   setHandler(reportResponseSignal, (response) => op.reportResponse(response));
@@ -72,14 +86,19 @@ export async function operationWorkflow(input: OperationWorkflowInput): Promise<
   // One attempt per turn. The loop stays in this function, so its awaits interleave with the writer's as in
   // recorded histories (a helper's extra await could reorder two commands of one workflow task).
   for (;;) {
-    // Wait for the turn (push) or a poll (pending), as long as the time to live allows.
-    const came = await op.waitUntil(() => op.readyToAttempt(), op.record.expiresAt);
-    const waited = afterWaitingForTurn(op.record, { came, cancelBy: op.cancelBy }, Date.now());
-    op.apply(waited.records);
-    if (waited.next === 'end') break;
-
+    let rejected = pushed?.rejected ?? false;
+    if (!pushed) {
+      // Wait for the turn (push) or a poll (pending), as long as the time to live allows.
+      const came = await op.waitUntil(() => op.readyToAttempt(), op.record.expiresAt);
+      const waited = afterWaitingForTurn(op.record, { came, cancelBy: op.cancelBy }, Date.now());
+      op.apply(waited.records);
+      if (waited.next === 'end') break;
+      rejected =
+        op.request.delivery === 'push' ? await push(op, attemptDeadline(op.record, Date.now())) : false;
+    }
+    pushed = undefined;
+    op.applyHeld();
     const deadline = attemptDeadline(op.record, Date.now());
-    const rejected = op.request.delivery === 'push' ? await push(op, deadline) : false;
     if (!rejected && attemptOpen(op.record)) {
       await op.waitUntil(
         () => !attemptOpen(op.record) || op.cancelBy !== undefined || historyFull(),
@@ -97,6 +116,8 @@ export async function operationWorkflow(input: OperationWorkflowInput): Promise<
     await condition(() => op.cancelBy !== undefined, Math.max(1, op.record.limits.retriesDelayMs));
   }
 
+  // Responses still held never met their hand-over: they count as late.
+  op.applyHeld();
   op.finished = true;
   // A signal still in flight when the workflow completes is dropped: wait for both.
   await Promise.all([writer, tellTwin(op, input.twinWorkflowId, 'ended')]);

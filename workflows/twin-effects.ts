@@ -3,16 +3,30 @@ import {
   ParentClosePolicy,
   getExternalWorkflowHandle,
   log,
+  patched,
+  proxyLocalActivities,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { OperationRequest } from '../twins/operations';
+import type { createActivities } from '../activities';
+import { type EarlyResponse, type FirstPush, afterFirstPush, attemptDeadline } from '../twins/operation-flow';
+import {
+  type OperationRecord,
+  type OperationRequest,
+  createOperationRecord,
+  requestEnvelope,
+} from '../twins/operations';
 import type { TwinEffect } from '../twins/twin-core';
 import type { TwinIdentity } from '../twins/types';
 import { operationWorkflowId } from './ids';
-import { cancelRequestedSignal, handedOverSignal, proceedSignal } from './operation.messages';
-import { operationWorkflow } from './operation.workflow';
+import {
+  cancelRequestedSignal,
+  handedOverSignal,
+  proceedSignal,
+  reportResponseSignal,
+} from './operation.messages';
+import { type PushedSoFar, operationWorkflow } from './operation.workflow';
 import {
   TWINFLOW_DEVICE_ID,
   TWINFLOW_OPERATION,
@@ -21,9 +35,31 @@ import {
   TWINFLOW_TWIN_TYPE,
 } from './search-attributes';
 
+/**
+ * Twins write an operation's first record before they answer its request, and push an operation whose turn came
+ * at once themselves (a local activity), so that a synchronous device's operation is one workflow task. Runs
+ * recorded before this keep their old commands on replay.
+ */
+export const TWIN_ADMITS_OPERATIONS = 'twin-admits-operations';
+
+/** The twin's own push waits at most this long for the device's answer; a slower device's goes on in its workflow. */
+const FIRST_PUSH_BUDGET_MS = 5_000;
+
+const { pushOperationOnce, admitOperationRecord } = proxyLocalActivities<ReturnType<typeof createActivities>>(
+  {
+    startToCloseTimeout: FIRST_PUSH_BUDGET_MS + 5_000,
+    retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 5 },
+  },
+);
+// The final record of an operation the twin ended: written before the request is answered, however long it takes.
+const { writeOperationRecord } = proxyLocalActivities<ReturnType<typeof createActivities>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
+});
+
 /** What the effects need from the twin that runs them. */
 export interface TwinEffectHooks {
-  /** An operation workflow could not be started: the twin forgets the operation. */
+  /** An operation workflow could not be started, or the twin's own push ended it: the twin forgets it. */
   readonly operationStartFailed: (id: string) => void;
   /** The read model should hear of the change; urgent when what lists filter by changed. */
   readonly snapshotWanted: (urgent: boolean) => void;
@@ -39,6 +75,10 @@ export class TwinEffects {
   readonly starting = new Map<string, Promise<void>>();
   /** The hand-over signals of the last poll; the poll answers once each operation knows. */
   handedOver: Promise<void>[] = [];
+  /** Per admitted operation: the record written before the request is answered (undefined: none was). */
+  readonly admissions = new Map<string, Promise<OperationRecord | undefined>>();
+  /** Responses for operations the twin is pushing itself, held until the push is over. */
+  private readonly early = new Map<string, EarlyResponse[]>();
 
   constructor(
     private readonly identity: TwinIdentity,
@@ -96,35 +136,148 @@ export class TwinEffects {
     );
   }
 
+  /** A device's response for an operation without a workflow yet: held while the twin pushes, else passed on. */
+  forwardResponse(id: string, response: EarlyResponse): Promise<void> {
+    const held = this.early.get(id);
+    if (held) {
+      held.push(response);
+      return Promise.resolve();
+    }
+    return this.signalOperation(id, (h) => h.signal(reportResponseSignal, response));
+  }
+
   private startOperation(request: OperationRequest, startNow: boolean): void {
-    const { org, deviceId, twinType } = this.identity;
+    if (!patched(TWIN_ADMITS_OPERATIONS)) {
+      this.starting.set(
+        request.id,
+        this.launch(request, () => this.startChildOperation(request, startNow)),
+      );
+      return;
+    }
+    let answer: (record: OperationRecord | undefined) => void = () => undefined;
+    this.admissions.set(request.id, new Promise((resolve) => (answer = resolve)));
+    const fast = startNow && request.delivery === 'push' && request.operationUrl !== undefined;
+    const admit = fast
+      ? () => this.pushFirst(request, answer)
+      : () => this.admitQueued(request, startNow, answer);
+    this.starting.set(
+      request.id,
+      this.launch(request, admit, () => answer(undefined)),
+    );
+  }
+
+  /** Runs the start of an operation; a failure forgets it. Signals to it wait until this is over. */
+  private launch(request: OperationRequest, start: () => Promise<void>, onError?: () => void): Promise<void> {
     const started = (async () => {
       try {
-        await startChild(operationWorkflow, {
-          workflowId: this.opWorkflowId(request.id),
-          args: [{ request, startNow, twinWorkflowId: workflowInfo().workflowId, recordWrittenRev: 1 }],
-          // The twin continues as new while operations run; they must outlive each run.
-          parentClosePolicy: ParentClosePolicy.ABANDON,
-          typedSearchAttributes: [
-            { key: TWINFLOW_ORG, value: org },
-            { key: TWINFLOW_DEVICE_ID, value: deviceId },
-            { key: TWINFLOW_TWIN_TYPE, value: twinType },
-            { key: TWINFLOW_OPERATION, value: request.name },
-            {
-              key: TWINFLOW_STATUS,
-              value: request.delivery === 'pending' ? 'WAITING_FOR_CONNECTION' : 'QUEUED',
-            },
-          ],
-          staticSummary: `${request.name} on ${deviceId} (${request.delivery}) requested by ${request.requestedBy}`,
-        });
+        await start();
       } catch (err) {
         log.error('could not start an operation', { operationId: request.id, error: String(err) });
         this.hooks.operationStartFailed(request.id);
+        onError?.();
       } finally {
         this.starting.delete(request.id);
+        this.admissions.delete(request.id);
       }
     })();
-    this.starting.set(request.id, started);
     void this.track(started);
+    return started;
+  }
+
+  /** Queued or pending: the first record is written, then the operation's workflow takes over. */
+  private async admitQueued(
+    request: OperationRequest,
+    startNow: boolean,
+    answer: (record: OperationRecord | undefined) => void,
+  ): Promise<void> {
+    const record = createOperationRecord(request);
+    const written = admitOperationRecord(record).then(
+      () => answer(record),
+      (err: unknown) => {
+        // The workflow writes the record soon after; the request is queued all the same.
+        log.warn('could not write the first operation record', {
+          operationId: request.id,
+          error: String(err),
+        });
+        answer(undefined);
+      },
+    );
+    await Promise.all([written, this.startChildOperation(request, startNow)]);
+  }
+
+  /** Pushes an operation whose turn came at once: a device that answers for good ends it in this task. */
+  private async pushFirst(
+    request: OperationRequest,
+    answer: (record: OperationRecord | undefined) => void,
+  ): Promise<void> {
+    const first = createOperationRecord(request);
+    const early: EarlyResponse[] = [];
+    this.early.set(request.id, early);
+    let pushed: FirstPush | undefined;
+    try {
+      const deadline = Math.min(attemptDeadline(first, Date.now()), Date.now() + FIRST_PUSH_BUDGET_MS);
+      const delivery = {
+        url: request.operationUrl ?? '',
+        ...(request.platformKey ? { platformKey: request.platformKey } : {}),
+        envelope: requestEnvelope(request, Date.now()),
+        deadline,
+      };
+      pushed = afterFirstPush(first, await pushOperationOnce(first, delivery), early, Date.now());
+    } catch (err) {
+      log.warn('the first push failed; the operation workflow delivers it', { error: String(err) });
+    } finally {
+      this.early.delete(request.id);
+    }
+    const latest = pushed?.records.at(-1) ?? first;
+    if (pushed?.next === 'ended') {
+      await writeOperationRecord(latest);
+      answer(latest);
+      this.hooks.operationStartFailed(request.id);
+      return;
+    }
+    // Without a push the first record may not have been written: the API writes it then.
+    answer(pushed ? latest : undefined);
+    const soFar = pushed?.next === 'continue' ? { record: latest, rejected: pushed.rejected } : undefined;
+    await this.startChildOperation(request, true, soFar, early.slice(soFar ? early.length : 0));
+  }
+
+  /** Starts the operation's workflow (a child that outlives the twin's run). */
+  private async startChildOperation(
+    request: OperationRequest,
+    startNow: boolean,
+    pushed?: PushedSoFar,
+    held: readonly EarlyResponse[] = [],
+  ): Promise<void> {
+    const { org, deviceId, twinType } = this.identity;
+    await startChild(operationWorkflow, {
+      workflowId: this.opWorkflowId(request.id),
+      args: [
+        {
+          request,
+          startNow,
+          twinWorkflowId: workflowInfo().workflowId,
+          recordWrittenRev: 1,
+          ...(pushed ? { pushed } : {}),
+          ...(held.length > 0 ? { early: held } : {}),
+        },
+      ],
+      // The twin continues as new while operations run; they must outlive each run.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [
+        { key: TWINFLOW_ORG, value: org },
+        { key: TWINFLOW_DEVICE_ID, value: deviceId },
+        { key: TWINFLOW_TWIN_TYPE, value: twinType },
+        { key: TWINFLOW_OPERATION, value: request.name },
+        {
+          key: TWINFLOW_STATUS,
+          value: pushed
+            ? pushed.record.status
+            : request.delivery === 'pending'
+              ? 'WAITING_FOR_CONNECTION'
+              : 'QUEUED',
+        },
+      ],
+      staticSummary: `${request.name} on ${deviceId} (${request.delivery}) requested by ${request.requestedBy}`,
+    });
   }
 }

@@ -1,7 +1,16 @@
 // The twin's state holder: one method per message, each a call into the pure core whose effects TwinEffects runs.
-import { allHandlersFinished, log, setCurrentDetails } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  log,
+  patched,
+  proxyLocalActivities,
+  setCurrentDetails,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
 import type { TwinType } from '../twins/define-twin';
-import type { OperationRequest, RequestEnvelope } from '../twins/operations';
+import type { DeviceResponse, OperationRequest, RequestEnvelope } from '../twins/operations';
+import { waitingForPoll } from '../twins/twin-operations';
 import {
   type ProfilePatch,
   type SnapshotPending,
@@ -18,12 +27,26 @@ import {
 } from '../twins/twin-core';
 import { type DeviceProfile, type Result, ok } from '../twins/types';
 import { ensureOk } from './failures';
-import { TwinEffects } from './twin-effects';
+import { TWIN_ADMITS_OPERATIONS, TwinEffects } from './twin-effects';
 import type { OperationAdmission } from './twin.messages';
+
+const { writePendingMarker } = proxyLocalActivities<ReturnType<typeof createActivities>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
+});
+
+/** The count of operations waiting for a poll, as the twin wants it stored and as it last stored it. */
+interface PendingMarker {
+  waiting: number;
+  seq: number;
+  writtenSeq: number;
+  writer: boolean;
+}
 
 /** Built once per run inside the workflow function. */
 export class TwinShell {
   private readonly effects: TwinEffects;
+  private readonly marker: PendingMarker;
 
   constructor(
     private readonly type: TwinType,
@@ -36,6 +59,7 @@ export class TwinShell {
         this.snapshotPending = snapshotPendingAfter(this.snapshotPending, urgent);
       },
     });
+    this.marker = { waiting: waitingForPoll(state.operations), seq: 0, writtenSeq: 0, writer: false };
     setCurrentDetails(describeTwin(state));
   }
 
@@ -48,6 +72,8 @@ export class TwinShell {
       this.effects.run(effect);
       setCurrentDetails(describeTwin(this.state));
     }
+    const waiting = waitingForPoll(this.state.operations);
+    if (waiting !== this.marker.waiting) this.markerChanged(waiting);
     return ok(decision.value.effects);
   }
 
@@ -68,18 +94,35 @@ export class TwinShell {
     }
   }
 
-  requestOperation(request: OperationRequest): OperationAdmission {
+  /** Answers once the first record (and, for a pending one, the poll marker) is stored: at once for old runs. */
+  async requestOperation(request: OperationRequest): Promise<OperationAdmission> {
     const before = this.state.operations;
     this.apply({ kind: 'requestOperation', request });
-    return { id: request.id, duplicate: this.state.operations === before };
+    const duplicate = this.state.operations === before;
+    const admitted = this.effects.admissions.get(request.id);
+    if (!admitted) return { id: request.id, duplicate };
+    const [record] = await Promise.all([admitted, this.markerStored()]);
+    return { id: request.id, duplicate, ...(record ? { record } : {}) };
   }
 
   async claimPending({ limit }: { limit: number }): Promise<RequestEnvelope[]> {
     this.effects.handedOver = [];
     const effects = this.apply({ kind: 'claimPending', limit });
-    // Each operation knows it was handed over before the device can answer it.
+    const deviceId = this.state.identity.deviceId;
+    if (patched(TWIN_ADMITS_OPERATIONS)) {
+      // An operation holds a response that overtakes its hand-over, so the poll need not wait for the signals.
+      // A twin that has not stored its marker in this run stores it, so the device's next empty poll skips it.
+      if (this.marker.seq === 0) this.markerChanged(this.marker.waiting);
+      return handedOverEnvelopes(effects, deviceId, Date.now());
+    }
+    // Runs recorded before: each operation knew it was handed over before the device could answer it.
     await Promise.all(this.effects.handedOver);
-    return handedOverEnvelopes(effects, this.state.identity.deviceId, Date.now());
+    return handedOverEnvelopes(effects, deviceId, Date.now());
+  }
+
+  /** A response for an operation that has no workflow yet (the twin is pushing it, or starting its workflow). */
+  async forwardResponse(input: { id: string; response: DeviceResponse; receivedAt: number }): Promise<void> {
+    await this.effects.forwardResponse(input.id, { response: input.response, receivedAt: input.receivedAt });
   }
 
   /** Answers once the operation workflow has been told (and any start of it has finished). */
@@ -112,9 +155,38 @@ export class TwinShell {
     return this.state.lifecycle === 'DECOMMISSIONED';
   }
 
-  /** No handler is running and no signal or child start is under way: safe to end or continue as new. */
+  /** No handler is running and no signal, child start or marker write is under way: safe to end or continue. */
   idle(): boolean {
-    return allHandlersFinished() && this.effects.inFlight.size === 0;
+    return (
+      allHandlersFinished() && this.effects.inFlight.size === 0 && this.marker.writtenSeq === this.marker.seq
+    );
+  }
+
+  /** The count of operations waiting for a poll changed: runs that store a marker write it (in order). */
+  private markerChanged(waiting: number): void {
+    this.marker.waiting = waiting;
+    if (!patched(TWIN_ADMITS_OPERATIONS)) return;
+    this.marker.seq++;
+    if (this.marker.writer) return;
+    this.marker.writer = true;
+    void this.keepMarkerWritten();
+  }
+
+  /** One write at a time, always the latest count, so the stored marker never goes back to an older one. */
+  private async keepMarkerWritten(): Promise<void> {
+    const { org, deviceId } = this.state.identity;
+    for (;;) {
+      await condition(() => this.marker.seq > this.marker.writtenSeq);
+      const { seq, waiting } = this.marker;
+      await writePendingMarker(org, deviceId, waiting);
+      this.marker.writtenSeq = seq;
+    }
+  }
+
+  /** Resolves once the marker as it stands now is stored (at once when nothing is waiting to be written). */
+  private async markerStored(): Promise<void> {
+    const seq = this.marker.seq;
+    if (this.marker.writtenSeq < seq) await condition(() => this.marker.writtenSeq >= seq);
   }
 
   /** The snapshot to publish now; nothing is pending any more. */

@@ -1,6 +1,12 @@
 // Message definitions of the twin workflow. No other imports, so the API can use them without workflow code.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { OperationRequest, OperationStatus, RequestEnvelope } from '../twins/operations';
+import type {
+  DeviceResponse,
+  OperationRecord,
+  OperationRequest,
+  OperationStatus,
+  RequestEnvelope,
+} from '../twins/operations';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
 import type { DeviceProfile } from '../twins/types';
 
@@ -16,6 +22,12 @@ export const decommissionUpdate = defineUpdate<TwinState, []>('decommission');
 export interface OperationAdmission {
   readonly id: string;
   readonly duplicate: boolean;
+  /**
+   * The record the twin wrote before answering: the final one when the twin pushed the operation and the device
+   * answered at once, else the first. Absent when the twin did not write it (a duplicate, or a twin run that
+   * began before twins wrote records).
+   */
+  readonly record?: OperationRecord;
 }
 
 /** Queue an operation; the twin checks it against the type's catalogue and starts its workflow. */
@@ -26,6 +38,14 @@ export const requestOperationUpdate = defineUpdate<OperationAdmission, [Operatio
 export const claimPendingOperationsUpdate = defineUpdate<RequestEnvelope[], [{ limit: number }]>(
   'claimPendingOperations',
 );
+/**
+ * A device's response for an operation that has no workflow yet (the twin is pushing it or starting its workflow):
+ * the twin holds it or passes it on. Refused with NOT_FOUND when the operation is not open on the twin.
+ */
+export const forwardOperationResponseUpdate = defineUpdate<
+  void,
+  [{ id: string; response: DeviceResponse; receivedAt: number }]
+>('forwardOperationResponse');
 /** Cancel an open operation; answers once the operation workflow has been told. */
 export const cancelOperationUpdate = defineUpdate<void, [{ id: string; by: string }]>('cancelOperation');
 /** From an operation workflow: it ended, the next one may run. */

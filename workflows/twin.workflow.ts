@@ -33,6 +33,7 @@ import {
   cancelOperationUpdate,
   claimPendingOperationsUpdate,
   decommissionUpdate,
+  forwardOperationResponseUpdate,
   getTwinStateQuery,
   operationEndedSignal,
   operationWaitingSignal,
@@ -92,6 +93,9 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   setHandler(cancelOperationUpdate, (cancel) => twin.cancelOperation(cancel), {
     validator: (cancel: { id: string; by: string }) =>
       void ensureOk(validateCancelOperation(twin.state, cancel)),
+  });
+  setHandler(forwardOperationResponseUpdate, (input) => twin.forwardResponse(input), {
+    validator: (input: { id: string }) => void ensureOk(validateCancelOperation(twin.state, input)),
   });
   setHandler(operationEndedSignal, (ended) => twin.operationEnded(ended));
   setHandler(operationWaitingSignal, (waiting) => twin.operationWaiting(waiting));

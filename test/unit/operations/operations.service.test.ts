@@ -28,14 +28,24 @@ function setup(twinError?: Error) {
   const late: string[] = [];
   const kicked: string[] = [];
   const records = new Map<string, OperationRecord>();
+  const markers = new Map<string, number>();
+  const claims: string[] = [];
+  const forwarded: string[] = [];
+  const twinRecords = new Map<string, OperationRecord>();
   const twins = {
     requestOperation: async (r: OperationRequest) => {
       if (twinError) throw twinError;
       requested.push(r);
-      return { id: r.id, duplicate: false };
+      const record = twinRecords.get(r.name);
+      return { id: r.id, duplicate: false, ...(record ? { record } : {}) };
     },
     reportOperationResponse: async (_o: string, _d: string, id: string) => id === 'running-op',
-    claimPendingOperations: async (_o: string, deviceId: string, limit: number) => [{ deviceId, limit }],
+    forwardOperationResponse: async (_o: string, _d: string, id: string) =>
+      id === 'pushing-op' && forwarded.push(id) > 0,
+    claimPendingOperations: async (_o: string, deviceId: string, limit: number) => {
+      claims.push(deviceId);
+      return [{ deviceId, limit }];
+    },
   } as unknown as TwinGateway;
   const service = new OperationsService({
     twins,
@@ -43,6 +53,7 @@ function setup(twinError?: Error) {
       insertFirst: async (rec: OperationRecord) => inserted.push(rec) > 0,
       get: async (_org: string, id: string) => records.get(id) ?? null,
       countLateResponse: async (_org: string, id: string) => void late.push(id),
+      pendingMarker: async (_org: string, deviceId: string) => markers.get(deviceId),
     } as unknown as OperationRepository,
     devices: {
       get: async (_org: string, id: string) => ({ lifecycle: id === 'push' ? 'DECOMMISSIONED' : 'ACTIVE' }),
@@ -55,7 +66,7 @@ function setup(twinError?: Error) {
     warn: () => undefined,
   });
   service.attachLiveDelivery(async (org, deviceId) => void kicked.push(`${org}/${deviceId}`));
-  return { service, requested, inserted, late, kicked, records };
+  return { service, requested, inserted, late, kicked, records, markers, claims, forwarded, twinRecords };
 }
 
 const answer = (id: string) => ({
@@ -168,6 +179,64 @@ describe('OperationsService', () => {
       ok: false,
       code: 'NOT_FOUND',
     });
+  });
+
+  it('answers an empty poll from the twin marker without asking the twin, and asks it otherwise', async () => {
+    const env = setup();
+    env.markers.set('sleepy', 0);
+    await expect(env.service.claimPending('o', 'sleepy')).resolves.toEqual({ ok: true, value: [] });
+    expect(env.claims).toEqual([]);
+    env.markers.set('sleepy', 2);
+    await expect(env.service.claimPending('o', 'sleepy')).resolves.toMatchObject({ ok: true });
+    // No marker yet (a twin that has not written one): the twin decides.
+    env.markers.delete('sleepy');
+    await expect(env.service.claimPending('o', 'sleepy')).resolves.toMatchObject({ ok: true });
+    expect(env.claims).toEqual(['sleepy', 'sleepy']);
+  });
+
+  it('answers the record the twin wrote, and writes the first one only when the twin did not', async () => {
+    const env = setup();
+    const final = { id: 'x', status: 'SUCCESSFUL', rev: 5 } as OperationRecord;
+    env.twinRecords.set('REBOOT_EQUIPMENT', final);
+    const done = await env.service.request('o', 'user:a', 'push', {
+      name: 'REBOOT_EQUIPMENT',
+      delivery: 'push',
+    });
+    expect(done).toEqual({ ok: true, value: final });
+    expect(env.inserted).toEqual([]);
+    // A final record needs no wait: there is no workflow to wait for.
+    await expect(env.service.awaitEnd(final, 10_000)).resolves.toEqual({ record: final, ended: true });
+    env.twinRecords.clear();
+    const queued = await env.service.request('o', 'user:a', 'push', {
+      name: 'REBOOT_EQUIPMENT',
+      delivery: 'push',
+    });
+    expect(queued.ok && queued.value.status).toBe('QUEUED');
+    expect(env.inserted).toHaveLength(1);
+  });
+
+  it('passes a response for an operation without a workflow to the twin, and counts it late otherwise', async () => {
+    const env = setup();
+    env.records.set('pushing-op', {
+      id: 'pushing-op',
+      deviceId: 'sleepy',
+      status: 'IN_PROGRESS',
+    } as OperationRecord);
+    await expect(env.service.respond('o', 'sleepy', answer('pushing-op'))).resolves.toEqual({
+      ok: true,
+      value: { handed: true },
+    });
+    expect(env.forwarded).toEqual(['pushing-op']);
+    env.records.set('gone-op', {
+      id: 'gone-op',
+      deviceId: 'sleepy',
+      status: 'IN_PROGRESS',
+    } as OperationRecord);
+    await expect(env.service.respond('o', 'sleepy', answer('gone-op'))).resolves.toMatchObject({
+      ok: true,
+      value: { handed: false, id: 'gone-op' },
+    });
+    expect(env.late).toEqual(['gone-op']);
   });
 
   it('refuses to cancel an unknown or ended operation', async () => {
