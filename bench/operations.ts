@@ -1,10 +1,14 @@
 // Operations benchmark: synchronous round trips through TwinFlow against the bare HTTP round trip to the same
 // emulated devices, throughput, and pending-poll latency for sleepy devices.
 import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import { type DeviceEmulator, startDeviceEmulator } from '../emulator/device-emulator';
+import { type BareTwins, startBareTwins } from './operations-bare';
 
 export interface OperationsBenchOptions {
   readonly base: string;
+  /** The Temporal server TwinFlow runs on: the bare reference runs its workflows there too. */
+  readonly temporalAddress: string;
   readonly adminKey: string;
   readonly say: (line: string) => void;
   /** Devices answering synchronously. */
@@ -28,12 +32,21 @@ export interface Figures {
 }
 
 export interface OperationsBenchResult {
+  /** The bare HTTP round trip to the emulator. */
   readonly bareLatency: Figures;
+  /** A bare Temporal Update running a local activity that POSTs to the emulator. */
+  readonly bareUpdate: Figures;
   readonly syncLatency: Figures;
   readonly bareThroughput: Figures;
+  readonly bareUpdateThroughput: Figures;
   readonly syncThroughput: Figures;
   readonly pollWithOperation: Figures;
   readonly pollEmpty: Figures;
+  /** A bare no-op Update, as many at once as devices poll. */
+  readonly bareNoopUpdate: Figures;
+  /** Per synchronous operation, on a sample of twins: workflow tasks and operation workflows started. */
+  readonly tasksPerOperation: number;
+  readonly childWorkflowsPerOperation: number;
 }
 
 const fmt = (n: number, digits = 0) =>
@@ -116,118 +129,212 @@ async function provision(
   return keys;
 }
 
+/** Workflow tasks and child starts in the histories of the given devices' twins so far. */
+async function countTwinTasks(
+  client: Client,
+  deviceIds: readonly string[],
+): Promise<{ tasks: number; children: number }> {
+  let tasks = 0;
+  let children = 0;
+  for (const id of deviceIds) {
+    for await (const wf of client.workflow.list({
+      query: `WorkflowType = 'twinWorkflow' AND TwinflowDeviceId = '${id}'`,
+    })) {
+      const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+      for (const e of history.events ?? []) {
+        if (e.workflowTaskCompletedEventAttributes) tasks++;
+        if (e.startChildWorkflowExecutionInitiatedEventAttributes) children++;
+      }
+    }
+  }
+  return { tasks, children };
+}
+
+const requestBody = (deviceId: string) => ({
+  operation: {
+    request: { id: randomUUID(), deviceId, name: 'REFRESH_INFO', timestamp: Date.now(), parameters: {} },
+  },
+});
+
+interface SyncBench {
+  readonly ids: readonly string[];
+  readonly emulator: DeviceEmulator;
+  readonly bareTwins: BareTwins;
+}
+
+/** Synchronous operations through TwinFlow, beside the bare HTTP POST and the bare Update + local activity. */
+async function runSyncBench(o: OperationsBenchOptions, b: SyncBench, client: Client) {
+  const { ids, emulator, bareTwins } = b;
+  const device = (worker: number, i: number, concurrency: number) =>
+    ids[(worker + concurrency * Math.floor(i / concurrency)) % ids.length]!;
+  const bare = (c: number) => (w: number, i: number) =>
+    call('POST', emulator.operationUrl(device(w, i, c)), undefined, requestBody(device(w, i, c))).then(
+      (r) => r.status === 200 && r.json?.operation?.response?.resultCode === 'SUCCESSFUL',
+    );
+  const bareUpdate = (c: number) => (w: number, i: number) => {
+    const id = device(w, i, c);
+    return bareTwins.push(id, emulator.operationUrl(id), requestBody(id));
+  };
+  // One request: the API answers the final record when the operation ends within waitMs.
+  const viaTwinflow = (c: number) => async (w: number, i: number) => {
+    const url = `${o.base}/north/v1/devices/${device(w, i, c)}/operations?waitMs=10000`;
+    const created = await call('POST', url, o.adminKey, { name: 'REFRESH_INFO', timeoutMs: 10_000 });
+    if (created.status !== 200 && created.status !== 202) return false;
+    if (created.json.status === 'SUCCESSFUL') return true;
+    const done = await call(
+      'GET',
+      `${o.base}/north/v1/operations/${created.json.id}?waitMs=10000`,
+      o.adminKey,
+    );
+    return done.status === 200 && done.json.status === 'SUCCESSFUL';
+  };
+  const c1 = o.latencyConcurrency;
+  const c2 = o.throughputConcurrency;
+  o.say('   warming up...');
+  await timedPool(Math.min(200, o.operations), c1, viaTwinflow(c1));
+  await timedPool(200, c1, bare(c1));
+  await timedPool(200, c1, bareUpdate(c1));
+  const line = (what: string, f: Figures, unit: string) =>
+    o.say(`   ${what.padEnd(52)} ${describeFigures(f, unit)}`);
+  const bareLatency = await timedPool(o.operations, c1, bare(c1));
+  line(`bare HTTP POST to the emulator, ${c1} at once:`, bareLatency, 'requests');
+  const bareUpdateFigures = await timedPool(o.operations, c1, bareUpdate(c1));
+  line(`bare Update + local activity POST, ${c1} at once:`, bareUpdateFigures, 'updates');
+  const sample = ids.slice(0, Math.min(8, ids.length));
+  const before = await countTwinTasks(client, sample);
+  const syncLatency = await timedPool(o.operations, c1, viaTwinflow(c1));
+  const after = await countTwinTasks(client, sample);
+  line(`operation request to final state, ${c1} at once:`, syncLatency, 'operations');
+  // Worker w drives devices w, w + c1, ...: the sampled devices saw operations / ids.length each, in round numbers.
+  const opsOnSample = sample.length * (o.operations / ids.length);
+  const tasksPerOperation = (after.tasks - before.tasks) / opsOnSample;
+  const childWorkflowsPerOperation = (after.children - before.children) / opsOnSample;
+  o.say(
+    `   per operation on ${sample.length} sampled twins: ${fmt(tasksPerOperation, 2)} workflow tasks, ${fmt(childWorkflowsPerOperation, 2)} operation workflows started`,
+  );
+  const bareThroughput = await timedPool(o.operations, c2, bare(c2));
+  line(`bare HTTP POST, ${c2} at once:`, bareThroughput, 'requests');
+  const bareUpdateThroughput = await timedPool(o.operations, c2, bareUpdate(c2));
+  line(`bare Update + local activity POST, ${c2} at once:`, bareUpdateThroughput, 'updates');
+  const syncThroughput = await timedPool(o.operations, c2, viaTwinflow(c2));
+  line(`operation request to final state, ${c2} at once:`, syncThroughput, 'operations');
+  return {
+    bareLatency,
+    bareUpdate: bareUpdateFigures,
+    syncLatency,
+    bareThroughput,
+    bareUpdateThroughput,
+    syncThroughput,
+    tasksPerOperation,
+    childWorkflowsPerOperation,
+  };
+}
+
+/** Sleepy devices: each round queues one operation per device, then every device polls once, all at once. */
+async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddress: string) {
+  o.say(`   provisioning ${o.pollDevices} sleepy devices; ${o.pollRounds} rounds of queue-then-poll...`);
+  const sleepy = Array.from({ length: o.pollDevices }, (_, i) => `sleepy-${run}-${i}`);
+  const sleepyKeys = await provision(o, sleepy, () => ({ sleepy: true }));
+  const withOp: number[] = [];
+  const empty: number[] = [];
+  let pollErrors = 0;
+  let pollSeconds = 0;
+  const poll = (id: string) =>
+    call('GET', `${o.base}/south/v80/devices/${id}/operation/pending`, sleepyKeys.get(id));
+  const pollOnce = async (id: string) => {
+    const key = sleepyKeys.get(id)!;
+    const start = performance.now();
+    const got = await poll(id);
+    const took = performance.now() - start;
+    if (got.status !== 200 || !Array.isArray(got.json) || got.json.length !== 1) return void pollErrors++;
+    withOp.push(took);
+    const opId = got.json[0].operation.request.id as string;
+    await call('POST', `${o.base}/south/v80/devices/${id}/operation/response`, key, {
+      operation: { response: { id: opId, resultCode: 'SUCCESSFUL' } },
+    });
+    const start2 = performance.now();
+    const again = await poll(id);
+    if (again.status === 200 && Array.isArray(again.json) && again.json.length === 0)
+      empty.push(performance.now() - start2);
+    else pollErrors++;
+  };
+  for (let round = 0; round < o.pollRounds; round++) {
+    await Promise.all(
+      sleepy.map((id) =>
+        call('POST', `${o.base}/north/v1/devices/${id}/operations`, o.adminKey, { name: 'REFRESH_INFO' }),
+      ),
+    );
+    const t0 = performance.now();
+    await Promise.all(sleepy.map(pollOnce));
+    pollSeconds += (performance.now() - t0) / 1000;
+  }
+  const pollWithOperation = figures(withOp, pollSeconds, pollErrors);
+  const pollEmpty = figures(empty, pollSeconds, 0);
+  // The bare reference: as many no-op Updates at once, on as many long-lived workflows.
+  const bare = await startBareTwins(temporalAddress, sleepy);
+  const noop: number[] = [];
+  let noopErrors = 0;
+  const t0 = performance.now();
+  try {
+    for (let round = 0; round < o.pollRounds * 2; round++) {
+      await Promise.all(
+        sleepy.map(async (id) => {
+          const start = performance.now();
+          if (await bare.noop(id).catch(() => false)) noop.push(performance.now() - start);
+          else noopErrors++;
+        }),
+      );
+    }
+  } finally {
+    await bare.close();
+  }
+  const bareNoopUpdate = figures(noop, (performance.now() - t0) / 1000, noopErrors);
+  const n = o.pollDevices;
+  o.say(
+    `   ${`poll that hands over an operation, ${n} at once:`.padEnd(52)} ${describeFigures(pollWithOperation, 'polls')}`,
+  );
+  o.say(`   ${'poll with nothing waiting:'.padEnd(52)} ${describeFigures(pollEmpty, 'polls')}`);
+  o.say(`   ${`bare no-op Update, ${n} at once:`.padEnd(52)} ${describeFigures(bareNoopUpdate, 'updates')}`);
+  return { pollWithOperation, pollEmpty, bareNoopUpdate };
+}
+
 export async function runOperationsBench(o: OperationsBenchOptions): Promise<OperationsBenchResult> {
   const emulator: DeviceEmulator = await startDeviceEmulator({ twinflowUrl: o.base });
+  const connection = await Connection.connect({ address: o.temporalAddress });
+  const client = new Client({ connection });
+  let bareTwins: BareTwins | undefined;
   try {
     const run = randomUUID().slice(0, 8);
     const ids = Array.from({ length: o.devices }, (_, i) => `op-${run}-${i}`);
-    o.say(`   provisioning ${o.devices} emulated synchronous devices...`);
+    o.say(`   provisioning ${o.devices} emulated synchronous devices, and as many bare workflows...`);
     const keys = await provision(o, ids, (id) => ({ http: { operationUrl: emulator.operationUrl(id) } }));
     for (const id of ids) emulator.addDevice({ id, apiKey: keys.get(id)!, behavior: { kind: 'sync' } });
-
-    const device = (worker: number, i: number, concurrency: number) =>
-      ids[(worker + concurrency * Math.floor(i / concurrency)) % ids.length]!;
-    const bare = (concurrency: number) => (worker: number, i: number) =>
-      call('POST', emulator.operationUrl(device(worker, i, concurrency)), undefined, {
-        operation: {
-          request: {
-            id: randomUUID(),
-            deviceId: device(worker, i, concurrency),
-            name: 'REFRESH_INFO',
-            timestamp: Date.now(),
-            parameters: {},
-          },
-        },
-      }).then((r) => r.status === 200 && r.json?.operation?.response?.resultCode === 'SUCCESSFUL');
-    const viaTwinflow = (concurrency: number) => async (worker: number, i: number) => {
-      const created = await call(
-        'POST',
-        `${o.base}/north/v1/devices/${device(worker, i, concurrency)}/operations`,
-        o.adminKey,
-        { name: 'REFRESH_INFO', timeoutMs: 10_000 },
-      );
-      if (created.status !== 202) return false;
-      if (created.json.status === 'SUCCESSFUL') return true;
-      const done = await call(
-        'GET',
-        `${o.base}/north/v1/operations/${created.json.id}?waitMs=10000`,
-        o.adminKey,
-      );
-      return done.status === 200 && done.json.status === 'SUCCESSFUL';
-    };
-
-    o.say('   warming up...');
-    await timedPool(Math.min(200, o.operations), o.latencyConcurrency, viaTwinflow(o.latencyConcurrency));
-    await timedPool(200, o.latencyConcurrency, bare(o.latencyConcurrency));
-
-    const c1 = o.latencyConcurrency;
-    const bareLatency = await timedPool(o.operations, c1, bare(c1));
-    o.say(
-      `   bare HTTP round trip to the emulator, ${c1} at once:  ${describeFigures(bareLatency, 'requests')}`,
-    );
-    const syncLatency = await timedPool(o.operations, c1, viaTwinflow(c1));
-    o.say(
-      `   operation request to final state, ${c1} at once:      ${describeFigures(syncLatency, 'operations')}`,
-    );
-    const c2 = o.throughputConcurrency;
-    const bareThroughput = await timedPool(o.operations, c2, bare(c2));
-    o.say(
-      `   bare HTTP round trip, ${c2} at once:                   ${describeFigures(bareThroughput, 'requests')}`,
-    );
-    const syncThroughput = await timedPool(o.operations, c2, viaTwinflow(c2));
-    o.say(
-      `   operation request to final state, ${c2} at once:      ${describeFigures(syncThroughput, 'operations')}`,
-    );
-
-    // Sleepy devices: each round queues one operation per device, then every device polls once.
-    o.say(`   provisioning ${o.pollDevices} sleepy devices; ${o.pollRounds} rounds of queue-then-poll...`);
-    const sleepy = Array.from({ length: o.pollDevices }, (_, i) => `sleepy-${run}-${i}`);
-    const sleepyKeys = await provision(o, sleepy, () => ({ sleepy: true }));
-    const withOp: number[] = [];
-    const empty: number[] = [];
-    let pollErrors = 0;
-    let pollSeconds = 0;
-    for (let round = 0; round < o.pollRounds; round++) {
-      await Promise.all(
-        sleepy.map((id) =>
-          call('POST', `${o.base}/north/v1/devices/${id}/operations`, o.adminKey, { name: 'REFRESH_INFO' }),
-        ),
-      );
-      const t0 = performance.now();
-      await Promise.all(
-        sleepy.map(async (id) => {
-          const key = sleepyKeys.get(id)!;
-          const start = performance.now();
-          const got = await call('GET', `${o.base}/south/v80/devices/${id}/operation/pending`, key);
-          const took = performance.now() - start;
-          if (got.status !== 200 || !Array.isArray(got.json) || got.json.length !== 1) {
-            pollErrors++;
-            return;
-          }
-          withOp.push(took);
-          const opId = got.json[0].operation.request.id as string;
-          await call('POST', `${o.base}/south/v80/devices/${id}/operation/response`, key, {
-            operation: { response: { id: opId, resultCode: 'SUCCESSFUL' } },
-          });
-          const start2 = performance.now();
-          const again = await call('GET', `${o.base}/south/v80/devices/${id}/operation/pending`, key);
-          if (again.status === 200 && Array.isArray(again.json) && again.json.length === 0) {
-            empty.push(performance.now() - start2);
-          } else {
-            pollErrors++;
-          }
-        }),
-      );
-      pollSeconds += (performance.now() - t0) / 1000;
-    }
-    const pollWithOperation = figures(withOp, pollSeconds, pollErrors);
-    const pollEmpty = figures(empty, pollSeconds, 0);
-    o.say(
-      `   poll that hands over an operation, ${o.pollDevices} devices at once: ${describeFigures(pollWithOperation, 'polls')}`,
-    );
-    o.say(`   poll with nothing waiting:                        ${describeFigures(pollEmpty, 'polls')}`);
-    return { bareLatency, syncLatency, bareThroughput, syncThroughput, pollWithOperation, pollEmpty };
+    bareTwins = await startBareTwins(o.temporalAddress, ids);
+    const sync = await runSyncBench(o, { ids, emulator, bareTwins }, client);
+    await bareTwins.close();
+    bareTwins = undefined;
+    const polls = await runPollBench(o, run, o.temporalAddress);
+    return { ...sync, ...polls };
   } finally {
+    await bareTwins?.close();
+    await connection.close();
     await emulator.close();
   }
+}
+
+const ratio = (a: number, b: number) => fmt(a / b, 2);
+
+/** The summary lines: each hot path beside its bare reference from the same run, and the aims. */
+export function summarizeOperations(o: OperationsBenchResult): string[] {
+  const s = o.syncLatency;
+  const u = o.bareUpdate;
+  const pollAim = 2 * o.bareNoopUpdate.p99;
+  return [
+    `  operation round trip  p50 ${fmt(s.p50, 1)} ms, p99 ${fmt(s.p99, 1)} ms, ${fmt(s.rate)}/s at 8 at once; bare Update + local activity p50 ${fmt(u.p50, 1)} ms, p99 ${fmt(u.p99, 1)} ms, ${fmt(u.rate)}/s`,
+    `                        p50 ratio ${ratio(s.p50, u.p50)} (aim: 1.5 or less), throughput ratio ${ratio(s.rate, u.rate)} (aim: 0.70 or more); bare HTTP POST p50 ${fmt(o.bareLatency.p50, 1)} ms`,
+    `                        ${fmt(o.tasksPerOperation, 2)} workflow tasks and ${fmt(o.childWorkflowsPerOperation, 2)} operation workflows per operation`,
+    `  operation throughput  ${fmt(o.syncThroughput.rate)} operations/s at 64 at once (p99 ${fmt(o.syncThroughput.p99, 1)} ms); bare Update + local activity ${fmt(o.bareUpdateThroughput.rate)}/s, bare HTTP ${fmt(o.bareThroughput.rate)}/s`,
+    `  pending poll          handing over one operation p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms (aim: p99 at most ${fmt(pollAim, 1)} ms, 2x the bare no-op Update's ${fmt(o.bareNoopUpdate.p99, 1)} ms at the same concurrency)`,
+    `                        empty poll p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms (aim: p99 20 ms or less)`,
+  ];
 }

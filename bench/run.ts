@@ -11,7 +11,7 @@ import { temporal } from '@temporalio/proto';
 import { getFreePort } from '../worker/local-stack';
 import { runIdentityBench } from './identity';
 import { type MqttBenchResult, runMqttBench } from './mqtt';
-import { type OperationsBenchResult, runOperationsBench } from './operations';
+import { type OperationsBenchResult, runOperationsBench, summarizeOperations } from './operations';
 import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -189,6 +189,7 @@ async function main(): Promise<void> {
       );
       ops = await runOperationsBench({
         base,
+        temporalAddress: `127.0.0.1:${ports.temporal}`,
         adminKey: ADMIN_KEY,
         say,
         devices: OPERATION_DEVICES,
@@ -308,18 +309,7 @@ async function main(): Promise<void> {
         `                        visible p99 ${fmt(mqtt.visibleP99Ms)} ms (aim: 1,000); twin signals ${mqtt.signalsPerSecond.map((r) => fmt(r, 1)).join(' then ')} /s as the rate doubled; stored ${fmt(mqtt.stored)} of ${fmt(mqtt.acked)} acknowledged`,
       );
     }
-    if (ops) {
-      const o = ops;
-      say(
-        `  operation round trip  p50 ${fmt(o.syncLatency.p50, 1)} ms, p99 ${fmt(o.syncLatency.p99, 1)} ms at 8 at once (aim: 30 / 100 ms); bare HTTP p50 ${fmt(o.bareLatency.p50, 1)} ms, p99 ${fmt(o.bareLatency.p99, 1)} ms`,
-      );
-      say(
-        `  operation throughput  ${fmt(o.syncThroughput.rate)} operations/s at 64 at once (aim: 100/s), p50 ${fmt(o.syncThroughput.p50, 1)} ms, p99 ${fmt(o.syncThroughput.p99, 1)} ms; bare HTTP ${fmt(o.bareThroughput.rate)}/s; ratio ${fmt(o.syncThroughput.rate / o.bareThroughput.rate, 3)}`,
-      );
-      say(
-        `  pending poll          p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms handing over one operation, 100 devices; empty poll p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms`,
-      );
-    }
+    if (ops) for (const line of summarizeOperations(ops)) say(line);
     if (SECTIONS.has('provisioning') && Number.isFinite(bareRate)) {
       say(`  provisioning          ${fmt(provisionRate).padStart(8)} devices/s`);
       say(`  bare Temporal starts  ${fmt(bareRate).padStart(8)} starts/s`);

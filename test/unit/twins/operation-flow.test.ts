@@ -3,6 +3,7 @@
 import {
   type DeliveryOutcome,
   afterAttempt,
+  afterFirstPush,
   afterWaitingForTurn,
   applyDeliveryFailure,
   applyDeliveryOutcome,
@@ -289,5 +290,71 @@ describe('afterAttempt', () => {
     const revs = step.records.map((r) => r.rev);
     expect(revs).toEqual([...revs].sort((a, b) => a - b));
     expect(new Set(revs).size).toBe(revs.length);
+  });
+});
+
+describe('afterFirstPush (the twin pushes an operation whose turn came at once)', () => {
+  const ok = (resultCode: string): DeliveryOutcome => ({
+    kind: 'final',
+    response: { resultCode, steps: [] },
+    transportErrors: 0,
+  });
+
+  it('ends a synchronous success in the twin, with the attempt, the delivery and the final result', () => {
+    const pushed = afterFirstPush(queued({ retries: 0 }), ok('SUCCESSFUL'), [], T0 + 5);
+    expect(pushed.next).toBe('ended');
+    expect(last(pushed.records).status).toBe('SUCCESSFUL');
+    expect(last(pushed.records).attempts).toHaveLength(1);
+    const revs = pushed.records.map((r) => r.rev);
+    expect(revs).toEqual([...revs].sort((a, b) => a - b));
+    expect(new Set(revs).size).toBe(revs.length);
+  });
+
+  it('leaves a result the operation retries to its workflow, before the attempt is closed', () => {
+    const pushed = afterFirstPush(queued({ retries: 1 }), ok('ERROR_PROCESSING'), [], T0 + 5);
+    expect(pushed.next).toBe('continue');
+    expect(attemptOpen(last(pushed.records))).toBe(false);
+    // The workflow closes the attempt and schedules the retry from here.
+    expect(
+      afterAttempt(last(pushed.records), { rejected: false, cancelBy: undefined, historyFull: false }, T0 + 6)
+        .next,
+    ).toBe('retry');
+  });
+
+  it('ends a refused push (4xx) with the device result code', () => {
+    const rejected: DeliveryOutcome = {
+      kind: 'rejected',
+      httpStatus: 404,
+      resultCode: 'NOT_SUPPORTED',
+      resultDescription: 'no such operation',
+      transportErrors: 0,
+    };
+    const pushed = afterFirstPush(queued({ retries: 3 }), rejected, [], T0 + 5);
+    expect(pushed).toMatchObject({ next: 'ended', rejected: true });
+    expect(last(pushed.records).resultCode).toBe('NOT_SUPPORTED');
+  });
+
+  it('hands an asynchronous device to the workflow with the attempt open, applying responses that came early', () => {
+    const accepted: DeliveryOutcome = { kind: 'accepted', transportErrors: 0 };
+    const partial = afterFirstPush(queued(), accepted, [], T0 + 5);
+    expect(partial.next).toBe('continue');
+    expect(attemptOpen(last(partial.records))).toBe(true);
+    const early = [{ response: { resultCode: 'SUCCESSFUL', steps: [] }, receivedAt: T0 + 4 }];
+    const answered = afterFirstPush(queued({ retries: 0 }), accepted, early, T0 + 5);
+    expect(answered.next).toBe('ended');
+    expect(last(answered.records).status).toBe('SUCCESSFUL');
+  });
+
+  it('changes nothing when the device could not be reached: the workflow delivers it from the start', () => {
+    const unreachable: DeliveryOutcome = {
+      kind: 'unreachable',
+      transportErrors: 1,
+      lastTransportError: 'ECONNREFUSED',
+    };
+    expect(afterFirstPush(queued(), unreachable, [], T0 + 5)).toEqual({
+      records: [],
+      rejected: false,
+      next: 'retryPush',
+    });
   });
 });
