@@ -16,6 +16,13 @@ export interface DeliveryRequest {
    * The twin's first push uses it, and leaves retries to the operation's own workflow.
    */
   readonly once?: boolean;
+  /** Transport errors of an earlier try of the same attempt (the twin's own push), counted on from here. */
+  readonly prior?: PriorTransportErrors;
+}
+
+export interface PriorTransportErrors {
+  readonly transportErrors: number;
+  readonly lastTransportError: string;
 }
 
 // What a push came to: declared with the pure operation flow that interprets it.
@@ -64,7 +71,10 @@ interface Progress {
 export async function deliverOperation(req: DeliveryRequest): Promise<DeliveryOutcome> {
   const ctx = Context.current();
   // After a worker crash the activity runs again; the count so far comes back in the heartbeat details.
-  const progress: Progress = { transportErrors: 0, ...(ctx.info.heartbeatDetails as Progress | undefined) };
+  const fromPrior: Progress = req.prior
+    ? { transportErrors: req.prior.transportErrors, lastError: req.prior.lastTransportError }
+    : { transportErrors: 0 };
+  const progress: Progress = { ...fromPrior, ...(ctx.info.heartbeatDetails as Progress | undefined) };
   // Local activities have no heartbeats: the workflow task that runs them keeps itself alive.
   const beat = () => {
     if (!ctx.info.isLocal) ctx.heartbeat(progress);

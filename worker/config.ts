@@ -66,6 +66,7 @@ const configSchema = z
     TWINFLOW_WORKFLOW_BUNDLE: optionalText,
     TWINFLOW_SNAPSHOT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
     TWINFLOW_SNAPSHOT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    TWINFLOW_FIRST_PUSH_BUDGET_MS: z.coerce.number().int().min(0).max(8_000).default(2_000),
     TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
     TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
     TWINFLOW_TWIN_SIGNAL_RATE: z.coerce.number().int().min(0).max(1_000_000).default(200),
@@ -163,6 +164,8 @@ const configSchema = z
       snapshotDebounceMs: env.TWINFLOW_SNAPSHOT_DEBOUNCE_MS,
       snapshotIntervalMs: env.TWINFLOW_SNAPSHOT_INTERVAL_MS,
       maxHistoryEvents: env.TWINFLOW_TWIN_MAX_HISTORY,
+      /** How long a twin waits for a device to answer a push itself (0: operation workflows push). */
+      firstPushBudgetMs: env.TWINFLOW_FIRST_PUSH_BUDGET_MS,
       signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
       /** Data signals per second to twins, across all devices of this process; 0: no limit. */
       signalRate: env.TWINFLOW_TWIN_SIGNAL_RATE,

@@ -103,6 +103,7 @@ function createTwinGateway(config: Config, client: Client): TwinGateway {
       snapshotDebounceMs: config.twin.snapshotDebounceMs,
       snapshotIntervalMs: config.twin.snapshotIntervalMs,
       maxHistoryEvents: config.twin.maxHistoryEvents,
+      firstPushBudgetMs: config.twin.firstPushBudgetMs,
     },
   });
 }

@@ -45,6 +45,8 @@ export class OperationRun {
   delivering = false;
   /** Responses that came before the operation knew it was delivered; applied once it knows. */
   private held: EarlyResponse[] = [];
+  /** The twin's failed first try has been counted into an attempt. */
+  private firstTryTaken = false;
 
   constructor(
     readonly request: OperationRequest,
@@ -85,6 +87,13 @@ export class OperationRun {
     );
   }
 
+  /** The twin's failed first try, for the first push of this workflow only. */
+  takeFirstTry<T>(firstTry: T | undefined): T | undefined {
+    if (this.firstTryTaken) return undefined;
+    this.firstTryTaken = true;
+    return firstTry;
+  }
+
   /** Takes responses that came before the workflow knew the device had the operation. */
   hold(responses: readonly EarlyResponse[]): void {
     this.held.push(...responses);
@@ -114,8 +123,8 @@ export class OperationRun {
 
   handOver(): void {
     this.handedOver = true;
+    // Held responses wait for the loop: it must see the attempt open before they close it.
     this.apply(startHandedOverAttempt(this.record, this.cancelBy, Date.now()));
-    this.applyHeld();
   }
 
   requestCancel({ by }: { by: string }): void {

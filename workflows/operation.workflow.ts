@@ -13,6 +13,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import type { PriorTransportErrors } from '../activities/delivery';
 import {
   type DeliveryOutcome,
   type EarlyResponse,
@@ -49,6 +50,8 @@ export interface OperationWorkflowInput {
   readonly pushed?: PushedSoFar;
   /** Responses that came while the twin was pushing, before this workflow existed. */
   readonly early?: readonly EarlyResponse[];
+  /** The twin's own push could not reach the device: the first attempt goes on counting from these. */
+  readonly firstTry?: PriorTransportErrors;
 }
 
 /** Where the twin's own push left the operation: its record (attempt 1 under way) and whether it was refused. */
@@ -93,8 +96,9 @@ export async function operationWorkflow(input: OperationWorkflowInput): Promise<
       const waited = afterWaitingForTurn(op.record, { came, cancelBy: op.cancelBy }, Date.now());
       op.apply(waited.records);
       if (waited.next === 'end') break;
-      rejected =
-        op.request.delivery === 'push' ? await push(op, attemptDeadline(op.record, Date.now())) : false;
+      const deadline = attemptDeadline(op.record, Date.now());
+      const firstTry = op.takeFirstTry(input.firstTry);
+      rejected = op.request.delivery === 'push' ? await push(op, deadline, firstTry) : false;
     }
     pushed = undefined;
     op.applyHeld();
@@ -142,7 +146,7 @@ async function keepRecordWritten(op: OperationRun): Promise<void> {
 }
 
 /** Pushes the request to the device's HTTP server; true when the device refused it (4xx), which ends it. */
-async function push(op: OperationRun, deadline: number): Promise<boolean> {
+async function push(op: OperationRun, deadline: number, firstTry?: PriorTransportErrors): Promise<boolean> {
   const req = op.request;
   const { deliverOperation } = proxyLocalActivities<ReturnType<typeof createActivities>>({
     // The activity retries transport failures itself until the deadline; Temporal runs it again only when
@@ -162,6 +166,7 @@ async function push(op: OperationRun, deadline: number): Promise<boolean> {
         platformKey: req.platformKey,
         envelope: requestEnvelope(req, Date.now()),
         deadline,
+        ...(firstTry ? { prior: firstTry } : {}),
       }),
     )
     .then(

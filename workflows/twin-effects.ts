@@ -10,7 +10,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { type EarlyResponse, type FirstPush, afterFirstPush, attemptDeadline } from '../twins/operation-flow';
+import {
+  type DeliveryOutcome,
+  type EarlyResponse,
+  type FirstPush,
+  afterFirstPush,
+  attemptDeadline,
+} from '../twins/operation-flow';
 import {
   type OperationRecord,
   type OperationRequest,
@@ -26,7 +32,7 @@ import {
   proceedSignal,
   reportResponseSignal,
 } from './operation.messages';
-import { type PushedSoFar, operationWorkflow } from './operation.workflow';
+import { type OperationWorkflowInput, operationWorkflow } from './operation.workflow';
 import {
   TWINFLOW_DEVICE_ID,
   TWINFLOW_OPERATION,
@@ -42,15 +48,13 @@ import {
  */
 export const TWIN_ADMITS_OPERATIONS = 'twin-admits-operations';
 
-/** The twin's own push waits at most this long for the device's answer; a slower device's goes on in its workflow. */
-const FIRST_PUSH_BUDGET_MS = 5_000;
+/** Beyond the first push's own budget, for the record write before it and the activity's start. */
+const FIRST_PUSH_GRACE_MS = 5_000;
 
-const { pushOperationOnce, admitOperationRecord } = proxyLocalActivities<ReturnType<typeof createActivities>>(
-  {
-    startToCloseTimeout: FIRST_PUSH_BUDGET_MS + 5_000,
-    retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 5 },
-  },
-);
+const { admitOperationRecord } = proxyLocalActivities<ReturnType<typeof createActivities>>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 5 },
+});
 // The final record of an operation the twin ended: written before the request is answered, however long it takes.
 const { writeOperationRecord } = proxyLocalActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '30 seconds',
@@ -82,6 +86,7 @@ export class TwinEffects {
 
   constructor(
     private readonly identity: TwinIdentity,
+    private readonly firstPushBudgetMs: number,
     private readonly hooks: TwinEffectHooks,
   ) {}
 
@@ -156,7 +161,11 @@ export class TwinEffects {
     }
     let answer: (record: OperationRecord | undefined) => void = () => undefined;
     this.admissions.set(request.id, new Promise((resolve) => (answer = resolve)));
-    const fast = startNow && request.delivery === 'push' && request.operationUrl !== undefined;
+    const fast =
+      this.firstPushBudgetMs > 0 &&
+      startNow &&
+      request.delivery === 'push' &&
+      request.operationUrl !== undefined;
     const admit = fast
       ? () => this.pushFirst(request, answer)
       : () => this.admitQueued(request, startNow, answer);
@@ -214,15 +223,21 @@ export class TwinEffects {
     const early: EarlyResponse[] = [];
     this.early.set(request.id, early);
     let pushed: FirstPush | undefined;
+    let outcome: DeliveryOutcome | undefined;
     try {
-      const deadline = Math.min(attemptDeadline(first, Date.now()), Date.now() + FIRST_PUSH_BUDGET_MS);
+      const deadline = Math.min(attemptDeadline(first, Date.now()), Date.now() + this.firstPushBudgetMs);
+      const { pushOperationOnce } = proxyLocalActivities<ReturnType<typeof createActivities>>({
+        startToCloseTimeout: this.firstPushBudgetMs + FIRST_PUSH_GRACE_MS,
+        retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds', maximumAttempts: 3 },
+      });
       const delivery = {
         url: request.operationUrl ?? '',
         ...(request.platformKey ? { platformKey: request.platformKey } : {}),
         envelope: requestEnvelope(request, Date.now()),
         deadline,
       };
-      pushed = afterFirstPush(first, await pushOperationOnce(first, delivery), early, Date.now());
+      outcome = await pushOperationOnce(first, delivery);
+      pushed = afterFirstPush(first, outcome, early, Date.now());
     } catch (err) {
       log.warn('the first push failed; the operation workflow delivers it', { error: String(err) });
     } finally {
@@ -238,16 +253,21 @@ export class TwinEffects {
     // Without a push the first record may not have been written: the API writes it then.
     answer(pushed ? latest : undefined);
     const soFar = pushed?.next === 'continue' ? { record: latest, rejected: pushed.rejected } : undefined;
-    await this.startChildOperation(request, true, soFar, early.slice(soFar ? early.length : 0));
+    // A device that could not be reached: the workflow's push goes on counting the transport errors.
+    const failed = outcome?.kind === 'unreachable' ? outcome : undefined;
+    const firstTry = failed
+      ? { transportErrors: failed.transportErrors, lastTransportError: failed.lastTransportError ?? '' }
+      : undefined;
+    await this.startChildOperation(request, true, { pushed: soFar, early: soFar ? [] : early, firstTry });
   }
 
   /** Starts the operation's workflow (a child that outlives the twin's run). */
   private async startChildOperation(
     request: OperationRequest,
     startNow: boolean,
-    pushed?: PushedSoFar,
-    held: readonly EarlyResponse[] = [],
+    from: Pick<OperationWorkflowInput, 'pushed' | 'early' | 'firstTry'> = {},
   ): Promise<void> {
+    const { pushed, early, firstTry } = from;
     const { org, deviceId, twinType } = this.identity;
     await startChild(operationWorkflow, {
       workflowId: this.opWorkflowId(request.id),
@@ -258,7 +278,8 @@ export class TwinEffects {
           twinWorkflowId: workflowInfo().workflowId,
           recordWrittenRev: 1,
           ...(pushed ? { pushed } : {}),
-          ...(held.length > 0 ? { early: held } : {}),
+          ...(early && early.length > 0 ? { early } : {}),
+          ...(firstTry ? { firstTry } : {}),
         },
       ],
       // The twin continues as new while operations run; they must outlive each run.

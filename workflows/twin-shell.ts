@@ -52,8 +52,9 @@ export class TwinShell {
     private readonly type: TwinType,
     public state: TwinState,
     public snapshotPending: SnapshotPending,
+    options: { readonly firstPushBudgetMs: number },
   ) {
-    this.effects = new TwinEffects(state.identity, {
+    this.effects = new TwinEffects(state.identity, options.firstPushBudgetMs, {
       operationStartFailed: (id) => void this.apply({ kind: 'operationEnded', id }),
       snapshotWanted: (urgent) => {
         this.snapshotPending = snapshotPendingAfter(this.snapshotPending, urgent);

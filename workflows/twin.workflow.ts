@@ -51,6 +51,12 @@ export interface TwinWorkflowOptions {
   readonly snapshotIntervalMs: number;
   /** Continue as new after this many history events even if the server has not suggested it yet. */
   readonly maxHistoryEvents: number;
+  /**
+   * How long the twin itself waits for a device to answer the push of an operation whose turn came at once (ms).
+   * The twin takes no other message meanwhile; a device slower than this gets the request again (same id) from
+   * the operation's workflow. 0: operation workflows make every push.
+   */
+  readonly firstPushBudgetMs: number;
 }
 
 const MIN_EVENTS_BEFORE_CONTINUE = 20;
@@ -59,6 +65,7 @@ const DEFAULT_TWIN_OPTIONS: TwinWorkflowOptions = {
   snapshotDebounceMs: 1_000,
   snapshotIntervalMs: 30_000,
   maxHistoryEvents: 10_000,
+  firstPushBudgetMs: 2_000,
 };
 
 export interface TwinWorkflowInput {
@@ -79,7 +86,7 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   const options: TwinWorkflowOptions = { ...DEFAULT_TWIN_OPTIONS, ...input.options };
   const type = ensureOk(resolveTwinType(input.identity.twinType));
   // Provisioning writes the first snapshot itself; later runs carry what is pending.
-  const twin = new TwinShell(type, initialState(type, input), input.snapshotPending ?? 'none');
+  const twin = new TwinShell(type, initialState(type, input), input.snapshotPending ?? 'none', options);
 
   setHandler(reportTelemetrySignal, (batch) => twin.reportTelemetry(batch));
   setHandler(getTwinStateQuery, () => twin.state);

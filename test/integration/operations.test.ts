@@ -339,7 +339,8 @@ describe('operations', () => {
 
   describe('cancel', () => {
     it('cancels a queued operation behind a running one', async () => {
-      const d = await device({ kind: 'slow', delayMs: 800 });
+      // An asynchronous device: its operation runs in its workflow until the device answers.
+      const d = await device({ kind: 'async', partials: 1, intervalMs: 800 });
       const running = await request(d.id, { name: 'RUNNING' });
       const queued = await request(d.id, { name: 'QUEUED_ONE' });
       const res = await admin.post(`/north/v1/operations/${queued.body.id}/cancel`);

@@ -16,6 +16,7 @@ import {
 import { eventually } from '../harness';
 import {
   type WorkflowEnv,
+  FAST_TWIN_OPTIONS,
   openWorkflowEnv,
   operationRequest,
   resultOf,
@@ -185,31 +186,38 @@ describe('the operation workflow', () => {
       expect(final.attempts.map((a) => a.resultCode)).toEqual(['ERROR_TIMEOUT', 'ERROR_TIMEOUT']);
     }));
 
-  it('pushes to the device and takes its synchronous final answer', async () => {
-    const device = await startDevice(({ envelope }) => ({
+  const syncDevice = () =>
+    startDevice(({ envelope }) => ({
       status: 200,
       body: responseBody(envelope.operation.request.id, 'SUCCESSFUL', [
         { name: 'REBOOT', result: 'SUCCESSFUL' },
       ]),
     }));
+
+  const pushRequest = (deviceId: string, url: string) =>
+    operationRequest(env.org, deviceId, {
+      name: 'REBOOT_EQUIPMENT',
+      parameters: { type: 'HARDWARE' },
+      delivery: 'push',
+      operationUrl: url,
+      platformKey: 'device-secret',
+    });
+
+  it('is pushed by the twin itself when its turn comes at once: the update answers the final record', async () => {
+    const device = await syncDevice();
     try {
       await env.withWorker(async (tq) => {
         const deviceId = uniqueId('dev');
         const twin = await startTwin(env, tq, deviceId);
-        const request = operationRequest(env.org, deviceId, {
-          name: 'REBOOT_EQUIPMENT',
-          parameters: { type: 'HARDWARE' },
-          delivery: 'push',
-          operationUrl: device.url,
-          platformKey: 'device-secret',
-        });
-        expect(await twin.executeUpdate(requestOperationUpdate, { args: [request] })).toEqual({
-          id: request.id,
-          duplicate: false,
-        });
-        const final = await resultOf(opHandle(request));
-        expect(final).toMatchObject({ status: 'SUCCESSFUL', resultCode: 'SUCCESSFUL' });
-        expect(final.steps.map((s) => [s.name, s.result])).toEqual([['REBOOT', 'SUCCESSFUL']]);
+        const request = pushRequest(deviceId, device.url);
+        const admission = await twin.executeUpdate(requestOperationUpdate, { args: [request] });
+        expect(admission).toMatchObject({ id: request.id, duplicate: false });
+        expect(admission.record).toMatchObject({ status: 'SUCCESSFUL', resultCode: 'SUCCESSFUL' });
+        expect(admission.record?.steps.map((s) => [s.name, s.result])).toEqual([['REBOOT', 'SUCCESSFUL']]);
+        // The record is stored before the answer, and no operation workflow was needed.
+        const stored = await new OperationRepository(env.inventory.collections).get(env.org, request.id);
+        expect(stored).toEqual(admission.record);
+        await expect(opHandle(request).describe()).rejects.toThrow(/not found/i);
         expect(device.calls).toHaveLength(1);
         expect(device.calls[0]?.headers['x-apikey']).toBe('device-secret');
         expect(device.calls[0]?.envelope.operation.request).toMatchObject({
@@ -218,6 +226,65 @@ describe('the operation workflow', () => {
           name: 'REBOOT_EQUIPMENT',
           parameters: { type: 'HARDWARE' },
         });
+        // The slot is free again and the id is known: the same request is a duplicate.
+        const state = await twin.query(getTwinStateQuery);
+        expect(state.operations.open).toEqual([]);
+        expect(await twin.executeUpdate(requestOperationUpdate, { args: [request] })).toEqual({
+          id: request.id,
+          duplicate: true,
+        });
+      });
+    } finally {
+      await device.close();
+    }
+  });
+
+  it('pushes to the device and takes its synchronous final answer (twin push budget 0)', async () => {
+    const device = await syncDevice();
+    try {
+      await env.withWorker(async (tq) => {
+        const deviceId = uniqueId('dev');
+        const twin = await startTwin(env, tq, deviceId, {
+          options: { ...FAST_TWIN_OPTIONS, firstPushBudgetMs: 0 },
+        });
+        const request = pushRequest(deviceId, device.url);
+        const admission = await twin.executeUpdate(requestOperationUpdate, { args: [request] });
+        expect(admission).toMatchObject({ id: request.id, duplicate: false });
+        // The first record is written before the answer; the operation's workflow does the rest.
+        expect(admission.record).toMatchObject({ status: 'QUEUED', rev: 1 });
+        const final = await resultOf(opHandle(request));
+        expect(final).toMatchObject({ status: 'SUCCESSFUL', resultCode: 'SUCCESSFUL' });
+        expect(final.steps.map((s) => [s.name, s.result])).toEqual([['REBOOT', 'SUCCESSFUL']]);
+        expect(device.calls).toHaveLength(1);
+        expect(device.calls[0]?.headers['x-apikey']).toBe('device-secret');
+      });
+    } finally {
+      await device.close();
+    }
+  });
+
+  it('goes on in its workflow when the twin could not reach the device, counting the failed try', async () => {
+    let calls = 0;
+    const device = await startDevice(({ envelope }) =>
+      ++calls === 1
+        ? { status: 503, body: '' }
+        : { status: 200, body: responseBody(envelope.operation.request.id, 'SUCCESSFUL') },
+    );
+    try {
+      await env.withWorker(async (tq) => {
+        const deviceId = uniqueId('dev');
+        const twin = await startTwin(env, tq, deviceId);
+        const request = pushRequest(deviceId, device.url);
+        const admission = await twin.executeUpdate(requestOperationUpdate, { args: [request] });
+        expect(admission.record).toMatchObject({ status: 'QUEUED' });
+        const final = await resultOf(opHandle(request));
+        expect(final).toMatchObject({ status: 'SUCCESSFUL' });
+        expect(final.attempts).toHaveLength(1);
+        expect(final.attempts[0]).toMatchObject({
+          transportErrors: 1,
+          lastTransportError: 'device answered HTTP 503',
+        });
+        expect(device.calls).toHaveLength(2);
       });
     } finally {
       await device.close();

@@ -103,10 +103,10 @@ describe('the twin workflow', () => {
       const deviceId = uniqueId('dev');
       const twin = await startTwin(env, tq, deviceId);
       const request = operationRequest(env.org, deviceId);
-      expect(await twin.executeUpdate(requestOperationUpdate, { args: [request] })).toEqual({
-        id: request.id,
-        duplicate: false,
-      });
+      const admission = await twin.executeUpdate(requestOperationUpdate, { args: [request] });
+      expect(admission).toMatchObject({ id: request.id, duplicate: false });
+      // Its first record is stored before the answer.
+      expect(admission.record).toMatchObject({ id: request.id, status: 'WAITING_FOR_CONNECTION', rev: 1 });
       expect(await twin.executeUpdate(requestOperationUpdate, { args: [request] })).toEqual({
         id: request.id,
         duplicate: true,
