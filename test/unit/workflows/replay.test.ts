@@ -54,6 +54,13 @@ describe('recorded workflow histories', () => {
     expect(names.filter((n) => n.startsWith('twin-')).length).toBeGreaterThanOrEqual(4);
     expect(names.filter((n) => n.startsWith('operation-')).length).toBeGreaterThanOrEqual(4);
     expect(names).toEqual(expect.arrayContaining(['twin-continue-as-new-first-run', 'operation-expired']));
+    // Recorded after twins began to admit operations themselves (a patch): both versions must replay.
+    const patchedTwins = histories.filter(
+      (h) =>
+        h.workflowId.startsWith('v2-twin-') &&
+        (h.history.events ?? []).some((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch'),
+    );
+    expect(patchedTwins.length).toBeGreaterThanOrEqual(4);
   });
 
   it('replay through the current workflow code without a determinism or replay error', async () => {
