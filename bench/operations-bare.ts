@@ -3,7 +3,7 @@
 // at best), and a no-op Update (what a poll that must ask a workflow could cost at best).
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
-import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { type BareActivities, noopUpdate, pushUpdate, stopSignal } from './operations-bare.workflows';
 
 const activities: BareActivities = {
@@ -39,6 +39,12 @@ export interface BareTwins {
 /** Starts a worker in this process and one bare workflow per device id, on the given Temporal server. */
 export async function startBareTwins(address: string, deviceIds: readonly string[]): Promise<BareTwins> {
   const taskQueue = `bench-bare-${randomUUID().slice(0, 8)}`;
+  try {
+    // The worker's state changes at INFO would interleave with the figures.
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // Installed already by an earlier section of this run.
+  }
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('./operations-bare.workflows'),
     logger: quiet,
