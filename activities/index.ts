@@ -2,6 +2,7 @@
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
+import { type FirstPush, afterFirstPush } from '../twins/operation-flow';
 import type { OperationRecord } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import { type DeliveryOutcome, type DeliveryRequest, deliverOperation } from './delivery';
@@ -28,12 +29,18 @@ export function createActivities(deps: ActivityDeps) {
       await deps.operations.insertFirst(record);
     },
     /**
-     * The twin's first push of an operation whose turn came at once: the first record, then one try at the
-     * device. A transport failure answers `unreachable` at once; the operation's workflow retries.
+     * The twin's first push of an operation whose turn came at once: one try at the device (a transport failure
+     * answers `unreachable` at once; the operation's workflow retries), then one write: the final record when
+     * the device answered for good, else the first.
      */
-    async pushOperationOnce(record: OperationRecord, delivery: DeliveryRequest): Promise<DeliveryOutcome> {
-      await deps.operations.insertFirst(record);
-      return deliverOperation({ ...delivery, once: true });
+    async pushOperationOnce(
+      first: OperationRecord,
+      delivery: DeliveryRequest,
+    ): Promise<{ outcome: DeliveryOutcome; pushed: FirstPush }> {
+      const outcome = await deliverOperation({ ...delivery, once: true });
+      const pushed = afterFirstPush(first, outcome, [], Date.now());
+      await deps.operations.insertOrReplace(pushed.next === 'ended' ? pushed.records.at(-1)! : first);
+      return { outcome, pushed };
     },
     /** How many operations wait for the device's next poll (the twin writes one at a time, in order). */
     async writePendingMarker(org: string, deviceId: string, waiting: number): Promise<void> {

@@ -238,7 +238,20 @@ export interface AuditEntry {
 const auditId = (org: string, at: number): string =>
   `${org}/${at.toString(16).padStart(13, '0')}${randomBytes(6).toString('hex')}`;
 
+/** Audit entries written together at most. */
+const AUDIT_BATCH = 500;
+
+interface QueuedAudit {
+  readonly doc: AuditDoc;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 export class AuditRepository {
+  /** Entries waiting for the write under way: the next write takes them all (one insert, not one each). */
+  private queue: QueuedAudit[] = [];
+  private writing = false;
+
   constructor(
     private readonly c: Collections,
     private readonly now: () => number = Date.now,
@@ -257,7 +270,32 @@ export class AuditRepository {
     };
     if (entry.details !== undefined) doc.details = entry.details;
     if (entry.requestId !== undefined) doc.requestId = entry.requestId;
-    await this.c.audit.insertOne(doc);
+    // Resolves once the entry is stored, like an insert of its own.
+    await new Promise<void>((resolve, reject) => {
+      this.queue.push({ doc, resolve, reject });
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, AUDIT_BATCH);
+        try {
+          await this.c.audit.insertMany(
+            batch.map((b) => b.doc),
+            { ordered: false },
+          );
+          for (const b of batch) b.resolve();
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
   }
 
   /** Newest first; `before` is the _id of the last entry of the previous page. */

@@ -65,6 +65,11 @@ export class OperationRepository {
     }
   }
 
+  /** Inserts the record, or replaces it when a retried writer inserted it already (an insert costs less). */
+  async insertOrReplace(rec: OperationRecord): Promise<void> {
+    if (!(await this.insertFirst(rec))) await this.write(rec);
+  }
+
   async get(org: string, id: string): Promise<OperationRecord | null> {
     const doc = await this.c.operations.findOne({ _id: operationDocId(org, id) });
     return doc ? fromDoc(doc) : null;

@@ -236,16 +236,18 @@ export class TwinEffects {
         envelope: requestEnvelope(request, Date.now()),
         deadline,
       };
-      outcome = await pushOperationOnce(first, delivery);
-      pushed = afterFirstPush(first, outcome, early, Date.now());
+      const done = await pushOperationOnce(first, delivery);
+      outcome = done.outcome;
+      // The activity stored its records; responses that came meanwhile are applied here, and stored below.
+      pushed = early.length > 0 ? afterFirstPush(first, outcome, early, Date.now()) : done.pushed;
     } catch (err) {
       log.warn('the first push failed; the operation workflow delivers it', { error: String(err) });
     } finally {
       this.early.delete(request.id);
     }
     const latest = pushed?.records.at(-1) ?? first;
+    if (pushed && early.length > 0) await writeOperationRecord(latest);
     if (pushed?.next === 'ended') {
-      await writeOperationRecord(latest);
       answer(latest);
       this.hooks.operationStartFailed(request.id);
       return;
