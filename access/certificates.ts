@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { CertificateAuthorityDoc } from '../inventory/documents';
 import type { CertificateRepository } from '../inventory/certificates.repo';
+import { DEVICE_ID_PATTERN } from '../workflows/ids';
 import { commonNameOf, fingerprintOf, isCurrent, uriNameOf } from './pki';
 
 /** The device a certificate names. */
@@ -23,15 +24,13 @@ export type CertificateCheck =
   | { readonly ok: true; readonly identity: CertificateIdentity }
   | { readonly ok: false; readonly why: CertificateRejection };
 
-const DEVICE_ID = /^[\w.:@-]{1,128}$/;
-
 /** The device id a CA's rule reads from a certificate it signed. */
 export function deviceIdFrom(
   cert: X509Certificate,
   ca: Pick<CertificateAuthorityDoc, 'deviceIdFrom' | 'uriPrefix'>,
 ): string | undefined {
   const id = ca.deviceIdFrom === 'cn' ? commonNameOf(cert) : uriNameOf(cert, ca.uriPrefix ?? '');
-  return id !== undefined && DEVICE_ID.test(id) ? id : undefined;
+  return id !== undefined && DEVICE_ID_PATTERN.test(id) ? id : undefined;
 }
 
 /** Whether `ca` (current, a CA) signed `cert`. */
@@ -56,7 +55,11 @@ export class CertificateVerifier {
     const now = this.now();
     if (!isCurrent(cert, now)) return { ok: false, why: 'expired' };
     const fingerprint = fingerprintOf(der);
-    const validity = { fingerprint, notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo) };
+    const validity = {
+      fingerprint,
+      notBefore: Date.parse(cert.validFrom),
+      notAfter: Date.parse(cert.validTo),
+    };
     const known = await this.repo.getCertificate(fingerprint);
     if (known && known.source !== 'revoked') {
       if (known.revokedAt !== undefined) return { ok: false, why: 'revoked' };

@@ -1,6 +1,6 @@
 // Device certificates as credentials: the CAs an organization trusts, the certificates TwinFlow knows by
 // fingerprint (pinned, issued, revoked) and each device's credential policy.
-import type { CertificateAuthorityDoc, DeviceCertificateDoc, DeviceCredentialPolicyDoc } from './documents';
+import type { CertificateAuthorityDoc, DeviceCertificateDoc } from './documents';
 import type { Collections } from './inventory';
 
 const isDuplicate = (err: unknown) => (err as { code?: number }).code === 11000;

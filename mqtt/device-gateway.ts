@@ -81,7 +81,10 @@ export class DeviceGateway implements BrokerHooks {
   }
 
   /** A device logging in with its client certificate; a username, if given, must be the device it names. */
-  async authenticateCertificate(der: Buffer, username: string | undefined): Promise<DeviceSession | undefined> {
+  async authenticateCertificate(
+    der: Buffer,
+    username: string | undefined,
+  ): Promise<DeviceSession | undefined> {
     const result = await this.services.auth.authenticateCertificate(der);
     if (!result.ok) return undefined;
     const p = result.principal;

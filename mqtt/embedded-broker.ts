@@ -237,7 +237,9 @@ export class EmbeddedBroker implements RequestChannel {
 
   /** Accepts devices on a port, plain or TLS; answers the port bound (for port 0). */
   async listen(options: ListenOptions): Promise<number> {
-    const server = options.tls ? tls.createServer(options.tls, this.aedes.handle) : net.createServer(this.aedes.handle);
+    const server = options.tls
+      ? tls.createServer(options.tls, this.aedes.handle)
+      : net.createServer(this.aedes.handle);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port: options.port, host: options.host, exclusive: true }, () => {

@@ -177,11 +177,17 @@ async function bootstrapAdmin(config: Config, services: Services): Promise<strin
 }
 
 /** The API on plain HTTP (PORT), or on HTTPS (TWINFLOW_HTTPS_PORT) with the TLS material. */
-async function listen(app: ReturnType<typeof createApp>, config: Config, material?: TlsMaterial): Promise<Server> {
+async function listen(
+  app: ReturnType<typeof createApp>,
+  config: Config,
+  material?: TlsMaterial,
+): Promise<Server> {
   const port = material ? config.tls.httpsPort : config.api.port;
   const tls = material ? { createServer: https.createServer, serverOptions: serverTlsOptions(material) } : {};
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port, hostname: config.api.host, ...tls }, () => resolve(s as Server));
+    const s = serve({ fetch: app.fetch, port, hostname: config.api.host, ...tls }, () =>
+      resolve(s as Server),
+    );
   });
   server.on('clientError', handleClientError);
   // A failed TLS handshake says nothing the API could answer; the client sees its own error.
@@ -264,7 +270,12 @@ async function run(config: Config): Promise<Running> {
     if (api && config.api.plain)
       await assertPortFree(config.api.port, 'PORT', 'the TwinFlow API', config.api.host);
     if (api && config.tls.enabled)
-      await assertPortFree(config.tls.httpsPort, 'TWINFLOW_HTTPS_PORT', 'the TwinFlow HTTPS API', config.api.host);
+      await assertPortFree(
+        config.tls.httpsPort,
+        'TWINFLOW_HTTPS_PORT',
+        'the TwinFlow HTTPS API',
+        config.api.host,
+      );
     // Before anything starts: a certificate that cannot be used is one clear error, not a half-started stack.
     const material = api && config.tls.enabled ? await loadTlsMaterial(config) : undefined;
     const { temporalAddress, temporalUi, mongoUri } = await startStores(config, life, say);
