@@ -153,7 +153,7 @@ describe('TLS listeners and device certificates', () => {
     const granted = await client.subscribeAsync(`odm/request/${devBId}`, { qos: 1 });
     expect(granted[0]?.qos).toBe(128);
     // Publishing on another device's topic closes the connection; nothing is stored for B.
-    const closed = new Promise((resolve) => client.once('close', resolve));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
     client.publish(`odm/iot/${devBId}`, JSON.stringify(collect(3)), { qos: 1 });
     await closed;
     expect(await stored(devBId)).toBe(0);
@@ -351,8 +351,8 @@ describe('TLS listeners and device certificates', () => {
         clientId: uniqueName('t'),
       });
       clients.push(there);
-      const closedHere = new Promise((resolve) => here.once('close', resolve));
-      const closedThere = new Promise((resolve) => there.once('close', resolve));
+      const closedHere = new Promise<void>((resolve) => here.once('close', () => resolve()));
+      const closedThere = new Promise<void>((resolve) => there.once('close', () => resolve()));
       const revoked = await admin.delete(`/north/v1/devices/${id}/certificates/${fp(cert)}`);
       expect(revoked.status).toBe(200);
       await closedHere;
