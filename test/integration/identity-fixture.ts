@@ -196,6 +196,9 @@ export const VALID_BODIES: Record<string, unknown> = {
   'POST /north/v1/functions/:functionName/test': { payload: { t: 1 } },
   'POST /north/v1/certificate-authorities': { name: 'would-be CA', managed: true },
   'PUT /north/v1/devices/:deviceId/credential-policy': { certificatesOnly: true },
+  // Passes the schema; the certificate itself is read only after the device is found.
+  'POST /north/v1/devices/:deviceId/certificates': { certificate: '-'.repeat(64) },
+  'POST /north/v1/devices/:deviceId/certificates/:fingerprint/rotate': { csr: '-'.repeat(64) },
 };
 
 /** Ids that exist nowhere: a request the guard lets through then fails on them, changing nothing. */
