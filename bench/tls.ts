@@ -156,8 +156,12 @@ export async function runTlsBench(o: TlsBenchOptions): Promise<TlsBenchResult> {
   const mqttPlain = await mqttRate(o, devices, false);
   const mqttTls = await mqttRate(o, devices, true);
   o.say(`  MQTT ingest: plain ${fmt(mqttPlain)} msg/s, TLS ${fmt(mqttTls)} msg/s (${fmt(o.seconds)} s each)`);
-  const collectPlain = await collectRate(o, devices, false);
-  const collectTls = await collectRate(o, devices, true);
+  const labelled = (secure: boolean) =>
+    collectRate(o, devices, secure).catch((err: Error) => {
+      throw new Error(`collect over ${secure ? 'HTTPS' : 'HTTP'}: ${err.message}`);
+    });
+  const collectPlain = await labelled(false);
+  const collectTls = await labelled(true);
   o.say(
     `  collect: HTTP with a key ${fmt(collectPlain)} req/s, HTTPS with a certificate ${fmt(collectTls)} req/s`,
   );

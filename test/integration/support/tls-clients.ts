@@ -95,6 +95,11 @@ export function mosquittoPub(args: {
       ],
       { timeout: 15_000 },
       (err, stdout, stderr) => {
+        if (err?.code === 'ENOENT')
+          return resolve({
+            code: 127,
+            output: 'mosquitto_pub is missing: apt-get install mosquitto-clients',
+          });
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, output: `${stdout}${stderr}` });
       },
