@@ -93,6 +93,19 @@ export class CertificateRepository {
     });
   }
 
+  /** Revokes every certificate TwinFlow knows for the device (it is decommissioned); answers their fingerprints. */
+  async revokeDevice(org: string, deviceId: string, now: Date): Promise<string[]> {
+    const docs = await this.c.deviceCertificates
+      .find({ org, deviceId, revokedAt: { $exists: false } }, { projection: { _id: 1 } })
+      .toArray();
+    if (docs.length > 0)
+      await this.c.deviceCertificates.updateMany(
+        { _id: { $in: docs.map((d) => d._id) } },
+        { $set: { revokedAt: now } },
+      );
+    return docs.map((d) => d._id);
+  }
+
   /** Fingerprints revoked after `since`: what other processes learn by asking every few seconds. */
   async revokedSince(since: Date): Promise<{ fingerprint: string; revokedAt: Date }[]> {
     const docs = await this.c.deviceCertificates

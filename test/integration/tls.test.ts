@@ -275,15 +275,34 @@ describe('TLS listeners and device certificates', () => {
     const cert = await createClientCertificate(orgCa, keyed);
     expect((await collectHttps(keyed, undefined, { 'X-ApiKey': key })).status).toBeLessThan(300);
     expect((await collectHttps(keyed, cert)).status).toBeLessThan(300);
+    const byKey = await mqtt.connectAsync(tf.mqttUrl, {
+      username: keyed,
+      password: key,
+      clientId: uniqueName('k'),
+      reconnectPeriod: 0,
+    });
+    clients.push(byKey);
+    const closed = new Promise<void>((resolve) => byKey.once('close', () => resolve()));
     expect(
       (await admin.request('PUT', `/north/v1/devices/${keyed}/credential-policy`, { certificatesOnly: true }))
         .status,
     ).toBe(200);
+    await closed;
     expect((await collectHttps(keyed, undefined, { 'X-ApiKey': key })).status).toBe(401);
     expect(
       (await apiClient(tf.baseUrl, key).post(`/south/v80/devices/${keyed}/collect/iot`, collect(5))).status,
     ).toBe(401);
     expect((await collectHttps(keyed, cert)).status).toBeLessThan(300);
+    // Decommissioning revokes the certificates TwinFlow knows and closes their connections.
+    const pinned = await createClientCertificate(await createAuthority('own', 30), keyed);
+    expect(
+      (await admin.post(`/north/v1/devices/${keyed}/certificates`, { certificate: pinned.certPem })).status,
+    ).toBe(201);
+    const byCert = await connect(pinned);
+    const gone = new Promise<void>((resolve) => byCert.once('close', () => resolve()));
+    expect((await admin.delete(`/north/v1/devices/${keyed}`)).status).toBe(200);
+    await gone;
+    expect((await collectHttps(keyed, pinned)).status).toBe(401);
   });
 
   it('keeps plain HTTP and MQTT working beside TLS', async () => {
