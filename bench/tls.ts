@@ -153,15 +153,26 @@ export async function runTlsBench(o: TlsBenchOptions): Promise<TlsBenchResult> {
   o.say(
     `  MQTT connection setup p50: plain with a key ${fmt(connectPlainMs, 1)} ms, TLS with a client certificate ${fmt(connectTlsMs, 1)} ms`,
   );
-  const mqttPlain = await mqttRate(o, devices, false);
-  const mqttTls = await mqttRate(o, devices, true);
-  o.say(`  MQTT ingest: plain ${fmt(mqttPlain)} msg/s, TLS ${fmt(mqttTls)} msg/s (${fmt(o.seconds)} s each)`);
+  // Plain, TLS, plain, TLS: the better of each pair, so that warming up the store favours neither.
+  const rates = { plain: 0, tls: 0 };
+  for (let round = 0; round < 2; round++) {
+    rates.plain = Math.max(rates.plain, await mqttRate(o, devices, false));
+    rates.tls = Math.max(rates.tls, await mqttRate(o, devices, true));
+  }
+  const { plain: mqttPlain, tls: mqttTls } = rates;
+  o.say(
+    `  MQTT ingest: plain ${fmt(mqttPlain)} msg/s, TLS ${fmt(mqttTls)} msg/s (better of two ${fmt(o.seconds)} s runs each)`,
+  );
   const labelled = (secure: boolean) =>
     collectRate(o, devices, secure).catch((err: Error) => {
       throw new Error(`collect over ${secure ? 'HTTPS' : 'HTTP'}: ${err.message}`);
     });
-  const collectPlain = await labelled(false);
-  const collectTls = await labelled(true);
+  const collects = { plain: 0, tls: 0 };
+  for (let round = 0; round < 2; round++) {
+    collects.plain = Math.max(collects.plain, await labelled(false));
+    collects.tls = Math.max(collects.tls, await labelled(true));
+  }
+  const { plain: collectPlain, tls: collectTls } = collects;
   o.say(
     `  collect: HTTP with a key ${fmt(collectPlain)} req/s, HTTPS with a certificate ${fmt(collectTls)} req/s`,
   );
