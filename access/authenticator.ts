@@ -1,10 +1,13 @@
-// Authentication: X-ApiKey (service and device keys, SHA-256 lookup) or a Bearer JWT (users), each with a
-// short positive cache; revocation in this process takes effect at once.
+// Authentication: X-ApiKey (service and device keys, SHA-256 lookup), a Bearer JWT (users) or a device's
+// client certificate, each with a short positive cache; revocation in this process takes effect at once.
+import type { CertificateRepository } from '../inventory/certificates.repo';
 import type { ApiKeyDoc, SessionFamilyDoc, UserDoc } from '../inventory/documents';
 import type { SessionRepository, UserRepository } from '../inventory/identity.repo';
 import { hashKey } from '../inventory/keys';
 import type { KeyRepository } from '../inventory/keys.repo';
 import type { RoleResolver } from './roles';
+import { type CertificateIdentity, CertificateVerifier } from './certificates';
+import { fingerprintOf } from './pki';
 import type { TokenService } from './tokens';
 import type { Principal } from './principal';
 
@@ -14,10 +17,24 @@ export interface AuthenticatorOptions {
   readonly maxCachedEntries: number;
 }
 
+const NO_PERMISSIONS: ReadonlySet<never> = new Set();
+
 const DEFAULT_OPTIONS: AuthenticatorOptions = { cacheTtlMs: 5_000, maxCachedEntries: 100_000 };
 
 /** Why a credential did not authenticate; the API says only "invalid" to the caller. */
-export type Rejection = 'malformed' | 'unknown' | 'revoked' | 'disabled' | 'no-role';
+export type Rejection =
+  | 'malformed'
+  | 'unknown'
+  | 'revoked'
+  | 'disabled'
+  | 'no-role'
+  | 'expired'
+  | 'unknown-issuer'
+  | 'no-device-id'
+  | 'certificates-only';
+
+/** How the revocation listeners name a certificate among key hashes. */
+export const certificateCredential = (fingerprint: string): string => `cert:${fingerprint}`;
 
 export type Authentication =
   { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly why: Rejection };
@@ -67,6 +84,9 @@ export class Authenticator {
   private readonly keyCache: TtlCache<ApiKeyDoc>;
   private readonly userCache: TtlCache<UserDoc | null>;
   private readonly sessionCache: TtlCache<SessionFamilyDoc | null>;
+  private readonly certificateCache: TtlCache<CertificateIdentity>;
+  private readonly policyCache: TtlCache<boolean>;
+  private readonly verifier: CertificateVerifier;
 
   constructor(
     private readonly deps: {
@@ -75,6 +95,7 @@ export class Authenticator {
       readonly sessions: SessionRepository;
       readonly roles: RoleResolver;
       readonly tokens: TokenService;
+      readonly certificates: CertificateRepository;
     },
     options: AuthenticatorOptions = DEFAULT_OPTIONS,
     private readonly now: () => number = Date.now,
@@ -83,6 +104,9 @@ export class Authenticator {
     this.keyCache = make();
     this.userCache = make();
     this.sessionCache = make();
+    this.certificateCache = make();
+    this.policyCache = make();
+    this.verifier = new CertificateVerifier(deps.certificates, now);
   }
 
   get tokens(): TokenService {
@@ -102,6 +126,8 @@ export class Authenticator {
     }
     const role = roleOfKey(doc);
     if (role === undefined) return { ok: false, why: 'no-role' };
+    if (doc.deviceId !== undefined && (await this.certificatesOnly(doc.org, doc.deviceId)))
+      return { ok: false, why: 'certificates-only' };
     const permissions = await this.deps.roles.resolve(doc.org, role);
     if (!permissions) return { ok: false, why: 'no-role' };
     const principal: Principal = {
@@ -140,6 +166,52 @@ export class Authenticator {
         platformAdmin: user.role === 'platform-admin',
       },
     };
+  }
+
+  /**
+   * A device's client certificate (DER), as its device. The certificate's validity is checked on every call;
+   * what the inventory says of it is trusted for the cache's lifetime unless revoked in this process.
+   */
+  async authenticateCertificate(der: Uint8Array): Promise<Authentication> {
+    let identity = this.certificateCache.get(fingerprintOf(der));
+    if (!identity) {
+      const check = await this.verifier.verify(der);
+      if (!check.ok) return { ok: false, why: check.why };
+      identity = check.identity;
+      this.certificateCache.set(identity.fingerprint, identity);
+    }
+    const now = this.now();
+    if (now < identity.notBefore || now > identity.notAfter) return { ok: false, why: 'expired' };
+    const { org, deviceId, fingerprint } = identity;
+    return {
+      ok: true,
+      principal: {
+        kind: 'device',
+        org,
+        id: `cert:${fingerprint.slice(0, 16)}`,
+        role: 'device',
+        permissions: NO_PERMISSIONS,
+        platformAdmin: false,
+        deviceId,
+      },
+    };
+  }
+
+  /** Forget revoked certificates (by fingerprint), and tell whoever holds connections made with them. */
+  forgetCertificates(fingerprints: readonly string[]): void {
+    for (const f of fingerprints) this.certificateCache.delete(f);
+    this.forget(fingerprints.map(certificateCredential));
+  }
+
+  /** Forget a device's credential policy after it changed. */
+  forgetPolicy(org: string, deviceId: string): void {
+    this.policyCache.delete(`${org}/${deviceId}`);
+  }
+
+  private certificatesOnly(org: string, deviceId: string): Promise<boolean> {
+    return this.policyCache.getOrLoad(`${org}/${deviceId}`, () =>
+      this.deps.certificates.certificatesOnly(org, deviceId),
+    );
   }
 
   private async user(email: string): Promise<UserDoc | null> {

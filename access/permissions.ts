@@ -18,6 +18,9 @@ export const ACTIONS = [
   'audit:read',
   'functions:read',
   'functions:write',
+  'certificates:read',
+  'certificates:manage',
+  'authorities:manage',
 ] as const;
 
 export type Action = (typeof ACTIONS)[number];
@@ -54,7 +57,7 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   operator: {
     name: 'operator',
     description:
-      'Runs the fleet: provisions and changes devices, requests and cancels operations, reads connector functions.',
+      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, reads connector functions.',
     permissions: [
       'devices:read',
       'devices:write',
@@ -62,13 +65,15 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
       'operations:create',
       'operations:cancel',
       'functions:read',
+      'certificates:read',
+      'certificates:manage',
     ],
     builtin: true,
   },
   viewer: {
     name: 'viewer',
-    description: 'Reads devices, their history and their operations; changes nothing.',
-    permissions: ['devices:read', 'operations:read'],
+    description: 'Reads devices, their history, their operations and their certificates; changes nothing.',
+    permissions: ['devices:read', 'operations:read', 'certificates:read'],
     builtin: true,
   },
   device: {

@@ -12,6 +12,7 @@ import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from '.
 import { docsRoutes, OPENAPI_PATH } from './docs.routes';
 import { healthRoutes } from './health.routes';
 import { authRoutes, meRoutes } from './north/auth.routes';
+import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
 import { devicesRoutes } from './north/devices.routes';
 import { functionsRoutes } from './north/functions.routes';
 import { keysRoutes } from './north/keys.routes';
@@ -46,6 +47,8 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   keysRoutes,
   auditRoutes,
   deviceOperationsRoutes,
+  authoritiesRoutes,
+  deviceCertificatesRoutes,
   devicesRoutes,
   operationsRoutes,
   southRoutes,

@@ -1,5 +1,6 @@
 // Everything routes need, built once per process and reached through the context (so tests can build their own).
 import type { Logger } from 'pino';
+import type { CertificateRepository } from '../inventory/certificates.repo';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type {
@@ -28,6 +29,8 @@ export interface ReadinessCheck {
 export interface Services {
   readonly devices: DeviceRepository;
   readonly keys: KeyRepository;
+  /** Organizations' CAs, device certificates and credential policies. */
+  readonly certificates: CertificateRepository;
   readonly datapoints: DatapointRepository;
   readonly operations: OperationRepository;
   readonly auth: Authenticator;

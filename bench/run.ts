@@ -1,9 +1,9 @@
 // `npm run bench`: operations against the bare HTTP round trip, provisioning against a bare Temporal start loop,
 // collect throughput, and identity (login, authentication overhead), on the embedded stack; and what each internal
 // Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
-// BENCH_ONLY=temporal-steps,identity,mqtt,operations,provisioning,collect picks sections.
+// BENCH_ONLY=temporal-steps,identity,mqtt,tls,operations,provisioning,collect picks sections.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
@@ -12,6 +12,7 @@ import { getFreePort } from '../worker/local-stack';
 import { runIdentityBench } from './identity';
 import { type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench, summarizeOperations } from './operations';
+import { runTlsBench } from './tls';
 import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -25,7 +26,7 @@ const COLLECT_DEVICES = 500;
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
-  (process.env.BENCH_ONLY ?? 'temporal-steps,identity,mqtt,operations,provisioning,collect')
+  (process.env.BENCH_ONLY ?? 'temporal-steps,identity,mqtt,tls,operations,provisioning,collect')
     .split(',')
     .map((s) => s.trim()),
 );
@@ -53,7 +54,7 @@ async function runPool(total: number, concurrency: number, fn: (i: number) => Pr
 
 async function startStack(
   dataDir: string,
-  ports: { api: number; temporal: number; mongo: number; mqtt: number },
+  ports: { api: number; temporal: number; mongo: number; mqtt: number; https: number; mqtts: number },
 ): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: path.resolve(__dirname, '..'),
@@ -64,6 +65,8 @@ async function startStack(
       TWINFLOW_TEMPORAL_PORT: String(ports.temporal),
       TWINFLOW_MONGODB_PORT: String(ports.mongo),
       TWINFLOW_MQTT_PORT: String(ports.mqtt),
+      TWINFLOW_HTTPS_PORT: String(ports.https),
+      TWINFLOW_MQTTS_PORT: String(ports.mqtts),
       TWINFLOW_TEMPORAL_UI: 'off',
       TWINFLOW_BOOTSTRAP_API_KEY: ADMIN_KEY,
       LOG_LEVEL: process.env.BENCH_STACK_LOG_LEVEL ?? 'warn',
@@ -131,6 +134,8 @@ async function main(): Promise<void> {
     temporal: await getFreePort(),
     mongo: await getFreePort(),
     mqtt: await getFreePort(),
+    https: await getFreePort(),
+    mqtts: await getFreePort(),
   };
   say(
     `TwinFlow benchmark: ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Node ${process.version}`,
@@ -182,6 +187,21 @@ async function main(): Promise<void> {
       } catch (err) {
         say(`  MQTT ingest did not finish: ${(err as Error).message}`);
       }
+    }
+    if (SECTIONS.has('tls')) {
+      const devices = Number(process.env.BENCH_TLS_DEVICES ?? 50);
+      say(`\nTLS: ${devices} devices, plain with keys beside TLS with client certificates, in turn`);
+      await runTlsBench({
+        base,
+        httpsBase: `https://127.0.0.1:${ports.https}`,
+        mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}`,
+        mqttsUrl: `mqtts://127.0.0.1:${ports.mqtts}`,
+        caPem: readFileSync(path.join(dataDir, 'tls', 'ca.pem'), 'utf8'),
+        adminKey: ADMIN_KEY,
+        devices,
+        seconds: Number(process.env.BENCH_TLS_SECONDS ?? 10),
+        say,
+      }).catch((err: unknown) => say(`  TLS did not finish: ${(err as Error).message}`));
     }
     if (SECTIONS.has('operations')) {
       say(

@@ -230,3 +230,57 @@ export interface FunctionDoc {
   updatedAt: Date;
   updatedBy: string;
 }
+
+/**
+ * A certificate authority an organization trusts for its devices: registered (its certificate only) or managed
+ * (TwinFlow holds its key and signs devices' CSRs). `_id` is `${org}/${fingerprint}`.
+ */
+export interface CertificateAuthorityDoc {
+  _id: string;
+  org: string;
+  /** SHA-256 of the DER certificate, lower-case hex. */
+  fingerprint: string;
+  name: string;
+  /** The subject as Node prints it (`CN=...`), matched against a device certificate's issuer. */
+  subject: string;
+  pem: string;
+  /** Where a device certificate names its device: the subject CN, or a URI SAN with `uriPrefix`. */
+  deviceIdFrom: 'cn' | 'san-uri';
+  uriPrefix?: string;
+  managed: boolean;
+  /** The managed CA's private key (PKCS#8 PEM); never shown by the API. */
+  keyPem?: string;
+  notBefore: Date;
+  notAfter: Date;
+  createdAt: Date;
+  createdBy?: string;
+}
+
+/**
+ * One device certificate TwinFlow knows by fingerprint (`_id`, SHA-256 hex): pinned to a device, issued from a
+ * CSR, or only revoked (a certificate from a registered CA that TwinFlow never saw whole).
+ */
+export interface DeviceCertificateDoc {
+  _id: string;
+  org: string;
+  deviceId: string;
+  source: 'pinned' | 'issued' | 'revoked';
+  subject?: string;
+  issuer?: string;
+  serial?: string;
+  notBefore?: Date;
+  notAfter?: Date;
+  createdAt: Date;
+  createdBy?: string;
+  revokedAt?: Date;
+  replacedBy?: string;
+}
+
+/** How a device may authenticate: `certificatesOnly` refuses its API keys. `_id` is `${org}/${deviceId}`. */
+export interface DeviceCredentialPolicyDoc {
+  _id: string;
+  org: string;
+  deviceId: string;
+  certificatesOnly: boolean;
+  updatedAt: Date;
+}

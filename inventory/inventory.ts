@@ -3,7 +3,10 @@ import { type Collection, type Db, MongoClient } from 'mongodb';
 import type {
   ApiKeyDoc,
   AuditDoc,
+  CertificateAuthorityDoc,
   DatapointChunkDoc,
+  DeviceCertificateDoc,
+  DeviceCredentialPolicyDoc,
   DeviceDoc,
   FunctionDoc,
   LatestPageDoc,
@@ -34,6 +37,9 @@ export interface Collections {
   readonly audit: Collection<AuditDoc>;
   readonly settings: Collection<SettingDoc>;
   readonly functions: Collection<FunctionDoc>;
+  readonly certificateAuthorities: Collection<CertificateAuthorityDoc>;
+  readonly deviceCertificates: Collection<DeviceCertificateDoc>;
+  readonly credentialPolicies: Collection<DeviceCredentialPolicyDoc>;
 }
 
 export interface Inventory {
@@ -64,6 +70,9 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     audit: db.collection<AuditDoc>('audit'),
     settings: db.collection<SettingDoc>('settings'),
     functions: db.collection<FunctionDoc>('functions'),
+    certificateAuthorities: db.collection<CertificateAuthorityDoc>('certificate_authorities'),
+    deviceCertificates: db.collection<DeviceCertificateDoc>('device_certificates'),
+    credentialPolicies: db.collection<DeviceCredentialPolicyDoc>('credential_policies'),
   };
   await ensureIndexes(collections);
   return {
@@ -103,6 +112,11 @@ async function ensureIndexes(c: Collections): Promise<void> {
   await create(c.audit, [{ key: { org: 1, _id: -1 }, name: 'org_newest' }]);
   // History reads are `_id` lookups; this index serves only MongoDB's retention delete (FerretDB scans).
   await create(c.datapoints, [{ key: { end: 1 }, name: 'expiry' }]);
+  await create(c.certificateAuthorities, [{ key: { subject: 1 }, name: 'subject' }]);
+  await create(c.deviceCertificates, [
+    { key: { org: 1, deviceId: 1 }, name: 'org_device' },
+    { key: { revokedAt: 1 }, name: 'revoked' },
+  ]);
   await create(c.operations, [
     { key: { org: 1, deviceId: 1, createdAt: -1, id: -1 }, name: 'device_newest' },
   ]);

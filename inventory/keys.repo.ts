@@ -72,6 +72,14 @@ export class KeyRepository {
     return doc._id;
   }
 
+  /** The hashes of a device's active keys (to close the connections made with them). */
+  async activeDeviceKeyHashes(org: string, deviceId: string): Promise<string[]> {
+    const keys = await this.c.apiKeys
+      .find({ org, deviceId, revokedAt: { $exists: false } }, { projection: { _id: 1 } })
+      .toArray();
+    return keys.map((k) => k._id);
+  }
+
   async revokeDeviceKeys(org: string, deviceId: string, now: Date): Promise<string[]> {
     const keys = await this.c.apiKeys.find({ org, deviceId, revokedAt: { $exists: false } }).toArray();
     if (keys.length > 0) {

@@ -4,7 +4,8 @@
 import type { Logger } from 'pino';
 import { responseEnvelopeSchema } from '../twins/operation-envelopes';
 import { hashKey } from '../inventory/keys';
-import type { Authenticator } from '../access/authenticator';
+import { type Authenticator, certificateCredential } from '../access/authenticator';
+import { fingerprintOf } from '../access/pki';
 import type { Principal } from '../access/principal';
 import { type CollectBody, collectBodySchema } from '../ingest/collect.schema';
 import type { DeviceDirectory } from '../ingest/device-directory';
@@ -18,7 +19,7 @@ const NO_PERMISSIONS: ReadonlySet<never> = new Set();
 
 /** What the gateway needs of TwinFlow's services. */
 export interface DeviceGatewayDeps {
-  readonly auth: Pick<Authenticator, 'authenticateKey'>;
+  readonly auth: Pick<Authenticator, 'authenticateKey' | 'authenticateCertificate'>;
   readonly directory: Pick<DeviceDirectory, 'get'>;
   readonly ingestor: Pick<Ingestor, 'ingest'>;
   readonly operations: Pick<OperationsService, 'respond' | 'claimPending'>;
@@ -77,6 +78,25 @@ export class DeviceGateway implements BrokerHooks {
     const device = await this.services.directory.get(p.org, username);
     if (!device?.active) return undefined;
     return { org: p.org, deviceId: username, keyId: p.id, keyHash: hashKey(password) };
+  }
+
+  /** A device logging in with its client certificate; a username, if given, must be the device it names. */
+  async authenticateCertificate(
+    der: Buffer,
+    username: string | undefined,
+  ): Promise<DeviceSession | undefined> {
+    const result = await this.services.auth.authenticateCertificate(der);
+    if (!result.ok) return undefined;
+    const p = result.principal;
+    if (p.deviceId === undefined || (username !== undefined && username !== p.deviceId)) return undefined;
+    const device = await this.services.directory.get(p.org, p.deviceId);
+    if (!device?.active) return undefined;
+    return {
+      org: p.org,
+      deviceId: p.deviceId,
+      keyId: p.id,
+      keyHash: certificateCredential(fingerprintOf(der)),
+    };
   }
 
   /** A device known to the inventory and active, for messages that came through an external broker. */

@@ -2,7 +2,9 @@
 // their own data and responses, and subscribe only to their own requests. A device's QoS 1 message is
 // acknowledged only once TwinFlow has stored what it carried: the broker hands the message to TwinFlow
 // before it answers PUBACK, and a storage failure closes the connection unanswered, so the device sends again.
+// The same broker listens on plain TCP and on TLS, where a device may log in with its client certificate.
 import net from 'node:net';
+import tls from 'node:tls';
 import type {
   Aedes,
   AedesOptions,
@@ -27,13 +29,18 @@ export interface DeviceSession {
   readonly deviceId: string;
   /** The public id of the key it logged in with. */
   readonly keyId: string;
-  /** SHA-256 of the key it logged in with, so that revoking the key can close the connection. */
+  /**
+   * SHA-256 of the key it logged in with, or `cert:<fingerprint>` of its certificate, so that revoking the
+   * credential can close the connection.
+   */
   readonly keyHash: string;
 }
 
 export interface BrokerHooks {
   /** A device's login: its session, or undefined to refuse (bad id or key). */
   authenticate(username: string, password: string): Promise<DeviceSession | undefined>;
+  /** A login without a key over TLS: the client certificate (DER) names the device (username optional). */
+  authenticateCertificate(der: Buffer, username: string | undefined): Promise<DeviceSession | undefined>;
   /**
    * A message from a device on one of its topics. Resolving acknowledges it (store first); rejecting leaves it
    * unacknowledged and closes the connection, so the device sends it again after reconnecting.
@@ -53,9 +60,22 @@ export interface RequestChannel {
 }
 
 export interface BrokerOptions {
+  readonly logger: Logger;
+}
+
+export interface ListenOptions {
   readonly port: number;
   readonly host: string;
-  readonly logger: Logger;
+  /** Listen on TLS with these options (certificate, key, minimum version, client certificates asked for). */
+  readonly tls?: tls.TlsOptions;
+}
+
+/** The client certificate a device presented on a TLS connection, if any (DER). */
+function peerCertificateOf(client: Client): Buffer | undefined {
+  const conn = (client as unknown as { conn?: unknown }).conn;
+  if (!(conn instanceof tls.TLSSocket)) return undefined;
+  const peer = conn.getPeerCertificate();
+  return peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
 }
 
 const sessionKey = (org: string, deviceId: string) => `${org}/${deviceId}`;
@@ -83,8 +103,14 @@ function authenticateWith(ctx: HandlerContext): Handler<'authenticate'> {
       err.returnCode = 4; // BAD_USERNAME_OR_PASSWORD
       done(err, false);
     };
-    if (!username || !password || password.length > 256) return refuse();
-    ctx.hooks.authenticate(username, password.toString('utf8')).then(
+    // An explicit key wins; without one, the client certificate of a TLS connection decides.
+    const certificate = password ? undefined : peerCertificateOf(client);
+    if (username !== undefined && username.length > 128) return refuse();
+    let login: Promise<DeviceSession | undefined>;
+    if (certificate) login = ctx.hooks.authenticateCertificate(certificate, username || undefined);
+    else if (!username || !password || password.length > 256) return refuse();
+    else login = ctx.hooks.authenticate(username, password.toString('utf8'));
+    login.then(
       (session) => {
         if (!session) return refuse();
         ctx.sessions.set(client, session);
@@ -177,15 +203,16 @@ function trackListeners(aedes: Aedes, ctx: HandlerContext): void {
 }
 
 export class EmbeddedBroker implements RequestChannel {
+  private readonly servers: net.Server[] = [];
+
   private constructor(
     private readonly stats: Stats,
     private readonly sessions: WeakMap<Client, DeviceSession>,
     private readonly listeners: Map<string, Client>,
     private readonly aedes: Aedes,
-    private readonly server: net.Server,
-    readonly port: number,
   ) {}
 
+  /** The broker, listening nowhere yet: see listen(). */
   static async start(options: BrokerOptions, hooks: BrokerHooks): Promise<EmbeddedBroker> {
     // aedes is an ES module; Node 20 loads it from CommonJS through require(esm).
     const { Aedes } = await import('aedes');
@@ -205,7 +232,14 @@ export class EmbeddedBroker implements RequestChannel {
       authorizeForward: authorizeForwardWith(ctx),
     });
     trackListeners(aedes, ctx);
-    const server = net.createServer(aedes.handle);
+    return new EmbeddedBroker(ctx.stats, ctx.sessions, ctx.listeners, aedes);
+  }
+
+  /** Accepts devices on a port, plain or TLS; answers the port bound (for port 0). */
+  async listen(options: ListenOptions): Promise<number> {
+    const server = options.tls
+      ? tls.createServer(options.tls, this.aedes.handle)
+      : net.createServer(this.aedes.handle);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port: options.port, host: options.host, exclusive: true }, () => {
@@ -213,9 +247,11 @@ export class EmbeddedBroker implements RequestChannel {
         resolve();
       });
     });
+    // A failed TLS handshake (no or a bad certificate chain) is the device's problem, not the broker's.
+    server.on('tlsClientError', () => undefined);
+    this.servers.push(server);
     const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : options.port;
-    return new EmbeddedBroker(ctx.stats, ctx.sessions, ctx.listeners, aedes, server, port);
+    return typeof address === 'object' && address ? address.port : options.port;
   }
 
   /** Whether the device is connected and listening on its request topic. */
@@ -268,8 +304,8 @@ export class EmbeddedBroker implements RequestChannel {
   }
 
   async close(): Promise<void> {
-    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const serversClosed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
-    await serverClosed;
+    await Promise.all(serversClosed);
   }
 }

@@ -104,6 +104,13 @@ const configSchema = z
         .regex(/^[\w.-]{1,64}$/)
         .optional(),
     ),
+    TWINFLOW_TLS: z.enum(['on', 'off']).default('on'),
+    TWINFLOW_PLAIN: z.enum(['on', 'off']).default('on'),
+    TWINFLOW_TLS_CERT: optionalText,
+    TWINFLOW_TLS_KEY: optionalText,
+    TWINFLOW_HTTPS_PORT: port.default(8443),
+    TWINFLOW_MQTTS_PORT: port.optional(),
+    TWINFLOW_REVOCATION_POLL_S: z.coerce.number().int().min(1).max(300).default(5),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
@@ -114,9 +121,34 @@ const configSchema = z
         message: 'set TWINFLOW_ADMIN_EMAIL and TWINFLOW_ADMIN_PASSWORD together',
       });
     }
+    if ((env.TWINFLOW_TLS_CERT === undefined) !== (env.TWINFLOW_TLS_KEY === undefined)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['TWINFLOW_TLS_KEY'],
+        message: 'set TWINFLOW_TLS_CERT and TWINFLOW_TLS_KEY together',
+      });
+    }
+    if (env.TWINFLOW_TLS === 'off' && env.TWINFLOW_PLAIN === 'off') {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['TWINFLOW_PLAIN'],
+        message: 'TWINFLOW_TLS and TWINFLOW_PLAIN are both off: nothing would listen',
+      });
+    }
   })
   .transform((env) => ({
-    api: { port: env.PORT, host: env.TWINFLOW_HOST },
+    api: { port: env.PORT, host: env.TWINFLOW_HOST, plain: env.TWINFLOW_PLAIN === 'on' },
+    tls: {
+      enabled: env.TWINFLOW_TLS === 'on',
+      /** Both unset: a local CA and server certificate made under the data directory on first start. */
+      certFile: env.TWINFLOW_TLS_CERT,
+      keyFile: env.TWINFLOW_TLS_KEY,
+      httpsPort: env.TWINFLOW_HTTPS_PORT,
+      /** Unset: 8883, or a free port when 8883 is taken (said at start). */
+      mqttsPort: env.TWINFLOW_MQTTS_PORT,
+      /** How often other processes' certificate revocations are read (they close connections within this). */
+      revocationPollMs: env.TWINFLOW_REVOCATION_POLL_S * 1000,
+    },
     mqtt: {
       enabled: env.TWINFLOW_MQTT === 'on',
       /** Unset: 1883, or a free port when 1883 is taken (said at start). */

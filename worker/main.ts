@@ -1,16 +1,18 @@
 // TwinFlow's process entry: `npm start` runs the whole stack on embedded defaults; TWINFLOW_ROLES picks api and/or worker.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import pino, { type Logger } from 'pino';
 import { hashPassword } from '../access/passwords';
+import { RevocationWatcher } from '../access/revocation-watcher';
 import { createApp, handleClientError } from '../api/app';
 import type { Services } from '../api/services';
 import { type Inventory, openInventory } from '../inventory/inventory';
 import { DeviceGateway } from '../mqtt/device-gateway';
-import { EmbeddedBroker, type RequestChannel } from '../mqtt/embedded-broker';
+import { EmbeddedBroker, type ListenOptions, type RequestChannel } from '../mqtt/embedded-broker';
 import { ExternalMqttAdapter } from '../mqtt/external-adapter';
 import { type Config, ConfigError, loadConfig } from './config';
 import {
@@ -25,6 +27,7 @@ import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
 import { type BuiltServices, createRepositories, createServices } from './services';
 import { createTwinWorker, installSdkLogger } from './twin-worker';
+import { localCaLine, loadTlsMaterial, serverTlsOptions, TlsFileError, type TlsMaterial } from './tls-files';
 
 interface Running {
   stop(): Promise<void>;
@@ -110,13 +113,14 @@ async function startWorkerRole(
   }
 }
 
-/** The API role: services, the HTTP server and the MQTT side; answers the lines it adds to the banner. */
+/** The API role: services, the HTTP(S) servers and the MQTT side; answers the lines it adds to the banner. */
 async function startApiRole(
   config: Config,
   inventory: Inventory,
   temporalAddress: string,
   logger: Logger,
   life: Lifecycle,
+  material: TlsMaterial | undefined,
 ): Promise<{ api: string; admin: string; mqtt?: string }> {
   if (config.temporal.address) {
     const connection = await Connection.connect({ address: temporalAddress });
@@ -128,12 +132,30 @@ async function startApiRole(
   const built = await createServices(config, inventory, temporalAddress, logger);
   life.onStop(() => built.close());
   const { services } = built;
+  const watcher = new RevocationWatcher(
+    services.certificates,
+    services.auth,
+    config.tls.revocationPollMs,
+    (err) => logger.warn({ err }, 'could not read certificate revocations'),
+  ).start();
+  life.onStop(async () => watcher.stop());
   const admin = await bootstrapAdmin(config, services);
-  const server = await listen(createApp(services), config);
-  life.onStop(() => closeServer(server));
-  const api = `  API:             http://${config.api.host}:${config.api.port}  (try GET /readyz)`;
+  const app = createApp(services);
+  const lines: string[] = [];
+  if (config.api.plain) {
+    const server = await listen(app, config);
+    life.onStop(() => closeServer(server));
+    lines.push(`  API:             http://${config.api.host}:${config.api.port}  (try GET /readyz)`);
+  }
+  if (material) {
+    const server = await listen(app, config, material);
+    life.onStop(() => closeServer(server));
+    lines.push(`  API (HTTPS):     https://${config.api.host}:${config.tls.httpsPort}`);
+    if (material.localCa) lines.push(localCaLine(material.localCa));
+  }
+  const api = lines.join('\n');
   if (!config.mqtt.enabled) return { api, admin };
-  return { api, admin, mqtt: await startMqtt(config, built, logger, life) };
+  return { api, admin, mqtt: await startMqtt(config, built, logger, life, material) };
 }
 
 async function bootstrapAdmin(config: Config, services: Services): Promise<string> {
@@ -154,13 +176,22 @@ async function bootstrapAdmin(config: Config, services: Services): Promise<strin
   return line;
 }
 
-async function listen(app: ReturnType<typeof createApp>, config: Config): Promise<Server> {
+/** The API on plain HTTP (PORT), or on HTTPS (TWINFLOW_HTTPS_PORT) with the TLS material. */
+async function listen(
+  app: ReturnType<typeof createApp>,
+  config: Config,
+  material?: TlsMaterial,
+): Promise<Server> {
+  const port = material ? config.tls.httpsPort : config.api.port;
+  const tls = material ? { createServer: https.createServer, serverOptions: serverTlsOptions(material) } : {};
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.api.port, hostname: config.api.host }, () =>
+    const s = serve({ fetch: app.fetch, port, hostname: config.api.host, ...tls }, () =>
       resolve(s as Server),
     );
   });
   server.on('clientError', handleClientError);
+  // A failed TLS handshake says nothing the API could answer; the client sees its own error.
+  if (material) server.on('tlsClientError', () => undefined);
   return server;
 }
 
@@ -176,6 +207,7 @@ async function startMqtt(
   built: BuiltServices,
   logger: Logger,
   life: Lifecycle,
+  material: TlsMaterial | undefined,
 ): Promise<string> {
   const { services } = built;
   const gateway = new DeviceGateway(
@@ -202,16 +234,31 @@ async function startMqtt(
     const group = config.mqtt.sharedGroup ? `, shared group ${config.mqtt.sharedGroup}` : '';
     line = `  MQTT:            ${redactUri(config.mqtt.url)} (external broker, organization ${config.mqtt.org}${group})`;
   } else {
-    const started = await startBroker(config.mqtt, logger, gateway);
-    const broker = started.broker;
-    channel = broker;
-    services.auth.onRevoked((hashes) => broker.disconnectKeys(hashes));
+    const broker = await EmbeddedBroker.start({ logger }, gateway);
     life.onStop(() => broker.close());
-    line = `  MQTT:            mqtt://${config.mqtt.host}:${broker.port}${started.note}`;
+    services.auth.onRevoked((hashes) => broker.disconnectKeys(hashes));
+    channel = broker;
+    line = await listenBroker(broker, config, material);
   }
   gateway.attach(channel);
   built.setMqttCounters(() => ({ ...channel.counters(), ...gateway.counters }));
   return line;
+}
+
+/** The embedded broker's listeners, plain and TLS as configured; answers their banner lines. */
+async function listenBroker(broker: EmbeddedBroker, config: Config, material: TlsMaterial | undefined) {
+  const lines: string[] = [];
+  const host = config.mqtt.host;
+  if (config.api.plain) {
+    const plain = await listenOnPort(broker, { host }, 1883, config.mqtt.port, 'TWINFLOW_MQTT_PORT');
+    lines.push(`  MQTT:            mqtt://${host}:${plain.port}${plain.note}`);
+  }
+  if (material) {
+    const options = { host, tls: serverTlsOptions(material) };
+    const secure = await listenOnPort(broker, options, 8883, config.tls.mqttsPort, 'TWINFLOW_MQTTS_PORT');
+    lines.push(`  MQTT (TLS):      mqtts://${host}:${secure.port}${secure.note}`);
+  }
+  return lines.join('\n');
 }
 
 async function run(config: Config): Promise<Running> {
@@ -219,8 +266,18 @@ async function run(config: Config): Promise<Running> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const life = new Lifecycle(logger);
   try {
-    if (config.roles.has('api'))
+    const api = config.roles.has('api');
+    if (api && config.api.plain)
       await assertPortFree(config.api.port, 'PORT', 'the TwinFlow API', config.api.host);
+    if (api && config.tls.enabled)
+      await assertPortFree(
+        config.tls.httpsPort,
+        'TWINFLOW_HTTPS_PORT',
+        'the TwinFlow HTTPS API',
+        config.api.host,
+      );
+    // Before anything starts: a certificate that cannot be used is one clear error, not a half-started stack.
+    const material = api && config.tls.enabled ? await loadTlsMaterial(config) : undefined;
     const { temporalAddress, temporalUi, mongoUri } = await startStores(config, life, say);
     const inventory = await openInventory(mongoUri, config.mongo.db);
     life.onStop(() => inventory.close());
@@ -228,20 +285,20 @@ async function run(config: Config): Promise<Running> {
       const change = await startWorkerRole(config, inventory, temporalAddress, life);
       logger.info({ change, retentionMs: config.retention.datapointsMs }, 'datapoint retention schedule');
     }
-    const api = config.roles.has('api')
-      ? await startApiRole(config, inventory, temporalAddress, logger, life)
+    const roleLines = api
+      ? await startApiRole(config, inventory, temporalAddress, logger, life, material)
       : undefined;
     say('');
     say('TwinFlow is running.');
-    if (api) say(api.api);
+    if (roleLines) say(roleLines.api);
     if (temporalUi) say(`  Temporal Web UI: ${temporalUi}`);
     say(
       `  Temporal:        ${temporalAddress} (namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue})`,
     );
     say(`  MongoDB:         ${redactUri(mongoUri)} (database ${config.mongo.db})`);
-    if (api?.mqtt) say(api.mqtt);
+    if (roleLines?.mqtt) say(roleLines.mqtt);
     if (config.roles.has('worker')) say('  Worker:          running twins');
-    if (api) say(api.admin);
+    if (roleLines) say(roleLines.admin);
     if (life.stack.length > 0) say(`  Data:            ${config.dataDir}`);
     say('Press Ctrl-C to stop.');
     return { stop: () => life.stop() };
@@ -252,29 +309,31 @@ async function run(config: Config): Promise<Running> {
 }
 
 /**
- * Starts the embedded broker: on TWINFLOW_MQTT_PORT when set (a taken port is an error naming it), otherwise
- * on 1883, or on a free port when 1883 is taken (another broker often runs there), saying so.
+ * Listens on the configured port when set (a taken port is an error naming it), otherwise on the default
+ * port, or on a free port when that is taken (another broker often runs there), saying so.
  */
-async function startBroker(
-  mqtt: Config['mqtt'],
-  logger: Logger,
-  hooks: DeviceGateway,
-): Promise<{ broker: EmbeddedBroker; note: string }> {
-  const start = (port: number) => EmbeddedBroker.start({ port, host: mqtt.host, logger }, hooks);
+async function listenOnPort(
+  broker: EmbeddedBroker,
+  options: Omit<ListenOptions, 'port'>,
+  defaultPort: number,
+  configured: number | undefined,
+  variable: string,
+): Promise<{ port: number; note: string }> {
+  const start = (port: number) => broker.listen({ ...options, port });
   const inUse = (err: unknown) => (err as { code?: string }).code === 'EADDRINUSE';
-  if (mqtt.port !== undefined) {
+  if (configured !== undefined) {
     try {
-      return { broker: await start(mqtt.port), note: '' };
+      return { port: await start(configured), note: '' };
     } catch (err) {
-      if (inUse(err)) throw new PortInUseError(mqtt.port, 'TWINFLOW_MQTT_PORT', 'the MQTT broker');
+      if (inUse(err)) throw new PortInUseError(configured, variable, 'the MQTT broker');
       throw err;
     }
   }
   try {
-    return { broker: await start(1883), note: '' };
+    return { port: await start(defaultPort), note: '' };
   } catch (err) {
     if (!inUse(err)) throw err;
-    return { broker: await start(0), note: ' (1883 is taken; set TWINFLOW_MQTT_PORT to choose)' };
+    return { port: await start(0), note: ` (${defaultPort} is taken; set ${variable} to choose)` };
   }
 }
 
@@ -310,7 +369,7 @@ async function main(): Promise<void> {
   try {
     running = await run(config);
   } catch (err) {
-    if (err instanceof ToolMissingError || err instanceof PortInUseError) {
+    if (err instanceof ToolMissingError || err instanceof PortInUseError || err instanceof TlsFileError) {
       process.stderr.write(`\nTwinFlow cannot start: ${err.message}\n`);
       process.exit(1);
     }

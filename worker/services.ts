@@ -15,6 +15,7 @@ import { Ingestor } from '../ingest/ingestor';
 import { LatestValueGuard } from '../ingest/latest-value-guard';
 import { TwinGoneError, TwinNotifier } from '../ingest/twin-notifier';
 import { DatapointRepository } from '../inventory/datapoints.repo';
+import { CertificateRepository } from '../inventory/certificates.repo';
 import { DeviceRepository } from '../inventory/devices.repo';
 import { FunctionRepository } from '../inventory/functions.repo';
 import {
@@ -64,6 +65,7 @@ export function createRepositories(inventory: Inventory) {
     organizations: new OrganizationRepository(c),
     audit: new AuditRepository(c),
     functions: new FunctionRepository(c),
+    certificates: new CertificateRepository(c),
   };
 }
 

@@ -8,6 +8,7 @@
 // shape and reads the body itself, so the error envelope, the guard-before-body order, the strict query rules
 // (a parameter given twice or unknown is refused), the content-type checks and the table that drives the
 // security and fuzz tests would all be rebuilt around it. This class does the same job in a few lines more.
+import { TLSSocket } from 'node:tls';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { z, ZodTypeAny } from 'zod';
 import type { AppEnv, Principal } from '../context';
@@ -175,7 +176,18 @@ export function assertEveryRouteDeclared(app: Hono<AppEnv>, entries: readonly Ro
 
 const BEARER = /^Bearer ([\w.~+/-]+=*)$/;
 
-/** Authenticates the request's credential, or throws 401. */
+/** The client certificate (DER) of an HTTPS request, when the client presented one. */
+function clientCertificateOf(c: Context<AppEnv>): Buffer | undefined {
+  const socket = (c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket;
+  if (!(socket instanceof TLSSocket)) return undefined;
+  const peer = socket.getPeerCertificate();
+  return peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
+}
+
+/**
+ * Authenticates the request's credential, or throws 401. On the south API (`device`) a device without a key
+ * header may present its client certificate over HTTPS instead.
+ */
 async function authenticate(c: Context<AppEnv>, allowQueryKey: boolean): Promise<Principal> {
   const auth = c.get('services').auth;
   const authorization = c.req.header('authorization');
@@ -189,6 +201,13 @@ async function authenticate(c: Context<AppEnv>, allowQueryKey: boolean): Promise
       throw new ApiError('UNAUTHENTICATED', 'the Authorization header must be "Bearer <token>"');
     const result = await auth.authenticateBearer(match[1]);
     if (!result.ok) throw new ApiError('UNAUTHENTICATED', 'invalid, expired or revoked access token');
+    return result.principal;
+  }
+  const certificate = key === undefined && allowQueryKey ? clientCertificateOf(c) : undefined;
+  if (certificate) {
+    const result = await auth.authenticateCertificate(certificate);
+    if (!result.ok)
+      throw new ApiError('UNAUTHENTICATED', 'the client certificate is unknown, expired or revoked');
     return result.principal;
   }
   if (key === undefined) {
@@ -211,7 +230,7 @@ function guard(access: Access): MiddlewareHandler<AppEnv> {
       const deviceId = c.req.param('deviceId');
       if (principal.kind === 'device') {
         if (deviceId !== undefined && principal.deviceId !== deviceId) {
-          throw new ApiError('PERMISSION_DENIED', 'this key belongs to another device');
+          throw new ApiError('PERMISSION_DENIED', 'this credential belongs to another device');
         }
       } else if (!principal.permissions.has('devices:write')) {
         throw new ApiError(

@@ -190,6 +190,7 @@ devicesRoutes.delete(
       const now = new Date(services.now());
       await services.devices.markDecommissioned(org, deviceId, now);
       services.auth.forget(await services.keys.revokeDeviceKeys(org, deviceId, now));
+      services.auth.forgetCertificates(await services.certificates.revokeDevice(org, deviceId, now));
       services.directory.forget(org, deviceId);
       await audit(c, 'device.decommission', `devices/${deviceId}`);
     }

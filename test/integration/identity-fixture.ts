@@ -194,6 +194,11 @@ export const VALID_BODIES: Record<string, unknown> = {
     mode: 'TEST',
   },
   'POST /north/v1/functions/:functionName/test': { payload: { t: 1 } },
+  'POST /north/v1/certificate-authorities': { name: 'would-be CA', managed: true },
+  'PUT /north/v1/devices/:deviceId/credential-policy': { certificatesOnly: true },
+  // Passes the schema; the certificate itself is read only after the device is found.
+  'POST /north/v1/devices/:deviceId/certificates': { certificate: '-'.repeat(64) },
+  'POST /north/v1/devices/:deviceId/certificates/:fingerprint/rotate': { csr: '-'.repeat(64) },
 };
 
 /** Ids that exist nowhere: a request the guard lets through then fails on them, changing nothing. */
@@ -207,6 +212,8 @@ export const MISSING: Record<string, string> = {
   datastreamId: 'nothing',
   functionName: 'no-such-function',
   suffix: 'no-such-suffix',
+  caId: '0'.repeat(64),
+  fingerprint: '0'.repeat(64),
 };
 
 /** Fills a route's path parameters. */
@@ -226,17 +233,43 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
     return `${docs.length}:${hash.digest('hex').slice(0, 16)}`;
   };
   const whole = (doc: Record<string, unknown>) => doc;
-  const [organizations, users, roles, apiKeys, devices, operations, datapoints, functions] =
-    await Promise.all([
-      digest('organizations', whole),
-      digest('users', whole),
-      digest('roles', whole),
-      digest('api_keys', whole),
-      // The twin's snapshot and seen times move on their own; the record's identity and lifecycle must not.
-      digest('devices', ({ twin: _t, latest: _l, lastSeenAt: _s, ...rest }) => rest),
-      digest('operations', (doc) => [doc._id, doc.status]),
-      digest('datapoints', (doc) => doc._id),
-      digest('functions', whole),
-    ]);
-  return { organizations, users, roles, apiKeys, devices, operations, datapoints, functions };
+  const [
+    organizations,
+    users,
+    roles,
+    apiKeys,
+    devices,
+    operations,
+    datapoints,
+    functions,
+    authorities,
+    certificates,
+    policies,
+  ] = await Promise.all([
+    digest('organizations', whole),
+    digest('users', whole),
+    digest('roles', whole),
+    digest('api_keys', whole),
+    // The twin's snapshot and seen times move on their own; the record's identity and lifecycle must not.
+    digest('devices', ({ twin: _t, latest: _l, lastSeenAt: _s, ...rest }) => rest),
+    digest('operations', (doc) => [doc._id, doc.status]),
+    digest('datapoints', (doc) => doc._id),
+    digest('functions', whole),
+    digest('certificate_authorities', whole),
+    digest('device_certificates', whole),
+    digest('credential_policies', whole),
+  ]);
+  return {
+    organizations,
+    users,
+    roles,
+    apiKeys,
+    devices,
+    operations,
+    datapoints,
+    functions,
+    authorities,
+    certificates,
+    policies,
+  };
 }

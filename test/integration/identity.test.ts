@@ -45,6 +45,8 @@ describe('identity and access', () => {
         role: 'operator',
         platformAdmin: false,
         permissions: [
+          'certificates:manage',
+          'certificates:read',
           'devices:read',
           'devices:write',
           'functions:read',

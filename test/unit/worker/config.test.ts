@@ -5,7 +5,15 @@ import { ConfigError, loadConfig } from '../../../worker/config';
 describe('loadConfig', () => {
   it('answers the defaults for an empty environment', () => {
     const config = loadConfig({});
-    expect(config.api).toEqual({ port: 8080, host: '127.0.0.1' });
+    expect(config.api).toEqual({ port: 8080, host: '127.0.0.1', plain: true });
+    expect(config.tls).toEqual({
+      enabled: true,
+      certFile: undefined,
+      keyFile: undefined,
+      httpsPort: 8443,
+      mqttsPort: undefined,
+      revocationPollMs: 5_000,
+    });
     expect(path.isAbsolute(config.dataDir)).toBe(true);
     expect(config.dataDir).toBe(path.resolve('.twinflow'));
     expect([...config.roles].sort()).toEqual(['api', 'worker']);
@@ -156,5 +164,16 @@ describe('loadConfig', () => {
     );
     for (const bad of ['0', '-1', '1.5', 'many', '257'])
       expect(() => loadConfig({ TWINFLOW_MQTT_CONNECTIONS: bad })).toThrow(/TWINFLOW_MQTT_CONNECTIONS/);
+  });
+
+  it('wants the TLS certificate and key together, and something to listen on', () => {
+    expect(() => loadConfig({ TWINFLOW_TLS_CERT: '/etc/tf/cert.pem' })).toThrow(
+      'TWINFLOW_TLS_KEY: set TWINFLOW_TLS_CERT and TWINFLOW_TLS_KEY together',
+    );
+    expect(() => loadConfig({ TWINFLOW_TLS: 'off', TWINFLOW_PLAIN: 'off' })).toThrow(/nothing would listen/);
+    expect(loadConfig({ TWINFLOW_TLS_CERT: '/c.pem', TWINFLOW_TLS_KEY: '/k.pem' }).tls).toMatchObject({
+      certFile: '/c.pem',
+      keyFile: '/k.pem',
+    });
   });
 });
