@@ -24,7 +24,7 @@ import { ensureRetentionSchedule } from './retention-schedule';
 import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
 import { type BuiltServices, createRepositories, createServices } from './services';
-import { createTwinWorker, installSdkLogger } from './twin-worker';
+import { createTwinWorker, installSdkRuntime } from './twin-worker';
 
 interface Running {
   stop(): Promise<void>;
@@ -82,7 +82,10 @@ async function startWorkerRole(
   temporalAddress: string,
   life: Lifecycle,
 ) {
-  installSdkLogger(config.logLevel === 'debug' || config.logLevel === 'trace');
+  installSdkRuntime({
+    debug: config.logLevel === 'debug' || config.logLevel === 'trace',
+    metricsPort: config.worker.metricsPort,
+  });
   const { devices, operations, datapoints } = createRepositories(inventory);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,
@@ -90,6 +93,7 @@ async function startWorkerRole(
     taskQueue: config.temporal.taskQueue,
     deps: { devices, operations, datapoints },
     workflowBundlePath: config.workflowBundlePath,
+    tuning: config.worker,
   });
   const running = worker.run();
   life.onStop(async () => {

@@ -24,6 +24,33 @@ describe('loadConfig', () => {
     expect(loadConfig({ TWINFLOW_TWIN_SIGNAL_RATE: '0' }).twin.signalRate).toBe(0);
   });
 
+  it('sizes the worker cache for a fleet of 10,000 twins, each figure overridable', () => {
+    expect(loadConfig({}).worker).toEqual({
+      cachedTwins: 12_000,
+      workflowTasks: 40,
+      activities: 100,
+      metricsPort: undefined,
+    });
+    expect(
+      loadConfig({
+        TWINFLOW_WORKER_CACHED_TWINS: '500',
+        TWINFLOW_WORKER_WORKFLOW_TASKS: '8',
+        TWINFLOW_WORKER_ACTIVITIES: '20',
+        TWINFLOW_WORKER_METRICS_PORT: '9464',
+      }).worker,
+    ).toEqual({ cachedTwins: 500, workflowTasks: 8, activities: 20, metricsPort: 9464 });
+  });
+
+  it('refuses worker figures the SDK cannot run with', () => {
+    expect(() => loadConfig({ TWINFLOW_WORKER_WORKFLOW_TASKS: '1' })).toThrow(
+      /TWINFLOW_WORKER_WORKFLOW_TASKS/,
+    );
+    expect(() => loadConfig({ TWINFLOW_WORKER_CACHED_TWINS: '-1' })).toThrow(/TWINFLOW_WORKER_CACHED_TWINS/);
+    expect(() => loadConfig({ TWINFLOW_WORKER_METRICS_PORT: '70000' })).toThrow(
+      /TWINFLOW_WORKER_METRICS_PORT/,
+    );
+  });
+
   it('puts the Temporal UI 1000 above the Temporal port unless it is set', () => {
     expect(loadConfig({ TWINFLOW_TEMPORAL_PORT: '7300' }).temporal).toMatchObject({
       embeddedPort: 7300,
