@@ -1,7 +1,8 @@
 // `npm run bench`: operations against the bare HTTP round trip, provisioning against a bare Temporal start loop,
 // collect throughput, and identity (login, authentication overhead), on the embedded stack; and what each internal
 // Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
-// BENCH_ONLY=temporal-steps,identity,mqtt,operations,provisioning,collect picks sections.
+// twin-memory (worker memory and replays with 10,000 live twins) runs on a stack of its own.
+// BENCH_ONLY=temporal-steps,twin-memory,identity,mqtt,operations,provisioning,collect picks sections.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import { runIdentityBench } from './identity';
 import { type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench } from './operations';
 import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
+import { type TwinMemoryResult, runTwinMemoryBench, summarizeTwinMemory } from './twin-memory';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
 const BULK_SIZE = 500;
@@ -25,7 +27,7 @@ const COLLECT_DEVICES = 500;
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
-  (process.env.BENCH_ONLY ?? 'temporal-steps,identity,mqtt,operations,provisioning,collect')
+  (process.env.BENCH_ONLY ?? 'temporal-steps,twin-memory,identity,mqtt,operations,provisioning,collect')
     .split(',')
     .map((s) => s.trim()),
 );
@@ -54,6 +56,7 @@ async function runPool(total: number, concurrency: number, fn: (i: number) => Pr
 async function startStack(
   dataDir: string,
   ports: { api: number; temporal: number; mongo: number; mqtt: number },
+  extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: path.resolve(__dirname, '..'),
@@ -67,6 +70,7 @@ async function startStack(
       TWINFLOW_TEMPORAL_UI: 'off',
       TWINFLOW_BOOTSTRAP_API_KEY: ADMIN_KEY,
       LOG_LEVEL: process.env.BENCH_STACK_LOG_LEVEL ?? 'warn',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -114,13 +118,79 @@ async function temporalSteps(): Promise<TemporalStepsResult | undefined> {
   return runTemporalStepsBench({ say, iterations, concurrency: STEPS_CONCURRENCY, seconds, without });
 }
 
+/** A stack of its own, stopped (and its data removed) when `fn` is done or the benchmark is interrupted. */
+async function withStack<T>(
+  extraEnv: NodeJS.ProcessEnv,
+  fn: (stack: { base: string; pid: number }) => Promise<T>,
+): Promise<T> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
+  const ports = {
+    api: await getFreePort(),
+    temporal: await getFreePort(),
+    mongo: await getFreePort(),
+    mqtt: await getFreePort(),
+  };
+  const stack = await startStack(dataDir, ports, extraEnv);
+  const interrupted = () => {
+    stack.once('exit', () => {
+      rmSync(dataDir, { recursive: true, force: true });
+      process.exit(130);
+    });
+    stack.kill('SIGTERM');
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  try {
+    return await fn({ base: `http://127.0.0.1:${ports.api}`, pid: stack.pid! });
+  } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    stack.kill('SIGTERM');
+    await new Promise((r) => stack.once('exit', r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Runs on a fresh stack of its own, so that its "before" figures are an empty worker's. */
+async function twinMemory(): Promise<TwinMemoryResult | undefined> {
+  if (!SECTIONS.has('twin-memory')) return undefined;
+  const devices = Number(process.env.BENCH_TWIN_DEVICES ?? 10_000);
+  const loadRate = Number(process.env.BENCH_TWIN_LOAD_RATE ?? 200);
+  say(
+    `\nTwin memory: ${fmt(devices)} live twins on one worker, then telemetry to each twin once at ${loadRate} reports/s`,
+  );
+  const metricsPort = await getFreePort();
+  try {
+    return await withStack({ TWINFLOW_WORKER_METRICS_PORT: String(metricsPort) }, ({ base, pid }) =>
+      runTwinMemoryBench({
+        base,
+        adminKey: ADMIN_KEY,
+        say,
+        devices,
+        stackPid: pid,
+        sdkMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+        settleMs: Number(process.env.BENCH_TWIN_SETTLE_MS ?? 120_000),
+        restSeconds: Number(process.env.BENCH_TWIN_REST_SECONDS ?? 20),
+        loadRate,
+      }),
+    );
+  } catch (err) {
+    say(`  Twin memory did not finish: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'operations', 'provisioning', 'collect'];
+
 async function main(): Promise<void> {
   const steps = await temporalSteps();
+  const memory = await twinMemory();
   const stepsSummary = () => {
     if (steps)
       for (const line of ['  Temporal steps', ...summarizeTemporalSteps(steps, STEPS_CONCURRENCY)]) say(line);
+    if (memory) for (const line of summarizeTwinMemory(memory)) say(line);
   };
-  if ([...SECTIONS].every((s) => s === 'temporal-steps')) {
+  if (!SHARED_STACK_SECTIONS.some((s) => SECTIONS.has(s))) {
     say('\nSummary');
     stepsSummary();
     return;

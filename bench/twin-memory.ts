@@ -1,0 +1,205 @@
+// Twin memory: what a fleet of live twins costs the worker (RSS, V8 heap, sticky cache) and how often the worker
+// has to rebuild a twin from its history (a replay) at rest and under light telemetry touching every twin.
+import { readFileSync } from 'node:fs';
+
+export interface TwinMemoryOptions {
+  readonly base: string;
+  readonly adminKey: string;
+  readonly say: (line: string) => void;
+  readonly devices: number;
+  /** The TwinFlow process (API and worker): its RSS is read from /proc. */
+  readonly stackPid: number;
+  /** The SDK's Prometheus endpoint (TWINFLOW_WORKER_METRICS_PORT). */
+  readonly sdkMetricsUrl: string;
+  /** Longest wait for provisioning's workflow tasks to finish before measuring. */
+  readonly settleMs: number;
+  readonly restSeconds: number;
+  /** Telemetry requests per second while touching every twin once. */
+  readonly loadRate: number;
+}
+
+export interface MemorySample {
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  /** Twins (and other workflows) the worker holds. */
+  readonly cached: number;
+  /** Workflow tasks for a workflow the worker no longer held: each one replayed its history. */
+  readonly replays: number;
+  readonly evictions: number;
+}
+
+export interface TwinMemoryResult {
+  readonly devices: number;
+  readonly provisioned: number;
+  readonly before: MemorySample;
+  readonly settled: MemorySample;
+  readonly afterLoad: MemorySample;
+  readonly restReplaysPerSecond: number;
+  readonly loadReplaysPerSecond: number;
+  readonly loadSeconds: number;
+  readonly loadStored: number;
+}
+
+const MiB = 2 ** 20;
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sum of one metric over all its label sets, from a Prometheus text page; 0 when absent. */
+export function metricSum(page: string, name: string): number {
+  let sum = 0;
+  for (const line of page.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    const value = Number(rest.slice(rest.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sum += value;
+  }
+  return sum;
+}
+
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  return kb ? Number(kb[1]) * 1024 : NaN;
+}
+
+async function text(url: string): Promise<string> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+  return res.text();
+}
+
+async function sample(o: TwinMemoryOptions): Promise<MemorySample> {
+  const [api, sdk] = await Promise.all([text(`${o.base}/metrics`), text(o.sdkMetricsUrl)]);
+  return {
+    rssBytes: rssOf(o.stackPid),
+    heapUsedBytes: metricSum(api, 'twinflow_nodejs_heap_size_used_bytes'),
+    cached: metricSum(sdk, 'temporal_sticky_cache_size'),
+    replays: metricSum(sdk, 'temporal_sticky_cache_miss'),
+    evictions: metricSum(sdk, 'temporal_sticky_cache_total_forced_eviction'),
+  };
+}
+
+async function provision(o: TwinMemoryOptions): Promise<{ id: string; key: string }[]> {
+  const keys: { id: string; key: string }[] = [];
+  const chunks = Math.ceil(o.devices / 500);
+  let next = 0;
+  const one = async () => {
+    while (next < chunks) {
+      const chunk = next++;
+      const devices = Array.from({ length: Math.min(500, o.devices - chunk * 500) }, (_, i) => ({
+        id: `memory-${chunk * 500 + i}`,
+        type: (chunk * 500 + i) % 2 ? 'electricity-meter' : 'generic',
+      }));
+      const res = await fetch(`${o.base}/north/v1/devices/bulk`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'X-ApiKey': o.adminKey },
+        body: JSON.stringify({ devices }),
+      });
+      if (res.status !== 200)
+        throw new Error(`bulk provisioning answered ${res.status}: ${await res.text()}`);
+      const body = (await res.json()) as { results: { id: string; apiKey?: string }[] };
+      for (const r of body.results) if (r.apiKey) keys.push({ id: r.id, key: r.apiKey });
+    }
+  };
+  await Promise.all([one(), one()]);
+  return keys;
+}
+
+/** Waits until the worker's cache stops growing (provisioning's first workflow tasks and snapshots are done). */
+async function settle(o: TwinMemoryOptions): Promise<void> {
+  const deadline = Date.now() + o.settleMs;
+  let last = -1;
+  let stableSince = Date.now();
+  while (Date.now() < deadline) {
+    const cached = (await sample(o)).cached;
+    if (cached !== last) {
+      last = cached;
+      stableSince = Date.now();
+    } else if (Date.now() - stableSince >= 5_000) return;
+    await sleep(1_000);
+  }
+}
+
+/** One telemetry report per twin, paced at `rate` a second; answers how many were stored. */
+async function touchEveryTwin(o: TwinMemoryOptions, keys: { id: string; key: string }[]): Promise<number> {
+  let next = 0;
+  let stored = 0;
+  const start = performance.now();
+  const one = async () => {
+    while (next < keys.length) {
+      const i = next++;
+      const due = start + (i / o.loadRate) * 1000;
+      if (due > performance.now()) await sleep(due - performance.now());
+      const d = keys[i]!;
+      const res = await fetch(`${o.base}/south/v80/devices/${d.id}/collect/iot`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'X-ApiKey': d.key },
+        body: JSON.stringify({
+          version: '1.0.0',
+          datastreams: [{ id: 'voltage', datapoints: [{ value: 230 }] }],
+        }),
+      });
+      await res.arrayBuffer();
+      if (res.status === 201) stored++;
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, one));
+  return stored;
+}
+
+/** Waits until every report has reached its twin (no device waits for a signal), at most `ms`. */
+async function drainSignals(o: TwinMemoryOptions, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (metricSum(await text(`${o.base}/metrics`), 'twinflow_twin_devices_pending') === 0) return;
+    await sleep(500);
+  }
+}
+
+export async function runTwinMemoryBench(o: TwinMemoryOptions): Promise<TwinMemoryResult> {
+  const before = await sample(o);
+  o.say(`  before: RSS ${fmt(before.rssBytes / MiB)} MiB, heap ${fmt(before.heapUsedBytes / MiB)} MiB`);
+  const keys = await provision(o);
+  o.say(`  provisioned ${fmt(keys.length)} devices; waiting for the worker to settle...`);
+  await settle(o);
+  const settled = await sample(o);
+  o.say(
+    `  settled: RSS ${fmt(settled.rssBytes / MiB)} MiB, heap ${fmt(settled.heapUsedBytes / MiB)} MiB, ${fmt(settled.cached)} cached, ${fmt(settled.evictions)} evictions`,
+  );
+  await sleep(o.restSeconds * 1000);
+  const rested = await sample(o);
+  const restReplaysPerSecond = (rested.replays - settled.replays) / o.restSeconds;
+  o.say(`  at rest for ${o.restSeconds} s: ${fmt(rested.replays - settled.replays)} replays`);
+  const t0 = performance.now();
+  const loadStored = await touchEveryTwin(o, keys);
+  await drainSignals(o, 120_000);
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const afterLoad = await sample(o);
+  const loadReplaysPerSecond = (afterLoad.replays - rested.replays) / loadSeconds;
+  o.say(
+    `  telemetry to every twin (${fmt(loadStored)} stored in ${fmt(loadSeconds, 1)} s): ${fmt(afterLoad.replays - rested.replays)} replays, ${fmt(afterLoad.evictions - rested.evictions)} evictions`,
+  );
+  return {
+    devices: o.devices,
+    provisioned: keys.length,
+    before,
+    settled,
+    afterLoad,
+    restReplaysPerSecond,
+    loadReplaysPerSecond,
+    loadSeconds,
+    loadStored,
+  };
+}
+
+/** The summary lines: per-twin memory, cache, replays. */
+export function summarizeTwinMemory(r: TwinMemoryResult): string[] {
+  const perTwin = (a: number, b: number) => (r.provisioned > 0 ? (b - a) / r.provisioned / 1024 : NaN);
+  return [
+    `  twin memory           RSS ${fmt(r.before.rssBytes / MiB)} -> ${fmt(r.settled.rssBytes / MiB)} MiB (${fmt(perTwin(r.before.rssBytes, r.settled.rssBytes), 1)} KiB a twin; ${fmt(r.afterLoad.rssBytes / MiB)} MiB after telemetry), main-thread heap ${fmt(r.before.heapUsedBytes / MiB)} -> ${fmt(r.settled.heapUsedBytes / MiB)} MiB (${fmt(perTwin(r.before.heapUsedBytes, r.settled.heapUsedBytes), 1)} KiB a twin)`,
+    `  twin cache            ${fmt(r.afterLoad.cached)} workflows cached for ${fmt(r.provisioned)} twins, ${fmt(r.afterLoad.evictions)} forced evictions`,
+    `  replays               ${fmt(r.restReplaysPerSecond, 2)}/s at rest, ${fmt(r.loadReplaysPerSecond, 1)}/s while telemetry reached every twin (${fmt(r.loadStored / r.loadSeconds)} reports/s)`,
+  ];
+}
