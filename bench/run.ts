@@ -10,6 +10,8 @@ import path from 'node:path';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { getFreePort } from '../worker/local-stack';
+import { postgresUnreachable, startPostgresTemporal } from '../worker/postgres-temporal';
+import { TEMPORAL_SERVER_VERSION, type TemporalServerTools, ensureTemporalServer } from '../worker/tools';
 import { runIdentityBench } from './identity';
 import { type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench } from './operations';
@@ -180,15 +182,89 @@ async function twinMemory(): Promise<TwinMemoryResult | undefined> {
   }
 }
 
+/** The operations figures, as the summary prints them (on the embedded stack or on PostgreSQL). */
+function summarizeOperations(o: OperationsBenchResult): string[] {
+  return [
+    `  operation round trip  p50 ${fmt(o.syncLatency.p50, 1)} ms, p99 ${fmt(o.syncLatency.p99, 1)} ms at 8 at once (aim: 30 / 100 ms); bare HTTP p50 ${fmt(o.bareLatency.p50, 1)} ms, p99 ${fmt(o.bareLatency.p99, 1)} ms`,
+    `  operation throughput  ${fmt(o.syncThroughput.rate)} operations/s at 64 at once (aim: 100/s), p50 ${fmt(o.syncThroughput.p50, 1)} ms, p99 ${fmt(o.syncThroughput.p99, 1)} ms; bare HTTP ${fmt(o.bareThroughput.rate)}/s; ratio ${fmt(o.syncThroughput.rate / o.bareThroughput.rate, 3)}`,
+    `  pending poll          p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms handing over one operation, 100 devices; empty poll p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms`,
+  ];
+}
+
+const OPERATIONS_OPTIONS = {
+  adminKey: ADMIN_KEY,
+  say,
+  devices: OPERATION_DEVICES,
+  operations: OPERATIONS,
+  latencyConcurrency: 8,
+  throughputConcurrency: 64,
+  pollDevices: 100,
+  pollRounds: 5,
+};
+
+/**
+ * BENCH_TEMPORAL=postgres: the operations section again, on a Temporal server (the release the dev server embeds)
+ * that keeps its history in PostgreSQL (BENCH_PG_HOST, BENCH_PG_PORT, BENCH_PG_USER, BENCH_PG_PASSWORD; default
+ * 127.0.0.1:5432, user postgres). Skipped, saying why, when PostgreSQL does not answer or the server cannot be built.
+ */
+async function postgresOperations(): Promise<OperationsBenchResult | undefined> {
+  if (process.env.BENCH_TEMPORAL !== 'postgres' || !SECTIONS.has('operations')) return undefined;
+  const pg = {
+    host: process.env.BENCH_PG_HOST ?? '127.0.0.1',
+    port: Number(process.env.BENCH_PG_PORT ?? 5432),
+    user: process.env.BENCH_PG_USER ?? 'postgres',
+    password: process.env.BENCH_PG_PASSWORD,
+  };
+  const unreachable = await postgresUnreachable(pg);
+  if (unreachable) {
+    say(`\nOperations on Temporal with PostgreSQL: skipped, PostgreSQL does not answer (${unreachable}).`);
+    return undefined;
+  }
+  let tools: TemporalServerTools;
+  try {
+    tools = await ensureTemporalServer(process.env, say);
+  } catch (err) {
+    say(`\nOperations on Temporal with PostgreSQL: skipped, ${(err as Error).message}`);
+    return undefined;
+  }
+  say(
+    `\nOperations on Temporal ${TEMPORAL_SERVER_VERSION} with PostgreSQL at ${pg.host}:${pg.port}: ${fmt(OPERATIONS)} synchronous operations on ${OPERATION_DEVICES} emulated devices`,
+  );
+  const runDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-pg-'));
+  const runId = `bench_${Date.now().toString(36)}_${process.pid}`;
+  const server = await startPostgresTemporal({ tools, pg, runDir, runId, namespace: 'default' });
+  say(
+    `  Temporal on PostgreSQL at ${server.address} (databases ${server.databases.main}, ${server.databases.visibility})`,
+  );
+  try {
+    return await withStack({ TEMPORAL_ADDRESS: server.address }, ({ base }) =>
+      runOperationsBench({ base, ...OPERATIONS_OPTIONS }),
+    );
+  } finally {
+    await server
+      .stopAndDrop()
+      .catch((err: unknown) => say(`  could not drop the run's databases: ${String(err)}`));
+    rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
 const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'operations', 'provisioning', 'collect'];
 
 async function main(): Promise<void> {
   const steps = await temporalSteps();
   const memory = await twinMemory();
+  const onPostgres = await postgresOperations().catch((err: unknown) => {
+    say(`  Operations on Temporal with PostgreSQL did not finish: ${(err as Error).message}`);
+    return undefined;
+  });
   const stepsSummary = () => {
     if (steps)
       for (const line of ['  Temporal steps', ...summarizeTemporalSteps(steps, STEPS_CONCURRENCY)]) say(line);
     if (memory) for (const line of summarizeTwinMemory(memory)) say(line);
+    if (onPostgres) {
+      say('  On Temporal with PostgreSQL (BENCH_TEMPORAL=postgres):');
+      for (const line of summarizeOperations(onPostgres)) say(line);
+    }
   };
   if (!SHARED_STACK_SECTIONS.some((s) => SECTIONS.has(s))) {
     say('\nSummary');
@@ -257,17 +333,7 @@ async function main(): Promise<void> {
       say(
         `\nOperations: ${fmt(OPERATIONS)} synchronous operations on ${OPERATION_DEVICES} emulated devices, each run beside the bare HTTP round trip`,
       );
-      ops = await runOperationsBench({
-        base,
-        adminKey: ADMIN_KEY,
-        say,
-        devices: OPERATION_DEVICES,
-        operations: OPERATIONS,
-        latencyConcurrency: 8,
-        throughputConcurrency: 64,
-        pollDevices: 100,
-        pollRounds: 5,
-      });
+      ops = await runOperationsBench({ base, ...OPERATIONS_OPTIONS });
     }
     if (!SECTIONS.has('provisioning') && !SECTIONS.has('collect')) return;
     const devicesToProvision = SECTIONS.has('provisioning') ? DEVICES : COLLECT_DEVICES;
@@ -378,18 +444,7 @@ async function main(): Promise<void> {
         `                        visible p99 ${fmt(mqtt.visibleP99Ms)} ms (aim: 1,000); twin signals ${mqtt.signalsPerSecond.map((r) => fmt(r, 1)).join(' then ')} /s as the rate doubled; stored ${fmt(mqtt.stored)} of ${fmt(mqtt.acked)} acknowledged`,
       );
     }
-    if (ops) {
-      const o = ops;
-      say(
-        `  operation round trip  p50 ${fmt(o.syncLatency.p50, 1)} ms, p99 ${fmt(o.syncLatency.p99, 1)} ms at 8 at once (aim: 30 / 100 ms); bare HTTP p50 ${fmt(o.bareLatency.p50, 1)} ms, p99 ${fmt(o.bareLatency.p99, 1)} ms`,
-      );
-      say(
-        `  operation throughput  ${fmt(o.syncThroughput.rate)} operations/s at 64 at once (aim: 100/s), p50 ${fmt(o.syncThroughput.p50, 1)} ms, p99 ${fmt(o.syncThroughput.p99, 1)} ms; bare HTTP ${fmt(o.bareThroughput.rate)}/s; ratio ${fmt(o.syncThroughput.rate / o.bareThroughput.rate, 3)}`,
-      );
-      say(
-        `  pending poll          p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms handing over one operation, 100 devices; empty poll p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms`,
-      );
-    }
+    if (ops) for (const line of summarizeOperations(ops)) say(line);
     if (SECTIONS.has('provisioning') && Number.isFinite(bareRate)) {
       say(`  provisioning          ${fmt(provisionRate).padStart(8)} devices/s`);
       say(`  bare Temporal starts  ${fmt(bareRate).padStart(8)} starts/s`);
