@@ -200,18 +200,46 @@ function runTool(bin: string, args: string[]): Promise<void> {
   });
 }
 
+/** Highest port the server can record for membership: PostgreSQL keeps it in a smallint column. */
+export const MEMBERSHIP_PORT_LIMIT = 32_767;
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free loopback port from 10,000 to MEMBERSHIP_PORT_LIMIT: the system hands out ports above 32,767, which the
+ * server cannot store for its membership ring ("value out of range for type smallint") and then exits.
+ */
+export async function freeMembershipPort(taken: ReadonlySet<number> = new Set()): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 10_000 + Math.floor(Math.random() * (MEMBERSHIP_PORT_LIMIT - 10_000));
+    if (!taken.has(port) && (await canListen(port))) return port;
+  }
+  throw new Error(`no free port between 10000 and ${MEMBERSHIP_PORT_LIMIT} after 200 tries`);
+}
+
 async function freePorts(): Promise<TemporalServerPorts> {
-  const next = () => getFreePort();
+  const taken = new Set<number>();
+  const membership = async () => {
+    const port = await freeMembershipPort(taken);
+    taken.add(port);
+    return port;
+  };
   return {
-    frontend: await next(),
-    frontendHttp: await next(),
-    frontendMembership: await next(),
-    history: await next(),
-    historyMembership: await next(),
-    matching: await next(),
-    matchingMembership: await next(),
-    worker: await next(),
-    workerMembership: await next(),
+    frontend: await getFreePort(),
+    frontendHttp: await getFreePort(),
+    frontendMembership: await membership(),
+    history: await getFreePort(),
+    historyMembership: await membership(),
+    matching: await getFreePort(),
+    matchingMembership: await membership(),
+    worker: await getFreePort(),
+    workerMembership: await membership(),
   };
 }
 
@@ -255,12 +283,12 @@ export interface PostgresTemporalOptions {
   readonly namespace: string;
 }
 
-/** Creates this run's databases, starts the server on free ports, registers the namespace and search attributes. */
+/**
+ * Creates this run's databases, starts the server on free ports, registers the namespace and search attributes;
+ * on any failure, stops what it started and drops the databases again.
+ */
 export async function startPostgresTemporal(o: PostgresTemporalOptions): Promise<PostgresTemporal> {
   const databases = temporalDatabaseNames(o.runId);
-  for (const step of schemaSteps(o.pg, databases.main, 'temporal')) await runTool(o.tools.sqlTool, step);
-  for (const step of schemaSteps(o.pg, databases.visibility, 'visibility'))
-    await runTool(o.tools.sqlTool, step);
   const configDir = path.join(o.runDir, 'config');
   mkdirSync(configDir, { recursive: true });
   const dynamicConfigFile = path.join(configDir, 'dynamic.yaml');
@@ -277,13 +305,6 @@ export async function startPostgresTemporal(o: PostgresTemporalOptions): Promise
     return true;
   };
   const args = ['--root', o.runDir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'];
-  const proc = await launch('temporal-postgres', o.tools.server, args, o.runDir, [], ready, 120_000);
-  try {
-    await ensureNamespace(address, o.namespace);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
   const drop = async () => {
     for (const db of [databases.main, databases.visibility])
       await runTool(o.tools.sqlTool, [
@@ -292,12 +313,25 @@ export async function startPostgresTemporal(o: PostgresTemporalOptions): Promise
         '--force',
       ]);
   };
+  let proc: ManagedProcess | undefined;
+  try {
+    for (const step of schemaSteps(o.pg, databases.main, 'temporal')) await runTool(o.tools.sqlTool, step);
+    for (const step of schemaSteps(o.pg, databases.visibility, 'visibility'))
+      await runTool(o.tools.sqlTool, step);
+    proc = await launch('temporal-postgres', o.tools.server, args, o.runDir, [], ready, 120_000);
+    await ensureNamespace(address, o.namespace);
+  } catch (err) {
+    await proc?.stop();
+    await drop().catch(() => undefined);
+    throw err;
+  }
+  const started = proc;
   return {
-    ...proc,
+    ...started,
     address,
     databases,
     stopAndDrop: async () => {
-      await proc.stop();
+      await started.stop();
       await drop();
     },
   };
