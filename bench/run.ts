@@ -123,7 +123,7 @@ async function temporalSteps(): Promise<TemporalStepsResult | undefined> {
 /** A stack of its own, stopped (and its data removed) when `fn` is done or the benchmark is interrupted. */
 async function withStack<T>(
   extraEnv: NodeJS.ProcessEnv,
-  fn: (stack: { base: string; pid: number }) => Promise<T>,
+  fn: (stack: { base: string; pid: number; temporalAddress: string }) => Promise<T>,
 ): Promise<T> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
   const ports = {
@@ -143,7 +143,11 @@ async function withStack<T>(
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    return await fn({ base: `http://127.0.0.1:${ports.api}`, pid: stack.pid! });
+    return await fn({
+      base: `http://127.0.0.1:${ports.api}`,
+      pid: stack.pid!,
+      temporalAddress: extraEnv.TEMPORAL_ADDRESS ?? `127.0.0.1:${ports.temporal}`,
+    });
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
@@ -163,18 +167,21 @@ async function twinMemory(): Promise<TwinMemoryResult | undefined> {
   );
   const metricsPort = await getFreePort();
   try {
-    return await withStack({ TWINFLOW_WORKER_METRICS_PORT: String(metricsPort) }, ({ base, pid }) =>
-      runTwinMemoryBench({
-        base,
-        adminKey: ADMIN_KEY,
-        say,
-        devices,
-        stackPid: pid,
-        sdkMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
-        settleMs: Number(process.env.BENCH_TWIN_SETTLE_MS ?? 120_000),
-        restSeconds: Number(process.env.BENCH_TWIN_REST_SECONDS ?? 20),
-        loadRate,
-      }),
+    return await withStack(
+      { TWINFLOW_WORKER_METRICS_PORT: String(metricsPort) },
+      ({ base, pid, temporalAddress }) =>
+        runTwinMemoryBench({
+          temporalAddress,
+          base,
+          adminKey: ADMIN_KEY,
+          say,
+          devices,
+          stackPid: pid,
+          sdkMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+          settleMs: Number(process.env.BENCH_TWIN_SETTLE_MS ?? 120_000),
+          restSeconds: Number(process.env.BENCH_TWIN_REST_SECONDS ?? 20),
+          loadRate,
+        }),
     );
   } catch (err) {
     say(`  Twin memory did not finish: ${(err as Error).message}`);
