@@ -1,5 +1,6 @@
 // TwinFlow's configuration: one zod schema, parsed once at start, every problem listed.
 import os from 'node:os';
+import v8 from 'node:v8';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -16,13 +17,15 @@ const ROLES = ['api', 'worker'] as const;
  * Measured with `BENCH_ONLY=twin-memory npm run bench` (README: "Twin memory").
  */
 export const WORKER_DEFAULTS = {
+  /** Upper bound of the cached-twins default: 10,000 twins with room for operation workflows beside them. */
+  maxCachedTwins: 12_000,
   /**
-   * Twins kept in memory between their workflow tasks (TWINFLOW_WORKER_CACHED_TWINS, the SDK's
-   * maxCachedWorkflows). A twin that is not cached is rebuilt by replaying its whole history on its next task.
-   * The SDK's default follows the heap limit (about 2,300 on a 4 GiB heap), so a fleet of 10,000 twins replayed
-   * on nearly every signal. 12,000 holds 10,000 twins with room for operation workflows beside them.
+   * V8 heap one cached twin keeps on the workflow thread: 315 KiB measured (bench/twin-heap.ts), mostly the
+   * workflow bundle's modules, which the SDK instantiates once per workflow; rounded up.
    */
-  cachedTwins: 12_000,
+  twinHeapKiB: 320,
+  /** Heap the workflow thread needs besides its cached twins: the bundle, activations, a replay's history. */
+  workflowThreadReserveMiB: 512,
   /**
    * Workflow tasks run at once (TWINFLOW_WORKER_WORKFLOW_TASKS, maxConcurrentWorkflowTaskExecutions). The
    * workflows run on one thread, so more only queues tasks inside the worker; the SDK's 40 keeps the thread busy.
@@ -34,6 +37,21 @@ export const WORKER_DEFAULTS = {
    */
   activities: 100,
 } as const;
+
+/**
+ * Twins kept in memory between their workflow tasks (TWINFLOW_WORKER_CACHED_TWINS, the SDK's maxCachedWorkflows)
+ * when not set: as many as the workflow thread's heap holds, up to 12,000. A twin that is not cached replays its
+ * whole history on its next task. The SDK's own default assumes about 1.7 MiB a workflow (2,300 on a 4 GiB heap),
+ * so a fleet of 10,000 replayed on nearly every signal; on a 4 GiB heap (Node's default where the machine has
+ * 16 GiB or more, or `--max-old-space-size=4096`, which the workflow thread follows too) this answers 11,622.
+ */
+export function defaultCachedTwins(heapLimitMiB: number): number {
+  const fit = Math.floor(
+    ((heapLimitMiB - WORKER_DEFAULTS.workflowThreadReserveMiB) * 1024) / WORKER_DEFAULTS.twinHeapKiB,
+  );
+  return Math.max(100, Math.min(WORKER_DEFAULTS.maxCachedTwins, fit));
+}
+
 export type Role = (typeof ROLES)[number];
 
 const configSchema = z
@@ -98,7 +116,7 @@ const configSchema = z
       .int()
       .min(0)
       .max(1_000_000)
-      .default(WORKER_DEFAULTS.cachedTwins),
+      .default(() => defaultCachedTwins(v8.getHeapStatistics().heap_size_limit / 2 ** 20)),
     TWINFLOW_WORKER_WORKFLOW_TASKS: z.coerce
       .number()
       .int()

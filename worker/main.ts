@@ -244,7 +244,8 @@ async function run(config: Config): Promise<Running> {
     );
     say(`  MongoDB:         ${redactUri(mongoUri)} (database ${config.mongo.db})`);
     if (api?.mqtt) say(api.mqtt);
-    if (config.roles.has('worker')) say('  Worker:          running twins');
+    if (config.roles.has('worker'))
+      say(`  Worker:          running twins (keeps up to ${config.worker.cachedTwins} in memory)`);
     if (api) say(api.admin);
     if (life.stack.length > 0) say(`  Data:            ${config.dataDir}`);
     say('Press Ctrl-C to stop.');
