@@ -16,6 +16,7 @@ import { runIdentityBench } from './identity';
 import { type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench } from './operations';
 import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
+import { type TwinHeapResult, runTwinHeapBench } from './twin-heap';
 import { type TwinMemoryResult, runTwinMemoryBench, summarizeTwinMemory } from './twin-memory';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -157,17 +158,34 @@ async function withStack<T>(
   }
 }
 
+/** The retained heap a cached twin costs, weighed in this process (bench/twin-heap.ts). */
+async function twinHeap(): Promise<TwinHeapResult | undefined> {
+  const twins = Number(process.env.BENCH_TWIN_HEAP_TWINS ?? 2_000);
+  say(
+    `\nTwin heap: ${fmt(twins)} twins cached by a worker in this process, heap weighed after full collections`,
+  );
+  try {
+    const r = await runTwinHeapBench(twins, say);
+    say(`  ${fmt(r.heapKiBPerTwin, 1)} KiB of V8 heap a twin, ${fmt(r.rssKiBPerTwin, 1)} KiB of RSS`);
+    return r;
+  } catch (err) {
+    say(`  Twin heap did not finish: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
 /** Runs on a fresh stack of its own, so that its "before" figures are an empty worker's. */
-async function twinMemory(): Promise<TwinMemoryResult | undefined> {
+async function twinMemory(): Promise<{ stack?: TwinMemoryResult; heap?: TwinHeapResult } | undefined> {
   if (!SECTIONS.has('twin-memory')) return undefined;
+  const heap = await twinHeap();
   const devices = Number(process.env.BENCH_TWIN_DEVICES ?? 10_000);
   const loadRate = Number(process.env.BENCH_TWIN_LOAD_RATE ?? 200);
   say(
-    `\nTwin memory: ${fmt(devices)} live twins on one worker, then telemetry to each twin once at ${loadRate} reports/s`,
+    `\nTwin memory: ${fmt(devices)} live twins on one worker, then a telemetry signal to each twin at ${loadRate}/s`,
   );
   const metricsPort = await getFreePort();
   try {
-    return await withStack(
+    const stack = await withStack(
       { TWINFLOW_WORKER_METRICS_PORT: String(metricsPort) },
       ({ base, pid, temporalAddress }) =>
         runTwinMemoryBench({
@@ -183,9 +201,10 @@ async function twinMemory(): Promise<TwinMemoryResult | undefined> {
           loadRate,
         }),
     );
+    return { stack, heap };
   } catch (err) {
     say(`  Twin memory did not finish: ${(err as Error).message}`);
-    return undefined;
+    return { heap };
   }
 }
 
@@ -267,7 +286,11 @@ async function main(): Promise<void> {
   const stepsSummary = () => {
     if (steps)
       for (const line of ['  Temporal steps', ...summarizeTemporalSteps(steps, STEPS_CONCURRENCY)]) say(line);
-    if (memory) for (const line of summarizeTwinMemory(memory)) say(line);
+    if (memory?.heap)
+      say(
+        `  twin heap             ${fmt(memory.heap.heapKiBPerTwin, 1)} KiB of V8 heap a cached twin (${fmt(memory.heap.rssKiBPerTwin, 1)} KiB of RSS), ${fmt(memory.heap.twins)} twins weighed in-process`,
+      );
+    if (memory?.stack) for (const line of summarizeTwinMemory(memory.stack)) say(line);
     if (onPostgres) {
       say('  On Temporal with PostgreSQL (BENCH_TEMPORAL=postgres):');
       for (const line of summarizeOperations(onPostgres)) say(line);
