@@ -161,6 +161,7 @@ async function withStack<T>(
 /** The retained heap a cached twin costs, weighed in this process (bench/twin-heap.ts). */
 async function twinHeap(): Promise<TwinHeapResult | undefined> {
   const twins = Number(process.env.BENCH_TWIN_HEAP_TWINS ?? 2_000);
+  if (twins <= 0) return undefined;
   say(
     `\nTwin heap: ${fmt(twins)} twins cached by a worker in this process, heap weighed after full collections`,
   );
