@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { twinWorkflowId } from '../workflows/ids';
 import { reportTelemetrySignal } from '../workflows/twin.messages';
 
@@ -116,20 +117,53 @@ async function provision(o: TwinMemoryOptions): Promise<{ id: string; key: strin
   return keys;
 }
 
-/** Waits until the worker has run no workflow task for 5 s (provisioning's first tasks and snapshots are done). */
+/** Workflow and activity tasks waiting on TwinFlow's task queue (Temporal's approximate count). */
+async function backlog(connection: Connection): Promise<number> {
+  let total = 0;
+  for (const type of [
+    temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+  ]) {
+    const res = await connection.workflowService.describeTaskQueue({
+      namespace: 'default',
+      taskQueue: { name: 'twinflow' },
+      taskQueueType: type,
+      reportStats: true,
+    });
+    total += Number(res.stats?.approximateBacklogCount ?? 0);
+  }
+  return total;
+}
+
+/**
+ * Waits until nothing waits on the task queue and the worker has run no workflow task for 5 s (provisioning's
+ * first tasks and snapshots, or the signals' tasks, are done).
+ */
 async function settle(o: TwinMemoryOptions): Promise<void> {
+  const connection = await Connection.connect({ address: o.temporalAddress });
+  try {
+    await settleOn(o, connection);
+  } finally {
+    await connection.close();
+  }
+}
+
+async function settleOn(o: TwinMemoryOptions, connection: Connection): Promise<void> {
   const deadline = Date.now() + o.settleMs;
   let last = '';
   let stableSince = Date.now();
   while (Date.now() < deadline) {
     const s = await sample(o);
-    const now = `${s.cached}/${s.hits}/${s.replays}`;
-    if (now !== last) {
+    const now = `${s.cached}/${s.hits}/${s.replays}/${await backlog(connection)}`;
+    if (now !== last || !now.endsWith('/0')) {
       last = now;
       stableSince = Date.now();
     } else if (Date.now() - stableSince >= 5_000) return;
     await sleep(1_000);
   }
+  o.say(
+    `  (not settled after ${o.settleMs / 1000} s: ${last} cached/hits/replays/backlog; measuring anyway)`,
+  );
 }
 
 /**
