@@ -42,6 +42,7 @@ export interface TwinMemoryResult {
   readonly provisioned: number;
   readonly before: MemorySample;
   readonly settled: MemorySample;
+  readonly rested: MemorySample;
   readonly afterLoad: MemorySample;
   readonly restReplaysPerSecond: number;
   readonly loadReplaysPerSecond: number;
@@ -233,6 +234,7 @@ export async function runTwinMemoryBench(o: TwinMemoryOptions): Promise<TwinMemo
     provisioned: keys.length,
     before,
     settled,
+    rested,
     afterLoad,
     restReplaysPerSecond,
     loadReplaysPerSecond,
@@ -247,6 +249,6 @@ export function summarizeTwinMemory(r: TwinMemoryResult): string[] {
   return [
     `  twin memory           RSS ${fmt(r.before.rssBytes / MiB)} -> ${fmt(r.settled.rssBytes / MiB)} MiB (${fmt(perTwin(r.before.rssBytes, r.settled.rssBytes), 1)} KiB a twin; ${fmt(r.afterLoad.rssBytes / MiB)} MiB after telemetry), main-thread heap ${fmt(r.before.heapUsedBytes / MiB)} -> ${fmt(r.settled.heapUsedBytes / MiB)} MiB (${fmt(perTwin(r.before.heapUsedBytes, r.settled.heapUsedBytes), 1)} KiB a twin)`,
     `  twin cache            ${fmt(r.afterLoad.cached)} workflows cached for ${fmt(r.provisioned)} twins, ${fmt(r.afterLoad.evictions)} forced evictions`,
-    `  replays               ${fmt(r.restReplaysPerSecond, 2)}/s at rest, ${fmt(r.loadReplaysPerSecond, 1)}/s while telemetry reached every twin (${fmt(r.loadStored / r.loadSeconds)} signals/s)`,
+    `  replays               ${fmt(r.restReplaysPerSecond, 2)}/s at rest, ${fmt(r.loadReplaysPerSecond, 1)}/s while telemetry reached every twin (${fmt(r.loadStored / r.loadSeconds)} signals/s), ${fmt(r.afterLoad.evictions - r.rested.evictions)} evictions meanwhile`,
   ];
 }
