@@ -1,7 +1,8 @@
 // `npm run bench`: operations against the bare HTTP round trip, provisioning against a bare Temporal start loop,
 // collect throughput, and identity (login, authentication overhead), on the embedded stack; and what each internal
 // Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
-// BENCH_ONLY=temporal-steps,identity,mqtt,tls,operations,provisioning,collect picks sections.
+// twin-memory (worker memory and replays with 10,000 live twins) runs on a stack of its own.
+// BENCH_ONLY=temporal-steps,twin-memory,identity,mqtt,tls,operations,provisioning,collect picks sections.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -9,11 +10,15 @@ import path from 'node:path';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { getFreePort } from '../worker/local-stack';
+import { postgresUnreachable, startPostgresTemporal } from '../worker/postgres-temporal';
+import { TEMPORAL_SERVER_VERSION, type TemporalServerTools, ensureTemporalServer } from '../worker/tools';
 import { runIdentityBench } from './identity';
 import { type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench, summarizeOperations } from './operations';
 import { runTlsBench } from './tls';
 import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
+import { type TwinHeapResult, runTwinHeapBench } from './twin-heap';
+import { type TwinMemoryResult, runTwinMemoryBench, summarizeTwinMemory } from './twin-memory';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
 const BULK_SIZE = 500;
@@ -26,7 +31,7 @@ const COLLECT_DEVICES = 500;
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
-  (process.env.BENCH_ONLY ?? 'temporal-steps,identity,mqtt,tls,operations,provisioning,collect')
+  (process.env.BENCH_ONLY ?? 'temporal-steps,twin-memory,identity,mqtt,tls,operations,provisioning,collect')
     .split(',')
     .map((s) => s.trim()),
 );
@@ -55,6 +60,7 @@ async function runPool(total: number, concurrency: number, fn: (i: number) => Pr
 async function startStack(
   dataDir: string,
   ports: { api: number; temporal: number; mongo: number; mqtt: number; https: number; mqtts: number },
+  extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: path.resolve(__dirname, '..'),
@@ -70,6 +76,7 @@ async function startStack(
       TWINFLOW_TEMPORAL_UI: 'off',
       TWINFLOW_BOOTSTRAP_API_KEY: ADMIN_KEY,
       LOG_LEVEL: process.env.BENCH_STACK_LOG_LEVEL ?? 'warn',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -117,13 +124,176 @@ async function temporalSteps(): Promise<TemporalStepsResult | undefined> {
   return runTemporalStepsBench({ say, iterations, concurrency: STEPS_CONCURRENCY, seconds, without });
 }
 
+/** A stack of its own, stopped (and its data removed) when `fn` is done or the benchmark is interrupted. */
+async function withStack<T>(
+  extraEnv: NodeJS.ProcessEnv,
+  fn: (stack: { base: string; pid: number; temporalAddress: string }) => Promise<T>,
+): Promise<T> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
+  const ports = {
+    api: await getFreePort(),
+    temporal: await getFreePort(),
+    mongo: await getFreePort(),
+    mqtt: await getFreePort(),
+    https: await getFreePort(),
+    mqtts: await getFreePort(),
+  };
+  const stack = await startStack(dataDir, ports, extraEnv);
+  const interrupted = () => {
+    stack.once('exit', () => {
+      rmSync(dataDir, { recursive: true, force: true });
+      process.exit(130);
+    });
+    stack.kill('SIGTERM');
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  try {
+    return await fn({
+      base: `http://127.0.0.1:${ports.api}`,
+      pid: stack.pid!,
+      temporalAddress: extraEnv.TEMPORAL_ADDRESS ?? `127.0.0.1:${ports.temporal}`,
+    });
+  } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    stack.kill('SIGTERM');
+    await new Promise((r) => stack.once('exit', r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The retained heap a cached twin costs, weighed in this process (bench/twin-heap.ts). */
+async function twinHeap(): Promise<TwinHeapResult | undefined> {
+  const twins = Number(process.env.BENCH_TWIN_HEAP_TWINS ?? 2_000);
+  if (twins <= 0) return undefined;
+  say(
+    `\nTwin heap: ${fmt(twins)} twins cached by a worker in this process, heap weighed after full collections`,
+  );
+  try {
+    const r = await runTwinHeapBench(twins, say);
+    say(`  ${fmt(r.heapKiBPerTwin, 1)} KiB of V8 heap a twin, ${fmt(r.rssKiBPerTwin, 1)} KiB of RSS`);
+    return r;
+  } catch (err) {
+    say(`  Twin heap did not finish: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Runs on a fresh stack of its own, so that its "before" figures are an empty worker's. */
+async function twinMemory(): Promise<{ stack?: TwinMemoryResult; heap?: TwinHeapResult } | undefined> {
+  if (!SECTIONS.has('twin-memory')) return undefined;
+  const heap = await twinHeap();
+  const devices = Number(process.env.BENCH_TWIN_DEVICES ?? 10_000);
+  const loadRate = Number(process.env.BENCH_TWIN_LOAD_RATE ?? 200);
+  say(
+    `\nTwin memory: ${fmt(devices)} live twins on one worker, then a telemetry signal to each twin at ${loadRate}/s`,
+  );
+  const metricsPort = await getFreePort();
+  try {
+    const stack = await withStack(
+      { TWINFLOW_WORKER_METRICS_PORT: String(metricsPort) },
+      ({ base, pid, temporalAddress }) =>
+        runTwinMemoryBench({
+          temporalAddress,
+          base,
+          adminKey: ADMIN_KEY,
+          say,
+          devices,
+          stackPid: pid,
+          sdkMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+          settleMs: Number(process.env.BENCH_TWIN_SETTLE_MS ?? 120_000),
+          restSeconds: Number(process.env.BENCH_TWIN_REST_SECONDS ?? 20),
+          loadRate,
+        }),
+    );
+    return { stack, heap };
+  } catch (err) {
+    say(`  Twin memory did not finish: ${(err as Error).message}`);
+    return { heap };
+  }
+}
+
+const OPERATIONS_OPTIONS = {
+  adminKey: ADMIN_KEY,
+  say,
+  devices: OPERATION_DEVICES,
+  operations: OPERATIONS,
+  latencyConcurrency: 8,
+  throughputConcurrency: 64,
+  pollDevices: 100,
+  pollRounds: 5,
+};
+
+/**
+ * BENCH_TEMPORAL=postgres: the operations section again, on a Temporal server (the release the dev server embeds)
+ * that keeps its history in PostgreSQL (BENCH_PG_HOST, BENCH_PG_PORT, BENCH_PG_USER, BENCH_PG_PASSWORD; default
+ * 127.0.0.1:5432, user postgres). Skipped, saying why, when PostgreSQL does not answer or the server cannot be built.
+ */
+async function postgresOperations(): Promise<OperationsBenchResult | undefined> {
+  if (process.env.BENCH_TEMPORAL !== 'postgres' || !SECTIONS.has('operations')) return undefined;
+  const pg = {
+    host: process.env.BENCH_PG_HOST ?? '127.0.0.1',
+    port: Number(process.env.BENCH_PG_PORT ?? 5432),
+    user: process.env.BENCH_PG_USER ?? 'postgres',
+    password: process.env.BENCH_PG_PASSWORD,
+  };
+  const unreachable = await postgresUnreachable(pg);
+  if (unreachable) {
+    say(`\nOperations on Temporal with PostgreSQL: skipped, PostgreSQL does not answer (${unreachable}).`);
+    return undefined;
+  }
+  let tools: TemporalServerTools;
+  try {
+    tools = await ensureTemporalServer(process.env, say);
+  } catch (err) {
+    say(`\nOperations on Temporal with PostgreSQL: skipped, ${(err as Error).message}`);
+    return undefined;
+  }
+  say(
+    `\nOperations on Temporal ${TEMPORAL_SERVER_VERSION} with PostgreSQL at ${pg.host}:${pg.port}: ${fmt(OPERATIONS)} synchronous operations on ${OPERATION_DEVICES} emulated devices`,
+  );
+  const runDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-pg-'));
+  const runId = `bench_${Date.now().toString(36)}_${process.pid}`;
+  const server = await startPostgresTemporal({ tools, pg, runDir, runId, namespace: 'default' });
+  say(
+    `  Temporal on PostgreSQL at ${server.address} (databases ${server.databases.main}, ${server.databases.visibility})`,
+  );
+  try {
+    return await withStack({ TEMPORAL_ADDRESS: server.address }, ({ base, temporalAddress }) =>
+      runOperationsBench({ base, temporalAddress, ...OPERATIONS_OPTIONS }),
+    );
+  } finally {
+    await server
+      .stopAndDrop()
+      .catch((err: unknown) => say(`  could not drop the run's databases: ${String(err)}`));
+    rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'operations', 'provisioning', 'collect'];
+
 async function main(): Promise<void> {
   const steps = await temporalSteps();
+  const memory = await twinMemory();
+  const onPostgres = await postgresOperations().catch((err: unknown) => {
+    say(`  Operations on Temporal with PostgreSQL did not finish: ${(err as Error).message}`);
+    return undefined;
+  });
   const stepsSummary = () => {
     if (steps)
       for (const line of ['  Temporal steps', ...summarizeTemporalSteps(steps, STEPS_CONCURRENCY)]) say(line);
+    if (memory?.heap)
+      say(
+        `  twin heap             ${fmt(memory.heap.heapKiBPerTwin, 1)} KiB of V8 heap a cached twin (${fmt(memory.heap.rssKiBPerTwin, 1)} KiB of RSS), ${fmt(memory.heap.twins)} twins weighed in-process`,
+      );
+    if (memory?.stack) for (const line of summarizeTwinMemory(memory.stack)) say(line);
+    if (onPostgres) {
+      say('  On Temporal with PostgreSQL (BENCH_TEMPORAL=postgres):');
+      for (const line of summarizeOperations(onPostgres)) say(line);
+    }
   };
-  if ([...SECTIONS].every((s) => s === 'temporal-steps')) {
+  if (!SHARED_STACK_SECTIONS.some((s) => SECTIONS.has(s))) {
     say('\nSummary');
     stepsSummary();
     return;
@@ -210,14 +380,7 @@ async function main(): Promise<void> {
       ops = await runOperationsBench({
         base,
         temporalAddress: `127.0.0.1:${ports.temporal}`,
-        adminKey: ADMIN_KEY,
-        say,
-        devices: OPERATION_DEVICES,
-        operations: OPERATIONS,
-        latencyConcurrency: 8,
-        throughputConcurrency: 64,
-        pollDevices: 100,
-        pollRounds: 5,
+        ...OPERATIONS_OPTIONS,
       });
     }
     if (!SECTIONS.has('provisioning') && !SECTIONS.has('collect')) return;

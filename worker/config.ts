@@ -1,5 +1,6 @@
 // TwinFlow's configuration: one zod schema, parsed once at start, every problem listed.
 import os from 'node:os';
+import v8 from 'node:v8';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -10,6 +11,47 @@ const optionalText = z
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 const ROLES = ['api', 'worker'] as const;
+
+/**
+ * The worker's cache and concurrency, in one place (each has an environment override beside it in the schema).
+ * Measured with `BENCH_ONLY=twin-memory npm run bench` (README: "Twin memory").
+ */
+export const WORKER_DEFAULTS = {
+  /** Upper bound of the cached-twins default: 10,000 twins with room for operation workflows beside them. */
+  maxCachedTwins: 12_000,
+  /**
+   * V8 heap one cached twin keeps on the workflow thread: 315 KiB measured (bench/twin-heap.ts), mostly the
+   * workflow bundle's modules, which the SDK instantiates once per workflow; rounded up.
+   */
+  twinHeapKiB: 320,
+  /** Heap the workflow thread needs besides its cached twins: the bundle, activations, a replay's history. */
+  workflowThreadReserveMiB: 512,
+  /**
+   * Workflow tasks run at once (TWINFLOW_WORKER_WORKFLOW_TASKS, maxConcurrentWorkflowTaskExecutions). The
+   * workflows run on one thread, so more only queues tasks inside the worker; the SDK's 40 keeps the thread busy.
+   */
+  workflowTasks: 40,
+  /**
+   * Activities run at once (TWINFLOW_WORKER_ACTIVITIES, maxConcurrentActivityTaskExecutions): snapshots and
+   * operation deliveries, each waiting on the store or a device, not on this process's CPU.
+   */
+  activities: 100,
+} as const;
+
+/**
+ * Twins kept in memory between their workflow tasks (TWINFLOW_WORKER_CACHED_TWINS, the SDK's maxCachedWorkflows)
+ * when not set: as many as the workflow thread's heap holds, up to 12,000. A twin that is not cached replays its
+ * whole history on its next task. The SDK's own default assumes about 1.7 MiB a workflow (2,300 on a 4 GiB heap),
+ * so a fleet of 10,000 replayed on nearly every signal; on a 4 GiB heap (Node's default where the machine has
+ * 16 GiB or more, or `--max-old-space-size=4096`, which the workflow thread follows too) this answers 11,622.
+ */
+export function defaultCachedTwins(heapLimitMiB: number): number {
+  const fit = Math.floor(
+    ((heapLimitMiB - WORKER_DEFAULTS.workflowThreadReserveMiB) * 1024) / WORKER_DEFAULTS.twinHeapKiB,
+  );
+  return Math.max(100, Math.min(WORKER_DEFAULTS.maxCachedTwins, fit));
+}
+
 export type Role = (typeof ROLES)[number];
 
 const configSchema = z
@@ -70,6 +112,25 @@ const configSchema = z
     TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
     TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
     TWINFLOW_TWIN_SIGNAL_RATE: z.coerce.number().int().min(0).max(1_000_000).default(200),
+    TWINFLOW_WORKER_CACHED_TWINS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000)
+      .default(() => defaultCachedTwins(v8.getHeapStatistics().heap_size_limit / 2 ** 20)),
+    TWINFLOW_WORKER_WORKFLOW_TASKS: z.coerce
+      .number()
+      .int()
+      .min(2)
+      .max(10_000)
+      .default(WORKER_DEFAULTS.workflowTasks),
+    TWINFLOW_WORKER_ACTIVITIES: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .default(WORKER_DEFAULTS.activities),
+    TWINFLOW_WORKER_METRICS_PORT: port.optional(),
     TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
       .number()
@@ -192,6 +253,13 @@ const configSchema = z
     },
     mongo: { uri: env.MONGODB_URI, db: env.MONGODB_DB, embeddedPort: env.TWINFLOW_MONGODB_PORT },
     workflowBundlePath: env.TWINFLOW_WORKFLOW_BUNDLE,
+    worker: {
+      cachedTwins: env.TWINFLOW_WORKER_CACHED_TWINS,
+      workflowTasks: env.TWINFLOW_WORKER_WORKFLOW_TASKS,
+      activities: env.TWINFLOW_WORKER_ACTIVITIES,
+      /** Set: the SDK's own Prometheus figures (sticky cache hits, misses, size) on 127.0.0.1:port/metrics. */
+      metricsPort: env.TWINFLOW_WORKER_METRICS_PORT,
+    },
     twin: {
       snapshotDebounceMs: env.TWINFLOW_SNAPSHOT_DEBOUNCE_MS,
       snapshotIntervalMs: env.TWINFLOW_SNAPSHOT_INTERVAL_MS,

@@ -98,14 +98,15 @@ function tail(file: string, chars = 1500): string {
   }
 }
 
-interface PortCheck {
+export interface PortCheck {
   readonly port: number;
   readonly variable: string;
   readonly what: string;
   readonly host: string;
 }
 
-async function launch(
+/** Starts a server as a child process and waits until `isReady`; its log and pid file go in `runDir`. */
+export async function launch(
   name: string,
   bin: string,
   args: string[],

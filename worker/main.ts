@@ -26,7 +26,7 @@ import { ensureRetentionSchedule } from './retention-schedule';
 import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
 import { type BuiltServices, createRepositories, createServices } from './services';
-import { createTwinWorker, installSdkLogger } from './twin-worker';
+import { createTwinWorker, installSdkRuntime } from './twin-worker';
 import { localCaLine, loadTlsMaterial, serverTlsOptions, TlsFileError, type TlsMaterial } from './tls-files';
 
 interface Running {
@@ -85,7 +85,10 @@ async function startWorkerRole(
   temporalAddress: string,
   life: Lifecycle,
 ) {
-  installSdkLogger(config.logLevel === 'debug' || config.logLevel === 'trace');
+  installSdkRuntime({
+    debug: config.logLevel === 'debug' || config.logLevel === 'trace',
+    metricsPort: config.worker.metricsPort,
+  });
   const { devices, operations, datapoints } = createRepositories(inventory);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,
@@ -93,6 +96,7 @@ async function startWorkerRole(
     taskQueue: config.temporal.taskQueue,
     deps: { devices, operations, datapoints },
     workflowBundlePath: config.workflowBundlePath,
+    tuning: config.worker,
   });
   const running = worker.run();
   life.onStop(async () => {
@@ -297,7 +301,8 @@ async function run(config: Config): Promise<Running> {
     );
     say(`  MongoDB:         ${redactUri(mongoUri)} (database ${config.mongo.db})`);
     if (roleLines?.mqtt) say(roleLines.mqtt);
-    if (config.roles.has('worker')) say('  Worker:          running twins');
+    if (config.roles.has('worker'))
+      say(`  Worker:          running twins (keeps up to ${config.worker.cachedTwins} in memory)`);
     if (roleLines) say(roleLines.admin);
     if (life.stack.length > 0) say(`  Data:            ${config.dataDir}`);
     say('Press Ctrl-C to stop.');

@@ -316,3 +316,59 @@ async function buildFerretdb(
     return bin;
   });
 }
+
+/** The Temporal server release the CLI's dev server embeds (CLI v1.5.1): the PostgreSQL mode runs the same one. */
+export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
+
+export interface TemporalServerTools {
+  /** `go.temporal.io/server/cmd/server`. */
+  readonly server: string;
+  /** `go.temporal.io/server/cmd/tools/sql`, which carries the SQL schemas it sets up. */
+  readonly sqlTool: string;
+}
+
+/** The Temporal server and its SQL schema tool from the tool cache, else built with Go (no released build is used). */
+export async function ensureTemporalServer(
+  env: NodeJS.ProcessEnv,
+  log: Log,
+  options: ToolOptions = {},
+): Promise<TemporalServerTools> {
+  const dir = path.join(toolsCacheDir(env), `temporal-server-${TEMPORAL_SERVER_VERSION}`);
+  const tools = { server: path.join(dir, 'temporal-server'), sqlTool: path.join(dir, 'temporal-sql-tool') };
+  const built = () => isExecutable(tools.server) && isExecutable(tools.sqlTool);
+  if (built()) return tools;
+  const go = (options.findGo ?? findGo)(env);
+  if (!go)
+    throw new ToolMissingError(
+      `The Temporal server ${TEMPORAL_SERVER_VERSION} is built with Go, and Go is not installed (${dir} is empty). ${goHowTo}`,
+    );
+  mkdirSync(dir, { recursive: true });
+  return withLock(`${dir}.lock`, log, 'the Temporal server', async () => {
+    if (built()) return tools;
+    log(
+      `Building the Temporal server ${TEMPORAL_SERVER_VERSION} with Go (first run only; several minutes on 2 cores)...`,
+    );
+    const started = Date.now();
+    const staging = `${dir}.staging`;
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    const mod = `go.temporal.io/server`;
+    await run(
+      go,
+      [
+        'install',
+        `${mod}/cmd/server@${TEMPORAL_SERVER_VERSION}`,
+        `${mod}/cmd/tools/sql@${TEMPORAL_SERVER_VERSION}`,
+      ],
+      {
+        env: { ...env, GOBIN: staging, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' },
+        logFile: path.join(toolsCacheDir(env), 'temporal-server-build.log'),
+      },
+    );
+    renameSync(path.join(staging, 'sql'), tools.sqlTool);
+    renameSync(path.join(staging, 'server'), tools.server);
+    rmSync(staging, { recursive: true, force: true });
+    log(`Built the Temporal server in ${Math.round((Date.now() - started) / 1000)} s: ${dir}`);
+    return tools;
+  });
+}

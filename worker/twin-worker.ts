@@ -2,6 +2,13 @@
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 
+/** The worker's cache and concurrency (worker/config.ts, WORKER_DEFAULTS, says why each is what it is). */
+export interface TwinWorkerTuning {
+  readonly cachedTwins: number;
+  readonly workflowTasks: number;
+  readonly activities: number;
+}
+
 export interface TwinWorkerOptions {
   readonly address: string;
   readonly namespace: string;
@@ -9,14 +16,30 @@ export interface TwinWorkerOptions {
   readonly deps: ActivityDeps;
   /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
   readonly workflowBundlePath?: string;
+  /** Unset: the SDK's defaults (tests, which hold few twins). */
+  readonly tuning?: TwinWorkerTuning;
+}
+
+export interface SdkRuntimeOptions {
+  readonly debug: boolean;
+  /** Set: the SDK serves its Prometheus figures (temporal_sticky_cache_*, ...) on 127.0.0.1:port/metrics. */
+  readonly metricsPort?: number;
 }
 
 let runtimeInstalled = false;
 
-/** The SDK logs bundling and state changes at INFO; TwinFlow shows them only when asked for debug logs. */
-export function installSdkLogger(debug: boolean): void {
+/**
+ * The SDK logs bundling and state changes at INFO; TwinFlow shows them only when asked for debug logs. Once per
+ * process: the SDK's runtime cannot be replaced after a worker has used it.
+ */
+export function installSdkRuntime(o: SdkRuntimeOptions): void {
   if (runtimeInstalled) return;
-  Runtime.install({ logger: new DefaultLogger(debug ? 'DEBUG' : 'WARN') });
+  Runtime.install({
+    logger: new DefaultLogger(o.debug ? 'DEBUG' : 'WARN'),
+    ...(o.metricsPort === undefined
+      ? {}
+      : { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${o.metricsPort}` } } } }),
+  });
   runtimeInstalled = true;
 }
 
@@ -29,6 +52,13 @@ export async function createTwinWorker(
     namespace: o.namespace,
     taskQueue: o.taskQueue,
     activities: createActivities(o.deps),
+    ...(o.tuning
+      ? {
+          maxCachedWorkflows: o.tuning.cachedTwins,
+          maxConcurrentWorkflowTaskExecutions: o.tuning.workflowTasks,
+          maxConcurrentActivityTaskExecutions: o.tuning.activities,
+        }
+      : {}),
     ...(o.workflowBundlePath
       ? { workflowBundle: { codePath: o.workflowBundlePath } }
       : { workflowsPath: require.resolve('../workflows') }),

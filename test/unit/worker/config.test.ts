@@ -1,6 +1,7 @@
 // Covers loadConfig: defaults, the choice of external servers, and errors listing every bad variable.
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../../../worker/config';
+import v8 from 'node:v8';
+import { ConfigError, defaultCachedTwins, loadConfig } from '../../../worker/config';
 
 describe('loadConfig', () => {
   it('answers the defaults for an empty environment', () => {
@@ -30,6 +31,40 @@ describe('loadConfig', () => {
     expect(config.logLevel).toBe('info');
     expect(config.twin.signalRate).toBe(200);
     expect(loadConfig({ TWINFLOW_TWIN_SIGNAL_RATE: '0' }).twin.signalRate).toBe(0);
+  });
+
+  it('sizes the worker cache to the heap, each figure overridable', () => {
+    expect(loadConfig({}).worker).toEqual({
+      cachedTwins: defaultCachedTwins(v8.getHeapStatistics().heap_size_limit / 2 ** 20),
+      workflowTasks: 40,
+      activities: 100,
+      metricsPort: undefined,
+    });
+    expect(
+      loadConfig({
+        TWINFLOW_WORKER_CACHED_TWINS: '500',
+        TWINFLOW_WORKER_WORKFLOW_TASKS: '8',
+        TWINFLOW_WORKER_ACTIVITIES: '20',
+        TWINFLOW_WORKER_METRICS_PORT: '9464',
+      }).worker,
+    ).toEqual({ cachedTwins: 500, workflowTasks: 8, activities: 20, metricsPort: 9464 });
+  });
+
+  it('caches as many twins as a heap holds, 10,000 and more on a 4 GiB heap, at most 12,000', () => {
+    expect(defaultCachedTwins(4144)).toBe(11_622);
+    expect(defaultCachedTwins(2096)).toBe(5_068);
+    expect(defaultCachedTwins(16_384)).toBe(12_000);
+    expect(defaultCachedTwins(256)).toBe(100);
+  });
+
+  it('refuses worker figures the SDK cannot run with', () => {
+    expect(() => loadConfig({ TWINFLOW_WORKER_WORKFLOW_TASKS: '1' })).toThrow(
+      /TWINFLOW_WORKER_WORKFLOW_TASKS/,
+    );
+    expect(() => loadConfig({ TWINFLOW_WORKER_CACHED_TWINS: '-1' })).toThrow(/TWINFLOW_WORKER_CACHED_TWINS/);
+    expect(() => loadConfig({ TWINFLOW_WORKER_METRICS_PORT: '70000' })).toThrow(
+      /TWINFLOW_WORKER_METRICS_PORT/,
+    );
   });
 
   it('puts the Temporal UI 1000 above the Temporal port unless it is set', () => {
