@@ -3,6 +3,7 @@ import { type Collection, type Db, MongoClient } from 'mongodb';
 import type {
   ApiKeyDoc,
   AuditDoc,
+  CommitDoc,
   DatapointChunkDoc,
   DeviceDoc,
   FunctionDoc,
@@ -23,6 +24,7 @@ export interface Collections {
   readonly apiKeys: Collection<ApiKeyDoc>;
   readonly datapoints: Collection<DatapointChunkDoc>;
   readonly latest: Collection<LatestPageDoc>;
+  readonly commits: Collection<CommitDoc>;
   readonly operations: Collection<OperationDoc>;
   readonly users: Collection<UserDoc>;
   readonly roles: Collection<RoleDoc>;
@@ -52,6 +54,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     apiKeys: db.collection<ApiKeyDoc>('api_keys'),
     datapoints: db.collection<DatapointChunkDoc>('datapoints'),
     latest: db.collection<LatestPageDoc>('latest'),
+    commits: db.collection<CommitDoc>('ingest_commits'),
     operations: db.collection<OperationDoc>('operations'),
     users: db.collection<UserDoc>('users'),
     roles: db.collection<RoleDoc>('roles'),
