@@ -34,7 +34,11 @@ export interface WriteBackDeps {
   readonly devices: DeviceRepository;
   readonly recent: RecentIngest;
   /** Latest values newer than what is stored, per device (see LatestValueGuard). */
-  readonly newer: (org: string, deviceId: string, values: LatestEntry['values']) => Promise<LatestEntry['values']>;
+  readonly newer: (
+    org: string,
+    deviceId: string,
+    values: LatestEntry['values'],
+  ) => Promise<LatestEntry['values']>;
   readonly warn: (what: string, err: unknown) => void;
 }
 
@@ -42,7 +46,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
 
 /** Each device's newest value per datastream in some points, and when it was last seen. */
 export function latestEntries(points: readonly DatapointDoc[]): LatestEntry[] {
-  const devices = new Map<string, { org: string; deviceId: string; values: Map<string, DatapointDoc>; seen: number }>();
+  const devices = new Map<
+    string,
+    { org: string; deviceId: string; values: Map<string, DatapointDoc>; seen: number }
+  >();
   for (const p of points) {
     const key = `${p.org}\u0000${p.deviceId}`;
     let d = devices.get(key);
@@ -75,7 +82,13 @@ export class WriteBack {
   private stopped = false;
   private loops: Promise<void>[] = [];
   private wake: (() => void)[] = [];
-  private readonly stats = { historyWrites: 0, historySeconds: 0, latestPages: 0, latestSeconds: 0, failures: 0 };
+  private readonly stats = {
+    historyWrites: 0,
+    historySeconds: 0,
+    latestPages: 0,
+    latestSeconds: 0,
+    failures: 0,
+  };
 
   constructor(
     private readonly deps: WriteBackDeps,
@@ -127,10 +140,12 @@ export class WriteBack {
   }
 
   private async latestLoop(): Promise<void> {
+    let started = performance.now();
     while (!this.stopped) {
-      const started = performance.now();
-      await this.writeLatest(this.options.latestPagesPerSecond);
       await this.pause(this.options.latestIntervalMs - (performance.now() - started));
+      if (this.stopped) return;
+      started = performance.now();
+      await this.writeLatest(this.options.latestPagesPerSecond);
     }
   }
 

@@ -150,7 +150,12 @@ export class DatapointRepository {
   }
 
   /** The stored points of a series in [from, to], newest first; at least the newest `limit` (more may come). */
-  private async storedRange(series: SeriesKey, from: number, to: number, limit: number): Promise<DatapointDoc[]> {
+  private async storedRange(
+    series: SeriesKey,
+    from: number,
+    to: number,
+    limit: number,
+  ): Promise<DatapointDoc[]> {
     const out: DatapointDoc[] = [];
     for await (const hour of this.hoursWithData(series, TOP_LEVEL, from, to)) {
       const points = (await this.readHour(series, hour)).filter((p) => p.at >= from && p.at <= to);
