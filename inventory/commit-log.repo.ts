@@ -2,7 +2,7 @@
 // for. The write-back deletes a commit once its history chunks and latest values are stored; whatever is
 // still here after a crash is read back on start (see ingest/write-back.ts).
 import { randomUUID } from 'node:crypto';
-import type { CommitDoc, DatapointDoc } from './documents';
+import type { DatapointDoc } from './documents';
 import type { Collections } from './inventory';
 
 /** Deletes sent in one command at most. */

@@ -161,6 +161,7 @@ export async function createServices(
     notifier,
     latestGuard: new LatestValueGuard({ loadTimes: (org, id) => repos.devices.latestTimes(org, id) }),
     now: Date.now,
+    writeBack: config.writeBack,
     warn: (what, err) => logger.warn({ err }, what),
   });
   const recovered = await ingestor.start();
