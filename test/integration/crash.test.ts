@@ -120,6 +120,9 @@ describe('the embedded stack', () => {
       collectBody([{ id: 'pressure', datapoints: [{ value: 7, at: 1_700_000_000_000 }] }]),
     );
     expect(sent.status).toBe(201);
+    await eventually(async () =>
+      (await deviceView(admin, 'kept')).twin?.counters.datapoints === 2 ? true : undefined,
+    );
     await tf.kill();
     expect(orphanPids.every(isAlive)).toBe(true);
     tf = await startTwinflow({ embedded: true, env, adminKey, db: 'twinflow', taskQueue: 'twinflow' });
@@ -136,7 +139,7 @@ describe('the embedded stack', () => {
       ).toBe(201);
       const view = await eventually(async () => {
         const v = await deviceView(admin, 'kept');
-        return v.twin?.counters.datapoints === 2 ? v : undefined;
+        return v.twin?.counters.datapoints === 3 ? v : undefined;
       });
       expect(view.datastreams.map((d: { id: string }) => d.id)).toEqual([
         'device.model',
