@@ -4,7 +4,8 @@
 // readable here through what the process holds (inventory/recent-ingest.ts). This writes that down in the
 // layout reads use: every `historyIntervalMs`, one chunk per series for all points held (not one per
 // series and group commit); and in rounds at least `latestIntervalMs` apart, the latest pages of the
-// devices that changed, at most `latestPagesPerSecond`. A commit is deleted once both its points and its
+// devices that changed, at most `latestPagesPerSecond`. Each loop writes at most `busyShare` of the time,
+// so the commit inserts acknowledgements wait for keep the store. A commit is deleted once both its points and its
 // latest values are stored. On start, commits a crashed process left behind are read back and written
 // back like new ones: nothing acknowledged depends on the write-back having run.
 import type { DatapointRepository } from '../inventory/datapoints.repo';
@@ -20,13 +21,23 @@ export interface WriteBackOptions {
   readonly latestIntervalMs: number;
   /** Latest-page updates per second at most (each rewrites a whole page on the embedded FerretDB). */
   readonly latestPagesPerSecond: number;
+  /**
+   * The share of time each write-back loop may spend writing: after a write, it waits long enough for
+   * the store to serve the hot path's commit inserts (the embedded FerretDB writes one thing at a time,
+   * and a steady stream of page rewrites starved the inserts for tens of seconds).
+   */
+  readonly busyShare: number;
 }
 
 export const WRITE_BACK_DEFAULTS: WriteBackOptions = {
   historyIntervalMs: 2_000,
   latestIntervalMs: 5_000,
-  latestPagesPerSecond: 16,
+  latestPagesPerSecond: 4,
+  busyShare: 0.25,
 };
+
+/** Series whose chunks one history insert writes at most, before the write-back lets the hot path in. */
+const HISTORY_SLICE_SERIES = 250;
 
 export interface WriteBackDeps {
   readonly commits: CommitLogRepository;
@@ -41,8 +52,6 @@ export interface WriteBackDeps {
   ) => Promise<LatestEntry['values']>;
   readonly warn: (what: string, err: unknown) => void;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Each device's newest value per datastream in some points, and when it was last seen. */
 export function latestEntries(points: readonly DatapointDoc[]): LatestEntry[] {
@@ -73,6 +82,21 @@ export function latestEntries(points: readonly DatapointDoc[]): LatestEntry[] {
   }));
 }
 
+/** Points in slices of at most `maxSeries` series each (a series never split over two slices). */
+function sliceBySeries(points: readonly DatapointDoc[], maxSeries: number): DatapointDoc[][] {
+  const bySeries = new Map<string, DatapointDoc[]>();
+  for (const p of points) {
+    const key = `${p.org}\u0000${p.deviceId}\u0000${p.ds}`;
+    const list = bySeries.get(key);
+    if (list) list.push(p);
+    else bySeries.set(key, [p]);
+  }
+  const series = [...bySeries.values()];
+  const slices: DatapointDoc[][] = [];
+  for (let i = 0; i < series.length; i += maxSeries) slices.push(series.slice(i, i + maxSeries).flat());
+  return slices;
+}
+
 export class WriteBack {
   private readonly options: WriteBackOptions;
   /** Commits held, and which of their two write-backs are done. */
@@ -81,7 +105,8 @@ export class WriteBack {
   private historyTake: string[] = [];
   private stopped = false;
   private loops: Promise<void>[] = [];
-  private wake: (() => void)[] = [];
+  /** Pauses under way: a stop ends them at once. */
+  private readonly wake = new Set<() => void>();
   private readonly stats = {
     historyWrites: 0,
     historySeconds: 0,
@@ -121,7 +146,7 @@ export class WriteBack {
   /** Stops the loops and writes back everything held (a clean stop leaves the commit log empty). */
   async close(): Promise<void> {
     this.stopped = true;
-    for (const w of this.wake.splice(0)) w();
+    for (const w of [...this.wake]) w();
     await Promise.all(this.loops);
     await this.writeHistory();
     await this.writeLatest(Infinity);
@@ -152,16 +177,38 @@ export class WriteBack {
   /** Waits `ms`, or less when the write-back is stopping. */
   private pause(ms: number): Promise<void> {
     if (ms <= 0 || this.stopped) return Promise.resolve();
-    return Promise.race([sleep(ms), new Promise<void>((r) => this.wake.push(r))]);
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.wake.add(done);
+    });
   }
 
-  /** Writes every held point as history chunks (one per series and hour). */
+  /** After a write that took `spentMs`: the pause that keeps the loop's writes within `busyShare`. */
+  private breather(spentMs: number): Promise<void> {
+    const share = this.options.busyShare;
+    return this.pause((spentMs * (1 - share)) / share);
+  }
+
+  /** Writes every held point as history chunks (one per series and hour), a slice of series at a time. */
   private async writeHistory(): Promise<void> {
     this.historyTake = [...this.pending].filter(([, s]) => !s.history).map(([id]) => id);
-    const points = this.deps.recent.takeHistory();
-    const t = performance.now();
+    const slices = sliceBySeries(this.deps.recent.takeHistory(), HISTORY_SLICE_SERIES);
     try {
-      await this.deps.datapoints.insertMany(points);
+      for (const slice of slices) {
+        const t = performance.now();
+        try {
+          await this.deps.datapoints.insertMany(slice);
+        } finally {
+          this.stats.historySeconds += (performance.now() - t) / 1000;
+        }
+        await this.breather(performance.now() - t);
+      }
       this.deps.recent.finishHistory(true);
       for (const id of this.historyTake) this.mark(id, 'history');
       this.stats.historyWrites += 1;
@@ -169,8 +216,6 @@ export class WriteBack {
       this.deps.recent.finishHistory(false);
       this.stats.failures += 1;
       this.deps.warn('could not write history back', err);
-    } finally {
-      this.stats.historySeconds += (performance.now() - t) / 1000;
     }
     await this.removeDone();
   }
@@ -188,7 +233,10 @@ export class WriteBack {
       ok = (await this.writePage(take)) && ok;
       const spent = performance.now() - t;
       this.stats.latestSeconds += spent / 1000;
-      if (!this.stopped && Number.isFinite(pagesPerSecond)) await this.pause(1000 / pagesPerSecond - spent);
+      if (Number.isFinite(pagesPerSecond)) {
+        await this.pause(1000 / pagesPerSecond - spent);
+        await this.breather(spent);
+      }
     }
     if (ok) for (const id of commits) this.mark(id, 'latest');
     await this.removeDone();

@@ -71,7 +71,7 @@ const configSchema = z
     TWINFLOW_TWIN_SIGNAL_RATE: z.coerce.number().int().min(0).max(1_000_000).default(200),
     TWINFLOW_WRITEBACK_HISTORY_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
     TWINFLOW_WRITEBACK_LATEST_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
-    TWINFLOW_WRITEBACK_PAGES_PER_S: z.coerce.number().int().min(1).max(100_000).default(16),
+    TWINFLOW_WRITEBACK_PAGES_PER_S: z.coerce.number().int().min(1).max(100_000).default(4),
     TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
       .number()
