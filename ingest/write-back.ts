@@ -36,8 +36,12 @@ export const WRITE_BACK_DEFAULTS: WriteBackOptions = {
   busyShare: 0.25,
 };
 
-/** Series whose chunks one history insert writes at most, before the write-back lets the hot path in. */
-const HISTORY_SLICE_SERIES = 250;
+/**
+ * Series whose chunks one history insert writes at most, before the write-back lets the hot path in: a
+ * commit insert waits for a whole insert command on the embedded FerretDB (with 250 series, commits
+ * waited seconds on a busy machine).
+ */
+const HISTORY_SLICE_SERIES = 50;
 
 export interface WriteBackDeps {
   readonly commits: CommitLogRepository;
