@@ -9,8 +9,12 @@ export interface MetricSources {
     queued: number;
     largestBatch: number;
     refused: number;
+    commitSeconds: number;
     historySeconds: number;
     latestSeconds: number;
+    latestPages: number;
+    pendingCommits: number;
+    heldPoints: number;
   };
   readonly twinSignals: () => {
     reports: number;
@@ -73,16 +77,40 @@ function figures(sources: MetricSources): [string, Kind, string, () => number][]
       () => ingest().refused,
     ],
     [
+      'twinflow_ingest_commit_write_seconds_total',
+      'counter',
+      'Time group-commit writes spent storing their commit document',
+      () => ingest().commitSeconds,
+    ],
+    [
       'twinflow_ingest_history_write_seconds_total',
       'counter',
-      'Time group-commit writes spent storing datapoint history',
+      'Time the write-back spent storing datapoint history chunks',
       () => ingest().historySeconds,
     ],
     [
       'twinflow_ingest_latest_write_seconds_total',
       'counter',
-      'Time group-commit writes spent storing latest values',
+      'Time the write-back spent storing latest pages',
       () => ingest().latestSeconds,
+    ],
+    [
+      'twinflow_ingest_latest_pages_total',
+      'counter',
+      'Latest pages written back',
+      () => ingest().latestPages,
+    ],
+    [
+      'twinflow_ingest_pending_commits',
+      'gauge',
+      'Commit documents not yet fully written back',
+      () => ingest().pendingCommits,
+    ],
+    [
+      'twinflow_ingest_held_points',
+      'gauge',
+      'Datapoints held in process until the history write-back',
+      () => ingest().heldPoints,
     ],
     ['twinflow_ingest_queued', 'gauge', 'Messages waiting for the next write', () => ingest().queued],
     [

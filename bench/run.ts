@@ -3,7 +3,7 @@
 // Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
 // twin-memory (worker memory and replays with 10,000 live twins) runs on a stack of its own.
 // BENCH_ONLY=temporal-steps,twin-memory,identity,mqtt,tls,operations,provisioning,collect picks sections.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +13,8 @@ import { getFreePort } from '../worker/local-stack';
 import { postgresUnreachable, startPostgresTemporal } from '../worker/postgres-temporal';
 import { TEMPORAL_SERVER_VERSION, type TemporalServerTools, ensureTemporalServer } from '../worker/tools';
 import { runIdentityBench } from './identity';
-import { type MqttBenchResult, runMqttBench } from './mqtt';
+import { mosquittoInstalled, startMosquitto } from './mosquitto';
+import { type MqttBenchOptions, type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench, summarizeOperations } from './operations';
 import { runTlsBench } from './tls';
 import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
@@ -27,7 +28,7 @@ const BULK_CONCURRENCY = 2;
 const START_CONCURRENCY = 32 * BULK_CONCURRENCY;
 const COLLECT_SECONDS = Number(process.env.BENCH_COLLECT_SECONDS ?? 15);
 const COLLECT_CONCURRENCY = 32;
-const COLLECT_DEVICES = 500;
+const COLLECT_DEVICES = Number(process.env.BENCH_COLLECT_DEVICES ?? 10_000);
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
@@ -40,6 +41,59 @@ const OPERATIONS = Number(process.env.BENCH_OPERATIONS ?? 1_000);
 const OPERATION_DEVICES = Number(process.env.BENCH_OPERATION_DEVICES ?? 200);
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/**
+ * The MQTT run again through an external mosquitto: a second TwinFlow API process (on the same Temporal and
+ * store) reads it through its adapter, beside a plain subscriber on a second mosquitto.
+ */
+async function externalMqtt(
+  dataDir: string,
+  ports: { temporal: number; mongo: number },
+  options: Omit<MqttBenchOptions, 'base' | 'mqttUrl' | 'external'>,
+): Promise<MqttBenchResult | undefined> {
+  if (!mosquittoInstalled()) {
+    say('\nMQTT ingest through mosquitto: skipped (no mosquitto at /usr/sbin/mosquitto or BENCH_MOSQUITTO)');
+    return undefined;
+  }
+  say(
+    `\nMQTT ingest: ${fmt(options.devices)} devices publishing QoS 1 to an external mosquitto, TwinFlow reading it through its adapter, beside a plain subscriber on another mosquitto`,
+  );
+  const broker = await startMosquitto();
+  const bare = await startMosquitto();
+  const api = await getFreePort();
+  const adapter = await startStack(
+    mkdtempSync(path.join(dataDir, 'adapter-')),
+    {
+      api,
+      temporal: ports.temporal,
+      mongo: ports.mongo,
+      mqtt: await getFreePort(),
+      https: await getFreePort(),
+      mqtts: await getFreePort(),
+    },
+    {
+      TWINFLOW_ROLES: 'api',
+      TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`,
+      MONGODB_URI: `mongodb://127.0.0.1:${ports.mongo}/`,
+      MQTT_URL: broker.url,
+    },
+  );
+  try {
+    return await runMqttBench({
+      ...options,
+      base: `http://127.0.0.1:${api}`,
+      mqttUrl: broker.url,
+      external: { bareUrl: bare.url },
+    });
+  } catch (err) {
+    say(`  MQTT ingest through mosquitto did not finish: ${(err as Error).message}`);
+    return undefined;
+  } finally {
+    adapter.kill('SIGTERM');
+    await new Promise((r) => adapter.once('exit', r));
+    await Promise.all([broker.stop(), bare.stop()]);
+  }
+}
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -90,6 +144,67 @@ async function startStack(
     child.once('exit', (code) => reject(new Error(`TwinFlow exited (${code}) before it was ready:\n${out}`)));
   });
   return child;
+}
+
+interface CollectRun {
+  readonly rate: number;
+  readonly errors: number;
+  /** Sorted, of the requests answered 201. */
+  readonly latencies: number[];
+}
+
+/** COLLECT_CONCURRENCY connections POST a 3-datapoint collect body for COLLECT_SECONDS, device after device. */
+async function collectLoop(
+  urlOf: (d: { id: string }) => string,
+  devices: readonly { id: string; key: string }[],
+): Promise<CollectRun> {
+  let errors = 0;
+  let n = 0;
+  const latencies: number[] = [];
+  const deadline = performance.now() + COLLECT_SECONDS * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: COLLECT_CONCURRENCY }, async () => {
+      while (performance.now() < deadline) {
+        const d = devices[n++ % devices.length]!;
+        const body = {
+          version: '1.0.0',
+          datastreams: [
+            { id: 'voltage', datapoints: [{ value: 229 + Math.random() * 2 }] },
+            { id: 'power.active', datapoints: [{ value: Math.round(Math.random() * 5000) }] },
+            { id: 'energy.import', datapoints: [{ value: n }] },
+          ],
+        };
+        const start = performance.now();
+        const res = await post(urlOf(d), body, d.key);
+        await res.arrayBuffer();
+        if (res.status === 201) latencies.push(performance.now() - start);
+        else errors++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  return { rate: latencies.length / seconds, errors, latencies: latencies.sort((a, b) => a - b) };
+}
+
+/** The same loop against a bare HTTP POST server in its own process. */
+async function bareHttpCollect(devices: readonly { id: string; key: string }[]): Promise<CollectRun> {
+  const child = fork(path.join(__dirname, 'bare-http.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('message', (m) => resolve((m as { port: number }).port));
+      child.once('exit', (code) => reject(new Error(`the bare HTTP server exited (${code})`)));
+    });
+    return await collectLoop(
+      (d) => `http://127.0.0.1:${port}/south/v80/devices/${d.id}/collect/iot`,
+      devices,
+    );
+  } finally {
+    child.kill();
+  }
 }
 
 /** Workflow tasks waiting on TwinFlow's task queue (Temporal's approximate count). */
@@ -330,7 +445,9 @@ async function main(): Promise<void> {
   let provisionRate = NaN;
   let bareRate = NaN;
   let collectRate = NaN;
+  let bareCollect: CollectRun | undefined;
   let mqtt: MqttBenchResult | undefined;
+  let mqttExternal: MqttBenchResult | undefined;
   const latencies: number[] = [];
   try {
     if (SECTIONS.has('identity')) {
@@ -342,21 +459,22 @@ async function main(): Promise<void> {
       say(
         `\nMQTT ingest: ${fmt(devices)} devices publishing QoS 1 to the embedded broker, beside the same broker bare`,
       );
+      const options = {
+        adminKey: ADMIN_KEY,
+        mongoUri: `mongodb://127.0.0.1:${ports.mongo}/`,
+        db: 'twinflow',
+        devices,
+        seconds: Number(process.env.BENCH_MQTT_SECONDS ?? 20),
+        say,
+        workflowBacklog: () => workflowBacklog(connection),
+      };
       try {
-        mqtt = await runMqttBench({
-          base,
-          adminKey: ADMIN_KEY,
-          mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}`,
-          mongoUri: `mongodb://127.0.0.1:${ports.mongo}/`,
-          db: 'twinflow',
-          devices,
-          seconds: Number(process.env.BENCH_MQTT_SECONDS ?? 20),
-          say,
-          workflowBacklog: () => workflowBacklog(connection),
-        });
+        mqtt = await runMqttBench({ ...options, base, mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}` });
       } catch (err) {
         say(`  MQTT ingest did not finish: ${(err as Error).message}`);
       }
+      if (process.env.BENCH_MQTT_EXTERNAL !== 'off')
+        mqttExternal = await externalMqtt(dataDir, ports, { ...options, creds: mqtt?.creds });
     }
     if (SECTIONS.has('tls')) {
       const devices = Number(process.env.BENCH_TLS_DEVICES ?? 50);
@@ -423,38 +541,15 @@ async function main(): Promise<void> {
       say(
         `\n3. Collect: POST /south/v80/devices/{id}/collect/iot for ${COLLECT_SECONDS} s, ${COLLECT_CONCURRENCY} connections, ${deviceKeys.length} devices, 3 datapoints each...`,
       );
-      let errors = 0;
-      let n = 0;
-      const deadline = performance.now() + COLLECT_SECONDS * 1000;
-      const t2 = performance.now();
-      await Promise.all(
-        Array.from({ length: COLLECT_CONCURRENCY }, async () => {
-          while (performance.now() < deadline) {
-            const d = deviceKeys[n++ % deviceKeys.length]!;
-            const body = {
-              version: '1.0.0',
-              datastreams: [
-                { id: 'voltage', datapoints: [{ value: 229 + Math.random() * 2 }] },
-                { id: 'power.active', datapoints: [{ value: Math.round(Math.random() * 5000) }] },
-                { id: 'energy.import', datapoints: [{ value: n }] },
-              ],
-            };
-            const start = performance.now();
-            const res = await post(`${base}/south/v80/devices/${d.id}/collect/iot`, body, d.key);
-            await res.arrayBuffer();
-            if (res.status === 201) latencies.push(performance.now() - start);
-            else errors++;
-          }
-        }),
-      );
-      const collectSeconds = (performance.now() - t2) / 1000;
-      latencies.sort((a, b) => a - b);
-      collectRate = latencies.length / collectSeconds;
+      const twinflow = await collectLoop((d) => `${base}/south/v80/devices/${d.id}/collect/iot`, deviceKeys);
+      latencies.push(...twinflow.latencies);
+      collectRate = twinflow.rate;
       say(
-        `   ${fmt(latencies.length)} stored (201), ${errors} errors: ${fmt(collectRate)} requests/s, ${fmt(collectRate * 3)} datapoints/s`,
+        `   TwinFlow: ${fmt(twinflow.latencies.length)} stored (201), ${twinflow.errors} errors: ${fmt(collectRate)} requests/s, ${fmt(collectRate * 3)} datapoints/s; latency p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms`,
       );
+      bareCollect = await bareHttpCollect(deviceKeys);
       say(
-        `   latency p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms`,
+        `   bare HTTP POST server: ${fmt(bareCollect.rate)} requests/s, latency p50 ${fmt(percentile(bareCollect.latencies, 50), 1)} ms, p99 ${fmt(percentile(bareCollect.latencies, 99), 1)} ms; ratio ${fmt(collectRate / bareCollect.rate, 3)}`,
       );
     }
     if (SECTIONS.has('provisioning')) {
@@ -484,12 +579,19 @@ async function main(): Promise<void> {
   } finally {
     say('\nSummary');
     stepsSummary();
-    if (mqtt) {
+    for (const [name, m] of [
+      ['MQTT ingest (embedded)', mqtt],
+      ['MQTT via mosquitto   ', mqttExternal],
+    ] as const) {
+      if (!m) continue;
       say(
-        `  MQTT ingest           ${fmt(mqtt.rate).padStart(8)} messages/s (aim: 10,000), bare broker ${fmt(mqtt.bareRate)}/s, ratio ${fmt(mqtt.rate / mqtt.bareRate, 3)} (aim: 0.25)`,
+        `  ${name} ${fmt(m.rate).padStart(8)} messages/s, bare broker ${fmt(m.bareRate)}/s, ratio ${fmt(m.rate / m.bareRate, 3)} (aim: 0.25, 0.5)`,
       );
       say(
-        `                        visible p99 ${fmt(mqtt.visibleP99Ms)} ms (aim: 1,000); twin signals ${mqtt.signalsPerSecond.map((r) => fmt(r, 1)).join(' then ')} /s as the rate doubled; stored ${fmt(mqtt.stored)} of ${fmt(mqtt.acked)} acknowledged`,
+        `                         ack p99 at half rate ${fmt(m.halfRateAckP99Ms)} ms (aim: 1,000${m === mqttExternal ? "; the broker's ack" : ''}); visible p99 ${fmt(m.visibleP99Ms)} ms (aim: 1,000); lost ${fmt(Math.max(0, m.acked - m.stored))} (stored ${fmt(m.stored)} of ${fmt(m.acked)} acknowledged)`,
+      );
+      say(
+        `                         twin signals ${m.signalsPerSecond.map((r) => fmt(r, 1)).join(' then ')} /s as the rate doubled`,
       );
     }
     if (ops) for (const line of summarizeOperations(ops)) say(line);
@@ -500,8 +602,12 @@ async function main(): Promise<void> {
     }
     if (SECTIONS.has('collect') && Number.isFinite(collectRate)) {
       say(
-        `  collect               ${fmt(collectRate).padStart(8)} requests/s (p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms)`,
+        `  collect               ${fmt(collectRate).padStart(8)} requests/s (p50 ${fmt(percentile(latencies, 50), 1)} ms, p99 ${fmt(percentile(latencies, 99), 1)} ms), ${fmt(COLLECT_DEVICES)} devices`,
       );
+      if (bareCollect)
+        say(
+          `  bare HTTP POST        ${fmt(bareCollect.rate).padStart(8)} requests/s (p50 ${fmt(percentile(bareCollect.latencies, 50), 1)} ms, p99 ${fmt(percentile(bareCollect.latencies, 99), 1)} ms); ratio ${fmt(collectRate / bareCollect.rate, 3)}`,
+        );
     }
     await connection.close();
     stack.kill('SIGTERM');

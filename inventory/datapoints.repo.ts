@@ -14,6 +14,7 @@ import {
   periodsNewestFirst,
 } from './history-layout';
 import type { Collections } from './inventory';
+import type { RecentIngest } from './recent-ingest';
 
 const DUPLICATE_KEY = 11000;
 /** Below this many child periods a read looks at the children directly instead of at markers. */
@@ -44,6 +45,10 @@ interface ChunkDraft {
 
 const hourKey = (s: SeriesKey, hour: number) => chunkId(s, hour, 0);
 
+/** Everything that tells two points apart. */
+const pointKey = (p: DatapointDoc): string =>
+  JSON.stringify([p.feed, p.at, p.from, p.receivedAt, p.value, p.valueJson]);
+
 /**
  * Lookups run at most this many at once: a write of thousands of new series must not open thousands of
  * requests together (the embedded FerretDB stalls when its connections are all taken).
@@ -73,7 +78,11 @@ export class DatapointRepository {
   /** Marker ids this process knows exist. */
   private readonly markers = new BoundedMap<string, true>(CACHE_LIMIT);
 
-  constructor(private readonly c: Collections) {}
+  /** `recent`: points this process has committed but not yet written back, merged into reads. */
+  constructor(
+    private readonly c: Collections,
+    private readonly recent?: RecentIngest,
+  ) {}
 
   /**
    * Stores datapoints: one chunk per series and hour, after the markers of its periods. Resolves once
@@ -112,7 +121,11 @@ export class DatapointRepository {
     await this.insertChunks([...drafts.values()]);
   }
 
-  /** Points of one datastream (all feeds) with from <= at <= to, newest first, at most `limit`. */
+  /**
+   * Points of one datastream (all feeds) with from <= at <= to, newest first, at most `limit`: the stored
+   * ones and those this process holds for write-back. Exact duplicates (a commit written back again after
+   * a crash, or a point moved to the store while this read ran) count once.
+   */
   async range(
     org: string,
     deviceId: string,
@@ -121,16 +134,37 @@ export class DatapointRepository {
     to: number,
     limit: number,
   ): Promise<DatapointDoc[]> {
-    const series = { org, deviceId, ds };
+    // What is held first, the store second (see recent-ingest.ts).
+    const held = this.recent?.points(org, deviceId, ds, from, to) ?? [];
+    const stored = await this.storedRange({ org, deviceId, ds }, from, to, limit);
+    const seen = new Set<string>();
+    const out: DatapointDoc[] = [];
+    for (const p of [...held, ...stored].sort((a, b) => b.at - a.at)) {
+      const key = pointKey(p);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(p);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** The stored points of a series in [from, to], newest first; at least the newest `limit` (more may come). */
+  private async storedRange(
+    series: SeriesKey,
+    from: number,
+    to: number,
+    limit: number,
+  ): Promise<DatapointDoc[]> {
     const out: DatapointDoc[] = [];
     for await (const hour of this.hoursWithData(series, TOP_LEVEL, from, to)) {
       const points = (await this.readHour(series, hour)).filter((p) => p.at >= from && p.at <= to);
-      points.sort((a, b) => b.at - a.at);
-      for (const p of points) out.push({ org, deviceId, ds, ...p });
-      // Hours come newest first, so once the limit is reached no later hour can hold a newer point.
+      for (const p of points) out.push({ ...series, ...p });
+      // Hours come newest first, so once the limit is reached no later hour can hold a newer point. The
+      // caller drops duplicates, so this hour is returned whole.
       if (out.length >= limit) break;
     }
-    return out.slice(0, limit);
+    return out;
   }
 
   /**

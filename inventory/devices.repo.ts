@@ -6,6 +6,7 @@ import { encodeDatastreamKey } from './datastream-key';
 import type { DeviceDoc, LatestEntryDoc, LatestPageDoc, LatestValueDoc } from './documents';
 import type { Collections } from './inventory';
 import { deviceField, latestPageId, latestPageOf } from './latest-pages';
+import { type RecentIngest, mergeLatest } from './recent-ingest';
 
 export const deviceDocId = (org: string, deviceId: string): string => `${org}/${deviceId}`;
 
@@ -45,7 +46,11 @@ export class DeviceRepository {
   /** Whole-page reads in flight (see latestTimes). */
   private readonly pageReads = new Map<string, Promise<LatestPageDoc | null>>();
 
-  constructor(private readonly c: Collections) {}
+  /** `recent`: latest values this process has committed but not yet written back, merged into reads. */
+  constructor(
+    private readonly c: Collections,
+    private readonly recent?: RecentIngest,
+  ) {}
 
   /** Inserts new devices; answers which ids already existed. */
   async insertMany(docs: readonly DeviceDoc[]): Promise<{ duplicates: Set<string> }> {
@@ -204,12 +209,14 @@ export class DeviceRepository {
 
   /** Fills in `latest` and `lastSeenAt` of device records from their pages. */
   private async withLatest(org: string, docs: DeviceDoc[]): Promise<DeviceDoc[]> {
+    // What is held first, the store second (see recent-ingest.ts).
+    const held = new Map(docs.map((d) => [d.id, this.recent?.latestOf(org, d.id)]));
     const entries = await this.latestEntries(
       org,
       docs.map((d) => d.id),
     );
     for (const doc of docs) {
-      const entry = entries.get(doc.id);
+      const entry = mergeLatest(entries.get(doc.id), held.get(doc.id));
       doc.latest = entry?.values ?? {};
       if (entry) doc.lastSeenAt = entry.lastSeenAt;
     }

@@ -189,6 +189,18 @@ export interface DatapointChunkDoc {
   points?: ChunkPointDoc[];
 }
 
+/**
+ * One group commit of the ingest path (commit-log.repo.ts): every datapoint of the batch, as JSON text (one
+ * string is far cheaper for the embedded FerretDB to store than thousands of nested documents). Deleted
+ * once the write-back has stored its history chunks and latest values.
+ */
+export interface CommitDoc {
+  _id: string; // `${process instance}/${sequence}`
+  at: number;
+  /** JSON of DatapointDoc[]. */
+  points: string;
+}
+
 export interface OperationStepDoc extends Omit<OperationStep, 'response'> {
   response?: StoredValue;
 }

@@ -4,6 +4,7 @@ import type {
   ApiKeyDoc,
   AuditDoc,
   CertificateAuthorityDoc,
+  CommitDoc,
   DatapointChunkDoc,
   DeviceCertificateDoc,
   DeviceCredentialPolicyDoc,
@@ -27,6 +28,7 @@ export interface Collections {
   readonly apiKeys: Collection<ApiKeyDoc>;
   readonly datapoints: Collection<DatapointChunkDoc>;
   readonly latest: Collection<LatestPageDoc>;
+  readonly commits: Collection<CommitDoc>;
   readonly operations: Collection<OperationDoc>;
   readonly pendingMarkers: Collection<PendingMarkerDoc>;
   readonly users: Collection<UserDoc>;
@@ -60,6 +62,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     apiKeys: db.collection<ApiKeyDoc>('api_keys'),
     datapoints: db.collection<DatapointChunkDoc>('datapoints'),
     latest: db.collection<LatestPageDoc>('latest'),
+    commits: db.collection<CommitDoc>('ingest_commits'),
     operations: db.collection<OperationDoc>('operations'),
     pendingMarkers: db.collection<PendingMarkerDoc>('pending_markers'),
     users: db.collection<UserDoc>('users'),

@@ -60,13 +60,21 @@ export class ExternalMqttAdapter implements RequestChannel {
   }
 
   /**
-   * mqtt.js sends a QoS 1 message's PUBACK when handleMessage calls back, and reads the next message then.
-   * So the PUBACK goes only once what the message carried is stored; a message TwinFlow could not store
-   * stays unacknowledged, and the connection is dropped so that the broker sends it again.
+   * mqtt.js reads a connection's next message only once handleMessage calls back, and sends the PUBACK
+   * then: one message in flight per connection, so a group commit would gather at most one message per
+   * connection. So handleMessage calls back at once and the PUBACK itself waits (deferPubacks) until what
+   * the message carried is stored: many messages per connection are in flight (as many as the broker
+   * allows, 20 by default on mosquitto), and still none is acknowledged before it is stored. A message
+   * TwinFlow could not store stays unacknowledged, and the connection is dropped so that the broker sends
+   * it again.
    */
   private wire(client: MqttClient, hooks: Hooks, deviceSession: SessionOf): void {
     const { org, logger: log } = this.options;
     const prefix = this.options.sharedGroup ? `$share/${this.options.sharedGroup}/` : '';
+    const storing = deferPubacks(client, (err, topic) => {
+      this.stats.storeFailures += 1;
+      log.warn({ err, topic }, 'MQTT message not stored; reconnecting so that the broker sends it again');
+    });
     client.handleMessage = (packet, callback) => {
       const topic = packet.topic;
       const parsed = parseDeviceTopic(topic.replace(/^\$share\/[^/]+\//, ''));
@@ -75,23 +83,17 @@ export class ExternalMqttAdapter implements RequestChannel {
         callback();
         return;
       }
-      deviceSession(org, parsed.deviceId)
-        .then(async (session) => {
-          if (session) await hooks.received(session, parsed, packet.payload as Buffer);
-          else
-            log.warn(
-              { org, deviceId: parsed.deviceId },
-              'MQTT message from a device TwinFlow does not know; dropped',
-            );
-          this.stats.accepted += 1;
-          callback();
-        })
-        .catch((err: unknown) => {
-          this.stats.storeFailures += 1;
-          log.warn({ err, topic }, 'MQTT message not stored; reconnecting so that the broker sends it again');
-          callback(err instanceof Error ? err : new Error(String(err)));
-          client.stream?.destroy();
-        });
+      const stored = deviceSession(org, parsed.deviceId).then(async (session) => {
+        if (session) await hooks.received(session, parsed, packet.payload as Buffer);
+        else
+          log.warn(
+            { org, deviceId: parsed.deviceId },
+            'MQTT message from a device TwinFlow does not know; dropped',
+          );
+        this.stats.accepted += 1;
+      });
+      storing(packet, stored, topic);
+      callback();
     };
     client.on('connect', (connack) => {
       if (connack.sessionPresent) return; // the broker kept the subscriptions
@@ -120,6 +122,39 @@ export class ExternalMqttAdapter implements RequestChannel {
   async close(): Promise<void> {
     await Promise.all(this.clients.map((c) => c.endAsync()));
   }
+}
+
+type SendPacket = (packet: { cmd: string; messageId?: number }, cb?: () => void, ...rest: unknown[]) => void;
+
+/**
+ * Holds each QoS 1 message's PUBACK until its `stored` promise resolves; when it rejects, drops the
+ * connection instead (the broker sends the message again). Works on mqtt.js's packet writer (`_sendPacket`,
+ * which sends the PUBACK after handleMessage calls back): the parser goes on to the next message at once.
+ */
+function deferPubacks(client: MqttClient, failed: (err: unknown, topic: string) => void) {
+  const pending = new Map<number, Promise<void>>();
+  const target = client as unknown as { _sendPacket: SendPacket };
+  const send = target._sendPacket.bind(client);
+  target._sendPacket = (packet, cb, ...rest) => {
+    const stored = packet.cmd === 'puback' ? pending.get(packet.messageId ?? -1) : undefined;
+    if (!stored) return send(packet, cb, ...rest);
+    pending.delete(packet.messageId!);
+    cb?.();
+    const stream = client.stream;
+    stored.then(
+      // A PUBACK for a connection that has gone since would name another message: the broker resends.
+      () => (client.stream === stream && client.connected ? send(packet, undefined, ...rest) : undefined),
+      () => stream?.destroy(),
+    );
+  };
+  return (packet: { qos: number; messageId?: number }, stored: Promise<void>, topic: string) => {
+    const observed = stored.catch((err: unknown) => {
+      failed(err, topic);
+      throw err;
+    });
+    if (packet.qos === 1 && packet.messageId !== undefined) pending.set(packet.messageId, observed);
+    else observed.catch(() => undefined);
+  };
 }
 
 /** Resolves on the client's first connection, or fails after 15 s. */

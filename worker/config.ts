@@ -131,6 +131,9 @@ const configSchema = z
       .max(10_000)
       .default(WORKER_DEFAULTS.activities),
     TWINFLOW_WORKER_METRICS_PORT: port.optional(),
+    TWINFLOW_WRITEBACK_HISTORY_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
+    TWINFLOW_WRITEBACK_LATEST_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
+    TWINFLOW_WRITEBACK_PAGES_PER_S: z.coerce.number().int().min(1).max(100_000).default(4),
     TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
       .number()
@@ -269,6 +272,12 @@ const configSchema = z
       signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
       /** Data signals per second to twins, across all devices of this process; 0: no limit. */
       signalRate: env.TWINFLOW_TWIN_SIGNAL_RATE,
+    },
+    /** How the ingest write-back turns commits into history chunks and latest pages (ingest/write-back.ts). */
+    writeBack: {
+      historyIntervalMs: env.TWINFLOW_WRITEBACK_HISTORY_MS,
+      latestIntervalMs: env.TWINFLOW_WRITEBACK_LATEST_MS,
+      latestPagesPerSecond: env.TWINFLOW_WRITEBACK_PAGES_PER_S,
     },
     retention: {
       /** 0 keeps datapoints forever. */

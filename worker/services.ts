@@ -14,6 +14,7 @@ import { DeviceDirectory } from '../ingest/device-directory';
 import { Ingestor } from '../ingest/ingestor';
 import { LatestValueGuard } from '../ingest/latest-value-guard';
 import { TwinGoneError, TwinNotifier } from '../ingest/twin-notifier';
+import { CommitLogRepository } from '../inventory/commit-log.repo';
 import { DatapointRepository } from '../inventory/datapoints.repo';
 import { CertificateRepository } from '../inventory/certificates.repo';
 import { DeviceRepository } from '../inventory/devices.repo';
@@ -29,6 +30,7 @@ import {
 import type { Inventory } from '../inventory/inventory';
 import { KeyRepository } from '../inventory/keys.repo';
 import { OperationRepository } from '../inventory/operations.repo';
+import { RecentIngest } from '../inventory/recent-ingest';
 import { OperationsService } from '../operations/operations.service';
 import { TwinGateway } from '../operations/twin-gateway';
 import type { Config } from './config';
@@ -51,14 +53,20 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref()),
   ]);
 
-/** Repositories over the inventory, one of each per process. */
+/**
+ * Repositories over the inventory, one of each per process. Device and history reads merge what this
+ * process's ingest holds for write-back (`recent`).
+ */
 export function createRepositories(inventory: Inventory) {
   const c = inventory.collections;
+  const recent = new RecentIngest();
   return {
-    devices: new DeviceRepository(c),
+    recent,
+    commits: new CommitLogRepository(c),
+    devices: new DeviceRepository(c, recent),
     keys: new KeyRepository(c),
     operations: new OperationRepository(c),
-    datapoints: new DatapointRepository(c),
+    datapoints: new DatapointRepository(c, recent),
     users: new UserRepository(c),
     roles: new RoleRepository(c),
     sessions: new SessionRepository(c),
@@ -150,11 +158,17 @@ export async function createServices(
   const ingestor = new Ingestor({
     devices: repos.devices,
     datapoints: repos.datapoints,
+    commits: repos.commits,
+    recent: repos.recent,
     directory,
     notifier,
     latestGuard: new LatestValueGuard({ loadTimes: (org, id) => repos.devices.latestTimes(org, id) }),
     now: Date.now,
+    writeBack: config.writeBack,
+    warn: (what, err) => logger.warn({ err }, what),
   });
+  const recovered = await ingestor.start();
+  if (recovered > 0) logger.info({ commits: recovered }, 'read back ingest commits not yet written back');
   let mqttCounters: MqttCounters | undefined;
   const metrics = createMetrics({
     ingest: () => ingestor.counters(),
@@ -190,6 +204,7 @@ export async function createServices(
     services,
     setMqttCounters: (read) => (mqttCounters = read),
     close: async () => {
+      await withTimeout(ingestor.close(), 30_000, 'writing back ingested data');
       await withTimeout(notifier.close(), 10_000, 'flushing twin signals');
       logger.info({ twinSignals: notifier.stats() }, 'twin notifier stopped');
       functionEngine.dispose();

@@ -72,6 +72,9 @@ describe('the embedded stack', () => {
       TWINFLOW_TEMPORAL_PORT: String(await getFreePort()),
       TWINFLOW_MONGODB_PORT: String(await getFreePort()),
       TWINFLOW_TEMPORAL_UI: 'off',
+      // No write-back while running: what a SIGKILL interrupts lives only in the ingest commit log.
+      TWINFLOW_WRITEBACK_HISTORY_MS: '600000',
+      TWINFLOW_WRITEBACK_LATEST_MS: '600000',
     };
     const adminKey = 'stack-admin-key-0123456789';
     let tf = await startTwinflow({ embedded: true, env, adminKey, db: 'twinflow', taskQueue: 'twinflow' });
@@ -111,6 +114,15 @@ describe('the embedded stack', () => {
       .filter((f) => f.endsWith('.pid'))
       .map((f) => Number(require('node:fs').readFileSync(path.join(dataDir, 'run', f), 'utf8')));
     expect(orphanPids).toHaveLength(2);
+    // Acknowledged just before the kill, never written back: read back from the commit log on restart.
+    const sent = await apiClient(tf.baseUrl, key).post(
+      '/south/v80/devices/kept/collect/iot',
+      collectBody([{ id: 'pressure', datapoints: [{ value: 7, at: 1_700_000_000_000 }] }]),
+    );
+    expect(sent.status).toBe(201);
+    await eventually(async () =>
+      (await deviceView(admin, 'kept')).twin?.counters.datapoints === 2 ? true : undefined,
+    );
     await tf.kill();
     expect(orphanPids.every(isAlive)).toBe(true);
     tf = await startTwinflow({ embedded: true, env, adminKey, db: 'twinflow', taskQueue: 'twinflow' });
@@ -127,9 +139,16 @@ describe('the embedded stack', () => {
       ).toBe(201);
       const view = await eventually(async () => {
         const v = await deviceView(admin, 'kept');
-        return v.twin?.counters.datapoints === 2 ? v : undefined;
+        return v.twin?.counters.datapoints === 3 ? v : undefined;
       });
-      expect(view.datastreams.map((d: { id: string }) => d.id)).toEqual(['device.model', 'temperature']);
+      expect(view.datastreams.map((d: { id: string }) => d.id)).toEqual([
+        'device.model',
+        'pressure',
+        'temperature',
+      ]);
+      expect(view.datastreams[1]).toMatchObject({ value: 7, at: 1_700_000_000_000 });
+      const history = await admin.get('/north/v1/devices/kept/datastreams/pressure/datapoints');
+      expect(history.body.datapoints).toEqual([{ feed: 'default', value: 7, at: 1_700_000_000_000 }]);
     } finally {
       expect(await tf.stop()).toBe(0);
     }

@@ -8,6 +8,7 @@ import {
   mongoClient,
   startTwinflow,
   type TwinflowProcess,
+  storedPoints,
 } from './harness';
 
 jest.setTimeout(120_000);
@@ -56,11 +57,7 @@ describe('connector functions', () => {
         }[]
       ).map((d) => [d.id, d.value]),
     );
-  const datapointCount = () =>
-    mongo
-      .db(tf.env.MONGODB_DB as string)
-      .collection('datapoints')
-      .countDocuments({});
+  const datapointCount = async () => (await storedPoints(mongo, tf.env.MONGODB_DB as string)).length;
 
   beforeAll(async () => {
     tf = await startTwinflow();

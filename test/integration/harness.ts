@@ -202,20 +202,48 @@ export const collectBody = (
   datastreams,
 });
 
-/** Every stored datapoint (read from the history chunks), for tests that count what was stored. */
+/** Waits until the ingest write-back has emptied the commit log: every datapoint is in the history chunks. */
+export async function writtenBack(mongo: MongoClient, db: string, timeoutMs = 30_000): Promise<void> {
+  await eventually(
+    async () =>
+      (await mongo.db(db).collection('ingest_commits').countDocuments({})) === 0 ? true : undefined,
+    timeoutMs,
+  );
+}
+
+/**
+ * Every stored datapoint, for tests that count what was stored: the history chunks and the ingest commits
+ * not yet written back into them (both are stored; a point in both counts once).
+ */
 export async function storedPoints(
   mongo: MongoClient,
   db: string,
   filter: { org?: string; deviceId?: string; ds?: string } = {},
 ): Promise<{ org: string; deviceId: string; ds: string; at: number }[]> {
+  type Point = { org: string; deviceId: string; ds: string; feed: string; at: number; receivedAt: number };
+  // Commits first: the write-back deletes a commit only after its chunks are stored.
+  const commits = await mongo.db(db).collection<{ points: string }>('ingest_commits').find({}).toArray();
   const chunks = await mongo
     .db(db)
-    .collection<{ org: string; deviceId: string; ds: string; level: number; points?: { at: number }[] }>(
-      'datapoints',
-    )
+    .collection<{ org: string; deviceId: string; ds: string; level: number; points?: Point[] }>('datapoints')
     .find({ ...filter, level: 0 })
     .toArray();
-  return chunks.flatMap((c) =>
-    (c.points ?? []).map((p) => ({ org: c.org, deviceId: c.deviceId, ds: c.ds, at: p.at })),
+  const all = [
+    ...commits.flatMap((c) => JSON.parse(c.points) as Point[]),
+    ...chunks.flatMap((c) =>
+      (c.points ?? []).map((p) => ({ ...p, org: c.org, deviceId: c.deviceId, ds: c.ds })),
+    ),
+  ].filter(
+    (p) =>
+      (filter.org === undefined || p.org === filter.org) &&
+      (filter.deviceId === undefined || p.deviceId === filter.deviceId) &&
+      (filter.ds === undefined || p.ds === filter.ds),
   );
+  const byKey = new Map(
+    all.map((p) => [
+      JSON.stringify([p.org, p.deviceId, p.ds, p.feed, p.at, p.receivedAt, (p as { value?: unknown }).value]),
+      p,
+    ]),
+  );
+  return [...byKey.values()].map((p) => ({ org: p.org, deviceId: p.deviceId, ds: p.ds, at: p.at }));
 }

@@ -10,6 +10,7 @@ import {
   mongoClient,
   startTwinflow,
   temporalClient,
+  writtenBack,
 } from './harness';
 
 const T0 = 1_700_000_000_000; // an exact minute
@@ -164,15 +165,21 @@ describe('datapoint history', () => {
     expect(res.status).toBe(404);
   });
 
-  it('stores each message as one chunk per series hour, addressed by _id', async () => {
+  it('writes history back as chunks of one series hour, addressed by _id', async () => {
+    await writtenBack(mongo, tf.env.MONGODB_DB as string);
     const db = mongo.db(tf.env.MONGODB_DB);
     const chunks = await db
       .collection<{ _id: string; start: number; end: number; points: { at: number }[] }>('datapoints')
       .find({ deviceId: 'probe', ds: 'temp', level: 0 })
       .toArray();
-    // Six messages of 30 minutes each; T0 is not on the hour, so three of them straddle two hours.
-    expect(chunks).toHaveLength(9);
-    expect(chunks.flatMap((c) => c.points)).toHaveLength(180);
+    // Six messages of 30 minutes each; T0 is not on the hour, so the three hours of data touch four hours.
+    // The write-back writes one chunk per hour and write-back, so never more than one per message and hour.
+    const hours = new Set(Array.from({ length: 180 }, (_, m) => Math.floor((T0 + m * MIN) / HOUR)));
+    expect(new Set(chunks.map((c) => c.start / HOUR))).toEqual(hours);
+    expect(chunks.length).toBeLessThanOrEqual(9);
+    expect(chunks.flatMap((c) => c.points.map((p) => p.at)).sort()).toEqual(
+      Array.from({ length: 180 }, (_, m) => T0 + m * MIN).sort(),
+    );
     for (const c of chunks) {
       expect(c._id).toMatch(/^default\/probe\/temp\/h[0-9a-z]{8}\/[0-9a-z]{4}$/);
       expect(c.end - c.start).toBe(HOUR);
@@ -209,6 +216,9 @@ describe('datapoint retention', () => {
         'old',
       ]);
 
+      // Retention deletes stored history: wait for the write-back to store what was just sent.
+      const mongo = await mongoClient();
+      await writtenBack(mongo, tf.env.MONGODB_DB as string).finally(() => mongo.close());
       const described = await handle.describe();
       expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'retentionWorkflow' });
       expect(described.spec.intervals?.[0]?.every).toBe(3_600_000);

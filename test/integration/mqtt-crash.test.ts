@@ -1,5 +1,7 @@
-// The process running the MQTT broker is SIGKILLed while devices publish with QoS 1. After it starts again,
-// every message whose PUBACK a device received is stored; redelivered duplicates are counted.
+// The process running the MQTT broker is SIGKILLed while devices publish with QoS 1, before its write-back has
+// run. After it starts again, every message whose PUBACK a device received is stored, readable through the API
+// (history and latest value) and, after a clean stop, written back into the history chunks and latest pages;
+// redelivered duplicates are counted.
 import type { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
 import { getFreePort } from '../../worker/local-stack';
@@ -8,6 +10,11 @@ import { apiClient, eventually, mongoClient, startTwinflow, storedPoints, unique
 jest.setTimeout(180_000);
 
 const DEVICES = 10;
+
+const chunkCount = (mongo: MongoClient, db: string) =>
+  mongo.db(db).collection('datapoints').countDocuments({ level: 0 });
+const latestPageCount = (mongo: MongoClient, db: string) =>
+  mongo.db(db).collection('latest').countDocuments({});
 
 describe('MQTT ingest through a crash', () => {
   let mongo: MongoClient;
@@ -22,7 +29,12 @@ describe('MQTT ingest through a crash', () => {
     const db = uniqueName('mqcrash');
     const taskQueue = uniqueName('tq');
     const mqttPort = await getFreePort();
-    const env = { TWINFLOW_MQTT_PORT: String(mqttPort) };
+    // No write-back before the kill: what was acknowledged lives only in the commit log.
+    const env = {
+      TWINFLOW_MQTT_PORT: String(mqttPort),
+      TWINFLOW_WRITEBACK_HISTORY_MS: '600000',
+      TWINFLOW_WRITEBACK_LATEST_MS: '600000',
+    };
     let tf = await startTwinflow({ db, taskQueue, env });
     const admin = () => apiClient(tf.baseUrl, tf.adminKey);
     const devices: { id: string; key: string }[] = [];
@@ -71,6 +83,8 @@ describe('MQTT ingest through a crash', () => {
 
     await eventually(async () => (acked.size >= 200 ? true : undefined), 30_000);
     await tf.kill();
+    expect(await chunkCount(mongo, db)).toBe(0);
+    expect(await latestPageCount(mongo, db)).toBe(0);
     const ackedAtKill = acked.size;
     // Restart only once every client has noticed the broker is gone, so each really reconnects.
     await eventually(async () => (clients.every((c) => !c.connected) ? true : undefined));
@@ -89,6 +103,35 @@ describe('MQTT ingest through a crash', () => {
       `MQTT crash run: ${sent} published, ${acked.size} acknowledged (${ackedAtKill} before the kill), ${storedKeys.size} stored, ${duplicates} duplicates from redelivery`,
     );
     expect(missing).toEqual([]);
-    await tf.stop();
+    // The newest stored message of each device (acknowledged or not: it may have been stored just before
+    // the kill) is its latest value.
+    const newest = new Map<string, number>();
+    for (const d of docs) newest.set(d.deviceId, Math.max(newest.get(d.deviceId) ?? 0, d.at));
+
+    // Through the API, before any write-back: the restarted process read the commits back.
+    for (const { id } of devices) {
+      const view = (await admin().get(`/north/v1/devices/${id}`)).body;
+      expect(view.datastreams).toEqual([expect.objectContaining({ id: 'seq', value: newest.get(id) })]);
+      const history = await admin().get(`/north/v1/devices/${id}/datastreams/seq/datapoints?limit=10000`);
+      const ats = new Set((history.body.datapoints as { at: number }[]).map((p) => p.at));
+      expect([...acked].filter((k) => k.startsWith(`${id}/`) && !ats.has(Number(k.split('/')[1])))).toEqual(
+        [],
+      );
+    }
+
+    // A clean stop writes everything back: the chunks and latest pages alone now hold it all.
+    expect(await tf.stop()).toBe(0);
+    expect(await mongo.db(db).collection('ingest_commits').countDocuments({})).toBe(0);
+    const chunked = new Set((await storedPoints(mongo, db)).map((d) => `${d.deviceId}/${d.at}`));
+    expect([...acked].filter((k) => !chunked.has(k))).toEqual([]);
+    const pages = await mongo
+      .db(db)
+      .collection<{ devices: Record<string, { values: Record<string, { value: unknown }> }> }>('latest')
+      .find({})
+      .toArray();
+    const latestStored = new Map(
+      pages.flatMap((p) => Object.entries(p.devices).map(([id, e]) => [id, e.values['seq|default']?.value])),
+    );
+    for (const { id } of devices) expect(latestStored.get(id)).toBe(newest.get(id));
   });
 });

@@ -1,44 +1,36 @@
-// Ingestor with two writes at a time: pipelined writes keep the latest values in batch order, one batch at a time, and never ahead
-// of their history; a failed history write fails its messages without stopping the next batch.
+// Ingestor: one commit document per group commit, acknowledged only once stored; the points and latest values are
+// then held for reads (newest value wins whatever order commits finish in); a failed commit fails its messages,
+// holds nothing of them and does not stop the next batch.
 import { Ingestor } from '../../../ingest/ingestor';
 import type { DeviceDirectory } from '../../../ingest/device-directory';
 import { LatestValueGuard } from '../../../ingest/latest-value-guard';
 import type { TwinNotifier } from '../../../ingest/twin-notifier';
 import type { Principal } from '../../../access/principal';
+import type { CommitLogRepository } from '../../../inventory/commit-log.repo';
 import type { DatapointRepository } from '../../../inventory/datapoints.repo';
-import type { DeviceRepository, LatestUpdate } from '../../../inventory/devices.repo';
+import type { DeviceRepository } from '../../../inventory/devices.repo';
+import { RecentIngest } from '../../../inventory/recent-ingest';
 
 const flush = () => new Promise((r) => setImmediate(r));
 
 function setup() {
-  const events: string[] = [];
-  const histories: { values: number[]; finish(err?: Error): void }[] = [];
-  let latestRunning = 0;
-  let latestMax = 0;
-  const datapoints = {
-    insertMany: (docs: { value?: unknown }[]) =>
-      new Promise<void>((resolve, reject) => {
+  const commits: { values: number[]; finish(err?: Error): void }[] = [];
+  const log = {
+    append: (docs: { value?: unknown }[]) =>
+      new Promise<string>((resolve, reject) => {
         const values = docs.map((d) => Number(d.value));
-        events.push(`history start ${values.join(',')}`);
-        histories.push({
-          values,
-          finish: (err) => {
-            events.push(`history ${err ? 'failed' : 'done'} ${values.join(',')}`);
-            if (err) reject(err);
-            else resolve();
-          },
-        });
+        const id = `c${commits.length}`;
+        commits.push({ values, finish: (err) => (err ? reject(err) : resolve(id)) });
       }),
-  } as unknown as DatapointRepository;
-  const devices = {
-    storeLatest: async (_org: string, updates: readonly LatestUpdate[]) => {
-      latestRunning++;
-      latestMax = Math.max(latestMax, latestRunning);
-      events.push(`latest ${updates.flatMap((u) => u.values.map((v) => v.value)).join(',')}`);
-      await flush();
-      latestRunning--;
+  } as unknown as CommitLogRepository;
+  const untouched = new Proxy(
+    {},
+    {
+      get: () => () => {
+        throw new Error('the hot path must not write history or latest pages');
+      },
     },
-  } as unknown as DeviceRepository;
+  );
   const directory = {
     get: async (org: string, deviceId: string) =>
       deviceId === 'unknown'
@@ -46,9 +38,12 @@ function setup() {
         : { org, deviceId, twinType: 'generic', active: deviceId !== 'retired', transport: {} },
   } as unknown as DeviceDirectory;
   const notifier = { report: () => undefined } as unknown as TwinNotifier;
+  const recent = new RecentIngest();
   const ingestor = new Ingestor({
-    devices,
-    datapoints,
+    devices: untouched as DeviceRepository,
+    datapoints: untouched as DatapointRepository,
+    commits: log,
+    recent,
     directory,
     notifier,
     latestGuard: new LatestValueGuard({ loadTimes: async () => new Map() }),
@@ -70,37 +65,75 @@ function setup() {
       { datastreams: [{ id: 'reading', datapoints: [{ value, at: value }] }] },
       'mqtt',
     );
-  return { events, histories, send, ingestor, principal, latestMax: () => latestMax };
+  const held = (device: string) => recent.points('o', device, 'reading', 0, Infinity).map((p) => p.value);
+  const latest = (device: string) => recent.latestOf('o', device)?.values['reading|default']?.value;
+  return { commits, send, ingestor, principal, recent, held, latest };
 }
 
 describe('Ingestor', () => {
-  it('writes the next batch history while the last one finishes, and latest values in batch order', async () => {
+  it('writes one commit per batch and acknowledges a message only once its commit is stored', async () => {
+    const env = setup();
+    let acked = 0;
+    const first = env.send('d1', 1).then(() => acked++);
+    await flush();
+    const second = env.send('d1', 2).then(() => acked++);
+    await flush();
+    const third = env.send('d2', 3).then(() => acked++);
+    await flush();
+    // Two commits under way; the third message waits for a free write and goes alone.
+    expect(env.commits.map((c) => c.values)).toEqual([[1], [2]]);
+    expect(env.held('d1')).toEqual([]); // nothing readable before it is stored
+    env.commits[0]!.finish();
+    await first;
+    expect(acked).toBe(1);
+    expect(env.held('d1')).toEqual([1]);
+    expect(env.latest('d1')).toBe(1);
+    env.commits[1]!.finish();
+    await second;
+    await flush();
+    expect(env.commits.map((c) => c.values)).toEqual([[1], [2], [3]]);
+    env.commits[2]!.finish();
+    await third;
+    expect(acked).toBe(3);
+    expect(env.held('d1').sort()).toEqual([1, 2]);
+    expect(env.latest('d1')).toBe(2);
+    expect(env.latest('d2')).toBe(3);
+    expect(env.ingestor.counters()).toMatchObject({ batches: 3, items: 3, pendingCommits: 3, heldPoints: 3 });
+  });
+
+  it('keeps the newest latest value when commits finish out of order', async () => {
     const env = setup();
     const first = env.send('d1', 1);
     await flush();
-    const second = env.send('d1', 2); // the same device, newer: must land last
+    const second = env.send('d1', 2);
     await flush();
-    expect(env.histories.map((h) => h.values)).toEqual([[1], [2]]); // two histories under way at once
-    env.histories[1]!.finish(); // the newer history finishes first
-    await flush();
-    expect(env.events.filter((e) => e.startsWith('latest'))).toEqual([]); // waits for the older batch
-    env.histories[0]!.finish();
-    await Promise.all([first, second]);
-    expect(env.events.filter((e) => e.startsWith('latest'))).toEqual(['latest 1', 'latest 2']);
-    expect(env.latestMax()).toBe(1);
+    env.commits[1]!.finish(); // the newer commit is stored first
+    await second;
+    env.commits[0]!.finish();
+    await first;
+    expect(env.latest('d1')).toBe(2);
+    expect(env.held('d1').sort()).toEqual([1, 2]);
   });
 
-  it('fails the messages of a batch whose history failed, stores no latest values for it, and goes on', async () => {
+  it('fails the messages of a batch whose commit failed, holds nothing of it, and goes on', async () => {
     const env = setup();
     const first = env.send('d1', 1);
     await flush();
     const second = env.send('d2', 2);
     await flush();
-    env.histories[0]!.finish(new Error('store down'));
-    env.histories[1]!.finish();
+    env.commits[0]!.finish(new Error('store down'));
+    env.commits[1]!.finish();
     await expect(first).rejects.toThrow('store down');
     await expect(second).resolves.toEqual({ ok: true, value: { deviceId: 'd2', stored: 1 } });
-    expect(env.events.filter((e) => e.startsWith('latest'))).toEqual(['latest 2']);
+    expect(env.held('d1')).toEqual([]);
+    expect(env.latest('d1')).toBeUndefined();
+    expect(env.latest('d2')).toBe(2);
+    // The guard forgot d1, so the same value is taken again when resent.
+    const again = env.send('d1', 1);
+    await flush();
+    env.commits[2]!.finish();
+    await expect(again).resolves.toMatchObject({ ok: true });
+    expect(env.latest('d1')).toBe(1);
   });
 
   describe('refusals', () => {
@@ -140,7 +173,7 @@ describe('Ingestor', () => {
         ok: false,
         code: 'PAYLOAD_TOO_LARGE',
       });
-      expect(env.histories).toHaveLength(0);
+      expect(env.commits).toHaveLength(0);
     });
   });
 });
