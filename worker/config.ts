@@ -54,129 +54,166 @@ export function defaultCachedTwins(heapLimitMiB: number): number {
 
 export type Role = (typeof ROLES)[number];
 
-const configSchema = z
-  .object({
-    PORT: port.default(8080),
-    TWINFLOW_HOST: z.string().min(1).default('127.0.0.1'),
-    TWINFLOW_DATA_DIR: z.string().min(1).default('.twinflow'),
-    TWINFLOW_BOOTSTRAP_API_KEY: optionalText.pipe(
-      z
-        .string()
-        .min(16, 'must be at least 16 characters')
-        .max(256)
-        .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
-        .optional(),
-    ),
-    TWINFLOW_JWT_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
-    TWINFLOW_ADMIN_EMAIL: optionalText.pipe(z.string().email('must be an e-mail address').optional()),
-    TWINFLOW_ADMIN_PASSWORD: optionalText.pipe(
-      z.string().min(12, 'must be at least 12 characters').max(1024).optional(),
-    ),
-    TWINFLOW_ACCESS_TOKEN_TTL_S: z.coerce.number().int().min(30).max(86_400).default(900),
-    TWINFLOW_REFRESH_TOKEN_TTL_S: z.coerce
-      .number()
-      .int()
-      .min(60)
-      .max(90 * 86_400)
-      .default(30 * 86_400),
-    TWINFLOW_ROLES: z
+const envSchema = z.object({
+  PORT: port.default(8080),
+  TWINFLOW_HOST: z.string().min(1).default('127.0.0.1'),
+  TWINFLOW_DATA_DIR: z.string().min(1).default('.twinflow'),
+  TWINFLOW_BOOTSTRAP_API_KEY: optionalText.pipe(
+    z
       .string()
-      .default('api,worker')
-      .transform((v) =>
-        v
-          .split(',')
-          .map((r) => r.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.enum(ROLES)).min(1, 'name at least one of api, worker')),
-    TWINFLOW_TEMPORAL_PORT: port.default(7233),
-    TWINFLOW_TEMPORAL_UI_PORT: port.optional(),
-    TWINFLOW_MONGODB_PORT: port.default(27017),
-    TEMPORAL_ADDRESS: optionalText,
-    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-    TWINFLOW_TASK_QUEUE: z.string().min(1).default('twinflow'),
-    MONGODB_URI: optionalText.pipe(
-      z
-        .string()
-        .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
-        .optional(),
-    ),
-    MONGODB_DB: z
+      .min(16, 'must be at least 16 characters')
+      .max(256)
+      .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+      .optional(),
+  ),
+  TWINFLOW_JWT_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  TWINFLOW_ADMIN_EMAIL: optionalText.pipe(z.string().email('must be an e-mail address').optional()),
+  TWINFLOW_ADMIN_PASSWORD: optionalText.pipe(
+    z.string().min(12, 'must be at least 12 characters').max(1024).optional(),
+  ),
+  TWINFLOW_ACCESS_TOKEN_TTL_S: z.coerce.number().int().min(30).max(86_400).default(900),
+  TWINFLOW_REFRESH_TOKEN_TTL_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(90 * 86_400)
+    .default(30 * 86_400),
+  TWINFLOW_ROLES: z
+    .string()
+    .default('api,worker')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(ROLES)).min(1, 'name at least one of api, worker')),
+  TWINFLOW_TEMPORAL_PORT: port.default(7233),
+  TWINFLOW_TEMPORAL_UI_PORT: port.optional(),
+  TWINFLOW_MONGODB_PORT: port.default(27017),
+  TEMPORAL_ADDRESS: optionalText,
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TWINFLOW_TASK_QUEUE: z.string().min(1).default('twinflow'),
+  MONGODB_URI: optionalText.pipe(
+    z
       .string()
-      .regex(/^[A-Za-z0-9_-]{1,63}$/)
-      .default('twinflow'),
-    TWINFLOW_WORKFLOW_BUNDLE: optionalText,
-    TWINFLOW_SNAPSHOT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
-    TWINFLOW_SNAPSHOT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
-    TWINFLOW_FIRST_PUSH_BUDGET_MS: z.coerce.number().int().min(0).max(8_000).default(2_000),
-    TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
-    TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
-    TWINFLOW_TWIN_SIGNAL_RATE: z.coerce.number().int().min(0).max(1_000_000).default(200),
-    TWINFLOW_WORKER_CACHED_TWINS: z.coerce
-      .number()
-      .int()
-      .min(0)
-      .max(1_000_000)
-      .default(() => defaultCachedTwins(v8.getHeapStatistics().heap_size_limit / 2 ** 20)),
-    TWINFLOW_WORKER_WORKFLOW_TASKS: z.coerce
-      .number()
-      .int()
-      .min(2)
-      .max(10_000)
-      .default(WORKER_DEFAULTS.workflowTasks),
-    TWINFLOW_WORKER_ACTIVITIES: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(10_000)
-      .default(WORKER_DEFAULTS.activities),
-    TWINFLOW_WORKER_METRICS_PORT: port.optional(),
-    TWINFLOW_WRITEBACK_HISTORY_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
-    TWINFLOW_WRITEBACK_LATEST_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
-    TWINFLOW_WRITEBACK_PAGES_PER_S: z.coerce.number().int().min(1).max(100_000).default(4),
-    TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
-    TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(7 * 86_400)
-      .default(3_600),
-    TWINFLOW_TEMPORAL_UI: z.enum(['on', 'off']).default('on'),
-    TWINFLOW_MQTT: z.enum(['on', 'off']).default('on'),
-    TWINFLOW_MQTT_PORT: port.optional(),
-    MQTT_URL: optionalText.pipe(
-      z
-        .string()
-        .regex(/^mqtts?:\/\/[^\s]+$/, 'must start with mqtt:// or mqtts://')
-        .optional(),
-    ),
-    TWINFLOW_MQTT_ORG: z
+      .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+      .optional(),
+  ),
+  MONGODB_DB: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,63}$/)
+    .default('twinflow'),
+  TWINFLOW_WORKFLOW_BUNDLE: optionalText,
+  TWINFLOW_SNAPSHOT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
+  TWINFLOW_SNAPSHOT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+  TWINFLOW_FIRST_PUSH_BUDGET_MS: z.coerce.number().int().min(0).max(8_000).default(2_000),
+  TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
+  TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
+  TWINFLOW_TWIN_SIGNAL_RATE: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  TWINFLOW_WORKER_CACHED_TWINS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000)
+    .default(() => defaultCachedTwins(v8.getHeapStatistics().heap_size_limit / 2 ** 20)),
+  TWINFLOW_WORKER_WORKFLOW_TASKS: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(10_000)
+    .default(WORKER_DEFAULTS.workflowTasks),
+  TWINFLOW_WORKER_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(WORKER_DEFAULTS.activities),
+  TWINFLOW_WORKER_METRICS_PORT: port.optional(),
+  TWINFLOW_WRITEBACK_HISTORY_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
+  TWINFLOW_WRITEBACK_LATEST_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
+  TWINFLOW_WRITEBACK_PAGES_PER_S: z.coerce.number().int().min(1).max(100_000).default(4),
+  TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400)
+    .default(3_600),
+  TWINFLOW_TEMPORAL_UI: z.enum(['on', 'off']).default('on'),
+  TWINFLOW_MQTT: z.enum(['on', 'off']).default('on'),
+  TWINFLOW_MQTT_PORT: port.optional(),
+  MQTT_URL: optionalText.pipe(
+    z
       .string()
-      .regex(/^[a-z0-9][a-z0-9-]{1,47}$/)
-      .default('default'),
-    TWINFLOW_MQTT_SHARE_GROUP: optionalText.pipe(
-      z
-        .string()
-        .regex(/^[\w-]{1,64}$/)
-        .optional(),
-    ),
-    TWINFLOW_MQTT_SHARED: z.enum(['on', 'off']).default('on'),
-    TWINFLOW_MQTT_CONNECTIONS: z.coerce.number().int().min(1).max(256).default(16),
-    TWINFLOW_MQTT_CLIENT_ID: optionalText.pipe(
-      z
-        .string()
-        .regex(/^[\w.-]{1,64}$/)
-        .optional(),
-    ),
-    TWINFLOW_TLS: z.enum(['on', 'off']).default('on'),
-    TWINFLOW_PLAIN: z.enum(['on', 'off']).default('on'),
-    TWINFLOW_TLS_CERT: optionalText,
-    TWINFLOW_TLS_KEY: optionalText,
-    TWINFLOW_HTTPS_PORT: port.default(8443),
-    TWINFLOW_MQTTS_PORT: port.optional(),
-    TWINFLOW_REVOCATION_POLL_S: z.coerce.number().int().min(1).max(300).default(5),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  })
+      .regex(/^mqtts?:\/\/[^\s]+$/, 'must start with mqtt:// or mqtts://')
+      .optional(),
+  ),
+  TWINFLOW_MQTT_ORG: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{1,47}$/)
+    .default('default'),
+  TWINFLOW_MQTT_SHARE_GROUP: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[\w-]{1,64}$/)
+      .optional(),
+  ),
+  TWINFLOW_MQTT_SHARED: z.enum(['on', 'off']).default('on'),
+  TWINFLOW_MQTT_CONNECTIONS: z.coerce.number().int().min(1).max(256).default(16),
+  TWINFLOW_MQTT_CLIENT_ID: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[\w.-]{1,64}$/)
+      .optional(),
+  ),
+  TWINFLOW_TLS: z.enum(['on', 'off']).default('on'),
+  TWINFLOW_PLAIN: z.enum(['on', 'off']).default('on'),
+  TWINFLOW_TLS_CERT: optionalText,
+  TWINFLOW_TLS_KEY: optionalText,
+  TWINFLOW_HTTPS_PORT: port.default(8443),
+  TWINFLOW_MQTTS_PORT: port.optional(),
+  TWINFLOW_REVOCATION_POLL_S: z.coerce.number().int().min(1).max(300).default(5),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+type ParsedEnv = z.output<typeof envSchema>;
+
+function tlsSettings(env: ParsedEnv) {
+  return {
+    enabled: env.TWINFLOW_TLS === 'on',
+    /** Both unset: a local CA and server certificate made under the data directory on first start. */
+    certFile: env.TWINFLOW_TLS_CERT,
+    keyFile: env.TWINFLOW_TLS_KEY,
+    httpsPort: env.TWINFLOW_HTTPS_PORT,
+    /** Unset: 8883, or a free port when 8883 is taken (said at start). */
+    mqttsPort: env.TWINFLOW_MQTTS_PORT,
+    /** How often other processes' certificate revocations are read (they close connections within this). */
+    revocationPollMs: env.TWINFLOW_REVOCATION_POLL_S * 1000,
+  };
+}
+
+function mqttSettings(env: ParsedEnv) {
+  return {
+    enabled: env.TWINFLOW_MQTT === 'on',
+    /** Unset: 1883, or a free port when 1883 is taken (said at start). */
+    port: env.TWINFLOW_MQTT_PORT,
+    host: env.TWINFLOW_HOST,
+    /** Set: use this broker through the adapter instead of the embedded one. */
+    url: env.MQTT_URL,
+    org: env.TWINFLOW_MQTT_ORG,
+    sharedGroup:
+      env.TWINFLOW_MQTT_SHARED === 'on' ? (env.TWINFLOW_MQTT_SHARE_GROUP ?? 'twinflow') : undefined,
+    /**
+     * Connections to an external broker, each one message in flight (its PUBACK waits for the store). Only
+     * with a shared subscription: plain subscribers would each receive every message.
+     */
+    connections: env.TWINFLOW_MQTT_SHARED === 'on' ? env.TWINFLOW_MQTT_CONNECTIONS : 1,
+    clientId:
+      env.TWINFLOW_MQTT_CLIENT_ID ??
+      `twinflow-${os
+        .hostname()
+        .replace(/[^\w.-]/g, '-')
+        .slice(0, 40)}-${env.PORT}`,
+  };
+}
+
+const configSchema = envSchema
   .superRefine((env, ctx) => {
     if ((env.TWINFLOW_ADMIN_EMAIL === undefined) !== (env.TWINFLOW_ADMIN_PASSWORD === undefined)) {
       ctx.addIssue({
@@ -202,39 +239,8 @@ const configSchema = z
   })
   .transform((env) => ({
     api: { port: env.PORT, host: env.TWINFLOW_HOST, plain: env.TWINFLOW_PLAIN === 'on' },
-    tls: {
-      enabled: env.TWINFLOW_TLS === 'on',
-      /** Both unset: a local CA and server certificate made under the data directory on first start. */
-      certFile: env.TWINFLOW_TLS_CERT,
-      keyFile: env.TWINFLOW_TLS_KEY,
-      httpsPort: env.TWINFLOW_HTTPS_PORT,
-      /** Unset: 8883, or a free port when 8883 is taken (said at start). */
-      mqttsPort: env.TWINFLOW_MQTTS_PORT,
-      /** How often other processes' certificate revocations are read (they close connections within this). */
-      revocationPollMs: env.TWINFLOW_REVOCATION_POLL_S * 1000,
-    },
-    mqtt: {
-      enabled: env.TWINFLOW_MQTT === 'on',
-      /** Unset: 1883, or a free port when 1883 is taken (said at start). */
-      port: env.TWINFLOW_MQTT_PORT,
-      host: env.TWINFLOW_HOST,
-      /** Set: use this broker through the adapter instead of the embedded one. */
-      url: env.MQTT_URL,
-      org: env.TWINFLOW_MQTT_ORG,
-      sharedGroup:
-        env.TWINFLOW_MQTT_SHARED === 'on' ? (env.TWINFLOW_MQTT_SHARE_GROUP ?? 'twinflow') : undefined,
-      /**
-       * Connections to an external broker, each one message in flight (its PUBACK waits for the store). Only
-       * with a shared subscription: plain subscribers would each receive every message.
-       */
-      connections: env.TWINFLOW_MQTT_SHARED === 'on' ? env.TWINFLOW_MQTT_CONNECTIONS : 1,
-      clientId:
-        env.TWINFLOW_MQTT_CLIENT_ID ??
-        `twinflow-${os
-          .hostname()
-          .replace(/[^\w.-]/g, '-')
-          .slice(0, 40)}-${env.PORT}`,
-    },
+    tls: tlsSettings(env),
+    mqtt: mqttSettings(env),
     roles: new Set<Role>(env.TWINFLOW_ROLES),
     dataDir: path.resolve(env.TWINFLOW_DATA_DIR),
     bootstrapApiKey: env.TWINFLOW_BOOTSTRAP_API_KEY,
