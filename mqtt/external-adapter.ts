@@ -133,7 +133,10 @@ type SendPacket = (packet: { cmd: string; messageId?: number }, cb?: () => void,
  */
 function deferPubacks(client: MqttClient, failed: (err: unknown, topic: string) => void) {
   const pending = new Map<number, Promise<void>>();
-  const target = client as unknown as { _sendPacket: SendPacket };
+  const target = client as unknown as { _sendPacket?: SendPacket };
+  // mqtt.js's packet writer is not public API: a release without it must fail at start, not lose acks.
+  if (typeof target._sendPacket !== 'function')
+    throw new Error('this mqtt.js release has no _sendPacket: the external adapter cannot hold back PUBACKs');
   const send = target._sendPacket.bind(client);
   target._sendPacket = (packet, cb, ...rest) => {
     const stored = packet.cmd === 'puback' ? pending.get(packet.messageId ?? -1) : undefined;
