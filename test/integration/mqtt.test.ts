@@ -290,10 +290,19 @@ describe('MQTT devices', () => {
   });
 
   it('counts what came in, on GET /metrics', async () => {
-    const res = await fetch(`${tf.baseUrl}/metrics`);
-    expect(res.status).toBe(200);
-    const text = await res.text();
-    const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN);
+    const scrape = async () => {
+      const res = await fetch(`${tf.baseUrl}/metrics`);
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const metric = (text: string, name: string) =>
+      Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN);
+    // Latest values are written back in rounds (every TWINFLOW_WRITEBACK_LATEST_MS): wait for the first one.
+    const text = await eventually(async () => {
+      const t = await scrape();
+      return metric(t, 'twinflow_ingest_latest_write_seconds_total') > 0 ? t : undefined;
+    }, 20_000);
+    const value = (name: string) => metric(text, name);
     expect(value('twinflow_mqtt_accepted_total')).toBeGreaterThan(5);
     expect(value('twinflow_mqtt_refused_logins_total')).toBeGreaterThanOrEqual(4);
     expect(value('twinflow_mqtt_rejected_total')).toBeGreaterThanOrEqual(2);
