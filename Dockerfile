@@ -26,7 +26,7 @@ COPY --from=build /app/dist ./dist
 RUN mkdir -p /app/.twinflow && chown node:node /app/.twinflow
 # The official image's unprivileged user (uid 1000).
 USER node
-EXPOSE 8080
+EXPOSE 8080 8443 8883
 # The API serves GET /healthz; a worker-only container (TWINFLOW_ROLES=worker) serves no HTTP, so there the
 # check only confirms that the process is up (Temporal's Web UI shows the worker's pollers).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

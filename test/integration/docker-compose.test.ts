@@ -407,7 +407,7 @@ describe(`docker-compose.yml via ${mode}`, () => {
 
     expect(api.environment.TWINFLOW_ROLES).toBe('api');
     expect(api.environment.TWINFLOW_BOOTSTRAP_API_KEY).toBe(BOOTSTRAP_KEY);
-    expect(api.ports).toEqual(['8080:8080']);
+    expect(api.ports).toEqual(['8080:8080', '8443:8443']);
     expect(api.dependsOn).toEqual({
       temporal: 'service_healthy',
       mongo: 'service_healthy',
@@ -496,7 +496,7 @@ describe('Dockerfile', () => {
     expect(user).toBeDefined();
     expect(user).not.toMatch(/^(root|0)(:|$)/);
     expect(runtimeEnv()).toMatchObject({ NODE_ENV: 'production', TWINFLOW_HOST: '0.0.0.0' });
-    expect(last('EXPOSE')?.args).toBe('8080');
+    expect(last('EXPOSE')?.args).toBe('8080 8443 8883');
   });
 
   it('keeps build outputs, dependencies and git out of the build context', () => {
