@@ -433,7 +433,10 @@ describe(`docker-compose.yml via ${mode}`, () => {
     expect(api.bootstrapApiKey).toBe(BOOTSTRAP_KEY);
     // The API listens on all interfaces inside the container, on the port compose publishes.
     expect(api.api.host).toBe('0.0.0.0');
-    expect(s['twinflow-api']!.ports.map((p) => Number(p.split(':').at(-1)))).toEqual([api.api.port]);
+    expect(s['twinflow-api']!.ports.map((p) => Number(p.split(':').at(-1)))).toEqual([
+      api.api.port,
+      api.tls.httpsPort,
+    ]);
   });
 });
 
