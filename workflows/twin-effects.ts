@@ -63,8 +63,10 @@ const { writeOperationRecord } = proxyLocalActivities<ReturnType<typeof createAc
 
 /** What the effects need from the twin that runs them. */
 export interface TwinEffectHooks {
-  /** An operation workflow could not be started, or the twin's own push ended it: the twin forgets it. */
+  /** An operation workflow could not be started: the twin forgets the operation. */
   readonly operationStartFailed: (id: string) => void;
+  /** The twin's own push ended the operation (within the update that requested it). */
+  readonly operationEndedHere: (id: string) => void;
   /** The read model should hear of the change; urgent when what lists filter by changed. */
   readonly snapshotWanted: (urgent: boolean) => void;
 }
@@ -248,8 +250,8 @@ export class TwinEffects {
     const latest = pushed?.records.at(-1) ?? first;
     if (pushed && early.length > 0) await writeOperationRecord(latest);
     if (pushed?.next === 'ended') {
+      this.hooks.operationEndedHere(request.id);
       answer(latest);
-      this.hooks.operationStartFailed(request.id);
       return;
     }
     // Without a push the first record may not have been written: the API writes it then.

@@ -10,7 +10,7 @@ import {
 import type { createActivities } from '../activities';
 import type { TwinType } from '../twins/define-twin';
 import type { DeviceResponse, OperationRequest, RequestEnvelope } from '../twins/operations';
-import { waitingForPoll } from '../twins/twin-operations';
+import { operationCounts, waitingForPoll } from '../twins/twin-operations';
 import {
   type ProfilePatch,
   type SnapshotPending,
@@ -47,6 +47,12 @@ interface PendingMarker {
 export class TwinShell {
   private readonly effects: TwinEffects;
   private readonly marker: PendingMarker;
+  /** While true, routine snapshot requests are noted in heldWanted instead of made. */
+  private holding = false;
+  private heldWanted = false;
+  private held = { end: false };
+  /** Operations the twin's own push ended, until their request's update has answered. */
+  private readonly endedHere = new Set<string>();
 
   constructor(
     private readonly type: TwinType,
@@ -56,8 +62,13 @@ export class TwinShell {
   ) {
     this.effects = new TwinEffects(state.identity, options.firstPushBudgetMs, {
       operationStartFailed: (id) => void this.apply({ kind: 'operationEnded', id }),
+      operationEndedHere: (id) => {
+        this.held.end = this.holdRoutineSnapshot(() => this.apply({ kind: 'operationEnded', id }));
+        this.endedHere.add(id);
+      },
       snapshotWanted: (urgent) => {
-        this.snapshotPending = snapshotPendingAfter(this.snapshotPending, urgent);
+        if (this.holding && !urgent) this.heldWanted = true;
+        else this.snapshotPending = snapshotPendingAfter(this.snapshotPending, urgent);
       },
     });
     this.marker = { waiting: waitingForPoll(state.operations), seq: 0, writtenSeq: 0, writer: false };
@@ -98,12 +109,37 @@ export class TwinShell {
   /** Answers once the first record (and, for a pending one, the poll marker) is stored: at once for old runs. */
   async requestOperation(request: OperationRequest): Promise<OperationAdmission> {
     const before = this.state.operations;
-    this.apply({ kind: 'requestOperation', request });
+    const countsBefore = JSON.stringify(operationCounts(before));
+    const wanted = this.holdRoutineSnapshot(() => this.apply({ kind: 'requestOperation', request }));
     const duplicate = this.state.operations === before;
-    const admitted = this.effects.admissions.get(request.id);
-    if (!admitted) return { id: request.id, duplicate };
+    // A repeated request queued nothing: the API answers it from the store.
+    const admitted = duplicate ? undefined : this.effects.admissions.get(request.id);
+    if (!admitted) {
+      this.releaseRoutineSnapshot(wanted);
+      return { id: request.id, duplicate };
+    }
     const [record] = await Promise.all([admitted, this.markerStored()]);
+    // An operation the twin pushed and ended here, leaving the counts as they were, needs no snapshot.
+    const endedHere = this.endedHere.delete(request.id);
+    const unchanged = endedHere && JSON.stringify(operationCounts(this.state.operations)) === countsBefore;
+    if (!unchanged) this.releaseRoutineSnapshot(wanted || (endedHere && this.held.end));
     return { id: request.id, duplicate, ...(record ? { record } : {}) };
+  }
+
+  /** Runs fn; answers whether it asked for a routine snapshot, which is not made yet. */
+  private holdRoutineSnapshot(fn: () => void): boolean {
+    this.holding = true;
+    this.heldWanted = false;
+    try {
+      fn();
+    } finally {
+      this.holding = false;
+    }
+    return this.heldWanted;
+  }
+
+  private releaseRoutineSnapshot(wanted: boolean): void {
+    if (wanted) this.snapshotPending = snapshotPendingAfter(this.snapshotPending, false);
   }
 
   async claimPending({ limit }: { limit: number }): Promise<RequestEnvelope[]> {

@@ -226,6 +226,13 @@ describe('the operation workflow', () => {
           name: 'REBOOT_EQUIPMENT',
           parameters: { type: 'HARDWARE' },
         });
+        // Started and ended in one update, the operation changed no count a snapshot shows: no timer, no
+        // snapshot activity (the twin publishes routine snapshots within 200 ms here).
+        await new Promise((r) => setTimeout(r, 600));
+        const events = (await twin.fetchHistory()).events ?? [];
+        expect(
+          events.filter((e) => e.timerStartedEventAttributes || e.activityTaskScheduledEventAttributes),
+        ).toEqual([]);
         // The slot is free again and the id is known: the same request is a duplicate.
         const state = await twin.query(getTwinStateQuery);
         expect(state.operations.open).toEqual([]);
