@@ -386,7 +386,7 @@ async function postgresOperations(): Promise<OperationsBenchResult | undefined> 
   }
 }
 
-const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'operations', 'provisioning', 'collect'];
+const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'tls', 'operations', 'provisioning', 'collect'];
 
 async function main(): Promise<void> {
   const steps = await temporalSteps();
