@@ -239,13 +239,9 @@ async function temporalSteps(): Promise<TemporalStepsResult | undefined> {
   return runTemporalStepsBench({ say, iterations, concurrency: STEPS_CONCURRENCY, seconds, without });
 }
 
-/** A stack of its own, stopped (and its data removed) when `fn` is done or the benchmark is interrupted. */
-async function withStack<T>(
-  extraEnv: NodeJS.ProcessEnv,
-  fn: (stack: { base: string; pid: number; temporalAddress: string }) => Promise<T>,
-): Promise<T> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
-  const ports = {
+/** Free ports for one stack's listeners. */
+async function stackPorts() {
+  return {
     api: await getFreePort(),
     temporal: await getFreePort(),
     mongo: await getFreePort(),
@@ -253,6 +249,15 @@ async function withStack<T>(
     https: await getFreePort(),
     mqtts: await getFreePort(),
   };
+}
+
+/** A stack of its own, stopped (and its data removed) when `fn` is done or the benchmark is interrupted. */
+async function withStack<T>(
+  extraEnv: NodeJS.ProcessEnv,
+  fn: (stack: { base: string; pid: number; temporalAddress: string }) => Promise<T>,
+): Promise<T> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
+  const ports = await stackPorts();
   const stack = await startStack(dataDir, ports, extraEnv);
   const interrupted = () => {
     stack.once('exit', () => {
@@ -414,14 +419,7 @@ async function main(): Promise<void> {
     return;
   }
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
-  const ports = {
-    api: await getFreePort(),
-    temporal: await getFreePort(),
-    mongo: await getFreePort(),
-    mqtt: await getFreePort(),
-    https: await getFreePort(),
-    mqtts: await getFreePort(),
-  };
+  const ports = await stackPorts();
   say(
     `TwinFlow benchmark: ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Node ${process.version}`,
   );

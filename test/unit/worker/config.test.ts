@@ -151,6 +151,8 @@ describe('loadConfig', () => {
     ['a negative twin signal rate', { TWINFLOW_TWIN_SIGNAL_RATE: '-1' }],
     ['a twin signal rate that is not a whole number', { TWINFLOW_TWIN_SIGNAL_RATE: 'fast' }],
     ['a fractional twin signal rate', { TWINFLOW_TWIN_SIGNAL_RATE: '2.5' }],
+    ['a negative first-push budget', { TWINFLOW_FIRST_PUSH_BUDGET_MS: '-1' }],
+    ['a first-push budget past the workflow task it holds open', { TWINFLOW_FIRST_PUSH_BUDGET_MS: '60000' }],
   ])('rejects %s', (_label, env) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
   });
