@@ -12,6 +12,7 @@ import { temporal } from '@temporalio/proto';
 import { getFreePort } from '../worker/local-stack';
 import { postgresUnreachable, startPostgresTemporal } from '../worker/postgres-temporal';
 import { TEMPORAL_SERVER_VERSION, type TemporalServerTools, ensureTemporalServer } from '../worker/tools';
+import { SHARED_WORKFLOW_MODULES } from '../worker/workflow-bundle';
 import { runIdentityBench } from './identity';
 import { mosquittoInstalled, startMosquitto } from './mosquitto';
 import { type MqttBenchOptions, type MqttBenchResult, runMqttBench } from './mqtt';
@@ -284,16 +285,29 @@ async function withStack<T>(
 }
 
 /** The retained heap a cached twin costs, weighed in this process (bench/twin-heap.ts). */
-async function twinHeap(): Promise<TwinHeapResult | undefined> {
+async function twinHeap(): Promise<{ shared: TwinHeapResult; unshared?: TwinHeapResult } | undefined> {
   const twins = Number(process.env.BENCH_TWIN_HEAP_TWINS ?? 2_000);
   if (twins <= 0) return undefined;
   say(
     `\nTwin heap: ${fmt(twins)} twins cached by a worker in this process, heap weighed after full collections`,
   );
-  try {
-    const r = await runTwinHeapBench(twins, say);
-    say(`  ${fmt(r.heapKiBPerTwin, 1)} KiB of V8 heap a twin, ${fmt(r.rssKiBPerTwin, 1)} KiB of RSS`);
+  const weigh = async (label: string, modules: readonly string[]) => {
+    const r = await runTwinHeapBench(twins, say, modules);
+    say(
+      `  ${label}: ${fmt(r.heapKiBPerTwin, 1)} KiB of V8 heap a twin, ${fmt(r.rssKiBPerTwin, 1)} KiB of RSS`,
+    );
     return r;
+  };
+  try {
+    const shared = await weigh(
+      `sharing ${SHARED_WORKFLOW_MODULES.join(', ')} (TwinFlow's worker)`,
+      SHARED_WORKFLOW_MODULES,
+    );
+    const unshared = await weigh('every module per twin (the SDK default)', []).catch((err: unknown) => {
+      say(`  the unshared run did not finish: ${(err as Error).message}`);
+      return undefined;
+    });
+    return { shared, unshared };
   } catch (err) {
     say(`  Twin heap did not finish: ${(err as Error).message}`);
     return undefined;
@@ -301,7 +315,9 @@ async function twinHeap(): Promise<TwinHeapResult | undefined> {
 }
 
 /** Runs on a fresh stack of its own, so that its "before" figures are an empty worker's. */
-async function twinMemory(): Promise<{ stack?: TwinMemoryResult; heap?: TwinHeapResult } | undefined> {
+async function twinMemory(): Promise<
+  { stack?: TwinMemoryResult; heap?: Awaited<ReturnType<typeof twinHeap>> } | undefined
+> {
   if (!SECTIONS.has('twin-memory')) return undefined;
   const heap = await twinHeap();
   const devices = Number(process.env.BENCH_TWIN_DEVICES ?? 10_000);
@@ -403,10 +419,16 @@ async function main(): Promise<void> {
   const stepsSummary = () => {
     if (steps)
       for (const line of ['  Temporal steps', ...summarizeTemporalSteps(steps, STEPS_CONCURRENCY)]) say(line);
-    if (memory?.heap)
+    if (memory?.heap) {
+      const { shared, unshared } = memory.heap;
       say(
-        `  twin heap             ${fmt(memory.heap.heapKiBPerTwin, 1)} KiB of V8 heap a cached twin (${fmt(memory.heap.rssKiBPerTwin, 1)} KiB of RSS), ${fmt(memory.heap.twins)} twins weighed in-process`,
+        `  twin heap             ${fmt(shared.heapKiBPerTwin, 1)} KiB of V8 heap a cached twin (${fmt(shared.rssKiBPerTwin, 1)} KiB of RSS), ${fmt(shared.twins)} twins weighed in-process`,
       );
+      if (unshared)
+        say(
+          `                        ${fmt(unshared.heapKiBPerTwin, 1)} KiB (${fmt(unshared.rssKiBPerTwin, 1)} KiB of RSS) when every twin evaluates every module itself`,
+        );
+    }
     if (memory?.stack) for (const line of summarizeTwinMemory(memory.stack)) say(line);
     if (onPostgres) {
       say('  On Temporal with PostgreSQL (BENCH_TEMPORAL=postgres):');

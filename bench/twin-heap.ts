@@ -64,7 +64,15 @@ function quietRuntime(): void {
   }
 }
 
-export async function runTwinHeapBench(twins: number, log: (line: string) => void): Promise<TwinHeapResult> {
+/**
+ * `shared`: the modules the twins share in the reusable V8 context (worker/workflow-bundle.ts); an empty list
+ * weighs twins that each evaluate every module of the bundle again, the SDK's default.
+ */
+export async function runTwinHeapBench(
+  twins: number,
+  log: (line: string) => void,
+  shared: readonly string[],
+): Promise<TwinHeapResult> {
   quietRuntime();
   const gc = collector();
   const weigh = () => {
@@ -88,6 +96,7 @@ export async function runTwinHeapBench(twins: number, log: (line: string) => voi
       connection: native,
       taskQueue: 'twin-heap',
       workflowsPath: require.resolve('../workflows'),
+      bundlerOptions: { preloadModules: [...shared] },
       activities: {},
       debugMode: true,
       maxCachedWorkflows: twins + 100,

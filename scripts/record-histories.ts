@@ -22,6 +22,7 @@ import { OperationRepository } from '../inventory/operations.repo';
 import { isFinal } from '../twins/operations';
 import { historyToJson } from '../test/fixtures/history-json';
 import { startHeadlessServers } from '../worker/local-stack';
+import { workflowBundleOptions } from '../worker/workflow-bundle';
 import { operationWorkflowId } from '../workflows/ids';
 import { getOperationQuery, reportResponseSignal } from '../workflows/operation.messages';
 import type { operationWorkflow } from '../workflows/operation.workflow';
@@ -279,7 +280,10 @@ async function main(): Promise<void> {
   const { temporal, mongo } = await startHeadlessServers(process.env, dir, log);
   let env: WorkflowEnv | undefined;
   try {
-    const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      ...workflowBundleOptions(),
+    });
     const bundlePath = path.join(dir, 'workflow-bundle.js');
     writeFileSync(bundlePath, bundle.code);
     process.env.TWINFLOW_IT_TEMPORAL_ADDRESS = temporal.address;

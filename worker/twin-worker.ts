@@ -1,6 +1,7 @@
 // Creates the Temporal worker that runs twins and their activities.
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { workflowBundleOptions } from './workflow-bundle';
 
 /** The worker's cache and concurrency (worker/config.ts, WORKER_DEFAULTS, says why each is what it is). */
 export interface TwinWorkerTuning {
@@ -61,7 +62,7 @@ export async function createTwinWorker(
       : {}),
     ...(o.workflowBundlePath
       ? { workflowBundle: { codePath: o.workflowBundlePath } }
-      : { workflowsPath: require.resolve('../workflows') }),
+      : { workflowsPath: require.resolve('../workflows'), bundlerOptions: workflowBundleOptions() }),
   });
   return { worker, connection };
 }

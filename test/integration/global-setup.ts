@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { startHeadlessServers } from '../../worker/local-stack';
+import { workflowBundleOptions } from '../../worker/workflow-bundle';
 
 /** Low enough that twins in tests really continue as new when the server suggests it. */
 export const TEST_SUGGEST_CONTINUE_AS_NEW = 400;
@@ -16,6 +17,7 @@ export default async function globalSetup(): Promise<void> {
   });
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
+    ...workflowBundleOptions(),
     logger: quietLogger,
   });
   const bundlePath = path.join(dir, 'workflow-bundle.js');

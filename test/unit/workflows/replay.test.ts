@@ -9,6 +9,7 @@ import {
   type WorkflowBundleWithSourceMap,
   bundleWorkflowCode,
 } from '@temporalio/worker';
+import { workflowBundleOptions } from '../../../worker/workflow-bundle';
 import { type History, historyFromJson } from '../../fixtures/history-json';
 
 const HISTORIES_DIR = path.resolve(__dirname, '..', '..', 'fixtures', 'histories');
@@ -45,6 +46,7 @@ describe('recorded workflow histories', () => {
     }
     bundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../../../workflows'),
+      ...workflowBundleOptions(),
       logger: quietLogger,
     });
   }, 120_000);
