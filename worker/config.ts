@@ -17,13 +17,14 @@ const ROLES = ['api', 'worker'] as const;
  * Measured with `BENCH_ONLY=twin-memory npm run bench` (README: "Twin memory").
  */
 export const WORKER_DEFAULTS = {
-  /** Upper bound of the cached-twins default: 10,000 twins with room for operation workflows beside them. */
-  maxCachedTwins: 12_000,
+  /** Upper bound of the cached-twins default: twice a 10,000-device fleet, with its operation workflows. */
+  maxCachedTwins: 20_000,
   /**
-   * V8 heap one cached twin keeps on the workflow thread: 315 KiB measured (bench/twin-heap.ts), mostly the
-   * workflow bundle's modules, which the SDK instantiates once per workflow; rounded up.
+   * V8 heap one cached twin keeps on the workflow thread: 87 KiB measured (bench/twin-heap.ts) now that twins
+   * share the pure twin modules (worker/workflow-bundle.ts; 319 KiB when each twin evaluated them); rounded up
+   * for the state a busy twin holds.
    */
-  twinHeapKiB: 320,
+  twinHeapKiB: 96,
   /** Heap the workflow thread needs besides its cached twins: the bundle, activations, a replay's history. */
   workflowThreadReserveMiB: 512,
   /**
@@ -40,10 +41,10 @@ export const WORKER_DEFAULTS = {
 
 /**
  * Twins kept in memory between their workflow tasks (TWINFLOW_WORKER_CACHED_TWINS, the SDK's maxCachedWorkflows)
- * when not set: as many as the workflow thread's heap holds, up to 12,000. A twin that is not cached replays its
+ * when not set: as many as the workflow thread's heap holds, up to 20,000. A twin that is not cached replays its
  * whole history on its next task. The SDK's own default assumes about 1.7 MiB a workflow (2,300 on a 4 GiB heap),
- * so a fleet of 10,000 replayed on nearly every signal; on a 4 GiB heap (Node's default where the machine has
- * 16 GiB or more, or `--max-old-space-size=4096`, which the workflow thread follows too) this answers 11,622.
+ * so a fleet of 10,000 replayed on nearly every signal; on a 2 GiB heap this answers 16,896, and on a 1 GiB
+ * heap 5,461 (`--max-old-space-size` sets it, and the workflow thread follows it too).
  */
 export function defaultCachedTwins(heapLimitMiB: number): number {
   const fit = Math.floor(

@@ -50,10 +50,11 @@ describe('loadConfig', () => {
     ).toEqual({ cachedTwins: 500, workflowTasks: 8, activities: 20, metricsPort: 9464 });
   });
 
-  it('caches as many twins as a heap holds, 10,000 and more on a 4 GiB heap, at most 12,000', () => {
-    expect(defaultCachedTwins(4144)).toBe(11_622);
-    expect(defaultCachedTwins(2096)).toBe(5_068);
-    expect(defaultCachedTwins(16_384)).toBe(12_000);
+  it('caches as many twins as a heap holds, 10,000 and more on a 2 GiB heap, at most 20,000', () => {
+    expect(defaultCachedTwins(4144)).toBe(20_000);
+    expect(defaultCachedTwins(2096)).toBe(16_896);
+    expect(defaultCachedTwins(1024)).toBe(5_461);
+    expect(defaultCachedTwins(16_384)).toBe(20_000);
     expect(defaultCachedTwins(256)).toBe(100);
   });
 
