@@ -300,7 +300,7 @@ async function twinHeap(): Promise<{ shared: TwinHeapResult; unshared?: TwinHeap
   };
   try {
     const shared = await weigh(
-      `sharing ${SHARED_WORKFLOW_MODULES.join(', ')} (TwinFlow's worker)`,
+      `sharing zod and the ${SHARED_WORKFLOW_MODULES.length - 1} pure twin modules (TwinFlow's worker)`,
       SHARED_WORKFLOW_MODULES,
     );
     const unshared = await weigh('every module per twin (the SDK default)', []).catch((err: unknown) => {
