@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { type DeviceEmulator, startDeviceEmulator } from '../emulator/device-emulator';
+import { type CpuSample, cpuPerUnit, describeCpu, sampleCpu } from './cpu';
 import { type BareTwins, startBareTwins } from './operations-bare';
 
 export interface OperationsBenchOptions {
@@ -47,6 +48,9 @@ export interface OperationsBenchResult {
   /** Per synchronous operation, on a sample of twins: workflow tasks and operation workflows started. */
   readonly tasksPerOperation: number;
   readonly childWorkflowsPerOperation: number;
+  /** CPU milliseconds a request, by process, at 8 at once: the bare Update + local activity, and TwinFlow's. */
+  readonly bareUpdateCpu: readonly [string, number][];
+  readonly syncCpu: readonly [string, number][];
 }
 
 const fmt = (n: number, digits = 0) =>
@@ -198,13 +202,19 @@ async function runSyncBench(o: OperationsBenchOptions, b: SyncBench, client: Cli
     o.say(`   ${what.padEnd(52)} ${describeFigures(f, unit)}`);
   const bareLatency = await timedPool(o.operations, c1, bare(c1));
   line(`bare HTTP POST to the emulator, ${c1} at once:`, bareLatency, 'requests');
+  let cpu0: CpuSample = sampleCpu();
   const bareUpdateFigures = await timedPool(o.operations, c1, bareUpdate(c1));
+  const bareUpdateCpu = cpuPerUnit(cpu0, sampleCpu(), bareUpdateFigures.count);
   line(`bare Update + local activity POST, ${c1} at once:`, bareUpdateFigures, 'updates');
+  o.say(`     CPU an update: ${describeCpu(bareUpdateCpu)}`);
   const sample = ids.slice(0, Math.min(8, ids.length));
   const before = await countTwinTasks(client, sample);
+  cpu0 = sampleCpu();
   const syncLatency = await timedPool(o.operations, c1, viaTwinflow(c1));
+  const syncCpu = cpuPerUnit(cpu0, sampleCpu(), syncLatency.count);
   const after = await countTwinTasks(client, sample);
   line(`operation request to final state, ${c1} at once:`, syncLatency, 'operations');
+  o.say(`     CPU an operation: ${describeCpu(syncCpu)}`);
   // Worker w drives devices w, w + c1, ...: the sampled devices saw operations / ids.length each, in round numbers.
   const opsOnSample = sample.length * (o.operations / ids.length);
   const tasksPerOperation = (after.tasks - before.tasks) / opsOnSample;
@@ -227,6 +237,8 @@ async function runSyncBench(o: OperationsBenchOptions, b: SyncBench, client: Cli
     syncThroughput,
     tasksPerOperation,
     childWorkflowsPerOperation,
+    bareUpdateCpu,
+    syncCpu,
   };
 }
 
@@ -333,6 +345,8 @@ export function summarizeOperations(o: OperationsBenchResult): string[] {
     `  operation round trip  p50 ${fmt(s.p50, 1)} ms, p99 ${fmt(s.p99, 1)} ms, ${fmt(s.rate)}/s at 8 at once; bare Update + local activity p50 ${fmt(u.p50, 1)} ms, p99 ${fmt(u.p99, 1)} ms, ${fmt(u.rate)}/s`,
     `                        p50 ratio ${ratio(s.p50, u.p50)} (aim: 1.5 or less), throughput ratio ${ratio(s.rate, u.rate)} (aim: 0.70 or more); bare HTTP POST p50 ${fmt(o.bareLatency.p50, 1)} ms`,
     `                        ${fmt(o.tasksPerOperation, 2)} workflow tasks and ${fmt(o.childWorkflowsPerOperation, 2)} operation workflows per operation`,
+    `                        CPU an operation ${describeCpu(o.syncCpu)}`,
+    `                        CPU a bare update ${describeCpu(o.bareUpdateCpu)}`,
     `  operation throughput  ${fmt(o.syncThroughput.rate)} operations/s at 64 at once (p99 ${fmt(o.syncThroughput.p99, 1)} ms); bare Update + local activity ${fmt(o.bareUpdateThroughput.rate)}/s, bare HTTP ${fmt(o.bareThroughput.rate)}/s`,
     `  pending poll          handing over one operation p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms (aim: p99 at most ${fmt(pollAim, 1)} ms, 2x the bare no-op Update's ${fmt(o.bareNoopUpdate.p99, 1)} ms at the same concurrency)`,
     `                        empty poll p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms (aim: p99 20 ms or less)`,
