@@ -48,6 +48,13 @@ import {
  */
 export const TWIN_ADMITS_OPERATIONS = 'twin-admits-operations';
 
+/**
+ * Patch: a poll that hands operations over answers once the twin has stored its poll marker (a local activity
+ * in the same workflow task), so the device's next poll finds the count it left and an empty one is answered
+ * from the store without a workflow round trip. Runs recorded before answered first and wrote after.
+ */
+export const CLAIM_WAITS_FOR_MARKER = 'claim-waits-for-marker';
+
 /** Beyond the first push's own budget, for the record write before it and the activity's start. */
 const FIRST_PUSH_GRACE_MS = 5_000;
 

@@ -27,7 +27,7 @@ import {
 } from '../twins/twin-core';
 import { type DeviceProfile, type Result, ok } from '../twins/types';
 import { ensureOk } from './failures';
-import { TWIN_ADMITS_OPERATIONS, TwinEffects } from './twin-effects';
+import { CLAIM_WAITS_FOR_MARKER, TWIN_ADMITS_OPERATIONS, TwinEffects } from './twin-effects';
 import type { OperationAdmission } from './twin.messages';
 
 const { writePendingMarker } = proxyLocalActivities<ReturnType<typeof createActivities>>({
@@ -150,7 +150,9 @@ export class TwinShell {
       // An operation holds a response that overtakes its hand-over, so the poll need not wait for the signals.
       // A twin that has not stored its marker in this run stores it, so the device's next empty poll skips it.
       if (this.marker.seq === 0) this.markerChanged(this.marker.waiting);
-      return handedOverEnvelopes(effects, deviceId, Date.now());
+      const envelopes = handedOverEnvelopes(effects, deviceId, Date.now());
+      if (patched(CLAIM_WAITS_FOR_MARKER)) await this.markerStored();
+      return envelopes;
     }
     // Runs recorded before: each operation knew it was handed over before the device could answer it.
     await Promise.all(this.effects.handedOver);
