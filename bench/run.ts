@@ -117,7 +117,9 @@ async function startStack(
   ports: { api: number; temporal: number; mongo: number; mqtt: number; https: number; mqtts: number },
   extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+  // BENCH_STACK_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": Node options for the stack's process.
+  const nodeArgs = (process.env.BENCH_STACK_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'worker/main.ts'], {
     cwd: path.resolve(__dirname, '..'),
     env: {
       ...process.env,
