@@ -4,6 +4,8 @@ import { fork } from 'node:child_process';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
+import { commitPoints } from '../inventory/commit-log.repo';
+import type { CommitDoc } from '../inventory/documents';
 
 export interface MqttBenchOptions {
   readonly base: string;
@@ -416,8 +418,8 @@ async function storedSince(o: MqttBenchOptions, from: number, to: number): Promi
     const add = (deviceId: string, p: P) => {
       if (p.at >= from && p.at <= to) keys.add(`${deviceId}/${p.feed}/${p.at}/${p.receivedAt}`);
     };
-    for (const c of await db.collection<{ points: string }>('ingest_commits').find({}).toArray())
-      for (const p of JSON.parse(c.points) as P[]) if (p.ds === 'reading') add(p.deviceId!, p);
+    for (const c of await db.collection<CommitDoc>('ingest_commits').find({}).toArray())
+      for (const p of commitPoints(c) as P[]) if (p.ds === 'reading') add(p.deviceId!, p);
     const chunks = db
       .collection<{ deviceId: string; points?: P[] }>('datapoints')
       .find({ ds: 'reading', level: 0, end: { $gt: from } }, { projection: { deviceId: 1, points: 1 } });

@@ -1,4 +1,5 @@
 // The shapes of TwinFlow's MongoDB documents. Every document carries its organization.
+import type { Binary } from 'mongodb';
 import type { OperationRecord, OperationStep } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import type { AttributeValue } from '../twins/types';
@@ -197,8 +198,10 @@ export interface DatapointChunkDoc {
 export interface CommitDoc {
   _id: string; // `${process instance}/${sequence}`
   at: number;
-  /** JSON of DatapointDoc[]. */
-  points: string;
+  /** JSON of DatapointDoc[], deflated (raw DEFLATE): a tenth of the bytes for the store to write. */
+  z?: Binary;
+  /** JSON of DatapointDoc[], as commits were stored before they were deflated. */
+  points?: string;
 }
 
 export interface OperationStepDoc extends Omit<OperationStep, 'response'> {

@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
+import { commitPoints } from '../../inventory/commit-log.repo';
+import type { CommitDoc } from '../../inventory/documents';
 import { getFreePort } from '../../worker/local-stack';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -222,14 +224,14 @@ export async function storedPoints(
 ): Promise<{ org: string; deviceId: string; ds: string; at: number }[]> {
   type Point = { org: string; deviceId: string; ds: string; feed: string; at: number; receivedAt: number };
   // Commits first: the write-back deletes a commit only after its chunks are stored.
-  const commits = await mongo.db(db).collection<{ points: string }>('ingest_commits').find({}).toArray();
+  const commits = await mongo.db(db).collection<CommitDoc>('ingest_commits').find({}).toArray();
   const chunks = await mongo
     .db(db)
     .collection<{ org: string; deviceId: string; ds: string; level: number; points?: Point[] }>('datapoints')
     .find({ ...filter, level: 0 })
     .toArray();
   const all = [
-    ...commits.flatMap((c) => JSON.parse(c.points) as Point[]),
+    ...commits.flatMap((c) => commitPoints(c) as Point[]),
     ...chunks.flatMap((c) =>
       (c.points ?? []).map((p) => ({ ...p, org: c.org, deviceId: c.deviceId, ds: c.ds })),
     ),
