@@ -15,6 +15,7 @@ export interface MetricSources {
     latestPages: number;
     pendingCommits: number;
     heldPoints: number;
+    adoptedCommits: number;
   };
   readonly twinSignals: () => {
     reports: number;
@@ -99,6 +100,12 @@ function figures(sources: MetricSources): [string, Kind, string, () => number][]
       'counter',
       'Latest pages written back',
       () => ingest().latestPages,
+    ],
+    [
+      'twinflow_ingest_adopted_commits_total',
+      'counter',
+      "Commits read back from this instance's earlier starts or adopted from an instance silent past its lease",
+      () => ingest().adoptedCommits,
     ],
     [
       'twinflow_ingest_pending_commits',

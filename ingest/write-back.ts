@@ -27,6 +27,12 @@ export interface WriteBackOptions {
    * and a steady stream of page rewrites starved the inserts for tens of seconds).
    */
   readonly busyShare: number;
+  /**
+   * How long another process's silence must last before this one adopts its commits (TWINFLOW_INGEST_LEASE_MS).
+   * Each process beats three times a lease. Longer than any pause a live process may take (a long GC, a
+   * starved machine): a process adopted while alive would write its points back twice.
+   */
+  readonly leaseMs: number;
 }
 
 export const WRITE_BACK_DEFAULTS: WriteBackOptions = {
@@ -34,6 +40,7 @@ export const WRITE_BACK_DEFAULTS: WriteBackOptions = {
   latestIntervalMs: 5_000,
   latestPagesPerSecond: 4,
   busyShare: 0.25,
+  leaseMs: 60_000,
 };
 
 /**
@@ -117,6 +124,8 @@ export class WriteBack {
     latestPages: 0,
     latestSeconds: 0,
     failures: 0,
+    /** Commits read back from earlier starts of this instance or adopted from silent ones. */
+    adoptedCommits: 0,
   };
 
   constructor(
@@ -131,10 +140,26 @@ export class WriteBack {
     this.pending.set(id, { history: false, latest: false });
   }
 
-  /** Reads back commits left in the log (by a crash) and holds them like new ones; then starts the loops. */
+  /**
+   * Reads back the commits earlier starts of this instance left in the log (a crash), and those of instances
+   * silent for longer than the lease, and holds them like new ones; then starts the loops, one of which goes
+   * on beating for this instance and adopting from silent ones.
+   */
   async start(): Promise<number> {
-    const left = await this.deps.commits.all();
+    await this.deps.commits.heartbeat(Date.now());
+    const adopted = await this.adopt();
+    this.loops = [
+      this.loop(() => this.writeHistory(), this.options.historyIntervalMs),
+      this.latestLoop(),
+      this.loop(() => this.beat(), this.options.leaseMs / 3),
+    ];
+    return adopted;
+  }
+
+  private async adopt(): Promise<number> {
+    const left = await this.deps.commits.adopt(Date.now(), this.options.leaseMs);
     for (const commit of left) {
+      if (this.pending.has(commit.id)) continue;
       const latest: LatestEntry[] = [];
       for (const e of latestEntries(commit.points)) {
         const values = await this.deps.newer(e.org, e.deviceId, e.values);
@@ -143,8 +168,18 @@ export class WriteBack {
       this.deps.recent.add(commit.points, latest);
       this.committed(commit.id);
     }
-    this.loops = [this.loop(() => this.writeHistory(), this.options.historyIntervalMs), this.latestLoop()];
+    this.stats.adoptedCommits += left.length;
     return left.length;
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.deps.commits.heartbeat(Date.now());
+      await this.adopt();
+    } catch (err) {
+      this.stats.failures += 1;
+      this.deps.warn('could not beat for this ingest instance, or adopt a silent one', err);
+    }
   }
 
   /** Stops the loops and writes back everything held (a clean stop leaves the commit log empty). */

@@ -1,14 +1,28 @@
 // The ingest commit log: one inserted document per group commit, the only write an acknowledgement waits
-// for. The write-back deletes a commit once its history chunks and latest values are stored; whatever is
-// still here after a crash is read back on start (see ingest/write-back.ts).
+// for. The write-back deletes a commit once its history chunks and latest values are stored; commits a
+// process could not write back (it crashed) are read back by its next start, or adopted by another process
+// once it has been silent for a lease (see ingest/write-back.ts).
+//
+// Ownership: every commit id starts with the instance name of the process that stored it (TWINFLOW_INSTANCE,
+// by default host:port, unique among the processes running) and that process start's incarnation. A process
+// takes every commit of earlier starts under its own name at once (they are dead: one process runs under a
+// name at a time). Another name's commits it takes only after that name's heartbeat in `ingest_owners` is
+// older than the lease, claimed with one conditional update so that exactly one process adopts them; a live
+// process's commits are never read back by another, which would write its points into the history twice.
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRawSync } from 'node:zlib';
-import { Binary } from 'mongodb';
+import { Binary, MongoServerError } from 'mongodb';
 import type { CommitDoc, DatapointDoc } from './documents';
 import type { Collections } from './inventory';
 
 const deflate = promisify(deflateRaw);
+
+/** Deletes sent in one command at most. */
+const DELETE_SLICE = 100;
+
+/** Instance names: what a host name and port, or a pod name, look like. */
+export const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /**
  * The points of a stored commit: deflated ones, and the plain JSON that commits held before. Deflating (level
@@ -20,37 +34,128 @@ export function commitPoints(doc: Pick<CommitDoc, 'z' | 'points'>): DatapointDoc
   return JSON.parse(doc.points ?? '[]') as DatapointDoc[];
 }
 
-/** Deletes sent in one command at most. */
-const DELETE_SLICE = 100;
-
 export interface Commit {
   readonly id: string;
   readonly points: DatapointDoc[];
 }
 
-export class CommitLogRepository {
-  /** Unique per process start, so processes (and restarts) never claim one another's ids. */
-  private readonly instance = randomUUID();
-  private seq = 0;
+/**
+ * The instance and incarnation a commit id names. Ids from before instances were named (`<uuid>/<seq>`)
+ * belong to an unnamed instance per uuid, adopted like any silent one.
+ */
+export function commitOwner(id: string): { instance: string; incarnation: string } {
+  const parts = id.split('/');
+  if (parts.length >= 3) return { instance: parts[0]!, incarnation: parts[1]! };
+  return { instance: `unnamed-${parts[0]}`, incarnation: parts[0]! };
+}
 
-  constructor(private readonly c: Collections) {}
+/**
+ * Which instances' commits a process may take now (pure): its own name's earlier incarnations always; another
+ * name's only when that name is not its own and its heartbeat is older than the lease (or it has none).
+ */
+export function adoptionPlan(
+  commitIds: readonly string[],
+  self: { instance: string; incarnation: string },
+  heartbeats: ReadonlyMap<string, number>,
+  now: number,
+  leaseMs: number,
+): { own: string[]; silent: string[] } {
+  const own: string[] = [];
+  const others = new Set<string>();
+  for (const id of commitIds) {
+    const owner = commitOwner(id);
+    if (owner.instance === self.instance) {
+      if (owner.incarnation !== self.incarnation) own.push(id);
+    } else others.add(owner.instance);
+  }
+  const silent = [...others].filter((name) => (heartbeats.get(name) ?? -Infinity) < now - leaseMs);
+  return { own, silent: silent.sort() };
+}
+
+export class CommitLogRepository {
+  /** This process start: commits are numbered within it. */
+  readonly incarnation = randomUUID().slice(0, 8);
+  private seq = 0;
+  /** Names whose commits this process holds besides its own (adopted), with their ids' prefixes. */
+  private readonly adopted = new Set<string>();
+
+  constructor(
+    private readonly c: Collections,
+    readonly instance: string,
+  ) {
+    if (!INSTANCE_NAME_PATTERN.test(instance))
+      throw new Error(`instance name ${JSON.stringify(instance)} must match ${INSTANCE_NAME_PATTERN}`);
+  }
 
   /** Stores the points of one group commit in one insert; resolves with the commit's id. */
   async append(points: readonly DatapointDoc[], at: number): Promise<string> {
-    const _id = `${this.instance}/${(this.seq++).toString(36).padStart(8, '0')}`;
+    const _id = `${this.instance}/${this.incarnation}/${(this.seq++).toString(36).padStart(8, '0')}`;
     const z = await deflate(Buffer.from(JSON.stringify(points)), { level: 1 });
     await this.c.commits.insertOne({ _id, at, z: new Binary(z) });
     return _id;
   }
 
+  /** Beats for this instance and for every name it adopted; call more often than the lease. */
+  async heartbeat(now: number): Promise<void> {
+    await this.c.ingestOwners.updateOne(
+      { _id: this.instance },
+      { $set: { incarnation: this.incarnation, heartbeatAt: now }, $unset: { adoptedBy: '' } },
+      { upsert: true },
+    );
+    for (const name of this.adopted)
+      await this.c.ingestOwners.updateOne({ _id: name }, { $set: { heartbeatAt: now } });
+  }
+
   /**
-   * Every commit still in the log, oldest first within each process. Only commits not yet written back are
-   * here, so the whole collection is small.
+   * The commits this process may write back now that no other process will: its own name's earlier starts',
+   * and those of names silent for longer than `leaseMs`, each claimed with one conditional update (a name
+   * another process claimed first is left to it). Names it adopted whose commits are all gone are released.
    */
-  async all(): Promise<Commit[]> {
-    const docs = await this.c.commits.find({}).toArray();
+  async adopt(now: number, leaseMs: number): Promise<Commit[]> {
+    const ids = (await this.c.commits.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
+    const owners = await this.c.ingestOwners.find({}).toArray();
+    const heartbeats = new Map(owners.map((o) => [o._id, o.heartbeatAt]));
+    const plan = adoptionPlan(ids, this, heartbeats, now, leaseMs);
+    const taken = new Set<string>();
+    for (const name of plan.silent) {
+      if (this.adopted.has(name)) continue; // its commits are held already, on their way back
+      if (await this.claim(name, heartbeats.get(name), now)) taken.add(name);
+    }
+    const wanted = [...plan.own, ...ids.filter((id) => taken.has(commitOwner(id).instance))];
+    for (const name of taken) this.adopted.add(name);
+    await this.release(ids);
+    if (wanted.length === 0) return [];
+    const docs = await this.c.commits.find({ _id: { $in: wanted } }).toArray();
     docs.sort((a, b) => a.at - b.at || (a._id < b._id ? -1 : 1));
     return docs.map((d) => ({ id: d._id, points: commitPoints(d) }));
+  }
+
+  /** One conditional update: true when this process now holds `name`'s commits. */
+  private async claim(name: string, seen: number | undefined, now: number): Promise<boolean> {
+    const change = { $set: { heartbeatAt: now, incarnation: this.incarnation, adoptedBy: this.instance } };
+    if (seen === undefined) {
+      // No owner document (commits from before names, or one deleted): create it claimed; a duplicate key
+      // means another process did so first.
+      try {
+        await this.c.ingestOwners.insertOne({ _id: name, ...change.$set });
+        return true;
+      } catch (err) {
+        if (err instanceof MongoServerError && err.code === 11000) return false;
+        throw err;
+      }
+    }
+    const res = await this.c.ingestOwners.updateOne({ _id: name, heartbeatAt: seen }, change);
+    return res.modifiedCount === 1;
+  }
+
+  /** Adopted names with no commit left: their owner document goes, so the name is free again. */
+  private async release(ids: readonly string[]): Promise<void> {
+    const left = new Set(ids.map((id) => commitOwner(id).instance));
+    for (const name of [...this.adopted]) {
+      if (left.has(name)) continue;
+      await this.c.ingestOwners.deleteOne({ _id: name, adoptedBy: this.instance });
+      this.adopted.delete(name);
+    }
   }
 
   /** Deletes written-back commits, by `_id` (the one lookup FerretDB serves from an index). */

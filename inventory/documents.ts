@@ -204,6 +204,17 @@ export interface CommitDoc {
   points?: string;
 }
 
+/** Who holds an ingest instance's commits: the instance itself while it beats, or whoever adopted them. */
+export interface IngestOwnerDoc {
+  _id: string; // the instance name (TWINFLOW_INSTANCE)
+  /** The process start now writing (or adopting) under this name. */
+  incarnation: string;
+  /** Last heartbeat (ms since epoch); a name silent for longer than the lease may be adopted. */
+  heartbeatAt: number;
+  /** Set when another instance adopted this one's commits after its lease ran out. */
+  adoptedBy?: string;
+}
+
 export interface OperationStepDoc extends Omit<OperationStep, 'response'> {
   response?: StoredValue;
 }

@@ -5,6 +5,7 @@ import type {
   AuditDoc,
   CertificateAuthorityDoc,
   CommitDoc,
+  IngestOwnerDoc,
   DatapointChunkDoc,
   DeviceCertificateDoc,
   DeviceCredentialPolicyDoc,
@@ -29,6 +30,7 @@ export interface Collections {
   readonly datapoints: Collection<DatapointChunkDoc>;
   readonly latest: Collection<LatestPageDoc>;
   readonly commits: Collection<CommitDoc>;
+  readonly ingestOwners: Collection<IngestOwnerDoc>;
   readonly operations: Collection<OperationDoc>;
   readonly pendingMarkers: Collection<PendingMarkerDoc>;
   readonly users: Collection<UserDoc>;
@@ -63,6 +65,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     datapoints: db.collection<DatapointChunkDoc>('datapoints'),
     latest: db.collection<LatestPageDoc>('latest'),
     commits: db.collection<CommitDoc>('ingest_commits'),
+    ingestOwners: db.collection<IngestOwnerDoc>('ingest_owners'),
     operations: db.collection<OperationDoc>('operations'),
     pendingMarkers: db.collection<PendingMarkerDoc>('pending_markers'),
     users: db.collection<UserDoc>('users'),

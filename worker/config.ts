@@ -129,6 +129,12 @@ const envSchema = z.object({
   TWINFLOW_WRITEBACK_HISTORY_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
   TWINFLOW_WRITEBACK_LATEST_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
   TWINFLOW_WRITEBACK_PAGES_PER_S: z.coerce.number().int().min(1).max(100_000).default(4),
+  /** Names this process's ingest commits (default host:port); unique among the processes running. */
+  TWINFLOW_INSTANCE: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'letters, digits and . _ : -, at most 128')
+    .optional(),
+  TWINFLOW_INGEST_LEASE_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
     .number()
@@ -285,6 +291,9 @@ const configSchema = envSchema
       historyIntervalMs: env.TWINFLOW_WRITEBACK_HISTORY_MS,
       latestIntervalMs: env.TWINFLOW_WRITEBACK_LATEST_MS,
       latestPagesPerSecond: env.TWINFLOW_WRITEBACK_PAGES_PER_S,
+      leaseMs: env.TWINFLOW_INGEST_LEASE_MS,
+      /** Names this process's ingest commits: unique among running processes, the same across its restarts. */
+      instance: env.TWINFLOW_INSTANCE ?? `${os.hostname()}:${env.PORT}`,
     },
     retention: {
       /** 0 keeps datapoints forever. */

@@ -89,7 +89,7 @@ async function startWorkerRole(
     debug: config.logLevel === 'debug' || config.logLevel === 'trace',
     metricsPort: config.worker.metricsPort,
   });
-  const { devices, operations, datapoints } = createRepositories(inventory);
+  const { devices, operations, datapoints } = createRepositories(inventory, config.writeBack.instance);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,
     namespace: config.temporal.namespace,

@@ -57,12 +57,12 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
  * Repositories over the inventory, one of each per process. Device and history reads merge what this
  * process's ingest holds for write-back (`recent`).
  */
-export function createRepositories(inventory: Inventory) {
+export function createRepositories(inventory: Inventory, instance: string) {
   const c = inventory.collections;
   const recent = new RecentIngest();
   return {
     recent,
-    commits: new CommitLogRepository(c),
+    commits: new CommitLogRepository(c, instance),
     devices: new DeviceRepository(c, recent),
     keys: new KeyRepository(c),
     operations: new OperationRepository(c),
@@ -144,7 +144,7 @@ export async function createServices(
   temporalAddress: string,
   logger: Logger,
 ): Promise<BuiltServices> {
-  const repos = createRepositories(inventory);
+  const repos = createRepositories(inventory, config.writeBack.instance);
   const connection = await Connection.connect({ address: temporalAddress });
   const twins = createTwinGateway(config, new Client({ connection, namespace: config.temporal.namespace }));
   const notifier = createNotifier(config, twins, logger);

@@ -30,10 +30,12 @@ describe('MQTT ingest through a crash', () => {
     const taskQueue = uniqueName('tq');
     const mqttPort = await getFreePort();
     // No write-back before the kill: what was acknowledged lives only in the commit log.
+    // The same instance name before and after: a restart, which reads back its earlier start's commits at once.
     const env = {
       TWINFLOW_MQTT_PORT: String(mqttPort),
       TWINFLOW_WRITEBACK_HISTORY_MS: '600000',
       TWINFLOW_WRITEBACK_LATEST_MS: '600000',
+      TWINFLOW_INSTANCE: uniqueName('broker'),
     };
     let tf = await startTwinflow({ db, taskQueue, env });
     const admin = () => apiClient(tf.baseUrl, tf.adminKey);
@@ -133,5 +135,54 @@ describe('MQTT ingest through a crash', () => {
       pages.flatMap((p) => Object.entries(p.devices).map(([id, e]) => [id, e.values['seq|default']?.value])),
     );
     for (const { id } of devices) expect(latestStored.get(id)).toBe(newest.get(id));
+  });
+
+  it("leaves a live process's commits to it, and adopts a killed one's once its lease runs out", async () => {
+    const db = uniqueName('adopt');
+    const commits = () => mongo.db(db).collection<{ _id: string }>('ingest_commits');
+    // No write-back in the first process: what it acknowledges stays in its commits.
+    const quiet = { TWINFLOW_WRITEBACK_HISTORY_MS: '600000', TWINFLOW_WRITEBACK_LATEST_MS: '600000' };
+    const lease = { TWINFLOW_INGEST_LEASE_MS: '3000' };
+    const a = await startTwinflow({ db, env: { ...quiet, ...lease, TWINFLOW_INSTANCE: 'ingest-a' } });
+    const admin = apiClient(a.baseUrl, a.adminKey);
+    const created = await admin.post('/north/v1/devices', { id: 'adopted-1' });
+    const device = apiClient(a.baseUrl, created.body.apiKey);
+    for (let i = 1; i <= 5; i++) {
+      const res = await device.post('/south/v80/devices/adopted-1/collect/iot', {
+        version: '1.0.0',
+        datastreams: [{ id: 'seq', datapoints: [{ value: i, at: 1_700_000_000_000 + i }] }],
+      });
+      expect(res.status).toBe(201);
+    }
+    const ofA = await commits().find({}).toArray();
+    expect(ofA.length).toBeGreaterThan(0);
+    expect(ofA.every((c) => c._id.startsWith('ingest-a/'))).toBe(true);
+
+    // A second process on the same store, started while the first beats, takes none of its commits.
+    const b = await startTwinflow({
+      db,
+      roles: 'api',
+      taskQueue: a.env.TWINFLOW_TASK_QUEUE,
+      adminKey: a.adminKey,
+      env: { ...lease, TWINFLOW_INSTANCE: 'ingest-b', TWINFLOW_WRITEBACK_HISTORY_MS: '200' },
+    });
+    const adopted = async () => {
+      const page = await (await fetch(`${b.baseUrl}/metrics`)).text();
+      return Number(/^twinflow_ingest_adopted_commits_total (\d+)/m.exec(page)?.[1] ?? NaN);
+    };
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(await adopted()).toBe(0);
+    expect(await commits().countDocuments({})).toBe(ofA.length);
+
+    // Killed, it beats no more: after the lease, the second process adopts its commits and writes them back.
+    await a.kill();
+    await eventually(async () => ((await adopted()) === ofA.length ? true : undefined), 30_000);
+    await eventually(async () => ((await commits().countDocuments({})) === 0 ? true : undefined), 30_000);
+    expect(await b.stop()).toBe(0);
+    const points = await storedPoints(mongo, db, { deviceId: 'adopted-1' });
+    // Every point once: adopted by one process only, written back once.
+    expect(points.map((p) => p.at).sort()).toEqual([1, 2, 3, 4, 5].map((i) => 1_700_000_000_000 + i));
+    const owners = mongo.db(db).collection<{ _id: string }>('ingest_owners');
+    expect(await owners.countDocuments({ _id: 'ingest-a' })).toBe(0);
   });
 });

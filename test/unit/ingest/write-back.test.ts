@@ -25,7 +25,8 @@ function setup(left: Commit[], stored: Map<string, number> = new Map()) {
   const pages: LatestUpdate[][] = [];
   const fail = { history: false, latest: false };
   const commits = {
-    all: async () => [...log.values()],
+    heartbeat: async () => undefined,
+    adopt: async () => [...log.values()],
     remove: async (ids: string[]) => ids.forEach((id) => log.delete(id)),
   } as unknown as CommitLogRepository;
   const datapoints = {
@@ -118,7 +119,8 @@ describe('WriteBack', () => {
     const wb = new WriteBack(
       {
         commits: {
-          all: async () => [],
+          heartbeat: async () => undefined,
+          adopt: async () => [],
           remove: async (ids: string[]) => ids.forEach((id) => env.log.delete(id)),
         } as never,
         datapoints: { insertMany: async (d: DatapointDoc[]) => void env.history.push(d) } as never,
