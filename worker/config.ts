@@ -1,4 +1,5 @@
 // TwinFlow's configuration: one zod schema, parsed once at start, every problem listed.
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import v8 from 'node:v8';
 import path from 'node:path';
@@ -54,6 +55,21 @@ export function defaultCachedTwins(heapLimitMiB: number): number {
 }
 
 export type Role = (typeof ROLES)[number];
+
+/**
+ * The ingest instance name when TWINFLOW_INSTANCE is not set: one that no other running process has and that
+ * the same process has again after a restart. On the embedded store only one process runs per data directory,
+ * so host and directory; on a shared store, host and API port (two processes on a host cannot share a port).
+ */
+export function defaultInstance(mongoUri: string | undefined, port: number, dataDir: string): string {
+  const host =
+    os
+      .hostname()
+      .replace(/[^A-Za-z0-9._:-]/g, '-')
+      .slice(0, 64) || 'host';
+  if (mongoUri) return `${host}:${port}`;
+  return `${host}-${createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 12)}`;
+}
 
 const envSchema = z.object({
   PORT: port.default(8080),
@@ -293,7 +309,7 @@ const configSchema = envSchema
       latestPagesPerSecond: env.TWINFLOW_WRITEBACK_PAGES_PER_S,
       leaseMs: env.TWINFLOW_INGEST_LEASE_MS,
       /** Names this process's ingest commits: unique among running processes, the same across its restarts. */
-      instance: env.TWINFLOW_INSTANCE ?? `${os.hostname()}:${env.PORT}`,
+      instance: env.TWINFLOW_INSTANCE ?? defaultInstance(env.MONGODB_URI, env.PORT, env.TWINFLOW_DATA_DIR),
     },
     retention: {
       /** 0 keeps datapoints forever. */

@@ -1,7 +1,8 @@
 // Covers loadConfig: defaults, the choice of external servers, and errors listing every bad variable.
 import path from 'node:path';
 import v8 from 'node:v8';
-import { ConfigError, defaultCachedTwins, loadConfig } from '../../../worker/config';
+import { ConfigError, defaultCachedTwins, defaultInstance, loadConfig } from '../../../worker/config';
+import { INSTANCE_NAME_PATTERN } from '../../../inventory/commit-log.repo';
 
 describe('loadConfig', () => {
   it('answers the defaults for an empty environment', () => {
@@ -213,5 +214,17 @@ describe('loadConfig', () => {
       certFile: '/c.pem',
       keyFile: '/k.pem',
     });
+  });
+
+  it('names the ingest instance by host and data directory on the embedded store, by host and port on a shared one', () => {
+    const embedded = defaultInstance(undefined, 8080, '/data/a');
+    expect(embedded).toMatch(INSTANCE_NAME_PATTERN);
+    expect(defaultInstance(undefined, 9090, '/data/a')).toBe(embedded); // a restart on another port
+    expect(defaultInstance(undefined, 8080, '/data/b')).not.toBe(embedded);
+    const shared = defaultInstance('mongodb://db:27017/', 8080, '/data/a');
+    expect(shared).toMatch(INSTANCE_NAME_PATTERN);
+    expect(shared.endsWith(':8080')).toBe(true);
+    expect(defaultInstance('mongodb://db:27017/', 8081, '/data/a')).not.toBe(shared);
+    expect(() => loadConfig({ TWINFLOW_INSTANCE: 'has/slash' })).toThrow(ConfigError);
   });
 });
