@@ -7,6 +7,7 @@ import { LoginLimiter } from '../access/login-limiter';
 import { RoleResolver } from '../access/roles';
 import { TokenService } from '../access/tokens';
 import { createMetrics } from '../api/metrics';
+import type { JobActivityDeps } from '../activities/jobs';
 import type { ReadinessCheck, Services } from '../api/services';
 import { ConnectorFunctions } from '../functions/connector';
 import { FunctionEngine } from '../functions/engine';
@@ -28,9 +29,11 @@ import {
   sharedSecret,
 } from '../inventory/identity.repo';
 import type { Inventory } from '../inventory/inventory';
+import { JobRepository } from '../inventory/jobs.repo';
 import { KeyRepository } from '../inventory/keys.repo';
 import { OperationRepository } from '../inventory/operations.repo';
 import { RecentIngest } from '../inventory/recent-ingest';
+import { JobsService } from '../operations/jobs.service';
 import { OperationsService } from '../operations/operations.service';
 import { TwinGateway } from '../operations/twin-gateway';
 import type { Config } from './config';
@@ -66,6 +69,7 @@ export function createRepositories(inventory: Inventory) {
     devices: new DeviceRepository(c, recent),
     keys: new KeyRepository(c),
     operations: new OperationRepository(c),
+    jobs: new JobRepository(c),
     datapoints: new DatapointRepository(c, recent),
     users: new UserRepository(c),
     roles: new RoleRepository(c),
@@ -106,7 +110,7 @@ function createNotifier(config: Config, twins: TwinGateway, logger: Logger): Twi
   );
 }
 
-function createTwinGateway(config: Config, client: Client): TwinGateway {
+export function createTwinGateway(config: Config, client: Client): TwinGateway {
   return new TwinGateway(client, {
     taskQueue: config.temporal.taskQueue,
     twinOptions: {
@@ -116,6 +120,32 @@ function createTwinGateway(config: Config, client: Client): TwinGateway {
       firstPushBudgetMs: config.twin.firstPushBudgetMs,
     },
   });
+}
+
+/**
+ * What the worker's job activities need: the operations service (over a Temporal client of its own), so a job
+ * requests each device's operation exactly as the API does.
+ */
+export async function createJobActivityDeps(
+  config: Config,
+  repos: Pick<Repositories, 'devices' | 'operations' | 'jobs'>,
+  temporalAddress: string,
+  logger: Logger,
+): Promise<{ deps: JobActivityDeps; close(): Promise<void> }> {
+  const connection = await Connection.connect({ address: temporalAddress });
+  const twins = createTwinGateway(config, new Client({ connection, namespace: config.temporal.namespace }));
+  const service = new OperationsService({
+    twins,
+    operations: repos.operations,
+    devices: repos.devices,
+    directory: new DeviceDirectory(repos.devices),
+    now: Date.now,
+    warn: (what, fields) => logger.warn(fields, what),
+  });
+  return {
+    deps: { jobs: repos.jobs, operations: repos.operations, service },
+    close: () => connection.close(),
+  };
 }
 
 /** Named checks of what the API depends on, each answering within 2 s. */
@@ -146,7 +176,8 @@ export async function createServices(
 ): Promise<BuiltServices> {
   const repos = createRepositories(inventory);
   const connection = await Connection.connect({ address: temporalAddress });
-  const twins = createTwinGateway(config, new Client({ connection, namespace: config.temporal.namespace }));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const twins = createTwinGateway(config, client);
   const notifier = createNotifier(config, twins, logger);
   const directory = new DeviceDirectory(repos.devices);
   const roleResolver = new RoleResolver(repos.roles);
@@ -193,6 +224,12 @@ export async function createServices(
     metrics,
     twins,
     operationsService,
+    jobsService: new JobsService({
+      client,
+      jobs: repos.jobs,
+      taskQueue: config.temporal.taskQueue,
+      now: Date.now,
+    }),
     directory,
     ingestor,
     functions: new ConnectorFunctions(repos.functions, functionEngine),
