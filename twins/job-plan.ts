@@ -125,8 +125,8 @@ export interface JobProgress {
   readonly wave: number;
   /** The highest wave an operator approved (approval mode). */
   readonly approvedWave: number;
-  /** Recent starts as [time, how many], for the per-minute rate. */
-  readonly starts: readonly (readonly [number, number])[];
+  /** Recent starts (time, how many), for the per-minute rate. */
+  readonly starts: readonly { readonly at: number; readonly n: number }[];
   readonly ratePerMinute?: number;
   readonly maxInFlight: number;
   /** Cancelling: the running operations are to be cancelled as well. */
@@ -181,7 +181,7 @@ const MINUTE = 60_000;
 
 /** Starts in the last minute. */
 function startedInLastMinute(p: JobProgress, now: number): number {
-  return p.starts.filter(([at]) => at > now - MINUTE).reduce((n, [, k]) => n + k, 0);
+  return p.starts.filter((s) => s.at > now - MINUTE).reduce((n, s) => n + s.n, 0);
 }
 
 const waveEnd = (w: WaveProgress, total: number): number => (w.end === null ? total : Math.min(w.end, total));
@@ -200,8 +200,8 @@ export function startBudget(p: JobProgress, now: number): number {
 /** When the rate allows the next start (ms since epoch), or undefined when it allows one now or has no limit. */
 export function nextRateSlot(p: JobProgress, now: number): number | undefined {
   if (p.ratePerMinute === undefined || startedInLastMinute(p, now) < p.ratePerMinute) return undefined;
-  const oldest = p.starts.find(([at]) => at > now - MINUTE);
-  return oldest ? oldest[0] + MINUTE : undefined;
+  const oldest = p.starts.find((s) => s.at > now - MINUTE);
+  return oldest ? oldest.at + MINUTE : undefined;
 }
 
 /** The result of requesting one device's operation. */
@@ -255,7 +255,7 @@ export function afterStarted(
   let next: JobProgress = {
     ...p,
     nextSeq: p.nextSeq + attempted,
-    starts: [...p.starts.filter(([at]) => at > now - MINUTE), [now, attempted] as const],
+    starts: [...p.starts.filter((s) => s.at > now - MINUTE), { at: now, n: attempted }],
     ...(p.firstStartAt === undefined && attempted > 0 ? { firstStartAt: now } : {}),
   };
   const inFlight = [...p.inFlight];
