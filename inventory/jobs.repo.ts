@@ -8,6 +8,11 @@ import type { Collections } from './inventory';
 
 const DUPLICATE_KEY = 11000;
 const INSERT_BATCH = 1_000;
+/**
+ * Updates per bulk write. FerretDB 1.24 (SQLite) keeps a cursor open per statement of one update command until the
+ * command ends, and deadlocks once they take its whole connection pool (100): a bulk of 200 updates never returned.
+ */
+const UPDATE_BATCH = 20;
 
 const jobDocId = (org: string, id: string): string => `${org}/${id}`;
 /** Seqs are zero-padded so the _id order is the seq order. */
@@ -139,7 +144,12 @@ export class JobRepository {
         },
       },
     }));
-    await this.c.jobExecutions.bulkWrite(ops, { ordered: false });
+    await this.bulkUpdate(ops);
+  }
+
+  private async bulkUpdate(ops: AnyBulkWriteOperation<JobExecutionDoc>[]): Promise<void> {
+    for (let i = 0; i < ops.length; i += UPDATE_BATCH)
+      await this.c.jobExecutions.bulkWrite(ops.slice(i, i + UPDATE_BATCH), { ordered: false });
   }
 
   async recordEnds(
@@ -162,7 +172,7 @@ export class JobRepository {
         },
       },
     }));
-    await this.c.jobExecutions.bulkWrite(ops, { ordered: false });
+    await this.bulkUpdate(ops);
   }
 
   /** Executions not started when the job ended: SKIPPED. */
