@@ -78,6 +78,61 @@ function missing(deps: JobActivityDeps | undefined): JobActivityDeps {
   return deps;
 }
 
+/** Requests the operation of each device in the seq range; a device whose operation exists is not asked twice. */
+async function startJobTargets(deps: JobActivityDeps, b: StartBatch): Promise<StartResult[]> {
+  const targets = await deps.jobs.targetsFrom(b.org, b.jobId, b.fromSeq, b.count);
+  const ids = targets.map((t) => jobOperationId(b.jobId, t.deviceId));
+  const stored = new Map((await deps.operations.getMany(b.org, ids)).map((r) => [r.id, r]));
+  const results = await inParallel(targets, START_CONCURRENCY, async (t): Promise<StartResult> => {
+    const id = jobOperationId(b.jobId, t.deviceId);
+    const known = stored.get(id);
+    if (known) return { seq: t.seq, deviceId: t.deviceId, operationId: id, status: known.status };
+    const out = await deps.service.request(b.org, b.actor, t.deviceId, b.order, id);
+    if (!out.ok) return { seq: t.seq, deviceId: t.deviceId, refused: `${out.code}: ${out.message}` };
+    return { seq: t.seq, deviceId: t.deviceId, operationId: id, status: out.value.status };
+  });
+  const starts = results.map((r): ExecutionStart =>
+    'refused' in r
+      ? { seq: r.seq, status: 'REFUSED', reason: r.refused }
+      : { seq: r.seq, status: executionOf(r.status), operationId: r.operationId, operationStatus: r.status },
+  );
+  await deps.jobs.recordStarts(b.org, b.jobId, starts, Date.now());
+  return results;
+}
+
+interface Ended {
+  readonly seq: number;
+  readonly operationId: string;
+  readonly status: ExecutionStatus;
+  readonly operationStatus?: string;
+  readonly reason?: string;
+}
+
+/** The in-flight operations that ended (from their records), and the overdue ones as TIMEOUT. */
+async function pollJobOperations(deps: JobActivityDeps, b: PollBatch): Promise<Ended[]> {
+  const records = await deps.operations.getMany(
+    b.org,
+    b.inFlight.map((f) => f.operationId),
+  );
+  const byId = new Map(records.map((r) => [r.id, r]));
+  const overdue = new Set(b.overdue);
+  const ended: Ended[] = [];
+  for (const f of b.inFlight) {
+    const rec = byId.get(f.operationId);
+    if (rec && isFinal(rec.status))
+      ended.push({ ...f, status: executionOf(rec.status), operationStatus: rec.status });
+    else if (overdue.has(f.seq))
+      ended.push({
+        ...f,
+        status: 'TIMEOUT',
+        reason: 'no end within the per-device deadline',
+        ...(rec ? { operationStatus: rec.status } : {}),
+      });
+  }
+  await deps.jobs.recordEnds(b.org, b.jobId, ended, Date.now());
+  return ended;
+}
+
 export function createJobActivities(given: JobActivityDeps | undefined) {
   return {
     /** Adds the devices matching the filter that the job does not have yet; answers the job's device count. */
@@ -89,69 +144,10 @@ export function createJobActivities(given: JobActivityDeps | undefined) {
       return known.count + fresh.length;
     },
 
-    /** Requests the operation of each device in the seq range; a device whose operation exists is not asked twice. */
-    async startJobTargets(b: StartBatch): Promise<StartResult[]> {
-      const deps = missing(given);
-      const targets = await deps.jobs.targetsFrom(b.org, b.jobId, b.fromSeq, b.count);
-      const ids = targets.map((t) => jobOperationId(b.jobId, t.deviceId));
-      const stored = new Map((await deps.operations.getMany(b.org, ids)).map((r) => [r.id, r]));
-      const results = await inParallel(targets, START_CONCURRENCY, async (t): Promise<StartResult> => {
-        const id = jobOperationId(b.jobId, t.deviceId);
-        const known = stored.get(id);
-        if (known) return { seq: t.seq, deviceId: t.deviceId, operationId: id, status: known.status };
-        const out = await deps.service.request(b.org, b.actor, t.deviceId, b.order, id);
-        if (!out.ok) return { seq: t.seq, deviceId: t.deviceId, refused: `${out.code}: ${out.message}` };
-        return { seq: t.seq, deviceId: t.deviceId, operationId: id, status: out.value.status };
-      });
-      const starts = results.map((r): ExecutionStart =>
-        'refused' in r
-          ? { seq: r.seq, status: 'REFUSED', reason: r.refused }
-          : {
-              seq: r.seq,
-              status: executionOf(r.status),
-              operationId: r.operationId,
-              operationStatus: r.status,
-            },
-      );
-      await deps.jobs.recordStarts(b.org, b.jobId, starts, Date.now());
-      return results;
-    },
+    startJobTargets: (b: StartBatch): Promise<StartResult[]> => startJobTargets(missing(given), b),
 
-    /** The in-flight operations that ended (from their records), and the overdue ones as TIMEOUT. */
     async pollJobOperations(b: PollBatch): Promise<{ operationId: string; status: ExecutionStatus }[]> {
-      const deps = missing(given);
-      const records = await deps.operations.getMany(
-        b.org,
-        b.inFlight.map((f) => f.operationId),
-      );
-      const byId = new Map(records.map((r) => [r.id, r]));
-      const overdue = new Set(b.overdue);
-      const ended: {
-        seq: number;
-        operationId: string;
-        status: ExecutionStatus;
-        operationStatus?: string;
-        reason?: string;
-      }[] = [];
-      for (const f of b.inFlight) {
-        const rec = byId.get(f.operationId);
-        if (rec && isFinal(rec.status))
-          ended.push({
-            seq: f.seq,
-            operationId: f.operationId,
-            status: executionOf(rec.status),
-            operationStatus: rec.status,
-          });
-        else if (overdue.has(f.seq))
-          ended.push({
-            seq: f.seq,
-            operationId: f.operationId,
-            status: 'TIMEOUT',
-            reason: 'no end within the per-device deadline',
-            ...(rec ? { operationStatus: rec.status } : {}),
-          });
-      }
-      await deps.jobs.recordEnds(b.org, b.jobId, ended, Date.now());
+      const ended = await pollJobOperations(missing(given), b);
       return ended.map((e) => ({ operationId: e.operationId, status: e.status }));
     },
 

@@ -30,7 +30,7 @@ const filterSchema = z
 
 const waveSchema = z.union([
   z.object({ count: z.number().int().min(1).max(100_000) }).strict(),
-  z.object({ percent: z.number().gt(0).max(100) }).strict(),
+  z.object({ percent: z.number().min(0.01).max(100) }).strict(),
 ]);
 
 const FAILURE_TYPES: [ExecutionStatus, ...ExecutionStatus[]] = [
