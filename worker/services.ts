@@ -148,6 +148,11 @@ export async function createJobActivityDeps(
   };
 }
 
+function createJobsService(config: Config, connection: Connection, jobs: JobRepository): JobsService {
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  return new JobsService({ client, jobs, taskQueue: config.temporal.taskQueue, now: Date.now });
+}
+
 /** Named checks of what the API depends on, each answering within 2 s. */
 function readinessOf(connection: Connection, inventory: Inventory) {
   const check = async (p: Promise<unknown>): Promise<ReadinessCheck> => {
@@ -176,8 +181,7 @@ export async function createServices(
 ): Promise<BuiltServices> {
   const repos = createRepositories(inventory);
   const connection = await Connection.connect({ address: temporalAddress });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const twins = createTwinGateway(config, client);
+  const twins = createTwinGateway(config, new Client({ connection, namespace: config.temporal.namespace }));
   const notifier = createNotifier(config, twins, logger);
   const directory = new DeviceDirectory(repos.devices);
   const roleResolver = new RoleResolver(repos.roles);
@@ -224,12 +228,7 @@ export async function createServices(
     metrics,
     twins,
     operationsService,
-    jobsService: new JobsService({
-      client,
-      jobs: repos.jobs,
-      taskQueue: config.temporal.taskQueue,
-      now: Date.now,
-    }),
+    jobsService: createJobsService(config, connection, repos.jobs),
     directory,
     ingestor,
     functions: new ConnectorFunctions(repos.functions, functionEngine),
