@@ -221,6 +221,8 @@ export class JobRun {
   /** Waits for the next look: a poll, the window's opening, a rate slot, a refresh, or a control. */
   async sleep(): Promise<void> {
     const p = this.progress;
+    // Ended with its wrap-up still to do: no wait.
+    if (isJobFinal(p.status) && (!this.skipped || (p.cancelRunning && !this.cancelSent))) return;
     const now = Date.now();
     const wakes: number[] = [];
     if (p.inFlight.length > 0) wakes.push(now + this.pollDelay);

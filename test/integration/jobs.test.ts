@@ -107,9 +107,11 @@ describe('jobs', () => {
     const done = await untilStatus(res.body.id, FINAL_JOB, 240_000);
     expect(done.status).toBe('COMPLETED');
     expect(done.counts).toMatchObject({ SUCCESSFUL: FLEET, PENDING: 0, STARTED: 0, FAILED: 0 });
-    // Every device was asked once, and holds one record of the job's operation.
-    expect(emulator.stats().requests - before).toBe(FLEET);
-    for (const id of ids.slice(0, 50)) expect(emulator.received(id)).toHaveLength(1);
+    // Every device was asked for one operation (a push the twin repeated after a lost answer carries the same id).
+    for (const id of ids) expect(new Set(emulator.received(id).map((r) => r.operationId)).size).toBe(1);
+    const pushes = emulator.stats().requests - before;
+    expect(pushes).toBeGreaterThanOrEqual(FLEET);
+    debug(`${pushes} pushes for ${FLEET} devices`);
     const execs = await executions(res.body.id);
     expect(execs).toHaveLength(FLEET);
     expect(new Set(execs.map((e) => e.deviceId)).size).toBe(FLEET);
@@ -151,7 +153,9 @@ describe('jobs', () => {
     expect(done.counts).toMatchObject({ SUCCESSFUL: 6, FAILED: 2, SKIPPED: 32, PENDING: 0 });
     expect(done.waves[0]).toMatchObject({ wave: 1, started: 8, finished: 8, successful: 6 });
     expect(emulator.stats().requests - before).toBe(8);
-    expect(await executions(res.body.id, 'SKIPPED')).toHaveLength(32);
+    await eventually(async () =>
+      (await executions(res.body.id, 'SKIPPED')).length === 32 ? true : undefined,
+    );
   });
 
   it('aborts once failures pass the abort rule and cancels what runs', async () => {
