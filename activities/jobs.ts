@@ -5,6 +5,8 @@ import type { DeviceListFilter } from '../inventory/devices.repo';
 import type { JobOrder } from '../inventory/documents';
 import type { ExecutionStart, JobRepository } from '../inventory/jobs.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
+import type { JobRequest } from '../operations/jobs.service';
+import type { JobInput } from '../workflows/job-run';
 import { type ExecutionStatus, type JobProgress, type StartResult, executionOf } from '../twins/job-plan';
 import { type OperationRecord, isFinal } from '../twins/operations';
 import type { Outcome } from '../twins/outcomes';
@@ -21,10 +23,20 @@ export interface JobOperationsPort {
   cancel(org: string, id: string, actor: string): Promise<Outcome<OperationRecord>>;
 }
 
+/** Stores a scheduled run's job and answers its workflow input (the jobs service, as a port). */
+export type CreateJobPort = (
+  org: string,
+  actor: string,
+  request: JobRequest,
+  id: string,
+  scheduleId: string,
+) => Promise<JobInput>;
+
 export interface JobActivityDeps {
   readonly jobs: JobRepository;
   readonly operations: OperationRepository;
   readonly service: JobOperationsPort;
+  readonly createJob: CreateJobPort;
 }
 
 /** Requests to twins a start batch makes at once. */
@@ -163,6 +175,17 @@ export function createJobActivities(given: JobActivityDeps | undefined) {
     /** Marks what the job never started as SKIPPED. */
     async skipJobTargets(org: string, jobId: string, fromSeq: number): Promise<void> {
       await missing(given).jobs.skipPending(org, jobId, fromSeq, Date.now());
+    },
+
+    /** A scheduled run: its job, stored once under the id the run chose. */
+    async createScheduledJob(
+      org: string,
+      actor: string,
+      request: JobRequest,
+      id: string,
+      scheduleId: string,
+    ): Promise<JobInput> {
+      return missing(given).createJob(org, actor, request, id, scheduleId);
     },
 
     async writeJobProgress(org: string, jobId: string, progress: JobProgress): Promise<void> {

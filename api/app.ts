@@ -15,6 +15,7 @@ import { authRoutes, meRoutes } from './north/auth.routes';
 import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
 import { devicesRoutes } from './north/devices.routes';
 import { functionsRoutes } from './north/functions.routes';
+import { jobSchedulesRoutes } from './north/job-schedules.routes';
 import { jobsRoutes, openGateJobsRoutes } from './north/jobs.routes';
 import { keysRoutes } from './north/keys.routes';
 import { deviceOperationsRoutes, operationsRoutes } from './north/operations.routes';
@@ -53,6 +54,7 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   devicesRoutes,
   operationsRoutes,
   jobsRoutes,
+  jobSchedulesRoutes,
   openGateJobsRoutes,
   southRoutes,
   // After southRoutes: `collect/iot` is the OpenGate body and is matched first.

@@ -19,6 +19,7 @@ import type { RoleResolver } from '../access/roles';
 import type { LoginLimiter } from '../access/login-limiter';
 import type { DeviceDirectory } from '../ingest/device-directory';
 import type { Ingestor } from '../ingest/ingestor';
+import type { JobSchedulesService } from '../operations/job-schedules.service';
 import type { JobsService } from '../operations/jobs.service';
 import type { OperationsService } from '../operations/operations.service';
 import type { TwinGateway } from '../operations/twin-gateway';
@@ -53,6 +54,8 @@ export interface Services {
   readonly operationsService: OperationsService;
   /** Jobs: one operation over many devices, as durable rollouts. */
   readonly jobsService: JobsService;
+  /** Jobs started at a time or recurring, through Temporal Schedules. */
+  readonly jobSchedules: JobSchedulesService;
   readonly directory: DeviceDirectory;
   readonly ingestor: Ingestor;
   /** Connector functions: their repository, the sandbox engine, and the translation for HTTP and MQTT ingest. */

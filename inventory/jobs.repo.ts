@@ -1,6 +1,6 @@
 // Jobs and their per-device executions in the `jobs` and `job_executions` collections. Every query is an _id range
 // (`org/jobId/seq`), which the embedded FerretDB serves from its _id index.
-import { type AnyBulkWriteOperation, MongoBulkWriteError } from 'mongodb';
+import { type AnyBulkWriteOperation, MongoBulkWriteError, MongoServerError } from 'mongodb';
 import type { ExecutionStatus, JobProgress, JobStatus } from '../twins/job-plan';
 import { type DeviceListFilter, deviceListQuery } from './devices.repo';
 import type { JobDoc, JobExecutionDoc } from './documents';
@@ -43,8 +43,13 @@ export interface ExecutionStart {
 export class JobRepository {
   constructor(private readonly c: Collections) {}
 
-  async create(doc: JobDoc): Promise<void> {
-    await this.c.jobs.insertOne(doc);
+  /** Stores a new job; one stored already under that id is kept. */
+  async createOnce(doc: JobDoc): Promise<void> {
+    try {
+      await this.c.jobs.insertOne(doc);
+    } catch (err) {
+      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+    }
   }
 
   async get(org: string, id: string): Promise<JobDoc | null> {

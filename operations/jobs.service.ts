@@ -50,6 +50,14 @@ export function newJobId(now: number): string {
 
 export const JOB_ID_PATTERN = /^[a-z0-9]{9}-[a-f0-9]{10}$/;
 
+/** The search attributes a job workflow starts with. */
+export const jobSearchAttributes = (org: string, jobId: string, operation: string) => [
+  { key: TWINFLOW_ORG, value: org },
+  { key: TWINFLOW_JOB, value: jobId },
+  { key: TWINFLOW_OPERATION, value: operation },
+  { key: TWINFLOW_STATUS, value: 'RUNNING' },
+];
+
 /** A job as the API shows it: its document with the freshest progress. */
 export interface JobView {
   readonly doc: JobDoc;
@@ -59,11 +67,27 @@ export interface JobView {
 export class JobsService {
   constructor(private readonly deps: JobsServiceDeps) {}
 
-  async create(org: string, actor: string, req: JobRequest, scheduleId?: string): Promise<Outcome<JobView>> {
+  async create(org: string, actor: string, req: JobRequest): Promise<Outcome<JobView>> {
+    const prepared = await this.prepare(org, actor, req, newJobId(this.deps.now()));
+    if (!prepared.ok) return prepared;
+    await this.start(prepared.value.doc, prepared.value.input);
+    return accepted({ doc: prepared.value.doc, progress: undefined });
+  }
+
+  /**
+   * Stores the job and its explicit targets (a job stored already is kept: a scheduled run's activity may run
+   * twice) and answers the job workflow's input.
+   */
+  async prepare(
+    org: string,
+    actor: string,
+    req: JobRequest,
+    id: string,
+    scheduleId?: string,
+  ): Promise<Outcome<{ doc: JobDoc; input: JobInput }>> {
     const problem = req.rollout.window ? checkWindow(req.rollout.window) : undefined;
     if (problem) return refused('INVALID_ARGUMENT', problem);
     const now = this.deps.now();
-    const id = newJobId(now);
     let target: JobTarget;
     let ids: string[] = [];
     if ('deviceIds' in req.target) {
@@ -87,34 +111,28 @@ export class JobsService {
       status: 'RUNNING',
       updatedAt: now,
     };
-    await this.deps.jobs.create(doc);
+    await this.deps.jobs.createOnce(doc);
     if (ids.length > 0) await this.deps.jobs.addTargets(org, id, ids, 0);
-    await this.start(doc, req);
-    return accepted({ doc, progress: undefined });
-  }
-
-  private async start(doc: JobDoc, req: JobRequest): Promise<void> {
     const input: JobInput = {
-      org: doc.org,
-      jobId: doc.id,
-      actor: doc.requestedBy,
+      org,
+      jobId: id,
+      actor,
       order: doc.order,
-      target: doc.target,
+      target,
       rollout: doc.rollout,
       ...(req.pollMs !== undefined ? { pollMs: req.pollMs } : {}),
       ...(req.refreshMs !== undefined ? { refreshMs: req.refreshMs } : {}),
     };
+    return accepted({ doc, input });
+  }
+
+  private async start(doc: JobDoc, input: JobInput): Promise<void> {
     try {
       await this.deps.client.workflow.start<typeof jobWorkflow>('jobWorkflow', {
         workflowId: jobWorkflowId(doc.org, doc.id),
         taskQueue: this.deps.taskQueue,
         args: [input],
-        typedSearchAttributes: [
-          { key: TWINFLOW_ORG, value: doc.org },
-          { key: TWINFLOW_JOB, value: doc.id },
-          { key: TWINFLOW_OPERATION, value: doc.order.name },
-          { key: TWINFLOW_STATUS, value: 'RUNNING' },
-        ],
+        typedSearchAttributes: jobSearchAttributes(doc.org, doc.id, doc.order.name),
         staticSummary: `Job ${doc.id}: ${doc.order.name} in ${doc.org}`,
       });
     } catch (err) {

@@ -7,7 +7,8 @@ import { LoginLimiter } from '../access/login-limiter';
 import { RoleResolver } from '../access/roles';
 import { TokenService } from '../access/tokens';
 import { createMetrics } from '../api/metrics';
-import type { JobActivityDeps } from '../activities/jobs';
+import { ApplicationFailure } from '@temporalio/common';
+import type { CreateJobPort, JobActivityDeps } from '../activities/jobs';
 import type { ReadinessCheck, Services } from '../api/services';
 import { ConnectorFunctions } from '../functions/connector';
 import { FunctionEngine } from '../functions/engine';
@@ -33,6 +34,7 @@ import { JobRepository } from '../inventory/jobs.repo';
 import { KeyRepository } from '../inventory/keys.repo';
 import { OperationRepository } from '../inventory/operations.repo';
 import { RecentIngest } from '../inventory/recent-ingest';
+import { JobSchedulesService } from '../operations/job-schedules.service';
 import { JobsService } from '../operations/jobs.service';
 import { OperationsService } from '../operations/operations.service';
 import { TwinGateway } from '../operations/twin-gateway';
@@ -133,7 +135,19 @@ export async function createJobActivityDeps(
   logger: Logger,
 ): Promise<{ deps: JobActivityDeps; close(): Promise<void> }> {
   const connection = await Connection.connect({ address: temporalAddress });
-  const twins = createTwinGateway(config, new Client({ connection, namespace: config.temporal.namespace }));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const twins = createTwinGateway(config, client);
+  const jobsService = new JobsService({
+    client,
+    jobs: repos.jobs,
+    taskQueue: config.temporal.taskQueue,
+    now: Date.now,
+  });
+  const createJob: CreateJobPort = async (org, actor, request, id, scheduleId) => {
+    const prepared = await jobsService.prepare(org, actor, request, id, scheduleId);
+    if (!prepared.ok) throw ApplicationFailure.nonRetryable(prepared.message, prepared.code);
+    return prepared.value.input;
+  };
   const service = new OperationsService({
     twins,
     operations: repos.operations,
@@ -143,14 +157,18 @@ export async function createJobActivityDeps(
     warn: (what, fields) => logger.warn(fields, what),
   });
   return {
-    deps: { jobs: repos.jobs, operations: repos.operations, service },
+    deps: { jobs: repos.jobs, operations: repos.operations, service, createJob },
     close: () => connection.close(),
   };
 }
 
-function createJobsService(config: Config, connection: Connection, jobs: JobRepository): JobsService {
+function createJobsServices(config: Config, connection: Connection, jobs: JobRepository) {
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  return new JobsService({ client, jobs, taskQueue: config.temporal.taskQueue, now: Date.now });
+  const taskQueue = config.temporal.taskQueue;
+  return {
+    jobsService: new JobsService({ client, jobs, taskQueue, now: Date.now }),
+    jobSchedules: new JobSchedulesService({ client, taskQueue, now: Date.now }),
+  };
 }
 
 /** Named checks of what the API depends on, each answering within 2 s. */
@@ -228,7 +246,7 @@ export async function createServices(
     metrics,
     twins,
     operationsService,
-    jobsService: createJobsService(config, connection, repos.jobs),
+    ...createJobsServices(config, connection, repos.jobs),
     directory,
     ingestor,
     functions: new ConnectorFunctions(repos.functions, functionEngine),

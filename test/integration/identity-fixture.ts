@@ -152,6 +152,13 @@ export async function setUpFixture(): Promise<Fixture> {
     const view = await ok(platformClient.get(`/north/v1/jobs/${job.id as string}`), 200);
     return view.counts?.STARTED === 1 ? true : undefined;
   }, 30_000);
+  const schedule = await ok(
+    platformClient.post('/north/v1/job-schedules', {
+      job: { operation: { name: 'REFRESH_INFO' }, target: { deviceIds: [deviceA2.id] } },
+      schedule: { at: Date.now() + 365 * 86_400_000 },
+    }),
+    201,
+  );
   const keys = await ok(platformClient.get('/north/v1/keys?kind=service'), 200);
   const fn = await ok(
     platformClient.post('/north/v1/functions', {
@@ -177,6 +184,7 @@ export async function setUpFixture(): Promise<Fixture> {
       deviceId: deviceA.id,
       operationId: op.id as string,
       jobId: job.id as string,
+      scheduleId: schedule.id as string,
       email: `viewer-${suffix}@a.example`,
       name: customRole,
       keyId: (keys.keys as { keyId: string }[])[0]?.keyId ?? 'tfk_00000000',
@@ -197,6 +205,10 @@ export const VALID_BODIES: Record<string, unknown> = {
   'POST /north/v1/devices/:deviceId/operations': { name: 'REFRESH_INFO' },
   'POST /north/v1/jobs': { operation: { name: 'REFRESH_INFO' }, target: { deviceIds: ['would-be-target'] } },
   'POST /north/v1/jobs/:jobId/rate': { maxInFlight: 5 },
+  'POST /north/v1/job-schedules': {
+    job: { operation: { name: 'REFRESH_INFO' }, target: { deviceIds: ['would-be-target'] } },
+    schedule: { everyMs: 3_600_000 },
+  },
   'POST /north/v80/operation/jobs': {
     job: { request: { name: 'REFRESH_INFO', target: { append: { entities: ['would-be-target'] } } } },
   },
@@ -224,6 +236,7 @@ export const MISSING: Record<string, string> = {
   deviceId: 'no-such-device',
   operationId: '00000000-0000-4000-8000-000000000000',
   jobId: '0000000aa-00000000aa',
+  scheduleId: 's0000000aa-00000000aa',
   email: 'nobody@nowhere.example',
   name: 'no-such-role',
   keyId: 'tfk_00000000',

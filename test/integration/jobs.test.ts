@@ -390,4 +390,51 @@ describe('jobs', () => {
     for (const a of ['job.create', 'job.pause', 'job.resume', 'job.cancel', 'job.rate'])
       expect(actions).toContain(a);
   });
+
+  it('runs a recurring schedule twice, each run a job of its own, then pauses, resumes and deletes it', async () => {
+    const ids = await fleet(prefix('s'), fleetBehaviors({ succeed: 1 }, 2));
+    const res = await admin.post('/north/v1/job-schedules', {
+      job: { operation: reboot, target: { deviceIds: ids }, pollMs: 200 },
+      schedule: { everyMs: 2_000 },
+    });
+    expect(res.status).toBe(201);
+    const id = res.body.id as string;
+    const ran = await eventually(
+      async () => {
+        const view = (await admin.get(`/north/v1/job-schedules/${id}`)).body;
+        return view.runs.length >= 2 ? view : undefined;
+      },
+      30_000,
+      500,
+    );
+    expect(ran.runs[1].scheduledAt).toBeGreaterThan(ran.runs[0].scheduledAt);
+    const jobs = await eventually(async () => {
+      const list = (await admin.get('/north/v1/jobs?limit=500')).body.items as {
+        scheduleId?: string;
+        status: string;
+      }[];
+      const mine = list.filter((j) => j.scheduleId === id && j.status === 'COMPLETED');
+      return mine.length >= 2 ? mine : undefined;
+    }, 30_000);
+    expect(jobs.length).toBeGreaterThanOrEqual(2);
+    for (const d of ids) expect(emulator.received(d).length).toBeGreaterThanOrEqual(2);
+    expect((await admin.post(`/north/v1/job-schedules/${id}/pause`, {})).body.paused).toBe(true);
+    expect((await admin.post(`/north/v1/job-schedules/${id}/resume`, {})).body.paused).toBe(false);
+    expect(
+      (await admin.get('/north/v1/job-schedules')).body.items.map((s: { id: string }) => s.id),
+    ).toContain(id);
+    expect((await admin.delete(`/north/v1/job-schedules/${id}`)).status).toBe(200);
+    expect((await admin.get(`/north/v1/job-schedules/${id}`)).status).toBe(404);
+    const bad = await admin.post('/north/v1/job-schedules', {
+      job: { operation: reboot, target: { deviceIds: ids } },
+      schedule: { everyMs: 10 },
+    });
+    expect(bad.status).toBe(400);
+    const past = await admin.post('/north/v1/job-schedules', {
+      job: { operation: reboot, target: { deviceIds: ids } },
+      schedule: { at: 1_000 },
+    });
+    expect(past.status).toBe(400);
+    expect((await admin.get('/north/v1/job-schedules/nope')).status).toBe(404);
+  });
 });
