@@ -1,5 +1,7 @@
 // The shapes of TwinFlow's MongoDB documents. Every document carries its organization.
-import type { ExecutionStatus, JobProgress, Rollout } from '../twins/job-plan';
+import type { ExecutionStatus, JobOrder, JobProgress, JobTarget, Rollout } from '../twins/job-plan';
+
+export type { JobFilter, JobOrder, JobTarget } from '../twins/job-plan';
 import type { OperationRecord, OperationStep } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import type { AttributeValue } from '../twins/types';
@@ -217,31 +219,6 @@ export interface OperationDoc extends Omit<OperationRecord, 'parameters' | 'step
  * How many operations wait for a sleepy device's next poll, kept current by the device's twin (its only writer), so
  * that an empty poll is answered without asking the twin. No document: the twin has not written one yet (ask it).
  */
-/** What a job runs on each device: the single-operation API's body. */
-export interface JobOrder {
-  readonly name: string;
-  readonly parameters?: Record<string, unknown> | unknown[];
-  readonly delivery?: 'auto' | 'push' | 'pending';
-  readonly timeoutMs?: number;
-  readonly ttlMs?: number;
-  readonly retries?: number;
-  readonly retriesDelayMs?: number;
-  readonly retryResultList?: readonly string[];
-}
-
-export interface JobFilter {
-  readonly type?: string;
-  readonly tag?: string;
-  readonly status?: string;
-  readonly lifecycle?: 'ACTIVE' | 'DECOMMISSIONED';
-  readonly q?: string;
-}
-
-/** Explicit device ids (stored as the job's executions), or a filter resolved at start or continuously. */
-export type JobTarget =
-  | { readonly kind: 'ids'; readonly count: number }
-  | { readonly kind: 'filter'; readonly filter: JobFilter; readonly continuous: boolean };
-
 /** A job: what it runs, on what, how; its progress as the job workflow last wrote it. */
 export interface JobDoc {
   _id: string; // `${org}/${id}`

@@ -223,6 +223,7 @@ export class JobRepository {
 }
 
 function isAllDuplicates(err: MongoBulkWriteError): boolean {
-  const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+  const raw: unknown = err.writeErrors;
+  const errors = (Array.isArray(raw) ? raw : [raw]) as { code?: number }[];
   return errors.every((e) => e.code === DUPLICATE_KEY);
 }

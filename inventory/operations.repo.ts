@@ -78,7 +78,9 @@ export class OperationRepository {
   /** Several records by id (in no particular order); ids without a record are left out. */
   async getMany(org: string, ids: readonly string[]): Promise<OperationRecord[]> {
     if (ids.length === 0) return [];
-    const docs = await this.c.operations.find({ _id: { $in: ids.map((id) => operationDocId(org, id)) } }).toArray();
+    const docs = await this.c.operations
+      .find({ _id: { $in: ids.map((id) => operationDocId(org, id)) } })
+      .toArray();
     return docs.map(fromDoc);
   }
 

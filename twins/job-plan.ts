@@ -52,6 +52,31 @@ export type JobStatus =
 const FINAL_JOB: ReadonlySet<JobStatus> = new Set(['COMPLETED', 'STOPPED', 'ABORTED', 'CANCELLED']);
 export const isJobFinal = (status: JobStatus): boolean => FINAL_JOB.has(status);
 
+/** What a job runs on each device: the single-operation API's body. */
+export interface JobOrder {
+  readonly name: string;
+  readonly parameters?: Record<string, unknown> | unknown[];
+  readonly delivery?: 'auto' | 'push' | 'pending';
+  readonly timeoutMs?: number;
+  readonly ttlMs?: number;
+  readonly retries?: number;
+  readonly retriesDelayMs?: number;
+  readonly retryResultList?: readonly string[];
+}
+
+export interface JobFilter {
+  readonly type?: string;
+  readonly tag?: string;
+  readonly status?: string;
+  readonly lifecycle?: 'ACTIVE' | 'DECOMMISSIONED';
+  readonly q?: string;
+}
+
+/** Explicit device ids (stored as the job's executions), or a filter resolved at start or continuously. */
+export type JobTarget =
+  | { readonly kind: 'ids'; readonly count: number }
+  | { readonly kind: 'filter'; readonly filter: JobFilter; readonly continuous: boolean };
+
 export type WaveSpec = { readonly count: number } | { readonly percent: number };
 
 export interface AbortRule {

@@ -7,10 +7,11 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import type { JobOrder, JobTarget } from '../inventory/documents';
 import {
   type Control,
+  type JobOrder,
   type JobProgress,
+  type JobTarget,
   type Rollout,
   addTargets,
   afterFinished,

@@ -7,7 +7,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { JobProgress } from '../twins/job-plan';
+import type { Control, JobProgress } from '../twins/job-plan';
 import { type JobInput, JobRun } from './job-run';
 import { controlJobUpdate, getJobProgressQuery } from './job.messages';
 
@@ -19,7 +19,7 @@ const MAX_JOB_HISTORY = 10_000;
 export async function jobWorkflow(input: JobInput): Promise<JobProgress> {
   const job = new JobRun(input);
   setHandler(getJobProgressQuery, () => job.progress);
-  setHandler(controlJobUpdate, (c) => job.control(c), { validator: (c) => job.validate(c) });
+  setHandler(controlJobUpdate, (c) => job.control(c), { validator: (c: Control) => job.validate(c) });
   await job.begin();
   for (;;) {
     await job.step();

@@ -6,7 +6,6 @@ import {
   EXECUTION_STATUSES,
   type ExecutionStatus,
   type JobStatus,
-  type Rollout,
   eta,
   isJobFinal,
   nextOpening,
@@ -108,7 +107,7 @@ export function toJobRequest(body: CreateJobBody): JobRequest {
   return {
     order: operation,
     target,
-    rollout: rollout as Rollout,
+    rollout: rollout,
     ...(pollMs !== undefined ? { pollMs } : {}),
     ...(refreshMs !== undefined ? { refreshMs } : {}),
   };

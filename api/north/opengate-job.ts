@@ -1,7 +1,6 @@
 // OpenGate's job body (`POST /north/v80/operation/jobs`), mapped onto a TwinFlow job so OpenGate scripts keep working.
 import { z } from 'zod';
 import type { JobRequest } from '../../operations/jobs.service';
-import type { Rollout } from '../../twins/job-plan';
 import { DEVICE_ID_PATTERN } from '../../workflows/ids';
 import { rolloutSchema } from './job.schemas';
 import { createOperationSchema } from './operation.schemas';
@@ -73,6 +72,6 @@ export function fromOpenGateJob(body: z.infer<typeof openGateJobSchema>): JobReq
       ...(p.retriesDelay !== undefined ? { retriesDelayMs: p.retriesDelay } : {}),
     },
     target: 'append' in r.target ? { deviceIds: r.target.append.entities } : { filter: r.target.filter },
-    rollout: rolloutSchema.parse({}) as Rollout,
+    rollout: rolloutSchema.parse({}),
   };
 }

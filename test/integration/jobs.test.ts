@@ -83,7 +83,7 @@ describe('jobs', () => {
       const q = new URLSearchParams({ limit: '1000' });
       if (status) q.set('status', status);
       if (cursor !== null) q.set('cursor', String(cursor));
-      const res = await admin.get(`/north/v1/jobs/${id}/executions?${q}`);
+      const res = await admin.get(`/north/v1/jobs/${id}/executions?${q.toString()}`);
       expect(res.status).toBe(200);
       out.push(...res.body.items);
       cursor = res.body.nextCursor;
@@ -251,7 +251,7 @@ describe('jobs', () => {
       return r.counts?.SUCCESSFUL === 4 ? r : undefined;
     });
     expect(grown).toMatchObject({ status: 'RUNNING', total: 4 });
-    expect(emulator.received(late!)).toHaveLength(1);
+    expect(emulator.received(late)).toHaveLength(1);
     expect((await admin.post(`/north/v1/jobs/${res.body.id}/cancel`, {})).body.status).toBe('CANCELLED');
   });
 
@@ -313,7 +313,7 @@ describe('jobs', () => {
       status: 'COMPLETED',
       operation: { name: 'REBOOT_EQUIPMENT', timeoutMs: 30_000 },
     });
-    expect(emulator.received(ids[0]!)[0]?.parameters).toMatchObject({ type: 'HARDWARE' });
+    expect(emulator.received(ids[0])[0]?.parameters).toMatchObject({ type: 'HARDWARE' });
   });
 
   it('refuses bad input on every job route, and records an audit entry per action', async () => {

@@ -122,7 +122,12 @@ describe('the success threshold', () => {
 });
 
 describe('the abort rule', () => {
-  const rule = { failureTypes: ['FAILED' as const, 'TIMEOUT' as const], percent: 20, minFinished: 5, cancelRunning: true };
+  const rule = {
+    failureTypes: ['FAILED' as const, 'TIMEOUT' as const],
+    percent: 20,
+    minFinished: 5,
+    cancelRunning: true,
+  };
 
   it('waits for the minimum of finished devices, then aborts above the share', () => {
     const r = rollout({ abort: rule });
