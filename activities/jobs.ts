@@ -80,7 +80,11 @@ export interface StartBatch {
 export interface PollBatch {
   readonly org: string;
   readonly jobId: string;
-  readonly inFlight: readonly { seq: number; operationId: string }[];
+  readonly actor: string;
+  readonly order: JobOrder;
+  /** Ask again for operations whose request got no record in time (a running job only). */
+  readonly askAgain: boolean;
+  readonly inFlight: readonly { seq: number; deviceId: string; operationId: string; startedAt: number }[];
   /** Past the per-device deadline: TIMEOUT unless their operation ended meanwhile. */
   readonly overdue: readonly number[];
 }
@@ -88,6 +92,31 @@ export interface PollBatch {
 function missing(deps: JobActivityDeps | undefined): JobActivityDeps {
   if (!deps) throw new Error('this worker was built without job dependencies');
   return deps;
+}
+
+/** A twin that has not answered a job's request within this long is asked again by a later poll. */
+const REQUEST_PATIENCE_MS = 20_000;
+
+/**
+ * One request: its outcome, or undefined when the twin did not answer in time or failed for a reason that may pass
+ * (its workflow task failing, the server busy). Asking again is safe: the operation id is the same.
+ */
+async function requestOnce(
+  deps: JobActivityDeps,
+  b: { org: string; actor: string; order: JobOrder },
+  deviceId: string,
+  id: string,
+): Promise<Outcome<OperationRecord> | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), REQUEST_PATIENCE_MS);
+  });
+  const asked = deps.service.request(b.org, b.actor, deviceId, b.order, id).catch(() => undefined);
+  try {
+    return await Promise.race([asked, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Requests the operation of each device in the seq range; a device whose operation exists is not asked twice. */
@@ -99,7 +128,9 @@ async function startJobTargets(deps: JobActivityDeps, b: StartBatch): Promise<St
     const id = jobOperationId(b.jobId, t.deviceId);
     const known = stored.get(id);
     if (known) return { seq: t.seq, deviceId: t.deviceId, operationId: id, status: known.status };
-    const out = await deps.service.request(b.org, b.actor, t.deviceId, b.order, id);
+    const out = await requestOnce(deps, b, t.deviceId, id);
+    // Not answered in time (a twin that cannot take it now): counted as started; the polls ask again.
+    if (out === undefined) return { seq: t.seq, deviceId: t.deviceId, operationId: id, status: 'QUEUED' };
     if (!out.ok) return { seq: t.seq, deviceId: t.deviceId, refused: `${out.code}: ${out.message}` };
     return { seq: t.seq, deviceId: t.deviceId, operationId: id, status: out.value.status };
   });
@@ -127,15 +158,26 @@ async function pollJobOperations(deps: JobActivityDeps, b: PollBatch): Promise<E
     b.inFlight.map((f) => f.operationId),
   );
   const byId = new Map(records.map((r) => [r.id, r]));
+  // Requested long enough ago and still without a record: the request was lost; ask again (same id).
+  const lost = (b.askAgain ? b.inFlight : []).filter(
+    (f) => !byId.has(f.operationId) && Date.now() - f.startedAt >= REQUEST_PATIENCE_MS,
+  );
+  await inParallel(lost, START_CONCURRENCY, (f) => requestOnce(deps, b, f.deviceId, f.operationId));
   const overdue = new Set(b.overdue);
   const ended: Ended[] = [];
   for (const f of b.inFlight) {
     const rec = byId.get(f.operationId);
     if (rec && isFinal(rec.status))
-      ended.push({ ...f, status: executionOf(rec.status), operationStatus: rec.status });
+      ended.push({
+        seq: f.seq,
+        operationId: f.operationId,
+        status: executionOf(rec.status),
+        operationStatus: rec.status,
+      });
     else if (overdue.has(f.seq))
       ended.push({
-        ...f,
+        seq: f.seq,
+        operationId: f.operationId,
         status: 'TIMEOUT',
         reason: 'no end within the per-device deadline',
         ...(rec ? { operationStatus: rec.status } : {}),

@@ -188,13 +188,16 @@ export class JobRun {
     const p = this.progress;
     if (p.inFlight.length === 0) return;
     const overdue = pastDeadline(p, this.input.rollout.deviceDeadlineMs, Date.now()).map((f) => f.seq);
-    const inFlight = p.inFlight.map((f) => ({ seq: f.seq, operationId: f.operationId }));
-    const ended = await acts.pollJobOperations({
-      org: this.input.org,
-      jobId: this.input.jobId,
-      inFlight,
-      overdue,
-    });
+    const { org, jobId, actor, order } = this.input;
+    const inFlight = p.inFlight.map(({ seq, deviceId, operationId, startedAt }) => ({
+      seq,
+      deviceId,
+      operationId,
+      startedAt,
+    }));
+    // A request lost on its way to a twin is asked again, unless the job has ended meanwhile.
+    const askAgain = !isJobFinal(p.status);
+    const ended = await acts.pollJobOperations({ org, jobId, actor, order, inFlight, overdue, askAgain });
     if (ended.length > 0) this.setProgress(afterFinished(this.progress, ended));
   }
 

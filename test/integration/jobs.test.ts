@@ -152,7 +152,9 @@ describe('jobs', () => {
     expect(done).toMatchObject({ status: 'STOPPED', reason: expect.stringMatching(/wave 1: 75.0 %/) });
     expect(done.counts).toMatchObject({ SUCCESSFUL: 6, FAILED: 2, SKIPPED: 32, PENDING: 0 });
     expect(done.waves[0]).toMatchObject({ wave: 1, started: 8, finished: 8, successful: 6 });
-    expect(emulator.stats().requests - before).toBe(8);
+    // Eight devices were asked (a push the twin repeated after a lost answer counts once).
+    expect(ids.filter((id) => emulator.received(id).length > 0)).toHaveLength(8);
+    expect(emulator.stats().requests - before).toBeGreaterThanOrEqual(8);
     await eventually(async () =>
       (await executions(res.body.id, 'SKIPPED')).length === 32 ? true : undefined,
     );
@@ -380,7 +382,16 @@ describe('jobs', () => {
     }
     const execs = await admin.get('/north/v1/jobs/0000000aa-00000000aa/executions?status=NOPE');
     expect(execs.status).toBe(400);
-    // The audit log holds the creations and the controls of the tests above.
+    // Every control is audited: a job of its own, paused, resumed, re-rated and cancelled.
+    const [one] = await fleet(prefix('b'), fleetBehaviors({ timeout: 1 }, 1));
+    const own = await create({ operation: { ...reboot, timeoutMs: 600_000 }, target: { deviceIds: [one] } });
+    for (const [action, body] of [
+      ['pause', {}],
+      ['resume', {}],
+      ['rate', { maxInFlight: 3 }],
+      ['cancel', { cancelRunning: true }],
+    ] as const)
+      expect((await admin.post(`/north/v1/jobs/${own.body.id}/${action}`, body)).status).toBe(200);
     const audit = await mongo
       .db(tf.env.MONGODB_DB)
       .collection('audit')
