@@ -34,6 +34,7 @@ export interface JobRequest {
   /** Tests and benchmarks: the longest pause between looks at running operations, and the refresh period. */
   readonly pollMs?: number;
   readonly refreshMs?: number;
+  readonly maxHistory?: number;
 }
 
 export interface JobsServiceDeps {
@@ -122,6 +123,7 @@ export class JobsService {
       rollout: doc.rollout,
       ...(req.pollMs !== undefined ? { pollMs: req.pollMs } : {}),
       ...(req.refreshMs !== undefined ? { refreshMs: req.refreshMs } : {}),
+      ...(req.maxHistory !== undefined ? { maxHistory: req.maxHistory } : {}),
     };
     return accepted({ doc, input });
   }

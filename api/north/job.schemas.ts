@@ -97,19 +97,22 @@ export const createJobSchema = z
     /** Tuning: the longest pause between looks at running operations, and a continuous job's refresh period. */
     pollMs: z.number().int().min(50).max(60_000).optional(),
     refreshMs: z.number().int().min(100).max(DAY).optional(),
+    /** Tuning: the job continues as new past this many history events (default 10,000). */
+    maxHistory: z.number().int().min(100).max(40_000).optional(),
   })
   .strict();
 
 export type CreateJobBody = z.infer<typeof createJobSchema>;
 
 export function toJobRequest(body: CreateJobBody): JobRequest {
-  const { operation, target, rollout, pollMs, refreshMs } = body;
+  const { operation, target, rollout, pollMs, refreshMs, maxHistory } = body;
   return {
     order: operation,
     target,
     rollout: rollout,
     ...(pollMs !== undefined ? { pollMs } : {}),
     ...(refreshMs !== undefined ? { refreshMs } : {}),
+    ...(maxHistory !== undefined ? { maxHistory } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import {
   eventually,
   mongoClient,
   startTwinflow,
+  temporalClient,
   uniqueName,
 } from './harness';
 
@@ -447,5 +448,31 @@ describe('jobs', () => {
     });
     expect(past.status).toBe(400);
     expect((await admin.get('/north/v1/job-schedules/nope')).status).toBe(404);
+  });
+
+  it('continues as new when its history grows, carrying its progress, and targets each device once', async () => {
+    const ids = await fleet(prefix('n'), fleetBehaviors({ succeed: 1 }, 30));
+    const before = emulator.stats().requests;
+    const res = await create({
+      operation: reboot,
+      target: { deviceIds: ids },
+      rollout: { maxInFlight: 1 },
+      maxHistory: 100,
+    });
+    const done = await untilStatus(res.body.id, FINAL_JOB, 120_000);
+    expect(done).toMatchObject({ status: 'COMPLETED', counts: expect.objectContaining({ SUCCESSFUL: 30 }) });
+    for (const id of ids) expect(new Set(emulator.received(id).map((r) => r.operationId)).size).toBe(1);
+    expect(emulator.stats().requests - before).toBeGreaterThanOrEqual(30);
+    const temporal = await temporalClient();
+    try {
+      let runs = 0;
+      for await (const _ of temporal.client.workflow.list({
+        query: `WorkflowId = "job/default/${res.body.id}"`,
+      }))
+        runs++;
+      expect(runs).toBeGreaterThan(1);
+    } finally {
+      await temporal.close();
+    }
   });
 });
