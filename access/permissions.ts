@@ -9,6 +9,8 @@ export const ACTIONS = [
   'operations:read',
   'operations:create',
   'operations:cancel',
+  'jobs:read',
+  'jobs:manage',
   'keys:read',
   'keys:manage',
   'users:read',
@@ -57,13 +59,15 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   operator: {
     name: 'operator',
     description:
-      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, reads connector functions.',
+      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, runs and controls jobs, reads connector functions.',
     permissions: [
       'devices:read',
       'devices:write',
       'operations:read',
       'operations:create',
       'operations:cancel',
+      'jobs:read',
+      'jobs:manage',
       'functions:read',
       'certificates:read',
       'certificates:manage',
@@ -72,8 +76,8 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   },
   viewer: {
     name: 'viewer',
-    description: 'Reads devices, their history, their operations and their certificates; changes nothing.',
-    permissions: ['devices:read', 'operations:read', 'certificates:read'],
+    description: 'Reads devices, their history, their operations, jobs and certificates; changes nothing.',
+    permissions: ['devices:read', 'operations:read', 'jobs:read', 'certificates:read'],
     builtin: true,
   },
   device: {

@@ -6,15 +6,19 @@ import { type FirstPush, afterFirstPush } from '../twins/operation-flow';
 import type { OperationRecord } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import { type DeliveryOutcome, type DeliveryRequest, deliverOperation } from './delivery';
+import { type JobActivityDeps, createJobActivities } from './jobs';
 
 export interface ActivityDeps {
   readonly devices: DeviceRepository;
   readonly operations: OperationRepository;
   readonly datapoints: DatapointRepository;
+  /** Jobs request operations through the operations service; a worker without them runs no job. */
+  readonly jobs?: JobActivityDeps;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
+    ...createJobActivities(deps.jobs),
     /** Publishes a twin's snapshot to the read model (the twin publishes one at a time, in order). */
     async publishTwinSnapshot(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<void> {
       await deps.devices.writeTwinSnapshot(org, deviceId, snapshot);

@@ -15,6 +15,8 @@ import { authRoutes, meRoutes } from './north/auth.routes';
 import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
 import { devicesRoutes } from './north/devices.routes';
 import { functionsRoutes } from './north/functions.routes';
+import { jobSchedulesRoutes } from './north/job-schedules.routes';
+import { jobsRoutes, openGateJobsRoutes } from './north/jobs.routes';
 import { keysRoutes } from './north/keys.routes';
 import { deviceOperationsRoutes, operationsRoutes } from './north/operations.routes';
 import { auditRoutes, organizationsRoutes } from './north/organizations.routes';
@@ -51,6 +53,9 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   deviceCertificatesRoutes,
   devicesRoutes,
   operationsRoutes,
+  jobsRoutes,
+  jobSchedulesRoutes,
+  openGateJobsRoutes,
   southRoutes,
   // After southRoutes: `collect/iot` is the OpenGate body and is matched first.
   southFunctionsRoutes,

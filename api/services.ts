@@ -12,12 +12,15 @@ import type {
 } from '../inventory/identity.repo';
 import type { ConnectorFunctions } from '../functions/connector';
 import type { KeyRepository } from '../inventory/keys.repo';
+import type { JobRepository } from '../inventory/jobs.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
 import type { Authenticator } from '../access/authenticator';
 import type { RoleResolver } from '../access/roles';
 import type { LoginLimiter } from '../access/login-limiter';
 import type { DeviceDirectory } from '../ingest/device-directory';
 import type { Ingestor } from '../ingest/ingestor';
+import type { JobSchedulesService } from '../operations/job-schedules.service';
+import type { JobsService } from '../operations/jobs.service';
 import type { OperationsService } from '../operations/operations.service';
 import type { TwinGateway } from '../operations/twin-gateway';
 
@@ -33,6 +36,7 @@ export interface Services {
   readonly certificates: CertificateRepository;
   readonly datapoints: DatapointRepository;
   readonly operations: OperationRepository;
+  readonly jobs: JobRepository;
   readonly auth: Authenticator;
   readonly organizations: OrganizationRepository;
   readonly users: UserRepository;
@@ -48,6 +52,10 @@ export interface Services {
   readonly twins: TwinGateway;
   /** Operations for every transport: request, read, cancel, device answers, pending hand-over. */
   readonly operationsService: OperationsService;
+  /** Jobs: one operation over many devices, as durable rollouts. */
+  readonly jobsService: JobsService;
+  /** Jobs started at a time or recurring, through Temporal Schedules. */
+  readonly jobSchedules: JobSchedulesService;
   readonly directory: DeviceDirectory;
   readonly ingestor: Ingestor;
   /** Connector functions: their repository, the sandbox engine, and the translation for HTTP and MQTT ingest. */

@@ -2,7 +2,7 @@
 // collect throughput, and identity (login, authentication overhead), on the embedded stack; and what each internal
 // Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
 // twin-memory (worker memory and replays with 10,000 live twins) runs on a stack of its own.
-// BENCH_ONLY=temporal-steps,twin-memory,identity,mqtt,tls,operations,provisioning,collect picks sections.
+// BENCH_ONLY=temporal-steps,twin-memory,identity,mqtt,tls,operations,jobs,provisioning,collect picks sections.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { postgresUnreachable, startPostgresTemporal } from '../worker/postgres-t
 import { TEMPORAL_SERVER_VERSION, type TemporalServerTools, ensureTemporalServer } from '../worker/tools';
 import { SHARED_WORKFLOW_MODULES } from '../worker/workflow-bundle';
 import { runIdentityBench } from './identity';
+import { type JobsBenchResult, runJobsBench } from './jobs';
 import { mosquittoInstalled, startMosquitto } from './mosquitto';
 import { type MqttBenchOptions, type MqttBenchResult, runMqttBench } from './mqtt';
 import { type OperationsBenchResult, runOperationsBench, summarizeOperations } from './operations';
@@ -33,7 +34,10 @@ const COLLECT_DEVICES = Number(process.env.BENCH_COLLECT_DEVICES ?? 10_000);
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
-  (process.env.BENCH_ONLY ?? 'temporal-steps,twin-memory,identity,mqtt,tls,operations,provisioning,collect')
+  (
+    process.env.BENCH_ONLY ??
+    'temporal-steps,twin-memory,identity,mqtt,tls,operations,jobs,provisioning,collect'
+  )
     .split(',')
     .map((s) => s.trim()),
 );
@@ -409,7 +413,9 @@ async function postgresOperations(): Promise<OperationsBenchResult | undefined> 
   }
 }
 
-const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'tls', 'operations', 'provisioning', 'collect'];
+const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'tls', 'operations', 'jobs', 'provisioning', 'collect'];
+const JOB_DEVICES = Number(process.env.BENCH_JOB_DEVICES ?? 10_000);
+const JOB_CONCURRENCY = Number(process.env.BENCH_JOB_CONCURRENCY ?? 32);
 
 async function main(): Promise<void> {
   const steps = await temporalSteps();
@@ -464,6 +470,7 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: `127.0.0.1:${ports.temporal}` });
   const client = new Client({ connection });
   let ops: OperationsBenchResult | undefined;
+  let jobs: JobsBenchResult | undefined;
   let provisionRate = NaN;
   let bareRate = NaN;
   let collectRate = NaN;
@@ -521,6 +528,21 @@ async function main(): Promise<void> {
         base,
         temporalAddress: `127.0.0.1:${ports.temporal}`,
         ...OPERATIONS_OPTIONS,
+      });
+    }
+    if (SECTIONS.has('jobs')) {
+      say(
+        `\nJobs: one job over ${fmt(JOB_DEVICES)} emulated synchronous devices beside as many single operations requested in a loop, ${JOB_CONCURRENCY} at once`,
+      );
+      jobs = await runJobsBench({
+        base,
+        adminKey: ADMIN_KEY,
+        say,
+        devices: JOB_DEVICES,
+        concurrency: JOB_CONCURRENCY,
+      }).catch((err: unknown) => {
+        say(`  Jobs did not finish: ${(err as Error).message}`);
+        return undefined;
       });
     }
     if (!SECTIONS.has('provisioning') && !SECTIONS.has('collect')) return;
@@ -617,6 +639,10 @@ async function main(): Promise<void> {
       );
     }
     if (ops) for (const line of summarizeOperations(ops)) say(line);
+    if (jobs)
+      say(
+        `  jobs                  ${fmt(jobs.jobRate, 1).padStart(8)} operations/s through one job, ${fmt(jobs.loopRate, 1)}/s as single operations, ratio ${fmt(jobs.jobRate / jobs.loopRate, 2)} (aim: 1 or better), ${fmt(jobs.devices)} devices; create to first start ${fmt(jobs.firstStartMs)} ms`,
+      );
     if (SECTIONS.has('provisioning') && Number.isFinite(bareRate)) {
       say(`  provisioning          ${fmt(provisionRate).padStart(8)} devices/s`);
       say(`  bare Temporal starts  ${fmt(bareRate).padStart(8)} starts/s`);

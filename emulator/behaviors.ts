@@ -300,3 +300,51 @@ export function responseEnvelope(
   };
   return { version: '8.0', operation: { response } };
 }
+
+/** A mixed fleet: the share of devices that succeed, fail, never answer (time out) and sleep (poll). */
+export interface FleetMix {
+  readonly succeed?: number;
+  readonly fail?: number;
+  readonly timeout?: number;
+  readonly sleep?: number;
+}
+
+const MIX_BEHAVIORS: Readonly<Record<keyof FleetMix, Behavior>> = {
+  succeed: { kind: 'sync' },
+  fail: { kind: 'sync', resultCode: 'ERROR_PROCESSING' },
+  timeout: { kind: 'silent' },
+  sleep: { kind: 'sleepy' },
+};
+
+/** Checks a mix: shares of 0..1 that add up to 1 (within rounding). */
+export function checkFleetMix(mix: FleetMix): string | undefined {
+  const shares = Object.values(mix) as number[];
+  if (shares.some((s) => !(s >= 0 && s <= 1))) return 'fleet shares are between 0 and 1';
+  const sum = shares.reduce((a, b) => a + b, 0);
+  return Math.abs(sum - 1) > 1e-6 ? `fleet shares add up to ${sum}, not 1` : undefined;
+}
+
+/**
+ * The behaviour of each of `count` devices for a mix: exact counts (rounded), spread evenly through the fleet so
+ * every wave of a rollout sees the same mix.
+ */
+export function fleetBehaviors(mix: FleetMix, count: number): Behavior[] {
+  const kinds = (Object.keys(MIX_BEHAVIORS) as (keyof FleetMix)[]).filter((k) => (mix[k] ?? 0) > 0);
+  const assigned = new Map(kinds.map((k) => [k, 0]));
+  const out: Behavior[] = [];
+  for (let i = 0; i < count; i++) {
+    // The kind furthest behind its share so far goes next.
+    let best = kinds[0]!;
+    let lag = -Infinity;
+    for (const k of kinds) {
+      const behind = (mix[k] ?? 0) * (i + 1) - assigned.get(k)!;
+      if (behind > lag) {
+        lag = behind;
+        best = k;
+      }
+    }
+    assigned.set(best, assigned.get(best)! + 1);
+    out.push(MIX_BEHAVIORS[best]);
+  }
+  return out;
+}

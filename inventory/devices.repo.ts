@@ -34,6 +34,21 @@ export interface LatestUpdate {
 const DUPLICATE_KEY = 11000;
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** The query behind a device list (and a job's filter): the org's devices after `after`, in id order. */
+export function deviceListQuery(org: string, filter: DeviceListFilter, after?: string): Filter<DeviceDoc> {
+  const query: Filter<DeviceDoc> = { org };
+  if (filter.type !== undefined) query.type = filter.type;
+  if (filter.tag !== undefined) query.tags = filter.tag;
+  if (filter.status !== undefined) query['twin.status'] = filter.status;
+  if (filter.lifecycle !== undefined) query.lifecycle = filter.lifecycle;
+  if (filter.q !== undefined) {
+    const re = new RegExp(escapeRegex(filter.q), 'i');
+    query.$or = [{ id: re }, { name: re }];
+  }
+  query._id = after !== undefined ? { $gt: deviceDocId(org, after) } : { $gte: `${org}/` };
+  return query;
+}
+
 /**
  * Page updates sent to the store in one update command at most. FerretDB 1.24 keeps one SQLite connection
  * open for every update of a command until the whole command ends, and each update's own write needs one
@@ -85,16 +100,7 @@ export class DeviceRepository {
   }
 
   async list(org: string, filter: DeviceListFilter, limit: number, after?: string): Promise<DevicePage> {
-    const query: Filter<DeviceDoc> = { org };
-    if (filter.type !== undefined) query.type = filter.type;
-    if (filter.tag !== undefined) query.tags = filter.tag;
-    if (filter.status !== undefined) query['twin.status'] = filter.status;
-    if (filter.lifecycle !== undefined) query.lifecycle = filter.lifecycle;
-    if (filter.q !== undefined) {
-      const re = new RegExp(escapeRegex(filter.q), 'i');
-      query.$or = [{ id: re }, { name: re }];
-    }
-    query._id = after !== undefined ? { $gt: deviceDocId(org, after) } : { $gte: `${org}/` };
+    const query = deviceListQuery(org, filter, after);
     const items = await this.c.devices
       .find(query)
       .sort({ _id: 1 })

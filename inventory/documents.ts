@@ -1,5 +1,8 @@
 // The shapes of TwinFlow's MongoDB documents. Every document carries its organization.
 import type { Binary } from 'mongodb';
+import type { ExecutionStatus, JobOrder, JobProgress, JobTarget, Rollout } from '../twins/job-plan';
+
+export type { JobFilter, JobOrder, JobTarget } from '../twins/job-plan';
 import type { OperationRecord, OperationStep } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import type { AttributeValue } from '../twins/types';
@@ -230,6 +233,38 @@ export interface OperationDoc extends Omit<OperationRecord, 'parameters' | 'step
  * How many operations wait for a sleepy device's next poll, kept current by the device's twin (its only writer), so
  * that an empty poll is answered without asking the twin. No document: the twin has not written one yet (ask it).
  */
+/** A job: what it runs, on what, how; its progress as the job workflow last wrote it. */
+export interface JobDoc {
+  _id: string; // `${org}/${id}`
+  org: string;
+  id: string;
+  order: JobOrder;
+  target: JobTarget;
+  rollout: Rollout;
+  requestedBy: string;
+  createdAt: number;
+  /** The schedule that started it, if any. */
+  scheduleId?: string;
+  status: JobProgress['status'];
+  progress?: JobProgress;
+  updatedAt: number;
+}
+
+/** One device of a job, in the order the job takes them. */
+export interface JobExecutionDoc {
+  _id: string; // `${org}/${jobId}/${seq, 9 digits}`
+  org: string;
+  jobId: string;
+  seq: number;
+  deviceId: string;
+  status: ExecutionStatus;
+  operationId?: string;
+  operationStatus?: string;
+  reason?: string;
+  startedAt?: number;
+  finishedAt?: number;
+}
+
 export interface PendingMarkerDoc {
   _id: string; // `${org}/${deviceId}`
   waiting: number;

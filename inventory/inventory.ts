@@ -11,6 +11,8 @@ import type {
   DeviceCredentialPolicyDoc,
   DeviceDoc,
   FunctionDoc,
+  JobDoc,
+  JobExecutionDoc,
   LatestPageDoc,
   OperationDoc,
   OrganizationDoc,
@@ -33,6 +35,8 @@ export interface Collections {
   readonly ingestOwners: Collection<IngestOwnerDoc>;
   readonly operations: Collection<OperationDoc>;
   readonly pendingMarkers: Collection<PendingMarkerDoc>;
+  readonly jobs: Collection<JobDoc>;
+  readonly jobExecutions: Collection<JobExecutionDoc>;
   readonly users: Collection<UserDoc>;
   readonly roles: Collection<RoleDoc>;
   readonly refreshTokens: Collection<RefreshTokenDoc>;
@@ -68,6 +72,8 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     ingestOwners: db.collection<IngestOwnerDoc>('ingest_owners'),
     operations: db.collection<OperationDoc>('operations'),
     pendingMarkers: db.collection<PendingMarkerDoc>('pending_markers'),
+    jobs: db.collection<JobDoc>('jobs'),
+    jobExecutions: db.collection<JobExecutionDoc>('job_executions'),
     users: db.collection<UserDoc>('users'),
     roles: db.collection<RoleDoc>('roles'),
     refreshTokens: db.collection<RefreshTokenDoc>('refresh_tokens'),
@@ -123,6 +129,7 @@ async function ensureIndexes(c: Collections): Promise<void> {
     { key: { org: 1, deviceId: 1 }, name: 'org_device' },
     { key: { revokedAt: 1 }, name: 'revoked' },
   ]);
+  // Job and execution _ids start with the org (and the job): the _id index serves lists and cursors.
   await create(c.operations, [
     { key: { org: 1, deviceId: 1, createdAt: -1, id: -1 }, name: 'device_newest' },
   ]);

@@ -75,6 +75,15 @@ export class OperationRepository {
     return doc ? fromDoc(doc) : null;
   }
 
+  /** Several records by id (in no particular order); ids without a record are left out. */
+  async getMany(org: string, ids: readonly string[]): Promise<OperationRecord[]> {
+    if (ids.length === 0) return [];
+    const docs = await this.c.operations
+      .find({ _id: { $in: ids.map((id) => operationDocId(org, id)) } })
+      .toArray();
+    return docs.map(fromDoc);
+  }
+
   /** A device's operations, newest first. */
   async listForDevice(
     org: string,

@@ -70,14 +70,18 @@ export class OperationsService {
     this.liveDelivery = deliver;
   }
 
-  /** Checks an operation against the device and its twin type, then hands it to the twin; answers its record. */
+  /**
+   * Checks an operation against the device and its twin type, then hands it to the twin; answers its record. A job
+   * passes its own id for each device, so a repeated request is recognised (by the twin, and by the store).
+   */
   async request(
     org: string,
     actor: string,
     deviceId: string,
     order: OperationOrder,
+    id: string = randomUUID(),
   ): Promise<Outcome<OperationRecord>> {
-    const built = await this.build(org, actor, deviceId, order);
+    const built = await this.build(org, actor, deviceId, order, id);
     if (!built.ok) return built;
     const { request, mqtt } = built.value;
     const admitted = await this.admit(request);
@@ -210,6 +214,7 @@ export class OperationsService {
     actor: string,
     deviceId: string,
     order: OperationOrder,
+    id: string,
   ): Promise<Outcome<{ request: OperationRequest; mqtt: boolean }>> {
     const params = normalizeParameters(order.parameters);
     if (!params.ok) return refused('INVALID_ARGUMENT', params.message);
@@ -229,7 +234,7 @@ export class OperationsService {
     const url = doc.transport.http?.operationUrl;
     const platformKey = doc.transport.http?.apiKey;
     const request: OperationRequest = {
-      id: randomUUID(),
+      id,
       org,
       deviceId,
       twinType: type.name,

@@ -25,7 +25,7 @@ import {
 import { ensureRetentionSchedule } from './retention-schedule';
 import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
-import { type BuiltServices, createRepositories, createServices } from './services';
+import { type BuiltServices, createJobActivityDeps, createRepositories, createServices } from './services';
 import { createTwinWorker, installSdkRuntime } from './twin-worker';
 import { localCaLine, loadTlsMaterial, serverTlsOptions, TlsFileError, type TlsMaterial } from './tls-files';
 
@@ -84,17 +84,20 @@ async function startWorkerRole(
   inventory: Inventory,
   temporalAddress: string,
   life: Lifecycle,
+  logger: Logger,
 ) {
   installSdkRuntime({
     debug: config.logLevel === 'debug' || config.logLevel === 'trace',
     metricsPort: config.worker.metricsPort,
   });
-  const { devices, operations, datapoints } = createRepositories(inventory, config.writeBack.instance);
+  const repos = createRepositories(inventory, config.writeBack.instance);
+  const { devices, operations, datapoints } = repos;
+  const jobs = await createJobActivityDeps(config, repos, temporalAddress, logger);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { devices, operations, datapoints },
+    deps: { devices, operations, datapoints, jobs: jobs.deps },
     workflowBundlePath: config.workflowBundlePath,
     tuning: config.worker,
   });
@@ -103,6 +106,7 @@ async function startWorkerRole(
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running;
     await connection.close();
+    await jobs.close();
   });
   const scheduleConnection = await Connection.connect({ address: temporalAddress });
   try {
@@ -286,7 +290,7 @@ async function run(config: Config): Promise<Running> {
     const inventory = await openInventory(mongoUri, config.mongo.db);
     life.onStop(() => inventory.close());
     if (config.roles.has('worker')) {
-      const change = await startWorkerRole(config, inventory, temporalAddress, life);
+      const change = await startWorkerRole(config, inventory, temporalAddress, life, logger);
       logger.info({ change, retentionMs: config.retention.datapointsMs }, 'datapoint retention schedule');
     }
     const roleLines = api

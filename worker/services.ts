@@ -7,6 +7,8 @@ import { LoginLimiter } from '../access/login-limiter';
 import { RoleResolver } from '../access/roles';
 import { TokenService } from '../access/tokens';
 import { createMetrics } from '../api/metrics';
+import { ApplicationFailure } from '@temporalio/common';
+import type { CreateJobPort, JobActivityDeps } from '../activities/jobs';
 import type { ReadinessCheck, Services } from '../api/services';
 import { ConnectorFunctions } from '../functions/connector';
 import { FunctionEngine } from '../functions/engine';
@@ -28,9 +30,12 @@ import {
   sharedSecret,
 } from '../inventory/identity.repo';
 import type { Inventory } from '../inventory/inventory';
+import { JobRepository } from '../inventory/jobs.repo';
 import { KeyRepository } from '../inventory/keys.repo';
 import { OperationRepository } from '../inventory/operations.repo';
 import { RecentIngest } from '../inventory/recent-ingest';
+import { JobSchedulesService } from '../operations/job-schedules.service';
+import { JobsService } from '../operations/jobs.service';
 import { OperationsService } from '../operations/operations.service';
 import { TwinGateway } from '../operations/twin-gateway';
 import type { Config } from './config';
@@ -66,6 +71,7 @@ export function createRepositories(inventory: Inventory, instance: string) {
     devices: new DeviceRepository(c, recent),
     keys: new KeyRepository(c),
     operations: new OperationRepository(c),
+    jobs: new JobRepository(c),
     datapoints: new DatapointRepository(c, recent),
     users: new UserRepository(c),
     roles: new RoleRepository(c),
@@ -106,7 +112,7 @@ function createNotifier(config: Config, twins: TwinGateway, logger: Logger): Twi
   );
 }
 
-function createTwinGateway(config: Config, client: Client): TwinGateway {
+export function createTwinGateway(config: Config, client: Client): TwinGateway {
   return new TwinGateway(client, {
     taskQueue: config.temporal.taskQueue,
     twinOptions: {
@@ -116,6 +122,53 @@ function createTwinGateway(config: Config, client: Client): TwinGateway {
       firstPushBudgetMs: config.twin.firstPushBudgetMs,
     },
   });
+}
+
+/**
+ * What the worker's job activities need: the operations service (over a Temporal client of its own), so a job
+ * requests each device's operation exactly as the API does.
+ */
+export async function createJobActivityDeps(
+  config: Config,
+  repos: Pick<Repositories, 'devices' | 'operations' | 'jobs'>,
+  temporalAddress: string,
+  logger: Logger,
+): Promise<{ deps: JobActivityDeps; close(): Promise<void> }> {
+  const connection = await Connection.connect({ address: temporalAddress });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const twins = createTwinGateway(config, client);
+  const jobsService = new JobsService({
+    client,
+    jobs: repos.jobs,
+    taskQueue: config.temporal.taskQueue,
+    now: Date.now,
+  });
+  const createJob: CreateJobPort = async (org, actor, request, id, scheduleId) => {
+    const prepared = await jobsService.prepare(org, actor, request, id, scheduleId);
+    if (!prepared.ok) throw ApplicationFailure.nonRetryable(prepared.message, prepared.code);
+    return prepared.value.input;
+  };
+  const service = new OperationsService({
+    twins,
+    operations: repos.operations,
+    devices: repos.devices,
+    directory: new DeviceDirectory(repos.devices),
+    now: Date.now,
+    warn: (what, fields) => logger.warn(fields, what),
+  });
+  return {
+    deps: { jobs: repos.jobs, operations: repos.operations, service, createJob },
+    close: () => connection.close(),
+  };
+}
+
+function createJobsServices(config: Config, connection: Connection, jobs: JobRepository) {
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const taskQueue = config.temporal.taskQueue;
+  return {
+    jobsService: new JobsService({ client, jobs, taskQueue, now: Date.now }),
+    jobSchedules: new JobSchedulesService({ client, taskQueue, now: Date.now }),
+  };
 }
 
 /** Named checks of what the API depends on, each answering within 2 s. */
@@ -193,6 +246,7 @@ export async function createServices(
     metrics,
     twins,
     operationsService,
+    ...createJobsServices(config, connection, repos.jobs),
     directory,
     ingestor,
     functions: new ConnectorFunctions(repos.functions, functionEngine),

@@ -2,3 +2,5 @@
 export { twinWorkflow } from './twin.workflow';
 export { operationWorkflow } from './operation.workflow';
 export { retentionWorkflow } from './retention.workflow';
+export { jobWorkflow } from './job.workflow';
+export { scheduledJobWorkflow } from './scheduled-job.workflow';

@@ -2,7 +2,7 @@
 // role, service keys, devices with their keys and an operation, and a digest of everything stored.
 import { createHash, randomBytes } from 'node:crypto';
 import type { MongoClient } from 'mongodb';
-import { type ApiClient, apiClient, startTwinflow, type TwinflowProcess } from './harness';
+import { type ApiClient, apiClient, eventually, startTwinflow, type TwinflowProcess } from './harness';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -140,6 +140,25 @@ export async function setUpFixture(): Promise<Fixture> {
     platformClient.post(`/north/v1/devices/${deviceA.id}/operations`, { name: 'REFRESH_INFO' }),
     202,
   );
+  // A job in organization A, running until the security suite ends: its sleepy device never polls.
+  const job = await ok(
+    platformClient.post('/north/v1/jobs', {
+      operation: { name: 'REFRESH_INFO' },
+      target: { deviceIds: [deviceA2.id] },
+    }),
+    202,
+  );
+  await eventually(async () => {
+    const view = await ok(platformClient.get(`/north/v1/jobs/${job.id as string}`), 200);
+    return view.counts?.STARTED === 1 ? true : undefined;
+  }, 30_000);
+  const schedule = await ok(
+    platformClient.post('/north/v1/job-schedules', {
+      job: { operation: { name: 'REFRESH_INFO' }, target: { deviceIds: [deviceA2.id] } },
+      schedule: { at: Date.now() + 365 * 86_400_000 },
+    }),
+    201,
+  );
   const keys = await ok(platformClient.get('/north/v1/keys?kind=service'), 200);
   const fn = await ok(
     platformClient.post('/north/v1/functions', {
@@ -164,6 +183,8 @@ export async function setUpFixture(): Promise<Fixture> {
     params: {
       deviceId: deviceA.id,
       operationId: op.id as string,
+      jobId: job.id as string,
+      scheduleId: schedule.id as string,
       email: `viewer-${suffix}@a.example`,
       name: customRole,
       keyId: (keys.keys as { keyId: string }[])[0]?.keyId ?? 'tfk_00000000',
@@ -182,6 +203,15 @@ export const VALID_BODIES: Record<string, unknown> = {
   'PATCH /north/v1/users/:email': { name: 'Renamed' },
   'PUT /north/v1/roles/:name': { permissions: ['devices:read'] },
   'POST /north/v1/devices/:deviceId/operations': { name: 'REFRESH_INFO' },
+  'POST /north/v1/jobs': { operation: { name: 'REFRESH_INFO' }, target: { deviceIds: ['would-be-target'] } },
+  'POST /north/v1/jobs/:jobId/rate': { maxInFlight: 5 },
+  'POST /north/v1/job-schedules': {
+    job: { operation: { name: 'REFRESH_INFO' }, target: { deviceIds: ['would-be-target'] } },
+    schedule: { everyMs: 3_600_000 },
+  },
+  'POST /north/v80/operation/jobs': {
+    job: { request: { name: 'REFRESH_INFO', target: { append: { entities: ['would-be-target'] } } } },
+  },
   'PATCH /north/v1/devices/:deviceId': { name: 'Renamed' },
   'POST /north/v1/devices': { id: 'would-be-created' },
   'POST /north/v1/users': { email: 'would-be@a.example', password: 'a long enough password', role: 'viewer' },
@@ -205,6 +235,8 @@ export const VALID_BODIES: Record<string, unknown> = {
 export const MISSING: Record<string, string> = {
   deviceId: 'no-such-device',
   operationId: '00000000-0000-4000-8000-000000000000',
+  jobId: '0000000aa-00000000aa',
+  scheduleId: 's0000000aa-00000000aa',
   email: 'nobody@nowhere.example',
   name: 'no-such-role',
   keyId: 'tfk_00000000',
@@ -240,6 +272,7 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
     apiKeys,
     devices,
     operations,
+    jobs,
     datapoints,
     functions,
     authorities,
@@ -253,6 +286,8 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
     // The twin's snapshot and seen times move on their own; the record's identity and lifecycle must not.
     digest('devices', ({ twin: _t, latest: _l, lastSeenAt: _s, ...rest }) => rest),
     digest('operations', (doc) => [doc._id, doc.status]),
+    // A running job rewrites its progress; what it is and what it targets must not change.
+    digest('jobs', ({ progress: _p, status: _s, updatedAt: _u, ...rest }) => rest),
     digest('datapoints', (doc) => doc._id),
     digest('functions', whole),
     digest('certificate_authorities', whole),
@@ -266,6 +301,7 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
     apiKeys,
     devices,
     operations,
+    jobs,
     datapoints,
     functions,
     authorities,

@@ -2,6 +2,7 @@
 import { SearchAttributeType } from '@temporalio/common';
 import {
   TWINFLOW_DEVICE_ID,
+  TWINFLOW_JOB,
   TWINFLOW_OPERATION,
   TWINFLOW_ORG,
   TWINFLOW_SEARCH_ATTRIBUTES,
@@ -10,12 +11,24 @@ import {
 } from '../../../workflows/search-attributes';
 
 describe('TwinFlow search attributes', () => {
-  it('names the five keys as operators filter by them', () => {
+  it('names the six keys as operators filter by them', () => {
     expect(
-      [TWINFLOW_ORG, TWINFLOW_DEVICE_ID, TWINFLOW_TWIN_TYPE, TWINFLOW_STATUS, TWINFLOW_OPERATION].map(
-        (k) => k.name,
-      ),
-    ).toEqual(['TwinflowOrg', 'TwinflowDeviceId', 'TwinflowTwinType', 'TwinflowStatus', 'TwinflowOperation']);
+      [
+        TWINFLOW_ORG,
+        TWINFLOW_DEVICE_ID,
+        TWINFLOW_TWIN_TYPE,
+        TWINFLOW_STATUS,
+        TWINFLOW_OPERATION,
+        TWINFLOW_JOB,
+      ].map((k) => k.name),
+    ).toEqual([
+      'TwinflowOrg',
+      'TwinflowDeviceId',
+      'TwinflowTwinType',
+      'TwinflowStatus',
+      'TwinflowOperation',
+      'TwinflowJob',
+    ]);
   });
 
   it('declares every key as a Keyword', () => {
@@ -25,18 +38,20 @@ describe('TwinFlow search attributes', () => {
       TWINFLOW_TWIN_TYPE,
       TWINFLOW_STATUS,
       TWINFLOW_OPERATION,
+      TWINFLOW_JOB,
     ]) {
       expect(key.type).toBe(SearchAttributeType.KEYWORD);
     }
   });
 
-  it('lists exactly the five names as Keyword for the dev server and the operator service', () => {
+  it('lists exactly the six names as Keyword for the dev server and the operator service', () => {
     expect(TWINFLOW_SEARCH_ATTRIBUTES).toEqual({
       TwinflowOrg: 'Keyword',
       TwinflowDeviceId: 'Keyword',
       TwinflowTwinType: 'Keyword',
       TwinflowStatus: 'Keyword',
       TwinflowOperation: 'Keyword',
+      TwinflowJob: 'Keyword',
     });
   });
 });
