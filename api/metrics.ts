@@ -54,72 +54,66 @@ function readGauge(registry: Registry, name: string, help: string, read: () => n
 
 type Kind = 'counter' | 'gauge';
 
+type IngestFigures = ReturnType<MetricSources['ingest']>;
+
+/** The ingest pipeline's figures: name, kind, help, and the field of `MetricSources.ingest` each mirrors. */
+const INGEST_FIGURES: readonly [string, Kind, string, keyof IngestFigures][] = [
+  ['twinflow_ingest_messages_total', 'counter', 'Messages stored by the ingest pipeline', 'items'],
+  ['twinflow_ingest_writes_total', 'counter', 'Group-commit writes (many messages each)', 'batches'],
+  [
+    'twinflow_ingest_refused_total',
+    'counter',
+    'Messages refused because the ingest queue was full',
+    'refused',
+  ],
+  [
+    'twinflow_ingest_commit_write_seconds_total',
+    'counter',
+    'Time group-commit writes spent storing their commit document',
+    'commitSeconds',
+  ],
+  [
+    'twinflow_ingest_history_write_seconds_total',
+    'counter',
+    'Time the write-back spent storing datapoint history chunks',
+    'historySeconds',
+  ],
+  [
+    'twinflow_ingest_latest_write_seconds_total',
+    'counter',
+    'Time the write-back spent storing latest pages',
+    'latestSeconds',
+  ],
+  ['twinflow_ingest_latest_pages_total', 'counter', 'Latest pages written back', 'latestPages'],
+  [
+    'twinflow_ingest_adopted_commits_total',
+    'counter',
+    "Commits read back from this instance's earlier starts or adopted from an instance silent past its lease",
+    'adoptedCommits',
+  ],
+  [
+    'twinflow_ingest_pending_commits',
+    'gauge',
+    'Commit documents not yet fully written back',
+    'pendingCommits',
+  ],
+  [
+    'twinflow_ingest_held_points',
+    'gauge',
+    'Datapoints held in process until the history write-back',
+    'heldPoints',
+  ],
+  ['twinflow_ingest_queued', 'gauge', 'Messages waiting for the next write', 'queued'],
+];
+
 /** TwinFlow's own figures: name, kind, help and where each is read. */
 function figures(sources: MetricSources): [string, Kind, string, () => number][] {
-  const ingest = sources.ingest;
   const twins = sources.twinSignals;
   return [
-    [
-      'twinflow_ingest_messages_total',
-      'counter',
-      'Messages stored by the ingest pipeline',
-      () => ingest().items,
-    ],
-    [
-      'twinflow_ingest_writes_total',
-      'counter',
-      'Group-commit writes (many messages each)',
-      () => ingest().batches,
-    ],
-    [
-      'twinflow_ingest_refused_total',
-      'counter',
-      'Messages refused because the ingest queue was full',
-      () => ingest().refused,
-    ],
-    [
-      'twinflow_ingest_commit_write_seconds_total',
-      'counter',
-      'Time group-commit writes spent storing their commit document',
-      () => ingest().commitSeconds,
-    ],
-    [
-      'twinflow_ingest_history_write_seconds_total',
-      'counter',
-      'Time the write-back spent storing datapoint history chunks',
-      () => ingest().historySeconds,
-    ],
-    [
-      'twinflow_ingest_latest_write_seconds_total',
-      'counter',
-      'Time the write-back spent storing latest pages',
-      () => ingest().latestSeconds,
-    ],
-    [
-      'twinflow_ingest_latest_pages_total',
-      'counter',
-      'Latest pages written back',
-      () => ingest().latestPages,
-    ],
-    [
-      'twinflow_ingest_adopted_commits_total',
-      'counter',
-      "Commits read back from this instance's earlier starts or adopted from an instance silent past its lease",
-      () => ingest().adoptedCommits,
-    ],
-    [
-      'twinflow_ingest_pending_commits',
-      'gauge',
-      'Commit documents not yet fully written back',
-      () => ingest().pendingCommits,
-    ],
-    [
-      'twinflow_ingest_held_points',
-      'gauge',
-      'Datapoints held in process until the history write-back',
-      () => ingest().heldPoints,
-    ],
-    ['twinflow_ingest_queued', 'gauge', 'Messages waiting for the next write', () => ingest().queued],
+    ...INGEST_FIGURES.map(
+      ([name, kind, help, field]) =>
+        [name, kind, help, () => sources.ingest()[field]] as [string, Kind, string, () => number],
+    ),
     [
       'twinflow_twin_signals_total',
       'counter',
