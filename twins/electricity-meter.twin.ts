@@ -43,6 +43,24 @@ export function meterStatus(state: MeterState): MeterStatus {
   return 'OK';
 }
 
+/** How long power must stay over the limit before the meter's breaker opens (ms); attribute `overloadHoldMs`. */
+export const METER_OVERLOAD_HOLD_MS = 120_000;
+/** How long the voltage must stay out of tolerance before the VOLTAGE alarm is raised (ms); `voltageHoldMs`. */
+export const METER_VOLTAGE_HOLD_MS = 60_000;
+/** A meter that sent nothing for this long is OFFLINE (ms); attribute `offlineAfterMs`. */
+export const METER_OFFLINE_AFTER_MS = 15 * 60_000;
+
+const attributeMs =
+  (name: string, fallback: number) =>
+  ({ attributes }: { attributes: Readonly<Record<string, unknown>> }): number => {
+    const v = attributes[name];
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fallback;
+  };
+
+const overloaded = (s: MeterState): boolean => s.powerW !== null && s.powerW > s.powerLimitW;
+const voltageOut = (s: MeterState): boolean =>
+  s.voltageV !== null && voltageBand(s.voltageV) === 'OUT_OF_TOLERANCE';
+
 export const electricityMeterTwin = defineTwin<MeterState>({
   name: 'electricity-meter',
   description: 'Electricity meter: energy register, active power against its limit, supply voltage.',
@@ -86,6 +104,36 @@ export const electricityMeterTwin = defineTwin<MeterState>({
     return dp.datastreamId === 'power.limit';
   },
   maxSignalDelayMs: 10_000,
+  offlineAfterMs: METER_OFFLINE_AFTER_MS,
+  reactions: [
+    {
+      // Power over the limit for overloadHoldMs: a MAJOR alarm, and the breaker opens. An operator clears it.
+      name: 'overload-breaker',
+      when: ({ state }) => overloaded(state),
+      for: attributeMs('overloadHoldMs', METER_OVERLOAD_HOLD_MS),
+      then: ({ state }) => [
+        {
+          kind: 'raiseAlarm',
+          alarm: 'OVERLOAD',
+          severity: 'MAJOR',
+          message: `power ${state.powerW} W over the limit of ${state.powerLimitW} W`,
+        },
+        { kind: 'operation', name: 'DISCONNECT_SUPPLY', parameters: { reason: 'overload' } },
+        { kind: 'event', name: 'breaker-opened', data: { powerW: state.powerW, limitW: state.powerLimitW } },
+      ],
+    },
+  ],
+  alarms: [
+    {
+      name: 'VOLTAGE',
+      severity: 'MINOR',
+      description: 'Supply voltage out of tolerance (EN 50160, ±10 % of 230 V).',
+      raise: ({ state }) => voltageOut(state),
+      for: attributeMs('voltageHoldMs', METER_VOLTAGE_HOLD_MS),
+      message: ({ state }) => `voltage ${state.voltageV} V out of tolerance`,
+      clearableByHand: false,
+    },
+  ],
   operations: {
     REBOOT_EQUIPMENT: OPENGATE_OPERATIONS.REBOOT_EQUIPMENT,
     REFRESH_INFO: OPENGATE_OPERATIONS.REFRESH_INFO,

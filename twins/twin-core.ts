@@ -1,4 +1,20 @@
 // The twin's pure core: decide(type, state, input, now) -> new state and effects. No Temporal, no I/O.
+import {
+  type AlarmSummary,
+  type BehaviourContext,
+  type BehaviourEffect,
+  type BehaviourState,
+  OFFLINE_KEY,
+  OFFLINE_STATUS,
+  acknowledgeAlarm,
+  alarmSummary,
+  checkOffline,
+  clearAlarmByHand,
+  dataReceived,
+  emptyBehaviour,
+  evaluateBehaviours,
+  hasBehaviours,
+} from './behaviours';
 import type { TwinType } from './define-twin';
 import { type OperationRequest, type RequestEnvelope, requestEnvelope } from './operations';
 import {
@@ -58,6 +74,8 @@ export interface TwinState {
   readonly recentBatchIds: readonly string[];
   /** Open operations in order of request, and the pending queue of a device that polls. */
   readonly operations: OperationTable;
+  /** Reactions, alarms and connectivity (absent in runs carried over from before behaviours existed). */
+  readonly behaviour?: BehaviourState;
   /** Grows with every change; read models keep the highest version they have seen. */
   readonly version: number;
   readonly createdAt: number;
@@ -89,13 +107,18 @@ export type TwinInput =
   | { readonly kind: 'operationEnded'; readonly id: string }
   | { readonly kind: 'operationWaiting'; readonly id: string }
   | { readonly kind: 'claimPending'; readonly limit: number }
-  | { readonly kind: 'cancelOperation'; readonly id: string; readonly by: string };
+  | { readonly kind: 'cancelOperation'; readonly id: string; readonly by: string }
+  /** A behaviour's durable timer fired (a pending condition's `due`, or the offline check). */
+  | { readonly kind: 'behaviourTimer'; readonly key: string }
+  | { readonly kind: 'acknowledgeAlarm'; readonly name: string; readonly by: string }
+  | { readonly kind: 'clearAlarm'; readonly name: string; readonly by: string };
 
 export type TwinEffect =
   /** Urgent: what lists filter by changed (status, profile, lifecycle, first contact); else only counters and times. */
   | { readonly kind: 'publishSnapshot'; readonly urgent: boolean }
   | { readonly kind: 'statusChanged'; readonly from: string; readonly to: string }
-  | OperationEffect;
+  | OperationEffect
+  | BehaviourEffect;
 
 export interface Decision {
   readonly state: TwinState;
@@ -153,7 +176,18 @@ export function decide(type: TwinType, state: TwinState, input: TwinInput, now: 
     case 'telemetry':
       return applyTelemetry(type, state, input.batch, now);
     case 'updateProfile':
-      return applyProfilePatch(state, input.patch, now);
+      return applyProfilePatch(type, state, input.patch, now);
+    case 'behaviourTimer':
+      return behaviourTimer(type, state, input.key, now);
+    case 'acknowledgeAlarm':
+    case 'clearAlarm': {
+      const behaviour = state.behaviour ?? emptyBehaviour();
+      const act = input.kind === 'acknowledgeAlarm' ? acknowledgeAlarm : clearAlarmByHand;
+      const done = act(behaviour, input.name, input.by, now);
+      if (!done.ok) return done;
+      if (done.value.behaviour === behaviour) return ok({ state, effects: [] });
+      return ok(withBehaviour(state, done.value.behaviour, done.value.effects, now, []));
+    }
     case 'decommission': {
       const cancelled = cancelAll(state.operations, 'decommission');
       return ok({
@@ -233,11 +267,27 @@ function applyTelemetry(
   }
   const status = type.status(typeState);
   const lastSeenAt = Math.max(state.connectivity.lastSeenAt ?? 0, batch.receivedAt);
+  const reported = [...latest.values()].sort(compareLatest);
+  const behaviours = type.behaviours;
+  let behaviourEffects: readonly BehaviourEffect[] = [];
+  let behaviour = state.behaviour;
+  if (hasBehaviours(behaviours)) {
+    const ctx = contextOf(type, { ...state, typeState, reported }, state.typeState);
+    const evaluated = evaluateBehaviours(
+      behaviours,
+      dataReceived(state.behaviour ?? emptyBehaviour(), now),
+      ctx,
+      now,
+    );
+    behaviour = evaluated.behaviour;
+    behaviourEffects = evaluated.effects;
+  }
   const next: TwinState = {
     ...state,
-    reported: [...latest.values()].sort(compareLatest),
+    reported,
     typeState,
     status,
+    ...(behaviour ? { behaviour } : {}),
     connectivity: { lastSeenAt, channel: batch.channel },
     counters: {
       ...state.counters,
@@ -250,14 +300,21 @@ function applyTelemetry(
     updatedAt: now,
   };
   const firstContact = state.connectivity.lastSeenAt === null;
+  const alarmsChanged = behaviourEffects.some((e) => e.kind === 'alarmChanged');
   const effects: TwinEffect[] = [
-    { kind: 'publishSnapshot', urgent: status !== state.status || firstContact },
+    { kind: 'publishSnapshot', urgent: status !== state.status || firstContact || alarmsChanged },
+    ...behaviourEffects,
   ];
   if (status !== state.status) effects.unshift({ kind: 'statusChanged', from: state.status, to: status });
   return ok({ state: next, effects });
 }
 
-function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): Result<Decision> {
+function applyProfilePatch(
+  type: TwinType,
+  state: TwinState,
+  patch: ProfilePatch,
+  now: number,
+): Result<Decision> {
   const checked = validateProfilePatch(patch);
   if (!checked.ok) return checked;
   const attributes: Record<string, AttributeValue> = { ...state.profile.attributes };
@@ -274,16 +331,70 @@ function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): 
     tags: patch.tags ? [...new Set(patch.tags)] : state.profile.tags,
     attributes,
   };
-  return ok({
-    state: {
-      ...state,
-      profile,
-      counters: { ...state.counters, attributeChanges: state.counters.attributeChanges + 1 },
-      version: state.version + 1,
-      updatedAt: now,
-    },
-    effects: [{ kind: 'publishSnapshot', urgent: true }],
-  });
+  const patched: TwinState = {
+    ...state,
+    profile,
+    counters: { ...state.counters, attributeChanges: state.counters.attributeChanges + 1 },
+    version: state.version + 1,
+    updatedAt: now,
+  };
+  // Conditions may read attributes and tags: they are evaluated again (a twin that never had data is left alone).
+  if (hasBehaviours(type.behaviours) && state.behaviour) {
+    const evaluated = evaluateBehaviours(
+      type.behaviours,
+      state.behaviour,
+      contextOf(type, patched, state.typeState),
+      now,
+    );
+    return ok({
+      state: { ...patched, behaviour: evaluated.behaviour },
+      effects: [{ kind: 'publishSnapshot', urgent: true }, ...evaluated.effects],
+    });
+  }
+  return ok({ state: patched, effects: [{ kind: 'publishSnapshot', urgent: true }] });
+}
+
+/** What reactions and alarm conditions see. */
+function contextOf(type: TwinType, state: TwinState, previous: unknown): BehaviourContext<unknown> {
+  return {
+    state: state.typeState,
+    previous,
+    status: type.status(state.typeState),
+    reported: state.reported,
+    attributes: state.profile.attributes,
+    tags: state.profile.tags,
+  };
+}
+
+/** A timer fired: the offline check, or a pending condition whose duration may now be over. */
+function behaviourTimer(type: TwinType, state: TwinState, key: string, now: number): Result<Decision> {
+  const before = state.behaviour;
+  if (!before) return ok({ state, effects: [] });
+  if (key === OFFLINE_KEY) {
+    const behaviour = checkOffline(type.behaviours, before, state.profile.attributes, now);
+    if (behaviour === before) return ok({ state, effects: [] });
+    const effects: TwinEffect[] = [];
+    if (state.status !== OFFLINE_STATUS)
+      effects.push({ kind: 'statusChanged', from: state.status, to: OFFLINE_STATUS });
+    return ok(withBehaviour({ ...state, status: OFFLINE_STATUS }, behaviour, [], now, effects));
+  }
+  const evaluated = evaluateBehaviours(type.behaviours, before, contextOf(type, state, state.typeState), now);
+  if (evaluated.behaviour === before) return ok({ state, effects: [] });
+  return ok(withBehaviour(state, evaluated.behaviour, evaluated.effects, now, []));
+}
+
+function withBehaviour(
+  state: TwinState,
+  behaviour: BehaviourState,
+  behaviourEffects: readonly BehaviourEffect[],
+  now: number,
+  extra: readonly TwinEffect[],
+): Decision {
+  const urgent = extra.length > 0 || behaviourEffects.some((e) => e.kind === 'alarmChanged');
+  return {
+    state: { ...state, behaviour, version: state.version + 1, updatedAt: now },
+    effects: [...extra, { kind: 'publishSnapshot', urgent }, ...behaviourEffects],
+  };
 }
 
 function compareLatest(a: LatestValue, b: LatestValue): number {
@@ -322,6 +433,8 @@ export interface TwinSnapshot {
   readonly counters: TwinCounters;
   /** Open operations, and how many wait for their turn or for the device to poll. */
   readonly operations: { readonly open: number; readonly waiting: number };
+  /** Active alarms, unacknowledged ones, and the highest active severity. */
+  readonly alarms: AlarmSummary;
   readonly updatedAt: number;
 }
 
@@ -336,6 +449,7 @@ export function toSnapshot(state: TwinState): TwinSnapshot {
     connectivity: state.connectivity,
     counters: state.counters,
     operations: operationCounts(state.operations),
+    alarms: alarmSummary(state.behaviour),
     updatedAt: state.updatedAt,
   };
 }

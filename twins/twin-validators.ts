@@ -1,4 +1,5 @@
 // What a twin accepts before it changes anything: pure checks behind the twin workflow's update validators.
+import { acknowledgeAlarm, clearAlarmByHand, emptyBehaviour } from './behaviours';
 import type { TwinType } from './define-twin';
 import { checkOperation } from './operation-catalogue';
 import type { OperationRequest } from './operations';
@@ -85,4 +86,20 @@ export function validateProfilePatch(patch: ProfilePatch): Result<ProfilePatch> 
     }
   }
   return ok(patch);
+}
+
+/** An operator's acknowledge or clear: the alarm exists on an active twin, and a clear is allowed. */
+export function validateAlarmAction(
+  _type: TwinType,
+  state: TwinState,
+  input: { name: string; action: 'acknowledge' | 'clear'; by: string },
+): Result<{ name: string }> {
+  const active = requireActive(state);
+  if (!active.ok) return active;
+  if (input.action !== 'acknowledge' && input.action !== 'clear')
+    return fail('INVALID_ARGUMENT', 'action must be acknowledge or clear');
+  const behaviour = state.behaviour ?? emptyBehaviour();
+  const act = input.action === 'acknowledge' ? acknowledgeAlarm : clearAlarmByHand;
+  const done = act(behaviour, input.name, input.by, 0);
+  return done.ok ? ok({ name: input.name }) : done;
 }

@@ -89,12 +89,12 @@ async function startWorkerRole(
     debug: config.logLevel === 'debug' || config.logLevel === 'trace',
     metricsPort: config.worker.metricsPort,
   });
-  const { devices, operations, datapoints } = createRepositories(inventory);
+  const { devices, operations, datapoints, alarms } = createRepositories(inventory);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { devices, operations, datapoints },
+    deps: { devices, operations, datapoints, alarms },
     workflowBundlePath: config.workflowBundlePath,
     tuning: config.worker,
   });

@@ -6,11 +6,17 @@ export const TWINFLOW_DEVICE_ID = defineSearchAttributeKey('TwinflowDeviceId', S
 export const TWINFLOW_TWIN_TYPE = defineSearchAttributeKey('TwinflowTwinType', SearchAttributeType.KEYWORD);
 export const TWINFLOW_STATUS = defineSearchAttributeKey('TwinflowStatus', SearchAttributeType.KEYWORD);
 export const TWINFLOW_OPERATION = defineSearchAttributeKey('TwinflowOperation', SearchAttributeType.KEYWORD);
+/** The highest severity among a twin's active alarms, or NONE (set once a twin has had an alarm). */
+export const TWINFLOW_ALARM = defineSearchAttributeKey('TwinflowAlarm', SearchAttributeType.KEYWORD);
 
 /** Name -> type, as `temporal server start-dev --search-attribute` and the operator service want them. */
 export const TWINFLOW_SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword'>> = Object.fromEntries(
-  [TWINFLOW_ORG, TWINFLOW_DEVICE_ID, TWINFLOW_TWIN_TYPE, TWINFLOW_STATUS, TWINFLOW_OPERATION].map((k) => [
-    k.name,
-    'Keyword',
-  ]),
+  [
+    TWINFLOW_ORG,
+    TWINFLOW_DEVICE_ID,
+    TWINFLOW_TWIN_TYPE,
+    TWINFLOW_STATUS,
+    TWINFLOW_OPERATION,
+    TWINFLOW_ALARM,
+  ].map((k) => [k.name, 'Keyword']),
 );

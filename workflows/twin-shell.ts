@@ -27,6 +27,8 @@ import {
 } from '../twins/twin-core';
 import { type DeviceProfile, type Result, ok } from '../twins/types';
 import { ensureOk } from './failures';
+import type { AlarmRecord } from '../twins/behaviours';
+import { TwinBehaviours } from './twin-behaviours';
 import { TWIN_ADMITS_OPERATIONS, TwinEffects } from './twin-effects';
 import type { OperationAdmission } from './twin.messages';
 
@@ -46,6 +48,7 @@ interface PendingMarker {
 /** Built once per run inside the workflow function. */
 export class TwinShell {
   private readonly effects: TwinEffects;
+  private readonly behaviours: TwinBehaviours;
   private readonly marker: PendingMarker;
   /** While true, routine snapshot requests are noted in heldWanted instead of made. */
   private holding = false;
@@ -55,7 +58,7 @@ export class TwinShell {
   private readonly endedHere = new Set<string>();
 
   constructor(
-    private readonly type: TwinType,
+    readonly type: TwinType,
     public state: TwinState,
     public snapshotPending: SnapshotPending,
     options: { readonly firstPushBudgetMs: number },
@@ -73,6 +76,9 @@ export class TwinShell {
     });
     this.marker = { waiting: waitingForPoll(state.operations), seq: 0, writtenSeq: 0, writer: false };
     setCurrentDetails(describeTwin(state));
+    this.behaviours = new TwinBehaviours(this);
+    // A new run arms the timers its state needs (a run carried over holds its pending conditions).
+    this.behaviours.afterChange();
   }
 
   /** Runs the core; a refused input changes nothing and is answered as a failure. */
@@ -81,9 +87,10 @@ export class TwinShell {
     if (!decision.ok) return decision;
     this.state = decision.value.state;
     for (const effect of decision.value.effects) {
-      this.effects.run(effect);
+      if (!this.behaviours.run(effect)) this.effects.run(effect);
       setCurrentDetails(describeTwin(this.state));
     }
+    this.behaviours.afterChange();
     const waiting = waitingForPoll(this.state.operations);
     if (waiting !== this.marker.waiting) this.markerChanged(waiting);
     return ok(decision.value.effects);
@@ -188,6 +195,18 @@ export class TwinShell {
     return this.state;
   }
 
+  /** An operator acknowledges or clears an alarm; answers once the alarm is stored. */
+  async alarmAction(input: {
+    name: string;
+    action: 'acknowledge' | 'clear';
+    by: string;
+  }): Promise<AlarmRecord> {
+    const kind = input.action === 'acknowledge' ? 'acknowledgeAlarm' : 'clearAlarm';
+    this.apply({ kind, name: input.name, by: input.by });
+    await this.behaviours.stored();
+    return this.state.behaviour!.alarms[input.name]!;
+  }
+
   get decommissioned(): boolean {
     return this.state.lifecycle === 'DECOMMISSIONED';
   }
@@ -195,7 +214,10 @@ export class TwinShell {
   /** No handler is running and no signal, child start or marker write is under way: safe to end or continue. */
   idle(): boolean {
     return (
-      allHandlersFinished() && this.effects.inFlight.size === 0 && this.marker.writtenSeq === this.marker.seq
+      allHandlersFinished() &&
+      this.effects.inFlight.size === 0 &&
+      this.marker.writtenSeq === this.marker.seq &&
+      this.behaviours.idle()
     );
   }
 

@@ -8,6 +8,7 @@ import type {
   RequestEnvelope,
 } from '../twins/operations';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
+import type { AlarmRecord } from '../twins/behaviours';
 import type { DeviceProfile } from '../twins/types';
 
 /** Stored datapoints, coalesced: fire-and-forget, idempotent by batchId. */
@@ -52,3 +53,11 @@ export const cancelOperationUpdate = defineUpdate<void, [{ id: string; by: strin
 export const operationEndedSignal = defineSignal<[{ id: string; status: OperationStatus }]>('operationEnded');
 /** From an operation workflow: a pending operation waits for the next poll again (another attempt). */
 export const operationWaitingSignal = defineSignal<[{ id: string }]>('operationWaiting');
+
+/** An operator acknowledges or clears one of the device's alarms; answers the alarm once it is stored. */
+export interface AlarmAction {
+  readonly name: string;
+  readonly action: 'acknowledge' | 'clear';
+  readonly by: string;
+}
+export const alarmActionUpdate = defineUpdate<AlarmRecord, [AlarmAction]>('alarmAction');

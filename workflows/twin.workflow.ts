@@ -20,6 +20,7 @@ import {
 } from '../twins/twin-core';
 import { emptyOperationTable } from '../twins/twin-operations';
 import {
+  validateAlarmAction,
   validateCancelOperation,
   validateClaimPending,
   validateDecommission,
@@ -30,6 +31,8 @@ import type { DeviceProfile, TwinIdentity } from '../twins/types';
 import { ensureOk } from './failures';
 import { TwinShell } from './twin-shell';
 import {
+  type AlarmAction,
+  alarmActionUpdate,
   cancelOperationUpdate,
   claimPendingOperationsUpdate,
   decommissionUpdate,
@@ -108,6 +111,9 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   setHandler(operationWaitingSignal, (waiting) => twin.operationWaiting(waiting));
   setHandler(updateProfileUpdate, (patch) => twin.updateProfile(patch), {
     validator: (patch: ProfilePatch) => void ensureOk(validateProfileUpdate(twin.state, patch)),
+  });
+  setHandler(alarmActionUpdate, (action) => twin.alarmAction(action), {
+    validator: (action: AlarmAction) => void ensureOk(validateAlarmAction(type, twin.state, action)),
   });
   setHandler(decommissionUpdate, () => twin.decommission(), {
     validator: () => void ensureOk(validateDecommission(twin.state)),

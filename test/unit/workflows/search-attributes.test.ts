@@ -30,8 +30,9 @@ describe('TwinFlow search attributes', () => {
     }
   });
 
-  it('lists exactly the five names as Keyword for the dev server and the operator service', () => {
+  it('lists exactly the six names as Keyword for the dev server and the operator service', () => {
     expect(TWINFLOW_SEARCH_ATTRIBUTES).toEqual({
+      TwinflowAlarm: 'Keyword',
       TwinflowOrg: 'Keyword',
       TwinflowDeviceId: 'Keyword',
       TwinflowTwinType: 'Keyword',
