@@ -9,6 +9,8 @@ export const ACTIONS = [
   'operations:read',
   'operations:create',
   'operations:cancel',
+  'alarms:read',
+  'alarms:manage',
   'keys:read',
   'keys:manage',
   'users:read',
@@ -57,13 +59,15 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   operator: {
     name: 'operator',
     description:
-      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, reads connector functions.',
+      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, acknowledges and clears alarms, reads connector functions.',
     permissions: [
       'devices:read',
       'devices:write',
       'operations:read',
       'operations:create',
       'operations:cancel',
+      'alarms:read',
+      'alarms:manage',
       'functions:read',
       'certificates:read',
       'certificates:manage',
@@ -72,8 +76,9 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   },
   viewer: {
     name: 'viewer',
-    description: 'Reads devices, their history, their operations and their certificates; changes nothing.',
-    permissions: ['devices:read', 'operations:read', 'certificates:read'],
+    description:
+      'Reads devices, their history, their operations, their alarms and their certificates; changes nothing.',
+    permissions: ['devices:read', 'operations:read', 'alarms:read', 'certificates:read'],
     builtin: true,
   },
   device: {

@@ -11,6 +11,7 @@ import { ApiError, errorBody } from './errors';
 import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from './access/route-group';
 import { docsRoutes, OPENAPI_PATH } from './docs.routes';
 import { healthRoutes } from './health.routes';
+import { alarmsRoutes, deviceAlarmsRoutes } from './north/alarms.routes';
 import { authRoutes, meRoutes } from './north/auth.routes';
 import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
 import { devicesRoutes } from './north/devices.routes';
@@ -47,6 +48,8 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   keysRoutes,
   auditRoutes,
   deviceOperationsRoutes,
+  deviceAlarmsRoutes,
+  alarmsRoutes,
   authoritiesRoutes,
   deviceCertificatesRoutes,
   devicesRoutes,
