@@ -101,6 +101,9 @@ export const electricityMeterTwin = defineTwin<MeterState>({
     if (dp.datastreamId === 'voltage' && n !== null && before !== null)
       return voltageBand(n) !== voltageBand(before);
     if (dp.datastreamId === 'energy.import' && n !== null && before !== null) return n < before;
+    // Crossing the default limit may start (or end) an overload's hold: the twin must time it from now.
+    if (dp.datastreamId === 'power.active' && n !== null && before !== null)
+      return n > METER_DEFAULT_POWER_LIMIT_W !== before > METER_DEFAULT_POWER_LIMIT_W;
     return dp.datastreamId === 'power.limit';
   },
   maxSignalDelayMs: 10_000,
