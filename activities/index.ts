@@ -13,6 +13,8 @@ export interface ActivityDeps {
   readonly operations: OperationRepository;
   readonly datapoints: DatapointRepository;
   readonly alarms: AlarmRepository;
+  /** Sends a device listening on MQTT its waiting operations now (set where this process runs the broker). */
+  readonly liveDelivery?: (org: string, deviceId: string) => Promise<void>;
 }
 
 /** How the twin reaches its device for an operation a reaction requests (the inventory's transport). */
@@ -71,6 +73,13 @@ export function createActivities(deps: ActivityDeps) {
         ...(t.sleepy ? { sleepy: true } : {}),
         ...(t.mqtt ? { mqtt: true } : {}),
       };
+    },
+    /**
+     * A device listening on MQTT gets an operation its twin queued at once. Returns without waiting: the hand-over
+     * asks the twin, which must not be held up by its own activity. Without a broker here: at its next subscribe.
+     */
+    async kickLiveDelivery(org: string, deviceId: string): Promise<void> {
+      if (deps.liveDelivery) void deps.liveDelivery(org, deviceId);
     },
     /** Deletes datapoint history that ended at or before `cutoff` (ms); returns how many documents went. */
     async deleteExpiredDatapoints(cutoff: number): Promise<number> {

@@ -14,6 +14,7 @@ import { healthRoutes } from './health.routes';
 import { alarmsRoutes, deviceAlarmsRoutes } from './north/alarms.routes';
 import { authRoutes, meRoutes } from './north/auth.routes';
 import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
+import { desiredRoutes } from './north/desired.routes';
 import { devicesRoutes } from './north/devices.routes';
 import { functionsRoutes } from './north/functions.routes';
 import { keysRoutes } from './north/keys.routes';
@@ -50,6 +51,7 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   deviceOperationsRoutes,
   deviceAlarmsRoutes,
   alarmsRoutes,
+  desiredRoutes,
   authoritiesRoutes,
   deviceCertificatesRoutes,
   devicesRoutes,

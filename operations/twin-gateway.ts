@@ -14,6 +14,7 @@ import {
   isFinal,
 } from '../twins/operations';
 import type { AlarmRecord } from '../twins/behaviours';
+import type { DesiredView } from '../twins/desired';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
 import type { DeviceProfile, TwinIdentity } from '../twins/types';
 import { operationWorkflowId, twinWorkflowId } from '../workflows/ids';
@@ -27,8 +28,10 @@ import {
 } from '../workflows/search-attributes';
 import {
   type AlarmAction,
+  type DesiredPatch,
   type OperationAdmission,
   alarmActionUpdate,
+  setDesiredUpdate,
   cancelOperationUpdate,
   claimPendingOperationsUpdate,
   decommissionUpdate,
@@ -57,6 +60,7 @@ function toRefusal(err: unknown): never {
     if (type === 'RESOURCE_EXHAUSTED') throw new RefusedError('RESOURCE_EXHAUSTED', message);
     if (type === 'NOT_FOUND') throw new RefusedError('NOT_FOUND', message);
     if (type === 'CONFLICT') throw new RefusedError('CONFLICT', message);
+    if (type === 'PRECONDITION_FAILED') throw new RefusedError('PRECONDITION_FAILED', message);
   }
   throw err;
 }
@@ -118,6 +122,17 @@ export class TwinGateway {
       return await this.client.workflow
         .getHandle(twinWorkflowId(org, deviceId))
         .executeUpdate(alarmActionUpdate, { args: [action] });
+    } catch (err) {
+      return toRefusal(err);
+    }
+  }
+
+  /** Changes the desired state on the twin; answers the new view once any attempt it starts is admitted. */
+  async setDesired(org: string, deviceId: string, patch: DesiredPatch): Promise<DesiredView | null> {
+    try {
+      return await this.client.workflow
+        .getHandle(twinWorkflowId(org, deviceId))
+        .executeUpdate(setDesiredUpdate, { args: [patch] });
     } catch (err) {
       return toRefusal(err);
     }

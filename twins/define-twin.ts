@@ -1,5 +1,6 @@
 // The typed API workflow authors use to declare a twin type: its state, how data change it, its status.
 import { type AlarmSpec, type Behaviours, type ReactionSpec, checkBehaviours } from './behaviours';
+import type { DesiredSpec } from './desired';
 import type { OperationCatalogue } from './operation-catalogue';
 import type { Datapoint, LatestValue } from './types';
 
@@ -47,14 +48,26 @@ export interface TwinTypeSpec<S> {
    * overrides it), and comes back with its next data. Default 0: never.
    */
   readonly offlineAfterMs?: number;
+  /**
+   * The device's desired configuration: its schema, how reported values are read, and how a difference becomes
+   * an operation (default SET_DEVICE_PARAMETERS with the changed keys). Default: none (no desired state).
+   */
+  readonly desired?: DesiredSpec<S>;
 }
 
 export interface TwinType<S = unknown> extends Required<
   Omit<
     TwinTypeSpec<S>,
-    'isSignificant' | 'operations' | 'maxConcurrentOperations' | 'reactions' | 'alarms' | 'offlineAfterMs'
+    | 'isSignificant'
+    | 'operations'
+    | 'maxConcurrentOperations'
+    | 'reactions'
+    | 'alarms'
+    | 'offlineAfterMs'
+    | 'desired'
   >
 > {
+  readonly desired?: DesiredSpec<unknown>;
   readonly operations: OperationCatalogue;
   readonly behaviours: Behaviours;
   readonly maxConcurrentOperations: number;
@@ -116,5 +129,6 @@ export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
     operations,
     maxConcurrentOperations,
     behaviours,
+    ...(spec.desired ? { desired: spec.desired as DesiredSpec<unknown> } : {}),
   });
 }

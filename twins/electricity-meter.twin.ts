@@ -126,6 +126,15 @@ export const electricityMeterTwin = defineTwin<MeterState>({
       ],
     },
   ],
+  // The meter's configuration; it confirms a change by reporting the datastream of the same name.
+  desired: {
+    schema: z
+      .object({
+        reportingIntervalS: z.number().int().min(10).max(86_400).optional(),
+        tariff: z.string().min(1).max(32).optional(),
+      })
+      .strict(),
+  },
   alarms: [
     {
       name: 'VOLTAGE',

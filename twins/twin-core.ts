@@ -16,6 +16,20 @@ import {
   hasBehaviours,
 } from './behaviours';
 import type { TwinType } from './define-twin';
+import {
+  type DesiredEffect,
+  type DesiredState,
+  type DesiredView,
+  afterReconnect,
+  afterReport,
+  desiredAdmissionFailed,
+  desiredOperationEnded,
+  desiredRetry,
+  desiredView,
+  emptyDesired,
+  reportedValues,
+  setDesired,
+} from './desired';
 import { type OperationRequest, type RequestEnvelope, requestEnvelope } from './operations';
 import {
   type OperationEffect,
@@ -76,6 +90,8 @@ export interface TwinState {
   readonly operations: OperationTable;
   /** Reactions, alarms and connectivity (absent in runs carried over from before behaviours existed). */
   readonly behaviour?: BehaviourState;
+  /** The desired configuration and its reconciliation (absent until an operator first sets it). */
+  readonly desired?: DesiredState;
   /** Grows with every change; read models keep the highest version they have seen. */
   readonly version: number;
   readonly createdAt: number;
@@ -111,14 +127,32 @@ export type TwinInput =
   /** A behaviour's durable timer fired (a pending condition's `due`, or the offline check). */
   | { readonly kind: 'behaviourTimer'; readonly key: string }
   | { readonly kind: 'acknowledgeAlarm'; readonly name: string; readonly by: string }
-  | { readonly kind: 'clearAlarm'; readonly name: string; readonly by: string };
+  | { readonly kind: 'clearAlarm'; readonly name: string; readonly by: string }
+  /** An operator's change of the desired state; newId names the operation an attempt would use. */
+  | {
+      readonly kind: 'setDesired';
+      readonly patch: Readonly<Record<string, unknown>>;
+      readonly ifVersion?: number;
+      readonly by: string;
+      readonly newId: string;
+    }
+  | { readonly kind: 'desiredRetry'; readonly newId: string }
+  | {
+      readonly kind: 'desiredOperationEnded';
+      readonly id: string;
+      readonly status: string;
+      readonly resultCode?: string | null;
+      readonly resultDescription?: string | null;
+    }
+  | { readonly kind: 'desiredAdmissionFailed'; readonly id: string; readonly reason: string };
 
 export type TwinEffect =
   /** Urgent: what lists filter by changed (status, profile, lifecycle, first contact); else only counters and times. */
   | { readonly kind: 'publishSnapshot'; readonly urgent: boolean }
   | { readonly kind: 'statusChanged'; readonly from: string; readonly to: string }
   | OperationEffect
-  | BehaviourEffect;
+  | BehaviourEffect
+  | DesiredEffect;
 
 export interface Decision {
   readonly state: TwinState;
@@ -179,6 +213,11 @@ export function decide(type: TwinType, state: TwinState, input: TwinInput, now: 
       return applyProfilePatch(type, state, input.patch, now);
     case 'behaviourTimer':
       return behaviourTimer(type, state, input.key, now);
+    case 'setDesired':
+    case 'desiredRetry':
+    case 'desiredOperationEnded':
+    case 'desiredAdmissionFailed':
+      return applyDesired(type, state, input, now);
     case 'acknowledgeAlarm':
     case 'clearAlarm': {
       const behaviour = state.behaviour ?? emptyBehaviour();
@@ -282,12 +321,18 @@ function applyTelemetry(
     behaviour = evaluated.behaviour;
     behaviourEffects = evaluated.effects;
   }
+  let desired = state.desired;
+  if (desired && type.desired) {
+    if (state.behaviour?.offline) desired = afterReconnect(desired, now);
+    desired = afterReport(desired, reportedValues(type.desired, typeState, reported));
+  }
   const next: TwinState = {
     ...state,
     reported,
     typeState,
     status,
     ...(behaviour ? { behaviour } : {}),
+    ...(desired ? { desired } : {}),
     connectivity: { lastSeenAt, channel: batch.channel },
     counters: {
       ...state.counters,
@@ -352,6 +397,58 @@ function applyProfilePatch(
     });
   }
   return ok({ state: patched, effects: [{ kind: 'publishSnapshot', urgent: true }] });
+}
+
+type DesiredInput = Extract<
+  TwinInput,
+  { kind: 'setDesired' | 'desiredRetry' | 'desiredOperationEnded' | 'desiredAdmissionFailed' }
+>;
+
+/** Desired state: an operator's change, a retry, the end of an attempt's operation, a refused admission. */
+function applyDesired(type: TwinType, state: TwinState, input: DesiredInput, now: number): Result<Decision> {
+  const spec = type.desired;
+  if (!spec) return fail('INVALID_ARGUMENT', `twin type ${type.name} declares no desired state`);
+  const before = state.desired ?? emptyDesired();
+  const reported = reportedValues(spec, state.typeState, state.reported);
+  let desired: DesiredState;
+  let effects: DesiredEffect[] = [];
+  switch (input.kind) {
+    case 'setDesired': {
+      const step = setDesired(spec, before, input.patch, {
+        ...(input.ifVersion !== undefined ? { ifVersion: input.ifVersion } : {}),
+        by: input.by,
+        now,
+        newId: input.newId,
+        reported,
+      });
+      if (!step.ok) return step;
+      ({ desired, effects } = step.value);
+      break;
+    }
+    case 'desiredRetry':
+      ({ desired, effects } = desiredRetry(spec, before, reported, now, input.newId));
+      break;
+    case 'desiredOperationEnded':
+      ({ desired, effects } = desiredOperationEnded(spec, before, input, reported, now));
+      break;
+    case 'desiredAdmissionFailed':
+      desired = desiredAdmissionFailed(before, input.id, input.reason);
+      break;
+  }
+  if (desired === before && effects.length === 0) return ok({ state, effects: [] });
+  return ok({
+    state: { ...state, desired, version: state.version + 1, updatedAt: now },
+    effects: [{ kind: 'publishSnapshot', urgent: true }, ...effects],
+  });
+}
+
+/** The desired state as operators see it (null: the type has none, or nobody set it yet). */
+export function desiredOf(type: TwinType, state: TwinState): DesiredView | null {
+  if (!type.desired) return null;
+  return desiredView(
+    state.desired ?? emptyDesired(),
+    reportedValues(type.desired, state.typeState, state.reported),
+  );
 }
 
 /** What reactions and alarm conditions see. */
@@ -435,10 +532,12 @@ export interface TwinSnapshot {
   readonly operations: { readonly open: number; readonly waiting: number };
   /** Active alarms, unacknowledged ones, and the highest active severity. */
   readonly alarms: AlarmSummary;
+  /** The desired state and its sync, for types that declare one. */
+  readonly desired?: DesiredView | null;
   readonly updatedAt: number;
 }
 
-export function toSnapshot(state: TwinState): TwinSnapshot {
+export function toSnapshot(state: TwinState, type?: TwinType): TwinSnapshot {
   return {
     version: state.version,
     twinType: state.identity.twinType,
@@ -450,6 +549,7 @@ export function toSnapshot(state: TwinState): TwinSnapshot {
     counters: state.counters,
     operations: operationCounts(state.operations),
     alarms: alarmSummary(state.behaviour),
+    ...(type?.desired && state.desired ? { desired: desiredOf(type, state) } : {}),
     updatedAt: state.updatedAt,
   };
 }

@@ -78,6 +78,14 @@ async function startStores(config: Config, life: Lifecycle, say: (line: string) 
   return { temporalAddress, temporalUi, mongoUri };
 }
 
+/**
+ * Where this process's MQTT gateway hands waiting operations to listening devices, once the API role has started
+ * it: twins in the same process use it for the operations they queue themselves (reactions, desired state).
+ */
+const liveDeliveryHook: { deliver?: (org: string, deviceId: string) => Promise<void> } = {};
+const liveDelivery = (org: string, deviceId: string): Promise<void> =>
+  liveDeliveryHook.deliver?.(org, deviceId) ?? Promise.resolve();
+
 /** The worker role: twins and their activities, and the datapoint retention schedule. */
 async function startWorkerRole(
   config: Config,
@@ -94,7 +102,7 @@ async function startWorkerRole(
     address: temporalAddress,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { devices, operations, datapoints, alarms },
+    deps: { devices, operations, datapoints, alarms, liveDelivery },
     workflowBundlePath: config.workflowBundlePath,
     tuning: config.worker,
   });
@@ -225,6 +233,7 @@ async function startMqtt(
     logger,
   );
   services.operationsService.attachLiveDelivery((org, deviceId) => gateway.deliverPending(org, deviceId));
+  liveDeliveryHook.deliver = (org, deviceId) => gateway.deliverPending(org, deviceId);
   let channel: RequestChannel;
   let line: string;
   if (config.mqtt.url) {

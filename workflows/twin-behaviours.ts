@@ -14,6 +14,7 @@ import {
 import type { createActivities } from '../activities';
 import { type AlarmRecord, alarmSummary, behaviourDeadlines } from '../twins/behaviours';
 import type { TwinType } from '../twins/define-twin';
+import { DESIRED_BY, DESIRED_KEY } from '../twins/desired';
 import { OPERATION_DEFAULTS, type OperationRequest, chooseDelivery } from '../twins/operations';
 import type { TwinEffect, TwinInput, TwinState } from '../twins/twin-core';
 import type { Result } from '../twins/types';
@@ -25,7 +26,9 @@ import { TWINFLOW_ALARM } from './search-attributes';
  */
 export const TWIN_BEHAVIOURS = 'twin-behaviours';
 
-const { writeAlarms, deviceDelivery } = proxyLocalActivities<ReturnType<typeof createActivities>>({
+const { writeAlarms, deviceDelivery, kickLiveDelivery } = proxyLocalActivities<
+  ReturnType<typeof createActivities>
+>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
 });
@@ -40,6 +43,20 @@ export interface BehaviourHost {
   readonly state: TwinState;
   readonly type: TwinType;
   tryApply(input: TwinInput): Result<readonly TwinEffect[]>;
+  /** Resolves once an admitted operation's first record and the poll marker are stored. */
+  admissionStored(id: string): Promise<void>;
+}
+
+/** An operation the twin asks for itself: a reaction's, or an attempt of the desired state's reconciliation. */
+interface OwnOperation {
+  readonly id: string;
+  readonly by: string;
+  readonly name: string;
+  readonly parameters: Readonly<Record<string, unknown>>;
+  readonly timeoutMs?: number;
+  readonly ttlMs?: number;
+  readonly retries?: number;
+  readonly refused?: (reason: string) => void;
 }
 
 export class TwinBehaviours {
@@ -50,8 +67,10 @@ export class TwinBehaviours {
   private writtenSeq = 0;
   private writer = false;
   private alarmAttribute: string;
-  /** Reaction operations being looked up and admitted. */
+  /** Operations the twin asked for itself, being looked up and admitted. */
   readonly inFlight = new Set<Promise<void>>();
+  /** Per own operation id: its admission. */
+  private readonly admitting = new Map<string, Promise<void>>();
 
   constructor(private readonly host: BehaviourHost) {
     this.alarmAttribute = alarmSummary(host.state.behaviour).highestSeverity;
@@ -76,7 +95,31 @@ export class TwinBehaviours {
         return true;
       case 'reactionOperation':
         if (!this.enabled) return true;
-        this.track(this.requestOperation(effect));
+        this.own({
+          id: uuid4(),
+          by: `twin:${effect.reaction}`,
+          name: effect.name,
+          parameters: effect.parameters,
+          ...(effect.timeoutMs !== undefined ? { timeoutMs: effect.timeoutMs } : {}),
+          ...(effect.ttlMs !== undefined ? { ttlMs: effect.ttlMs } : {}),
+          ...(effect.retries !== undefined ? { retries: effect.retries } : {}),
+        });
+        return true;
+      case 'desiredOperation':
+        // Desired state is new: no recorded history has it, so it needs no patch of its own.
+        this.own({
+          id: effect.id,
+          by: DESIRED_BY,
+          name: effect.operation.name,
+          parameters: effect.operation.parameters,
+          timeoutMs: effect.timeoutMs,
+          refused: (reason) =>
+            void this.host.tryApply({ kind: 'desiredAdmissionFailed', id: effect.id, reason }),
+        });
+        return true;
+      case 'desiredCancel':
+        // Superseded: an operation that has ended meanwhile is simply not open any more.
+        void this.host.tryApply({ kind: 'cancelOperation', id: effect.id, by: DESIRED_BY });
         return true;
       default:
         return false;
@@ -86,12 +129,11 @@ export class TwinBehaviours {
   /** After every change: the timers match the pending deadlines; the alarm search attribute matches the alarms. */
   afterChange(): void {
     const state = this.host.state;
-    if (!state.behaviour) return;
-    const deadlines = behaviourDeadlines(
-      this.host.type.behaviours,
-      state.behaviour,
-      state.profile.attributes,
-    );
+    if (!state.behaviour && !state.desired) return;
+    const deadlines = state.behaviour
+      ? behaviourDeadlines(this.host.type.behaviours, state.behaviour, state.profile.attributes)
+      : new Map<string, number>();
+    if (state.desired?.retryAt != null) deadlines.set(DESIRED_KEY, state.desired.retryAt);
     const highest = alarmSummary(state.behaviour).highestSeverity;
     const timersMatch =
       [...this.timers.keys()].every((k) => deadlines.has(k)) &&
@@ -125,7 +167,9 @@ export class TwinBehaviours {
         () => {
           if (this.timers.get(key)?.scope !== scope) return;
           this.timers.delete(key);
-          void this.host.tryApply({ kind: 'behaviourTimer', key });
+          void this.host.tryApply(
+            key === DESIRED_KEY ? { kind: 'desiredRetry', newId: uuid4() } : { kind: 'behaviourTimer', key },
+          );
         },
         (err: unknown) => {
           if (!isCancellation(err)) throw err;
@@ -133,9 +177,21 @@ export class TwinBehaviours {
       );
   }
 
-  private track(p: Promise<void>): void {
+  private own(op: OwnOperation): void {
+    const p = this.requestOperation(op);
     this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    this.admitting.set(op.id, p);
+    void p.finally(() => {
+      this.inFlight.delete(p);
+      this.admitting.delete(op.id);
+    });
+  }
+
+  /** Resolves once the operations these effects asked for are admitted (or refused). */
+  async settled(effects: readonly TwinEffect[]): Promise<void> {
+    await Promise.all(
+      effects.flatMap((e) => (e.kind === 'desiredOperation' ? [this.admitting.get(e.id)] : [])),
+    );
   }
 
   private changed(): void {
@@ -171,42 +227,49 @@ export class TwinBehaviours {
     return this.writtenSeq === this.seq && this.inFlight.size === 0;
   }
 
-  /** An operation a reaction asked for: built from the device's transport, then admitted like any request. */
-  private async requestOperation(effect: Extract<TwinEffect, { kind: 'reactionOperation' }>): Promise<void> {
-    const id = uuid4();
+  /** An operation the twin asks for itself: built from the device's transport, then admitted like any request. */
+  private async requestOperation(op: OwnOperation): Promise<void> {
     const { org, deviceId, twinType } = this.host.state.identity;
     const transport = await deviceDelivery(org, deviceId);
     if (!transport) {
-      log.warn('reaction operation dropped: the device record is gone', { reaction: effect.reaction });
+      log.warn('own operation dropped: the device record is gone', { by: op.by });
+      op.refused?.('the device record is gone');
       return;
     }
     const chosen = chooseDelivery('auto', transport);
-    if (!chosen.ok) return;
+    if (!chosen.ok) {
+      op.refused?.(chosen.message);
+      return;
+    }
     const push = chosen.value === 'push';
     const request: OperationRequest = {
-      id,
+      id: op.id,
       org,
       deviceId,
       twinType,
-      name: effect.name,
-      parameters: effect.parameters,
+      name: op.name,
+      parameters: op.parameters,
       delivery: chosen.value,
       ...(push && transport.http ? { operationUrl: transport.http.operationUrl } : {}),
       ...(push && transport.platformKey ? { platformKey: transport.platformKey } : {}),
-      timeoutMs: effect.timeoutMs ?? OPERATION_DEFAULTS.timeoutMs,
-      ttlMs: effect.ttlMs ?? OPERATION_DEFAULTS.ttlMs,
-      retries: effect.retries ?? OPERATION_DEFAULTS.retries,
+      timeoutMs: op.timeoutMs ?? OPERATION_DEFAULTS.timeoutMs,
+      ttlMs: op.ttlMs ?? OPERATION_DEFAULTS.ttlMs,
+      retries: op.retries ?? OPERATION_DEFAULTS.retries,
       retriesDelayMs: OPERATION_DEFAULTS.retriesDelayMs,
       retryResultList: OPERATION_DEFAULTS.retryResultList,
-      requestedBy: `twin:${effect.reaction}`,
+      requestedBy: op.by,
       createdAt: Date.now(),
     };
     const admitted = this.host.tryApply({ kind: 'requestOperation', request });
-    if (!admitted.ok)
-      log.warn('reaction operation refused', {
-        reaction: effect.reaction,
-        code: admitted.code,
-        message: admitted.message,
-      });
+    if (!admitted.ok) {
+      log.warn('own operation refused', { by: op.by, code: admitted.code, message: admitted.message });
+      op.refused?.(admitted.message);
+      return;
+    }
+    // A device listening on MQTT gets a waiting operation at once, once its record and the marker are stored.
+    if (!push && transport.mqtt) {
+      await this.host.admissionStored(op.id);
+      await kickLiveDelivery(org, deviceId);
+    }
   }
 }

@@ -6,6 +6,7 @@ import {
   patched,
   proxyLocalActivities,
   setCurrentDetails,
+  uuid4,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { TwinType } from '../twins/define-twin';
@@ -21,6 +22,7 @@ import {
   type TwinState,
   decide,
   describeTwin,
+  desiredOf,
   handedOverEnvelopes,
   snapshotPendingAfter,
   toSnapshot,
@@ -28,9 +30,10 @@ import {
 import { type DeviceProfile, type Result, ok } from '../twins/types';
 import { ensureOk } from './failures';
 import type { AlarmRecord } from '../twins/behaviours';
+import type { DesiredView } from '../twins/desired';
 import { TwinBehaviours } from './twin-behaviours';
 import { TWIN_ADMITS_OPERATIONS, TwinEffects } from './twin-effects';
-import type { OperationAdmission } from './twin.messages';
+import type { DesiredPatch, OperationAdmission } from './twin.messages';
 
 const { writePendingMarker } = proxyLocalActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '30 seconds',
@@ -65,9 +68,10 @@ export class TwinShell {
   ) {
     this.effects = new TwinEffects(state.identity, options.firstPushBudgetMs, {
       operationStartFailed: (id) => void this.apply({ kind: 'operationEnded', id }),
-      operationEndedHere: (id) => {
+      operationEndedHere: (id, record) => {
         this.held.end = this.holdRoutineSnapshot(() => this.apply({ kind: 'operationEnded', id }));
         this.endedHere.add(id);
+        this.desiredOperationEnded({ ...record, id });
       },
       snapshotWanted: (urgent) => {
         if (this.holding && !urgent) this.heldWanted = true;
@@ -177,8 +181,49 @@ export class TwinShell {
   }
 
   /** News from operation workflows; after decommissioning a waiting notice is refused and changes nothing. */
-  operationEnded({ id }: { id: string }): void {
-    void this.tryApply({ kind: 'operationEnded', id });
+  operationEnded(ended: {
+    id: string;
+    status: string;
+    resultCode?: string | null;
+    resultDescription?: string | null;
+  }): void {
+    void this.tryApply({ kind: 'operationEnded', id: ended.id });
+    this.desiredOperationEnded(ended);
+  }
+
+  /** The end of an operation the desired state's reconciliation is waiting for. */
+  private desiredOperationEnded(ended: {
+    id: string;
+    status: string;
+    resultCode?: string | null;
+    resultDescription?: string | null;
+  }): void {
+    if (this.state.desired?.inflight?.id !== ended.id) return;
+    void this.tryApply({
+      kind: 'desiredOperationEnded',
+      id: ended.id,
+      status: ended.status,
+      resultCode: ended.resultCode ?? null,
+      resultDescription: ended.resultDescription ?? null,
+    });
+  }
+
+  /** An operator changes the desired state; answers once any operation it starts is admitted. */
+  async setDesired(patch: DesiredPatch): Promise<DesiredView | null> {
+    const effects = this.apply({
+      kind: 'setDesired',
+      patch: patch.values,
+      ...(patch.ifVersion !== undefined ? { ifVersion: patch.ifVersion } : {}),
+      by: patch.by,
+      newId: uuid4(),
+    });
+    await this.behaviours.settled(effects);
+    return desiredOf(this.type, this.state);
+  }
+
+  /** Resolves once the operation's first record and the poll marker are stored. */
+  async admissionStored(id: string): Promise<void> {
+    await Promise.all([this.effects.admissions.get(id), this.markerStored()]);
   }
 
   operationWaiting({ id }: { id: string }): void {
@@ -251,6 +296,6 @@ export class TwinShell {
   /** The snapshot to publish now; nothing is pending any more. */
   takeSnapshot(): TwinSnapshot {
     this.snapshotPending = 'none';
-    return toSnapshot(this.state);
+    return toSnapshot(this.state, this.type);
   }
 }

@@ -23,6 +23,7 @@ import {
   validateAlarmAction,
   validateCancelOperation,
   validateClaimPending,
+  validateDesiredPatch,
   validateDecommission,
   validateOperationRequest,
   validateProfileUpdate,
@@ -32,7 +33,9 @@ import { ensureOk } from './failures';
 import { TwinShell } from './twin-shell';
 import {
   type AlarmAction,
+  type DesiredPatch,
   alarmActionUpdate,
+  setDesiredUpdate,
   cancelOperationUpdate,
   claimPendingOperationsUpdate,
   decommissionUpdate,
@@ -115,6 +118,9 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   setHandler(alarmActionUpdate, (action) => twin.alarmAction(action), {
     validator: (action: AlarmAction) => void ensureOk(validateAlarmAction(type, twin.state, action)),
   });
+  setHandler(setDesiredUpdate, (patch) => twin.setDesired(patch), {
+    validator: (patch: DesiredPatch) => void ensureOk(validateDesiredPatch(type, twin.state, patch)),
+  });
   setHandler(decommissionUpdate, () => twin.decommission(), {
     validator: () => void ensureOk(validateDecommission(twin.state)),
   });
@@ -131,7 +137,7 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     await condition(() => twin.snapshotPending !== 'none' || twin.decommissioned || historyTooLong());
     if (twin.decommissioned) {
       await condition(() => twin.idle());
-      await publishTwinSnapshot(org, deviceId, toSnapshot(twin.state));
+      await publishTwinSnapshot(org, deviceId, toSnapshot(twin.state, type));
       return twin.state;
     }
     // Before the next snapshot: under steady traffic a snapshot is nearly always pending, and the history

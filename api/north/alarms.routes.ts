@@ -29,7 +29,6 @@ const listAlarmsQuerySchema = z
   })
   .strict();
 
-
 /** An alarm as the API shows it. */
 export function alarmView(doc: AlarmDoc) {
   return {
