@@ -21,6 +21,8 @@ const NOMINAL_VOLTAGE_V = 230;
 /** Outside ±10 % of nominal voltage the supply is out of tolerance (EN 50160). */
 const VOLTAGE_TOLERANCE = 0.1;
 
+const sameScalar = (a: unknown, b: unknown): boolean => a === b;
+
 const asNumber = (value: unknown): number | null =>
   typeof value === 'number' && Number.isFinite(value) ? value : null;
 
@@ -104,6 +106,9 @@ export const electricityMeterTwin = defineTwin<MeterState>({
     // Crossing the default limit may start (or end) an overload's hold: the twin must time it from now.
     if (dp.datastreamId === 'power.active' && n !== null && before !== null)
       return n > METER_DEFAULT_POWER_LIMIT_W !== before > METER_DEFAULT_POWER_LIMIT_W;
+    // Configuration the meter reports back changes seldom, and the desired state waits for it.
+    if (dp.datastreamId === 'reportingIntervalS' || dp.datastreamId === 'tariff')
+      return !sameScalar(dp.value, previous.value);
     return dp.datastreamId === 'power.limit';
   },
   maxSignalDelayMs: 10_000,
