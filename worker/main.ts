@@ -27,6 +27,7 @@ import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
 import { type BuiltServices, createRepositories, createServices } from './services';
 import { createTwinWorker, installSdkRuntime } from './twin-worker';
+import { loadUserTwins } from './user-twins';
 import { localCaLine, loadTlsMaterial, serverTlsOptions, TlsFileError, type TlsMaterial } from './tls-files';
 
 interface Running {
@@ -104,6 +105,7 @@ async function startWorkerRole(
     taskQueue: config.temporal.taskQueue,
     deps: { devices, operations, datapoints, alarms, liveDelivery },
     workflowBundlePath: config.workflowBundlePath,
+    ...(config.twinsModule ? { twinsModule: config.twinsModule } : {}),
     tuning: config.worker,
   });
   const running = worker.run();
@@ -289,6 +291,11 @@ async function run(config: Config): Promise<Running> {
         'the TwinFlow HTTPS API',
         config.api.host,
       );
+    // Twin types written outside TwinFlow: checked before anything starts, so a wrong one stops the start.
+    if (config.twinsModule) {
+      const types = await loadUserTwins(config.twinsModule);
+      logger.info({ module: config.twinsModule, types: types.map((t) => t.name) }, 'twin types loaded');
+    }
     // Before anything starts: a certificate that cannot be used is one clear error, not a half-started stack.
     const material = api && config.tls.enabled ? await loadTlsMaterial(config) : undefined;
     const { temporalAddress, temporalUi, mongoUri } = await startStores(config, life, say);
