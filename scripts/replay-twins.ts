@@ -34,7 +34,7 @@ async function* fromServer(query: string, limit: number): AsyncGenerator<Replaya
     for await (const wf of client.workflow.list({ query })) {
       if (n++ >= limit) break;
       const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-      yield { workflowId: wf.workflowId, history: history as Replayable['history'] };
+      yield { workflowId: wf.workflowId, history: history };
     }
   } finally {
     await connection.close();

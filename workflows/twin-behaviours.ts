@@ -189,9 +189,12 @@ export class TwinBehaviours {
 
   /** Resolves once the operations these effects asked for are admitted (or refused). */
   async settled(effects: readonly TwinEffect[]): Promise<void> {
-    await Promise.all(
-      effects.flatMap((e) => (e.kind === 'desiredOperation' ? [this.admitting.get(e.id)] : [])),
-    );
+    const admissions: Promise<void>[] = [];
+    for (const e of effects) {
+      const p = e.kind === 'desiredOperation' ? this.admitting.get(e.id) : undefined;
+      if (p) admissions.push(p);
+    }
+    await Promise.all(admissions);
   }
 
   private changed(): void {

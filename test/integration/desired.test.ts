@@ -84,7 +84,7 @@ describe('desired state', () => {
       const r = emulator.received(id).filter((x) => x.name === 'SET_DEVICE_PARAMETERS');
       return r.length === 1 ? r[0] : undefined;
     });
-    expect(got!.parameters).toEqual({
+    expect(got.parameters).toEqual({
       variableList: [{ variableName: 'reportingIntervalS', variableValue: 60 }],
     });
     const ops = (await admin.get(`/north/v1/devices/${id}/operations`)).body.items;
@@ -127,7 +127,7 @@ describe('desired state', () => {
       const r = emulator.received(id).filter((x) => x.name === 'SET_DEVICE_PARAMETERS');
       return r.length === 1 ? r[0] : undefined;
     });
-    expect(got!.via).toBe('poll');
+    expect(got.via).toBe('poll');
     await report(device, id, { tariff: 'night' });
     await desiredBecomes(id, 'IN_SYNC');
   });

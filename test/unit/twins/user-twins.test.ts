@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { defineTwin } from '../../../twins/define-twin';
 import { getTwinType, registerTwinTypes } from '../../../twins/registry';
 import { twinTypesOf } from '../../../twins/twin-module';
-import { twinPatched } from '../../../twins/versioning';
+import { twinPatched } from '../../../workflows/versioning';
 import { checkTwinTypes } from '../../../worker/user-twins';
 
 const base = {
