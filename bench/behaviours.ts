@@ -79,6 +79,12 @@ export async function runBehavioursBench(o: BehavioursBenchOptions): Promise<Beh
   );
   const connection = await Connection.connect({ address: o.temporalAddress });
   const client = new Client({ connection });
+  const page = await (await fetch(o.sdkMetricsUrl)).text();
+  if (!page.includes('temporal_workflow_task_queue_poll_succeed'))
+    throw new Error(
+      'the SDK metrics have no temporal_workflow_task_queue_poll_succeed: cannot count workflow tasks',
+    );
+  const atStart = await workflowTasks(o.sdkMetricsUrl);
   try {
     // One overload reading each, straight to the twins: the first data arms the offline timer, the overload
     // starts the reaction's hold (a second timer).
@@ -123,6 +129,7 @@ export async function runBehavioursBench(o: BehavioursBenchOptions): Promise<Beh
       last = now;
     }
     const before = await workflowTasks(o.sdkMetricsUrl);
+    o.say(`  provisioning and arming took ${fmt(before - atStart)} workflow tasks (the counter works)`);
     await sleep(o.restSeconds * 1000);
     const restWorkflowTasks = (await workflowTasks(o.sdkMetricsUrl)) - before;
     o.say(
