@@ -111,13 +111,17 @@ export async function runBehavioursBench(o: BehavioursBenchOptions): Promise<Beh
     // Every twin holds its pending condition (its timers are armed): check a sample, then wait for quiet.
     let armed = 0;
     for (const { id } of fleet.filter((_, i) => i % Math.max(1, Math.floor(fleet.length / 50)) === 0)) {
-      for (let tries = 0; tries < 100; tries++) {
-        const s = await client.workflow.getHandle(twinWorkflowId('default', id)).query(getTwinStateQuery);
-        if (s.behaviour?.conditions['reaction:overload-breaker']) {
+      // A busy worker may not answer a query in time: ask again.
+      for (let tries = 0; tries < 120; tries++) {
+        const s = await client.workflow
+          .getHandle(twinWorkflowId('default', id))
+          .query(getTwinStateQuery)
+          .catch(() => undefined);
+        if (s?.behaviour?.conditions['reaction:overload-breaker']) {
           armed++;
           break;
         }
-        await sleep(200);
+        await sleep(500);
       }
     }
     o.say(`  timers armed (checked ${armed} sampled twins); waiting for the worker to go quiet...`);
