@@ -11,7 +11,7 @@ import { ApiError, errorBody } from './errors';
 import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from './access/route-group';
 import { docsRoutes, OPENAPI_PATH } from './docs.routes';
 import { healthRoutes } from './health.routes';
-import { alarmsRoutes, deviceAlarmsRoutes } from './north/alarms.routes';
+import { alarmsRoutes, deviceAlarmsRoutes, deviceEventsRoutes } from './north/alarms.routes';
 import { authRoutes, meRoutes } from './north/auth.routes';
 import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
 import { desiredRoutes } from './north/desired.routes';
@@ -50,6 +50,7 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   auditRoutes,
   deviceOperationsRoutes,
   deviceAlarmsRoutes,
+  deviceEventsRoutes,
   alarmsRoutes,
   desiredRoutes,
   authoritiesRoutes,

@@ -45,7 +45,9 @@ export type ReactionEffect =
     }
   | { readonly kind: 'clearAlarm'; readonly alarm: string }
   /** A custom event, stored with the device's events. */
-  | { readonly kind: 'event'; readonly name: string; readonly data?: unknown };
+  | { readonly kind: 'event'; readonly name: string; readonly data?: unknown }
+  /** Change the device's desired state (merged; null removes a key): a new version the twin reconciles. */
+  | { readonly kind: 'setDesired'; readonly values: Readonly<Record<string, unknown>> };
 
 /** A duration: fixed, or read from the device (for example an attribute that overrides a default). */
 export type Duration<S> = number | ((ctx: BehaviourContext<S>) => number);
@@ -133,7 +135,13 @@ export type BehaviourEffect =
       readonly ttlMs?: number;
       readonly retries?: number;
     }
-  | { readonly kind: 'twinEvent'; readonly name: string; readonly data: unknown; readonly at: number };
+  | { readonly kind: 'twinEvent'; readonly name: string; readonly data: unknown; readonly at: number }
+  /** The core turns this into a new desired-state version (see twin-core). */
+  | {
+      readonly kind: 'reactionSetDesired';
+      readonly reaction: string;
+      readonly values: Readonly<Record<string, unknown>>;
+    };
 
 /** What behaviours need from a twin type (defineTwin fills it). */
 export interface Behaviours {
@@ -266,6 +274,9 @@ function applyReactionEffects(
         break;
       case 'event':
         out.effects.push({ kind: 'twinEvent', name: e.name, data: e.data ?? null, at: now });
+        break;
+      case 'setDesired':
+        out.effects.push({ kind: 'reactionSetDesired', reaction, values: e.values });
         break;
     }
   }

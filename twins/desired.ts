@@ -213,7 +213,8 @@ export function setDesired<S>(
     ifVersion?: number;
     by: string;
     now: number;
-    newId: string;
+    /** The id an attempt started now would use; absent: the attempt is due at once (the twin's retry timer). */
+    newId?: string;
     reported: Readonly<Record<string, unknown>>;
   },
 ): Result<Step> {
@@ -245,6 +246,10 @@ export function setDesired<S>(
     failure: null,
     lastResult: d.lastResult,
   };
+  if (o.newId === undefined) {
+    const differs = Object.keys(delta(next.values, o.reported)).length > 0;
+    return ok({ desired: differs ? { ...next, retryAt: o.now } : next, effects });
+  }
   const started = reconcile(spec, next, o.reported, o.newId);
   return ok({ desired: started.desired, effects: [...effects, ...started.effects] });
 }

@@ -208,11 +208,11 @@ export function decide(type: TwinType, state: TwinState, input: TwinInput, now: 
       return cancelled.ok ? withTable(state, now, cancelled.value) : cancelled;
     }
     case 'telemetry':
-      return applyTelemetry(type, state, input.batch, now);
+      return withReactionDesired(type, applyTelemetry(type, state, input.batch, now), now);
     case 'updateProfile':
-      return applyProfilePatch(type, state, input.patch, now);
+      return withReactionDesired(type, applyProfilePatch(type, state, input.patch, now), now);
     case 'behaviourTimer':
-      return behaviourTimer(type, state, input.key, now);
+      return withReactionDesired(type, behaviourTimer(type, state, input.key, now), now);
     case 'setDesired':
     case 'desiredRetry':
     case 'desiredOperationEnded':
@@ -440,6 +440,32 @@ function applyDesired(type: TwinType, state: TwinState, input: DesiredInput, now
     state: { ...state, desired, version: state.version + 1, updatedAt: now },
     effects: [{ kind: 'publishSnapshot', urgent: true }, ...effects],
   });
+}
+
+/**
+ * Reactions that set desired values: each makes a new version (by `twin:<reaction>`), due at once, so the twin's
+ * retry timer starts its attempt. Values the schema refuses are dropped (the reaction is the type's own code).
+ */
+function withReactionDesired(type: TwinType, result: Result<Decision>, now: number): Result<Decision> {
+  if (!result.ok || !result.value.effects.some((e) => e.kind === 'reactionSetDesired')) return result;
+  let { state } = result.value;
+  const effects: TwinEffect[] = [];
+  for (const e of result.value.effects) {
+    if (e.kind !== 'reactionSetDesired') {
+      effects.push(e);
+      continue;
+    }
+    if (!type.desired) continue;
+    const step = setDesired(type.desired, state.desired ?? emptyDesired(), e.values, {
+      by: `twin:${e.reaction}`,
+      now,
+      reported: reportedValues(type.desired, state.typeState, state.reported),
+    });
+    if (!step.ok) continue;
+    state = { ...state, desired: step.value.desired };
+    effects.push(...step.value.effects);
+  }
+  return ok({ state, effects });
 }
 
 /** The desired state as operators see it (null: the type has none, or nobody set it yet). */

@@ -117,6 +117,9 @@ export class TwinBehaviours {
             void this.host.tryApply({ kind: 'desiredAdmissionFailed', id: effect.id, reason }),
         });
         return true;
+      case 'reactionSetDesired':
+        // The core turns it into a desired-state version before the shell sees it.
+        return true;
       case 'desiredCancel':
         // Superseded: an operation that has ended meanwhile is simply not open any more.
         void this.host.tryApply({ kind: 'cancelOperation', id: effect.id, by: DESIRED_BY });

@@ -2,6 +2,7 @@
 // never a fan-out to twins), and acknowledge / clear, which go through the device's twin (the alarms' owner).
 import { z } from 'zod';
 import type { AlarmDoc } from '../../inventory/documents';
+import { fromStoredValue } from '../../inventory/storable';
 import { ALARM_SEVERITIES } from '../../twins/behaviours';
 import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
@@ -132,3 +133,27 @@ for (const action of ['acknowledge', 'clear'] as const) {
     },
   );
 }
+
+/** Custom events a device's twin emitted (reactions' `event` effects), newest first. */
+export const deviceEventsRoutes = new RouteGroup('/north/v1/devices/:deviceId/events');
+
+deviceEventsRoutes.get(
+  '/',
+  can('devices:read'),
+  {
+    summary: "A device's twin events, newest first",
+    tag: 'Devices',
+    params: { deviceId: DEVICE_ID },
+    query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) }).strict(),
+  },
+  async (c, { params: { deviceId }, query: { limit } }) => {
+    const { org } = c.get('principal');
+    const services = c.get('services');
+    if (!(await services.devices.get(org, deviceId)))
+      throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
+    const events = await services.alarms.listEvents(org, deviceId, limit);
+    return c.json({
+      items: events.map((e) => ({ id: e.id, name: e.name, data: fromStoredValue(e.data), at: e.at })),
+    });
+  },
+);

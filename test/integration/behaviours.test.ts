@@ -123,6 +123,15 @@ describe('twin behaviours', () => {
       requestedBy: 'twin:overload-breaker',
       parameters: { reason: 'overload' },
     });
+    const events = await admin.get(`/north/v1/devices/${m.id}/events`);
+    expect(events.body.items).toEqual([
+      {
+        id: expect.any(String),
+        name: 'breaker-opened',
+        data: { powerW: expect.any(Number), limitW: 10_000 },
+        at: expect.any(Number),
+      },
+    ]);
     // Still overloaded for a while: nothing fires again.
     await m.send({ 'power.active': 13_000 });
     await sleep(3_000);

@@ -255,4 +255,41 @@ describe('desired state', () => {
     expect(decide(plain, s, set({ a: 1 }), T0)).toMatchObject({ ok: false, code: 'INVALID_ARGUMENT' });
     expect(desiredOf(plain, s)).toBeNull();
   });
+
+  it('a reaction sets desired values: a new version due at once, sent by the retry timer', () => {
+    const eco = defineTwin<{ window: boolean }>({
+      name: 'eco-thermostat',
+      description: 'test',
+      initialState: () => ({ window: false }),
+      applyDatapoint: (s, dp) => (dp.datastreamId === 'window' ? { window: dp.value === true } : s),
+      status: () => 'OK',
+      operations: 'any',
+      reactions: [
+        {
+          name: 'window-open',
+          when: ({ state }) => state.window,
+          then: () => [{ kind: 'setDesired', values: { mode: 'eco' } }],
+        },
+      ],
+      desired: { schema: z.object({ mode: z.enum(['eco', 'comfort']).optional() }).strict() },
+    }) as unknown as TwinType;
+    const s0 = createTwinState(
+      eco,
+      { ...identity, twinType: 'eco-thermostat' },
+      { tags: [], attributes: {} },
+      T0,
+    );
+    const opened = unwrap(decide(eco, s0, report({ mode: 'comfort', window: true }), T0 + 10));
+    expect(opened.effects.some((e) => e.kind === 'reactionSetDesired')).toBe(false);
+    expect(opened.state.desired).toMatchObject({
+      version: 1,
+      values: { mode: 'eco' },
+      updatedBy: 'twin:window-open',
+      retryAt: T0 + 10,
+      inflight: null,
+    });
+    const sentNow = unwrap(decide(eco, opened.state, { kind: 'desiredRetry', newId: 'r-1' }, T0 + 11));
+    expect(sent(sentNow.effects)).toHaveLength(1);
+    expect(sentNow.state.desired!.inflight).toEqual({ id: 'r-1', keys: ['mode'] });
+  });
 });
