@@ -57,6 +57,16 @@ async function provisionMeter(
   };
 }
 
+/** The distinct operation ids of the DISCONNECT_SUPPLY requests the device received. */
+const pushedIds = (emulator: DeviceEmulator, id: string): string[] => [
+  ...new Set(
+    emulator
+      .received(id)
+      .filter((r) => r.name === 'DISCONNECT_SUPPLY')
+      .map((r) => r.operationId),
+  ),
+];
+
 const alarmsOf = async (admin: ApiClient, id: string): Promise<any[]> => {
   const res = await admin.get(`/north/v1/devices/${id}/alarms`);
   expect(res.status).toBe(200);
@@ -136,7 +146,8 @@ describe('twin behaviours', () => {
     await m.send({ 'power.active': 13_000 });
     await sleep(3_000);
     expect((await operationsOf(admin, m.id)).filter((o) => o.name === 'DISCONNECT_SUPPLY')).toHaveLength(1);
-    expect(emulator.received(m.id).filter((r) => r.name === 'DISCONNECT_SUPPLY')).toHaveLength(1);
+    // One operation: the device may get its request again with the same id (delivery is at least once).
+    expect(pushedIds(emulator, m.id)).toEqual([disconnect.id]);
     expect((await alarmsOf(admin, m.id)).filter((a) => a.name === 'OVERLOAD')).toHaveLength(1);
 
     // The fleet list finds it by severity, tag and acknowledgement; the device record counts it.
@@ -269,13 +280,15 @@ describe('a duration timer across a worker SIGKILL', () => {
       await sleep(7_000);
       worker = await startTwinflow({ roles: 'worker', db, taskQueue, adminKey: api.adminKey });
       await alarmBecomes(admin, m.id, 'OVERLOAD', 'ACTIVE', 60_000);
-      await eventually(async () => {
+      const op = await eventually(async () => {
         const ops = (await operationsOf(admin, m.id)).filter((o) => o.name === 'DISCONNECT_SUPPLY');
-        return ops.length === 1 && ops[0].status === 'SUCCESSFUL' ? true : undefined;
+        return ops.length === 1 && ops[0].status === 'SUCCESSFUL' ? ops[0] : undefined;
       }, 30_000);
       await sleep(2_000);
       expect((await operationsOf(admin, m.id)).filter((o) => o.name === 'DISCONNECT_SUPPLY')).toHaveLength(1);
-      expect(emulator.received(m.id).filter((r) => r.name === 'DISCONNECT_SUPPLY')).toHaveLength(1);
+      // One operation; a worker that dies (or a workflow task that times out on a busy machine) around the push
+      // may push its request again, with the same id, as for any operation.
+      expect(pushedIds(emulator, m.id)).toEqual([op.id]);
       const alarms = await alarmsOf(admin, m.id);
       expect(alarms).toHaveLength(1);
       expect(alarms[0]).toMatchObject({ name: 'OVERLOAD', reRaises: 0, rev: 1 });
