@@ -96,18 +96,31 @@ export async function runBehavioursBench(o: BehavioursBenchOptions): Promise<Beh
         const due = t0 + (i / o.armRate) * 1000;
         if (due > performance.now()) await sleep(due - performance.now());
         const now = Date.now();
-        await client.workflow
-          .getHandle(twinWorkflowId('default', fleet[i]!.id))
-          .signal(reportTelemetrySignal, {
-            batchId: `beh-${i}-${randomBytes(3).toString('hex')}`,
-            channel: 'http',
-            receivedAt: now,
-            datapoints: [{ datastreamId: 'power.active', feed: '', value: 12_000, at: now }],
-            storedCount: 1,
-          });
+        const batchId = `beh-${i}-${randomBytes(3).toString('hex')}`;
+        // A busy server may refuse a signal for a while: try again (the twin drops a repeated batch id).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await client.workflow
+              .getHandle(twinWorkflowId('default', fleet[i]!.id))
+              .signal(reportTelemetrySignal, {
+                batchId,
+                channel: 'http',
+                receivedAt: now,
+                datapoints: [{ datastreamId: 'power.active', feed: '', value: 12_000, at: now }],
+                storedCount: 1,
+              });
+            break;
+          } catch (err) {
+            if (attempt >= 5) throw err;
+            await sleep(1_000 * attempt);
+          }
+        }
       }
     };
-    await Promise.all(Array.from({ length: 16 }, arm));
+    // Every arming loop ends before the connection closes, also when one fails.
+    const arming = await Promise.allSettled(Array.from({ length: 16 }, arm));
+    const failed = arming.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     // Every twin holds its pending condition (its timers are armed): check a sample, then wait for quiet.
     let armed = 0;
     for (const { id } of fleet.filter((_, i) => i % Math.max(1, Math.floor(fleet.length / 50)) === 0)) {
