@@ -120,7 +120,7 @@ export async function runBehavioursBench(o: BehavioursBenchOptions): Promise<Beh
     // Every arming loop ends before the connection closes, also when one fails.
     const arming = await Promise.allSettled(Array.from({ length: 16 }, arm));
     const failed = arming.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (failed) throw failed.reason;
     // Every twin holds its pending condition (its timers are armed): check a sample, then wait for quiet.
     let armed = 0;
     for (const { id } of fleet.filter((_, i) => i % Math.max(1, Math.floor(fleet.length / 50)) === 0)) {
