@@ -11,6 +11,8 @@ export const ACTIONS = [
   'operations:cancel',
   'jobs:read',
   'jobs:manage',
+  'alarms:read',
+  'alarms:manage',
   'keys:read',
   'keys:manage',
   'users:read',
@@ -59,7 +61,7 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   operator: {
     name: 'operator',
     description:
-      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, runs and controls jobs, reads connector functions.',
+      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, runs and controls jobs, acknowledges and clears alarms, reads connector functions.',
     permissions: [
       'devices:read',
       'devices:write',
@@ -68,6 +70,8 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
       'operations:cancel',
       'jobs:read',
       'jobs:manage',
+      'alarms:read',
+      'alarms:manage',
       'functions:read',
       'certificates:read',
       'certificates:manage',
@@ -76,8 +80,9 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   },
   viewer: {
     name: 'viewer',
-    description: 'Reads devices, their history, their operations, jobs and certificates; changes nothing.',
-    permissions: ['devices:read', 'operations:read', 'jobs:read', 'certificates:read'],
+    description:
+      'Reads devices, their history, their operations, jobs, alarms and certificates; changes nothing.',
+    permissions: ['devices:read', 'operations:read', 'jobs:read', 'alarms:read', 'certificates:read'],
     builtin: true,
   },
   device: {

@@ -1,4 +1,5 @@
 // The worker's activities, built from their dependencies so tests can pass real or other services.
+import type { AlarmRepository, AlarmWrite } from '../inventory/alarms.repo';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
@@ -14,6 +15,17 @@ export interface ActivityDeps {
   readonly datapoints: DatapointRepository;
   /** Jobs request operations through the operations service; a worker without them runs no job. */
   readonly jobs?: JobActivityDeps;
+  readonly alarms: AlarmRepository;
+  /** Sends a device listening on MQTT its waiting operations now (set where this process runs the broker). */
+  readonly liveDelivery?: (org: string, deviceId: string) => Promise<void>;
+}
+
+/** How the twin reaches its device for an operation a reaction requests (the inventory's transport). */
+export interface DeviceDelivery {
+  readonly http?: { readonly operationUrl: string };
+  readonly platformKey?: string;
+  readonly sleepy?: boolean;
+  readonly mqtt?: boolean;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -49,6 +61,29 @@ export function createActivities(deps: ActivityDeps) {
     /** How many operations wait for the device's next poll (the twin writes one at a time, in order). */
     async writePendingMarker(org: string, deviceId: string, waiting: number): Promise<void> {
       await deps.operations.writePendingMarker(org, deviceId, waiting, Date.now());
+    },
+    /** A twin's changed alarms and new events (the twin writes one batch at a time, in order). */
+    async writeAlarms(write: AlarmWrite): Promise<void> {
+      await deps.alarms.write(write);
+    },
+    /** The device's transport, for an operation a reaction requests; null when the record is gone. */
+    async deviceDelivery(org: string, deviceId: string): Promise<DeviceDelivery | null> {
+      const doc = await deps.devices.get(org, deviceId);
+      if (!doc) return null;
+      const t = doc.transport;
+      return {
+        ...(t.http ? { http: { operationUrl: t.http.operationUrl } } : {}),
+        ...(t.http?.apiKey ? { platformKey: t.http.apiKey } : {}),
+        ...(t.sleepy ? { sleepy: true } : {}),
+        ...(t.mqtt ? { mqtt: true } : {}),
+      };
+    },
+    /**
+     * A device listening on MQTT gets an operation its twin queued at once. Returns without waiting: the hand-over
+     * asks the twin, which must not be held up by its own activity. Without a broker here: at its next subscribe.
+     */
+    async kickLiveDelivery(org: string, deviceId: string): Promise<void> {
+      if (deps.liveDelivery) void deps.liveDelivery(org, deviceId);
     },
     /** Deletes datapoint history that ended at or before `cutoff` (ms); returns how many documents went. */
     async deleteExpiredDatapoints(cutoff: number): Promise<number> {

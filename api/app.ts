@@ -11,8 +11,10 @@ import { ApiError, errorBody } from './errors';
 import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from './access/route-group';
 import { docsRoutes, OPENAPI_PATH } from './docs.routes';
 import { healthRoutes } from './health.routes';
+import { alarmsRoutes, deviceAlarmsRoutes, deviceEventsRoutes } from './north/alarms.routes';
 import { authRoutes, meRoutes } from './north/auth.routes';
 import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
+import { desiredRoutes } from './north/desired.routes';
 import { devicesRoutes } from './north/devices.routes';
 import { functionsRoutes } from './north/functions.routes';
 import { jobSchedulesRoutes } from './north/job-schedules.routes';
@@ -49,6 +51,10 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   keysRoutes,
   auditRoutes,
   deviceOperationsRoutes,
+  deviceAlarmsRoutes,
+  deviceEventsRoutes,
+  alarmsRoutes,
+  desiredRoutes,
   authoritiesRoutes,
   deviceCertificatesRoutes,
   devicesRoutes,

@@ -1,5 +1,6 @@
 // Everything routes need, built once per process and reached through the context (so tests can build their own).
 import type { Logger } from 'pino';
+import type { AlarmRepository } from '../inventory/alarms.repo';
 import type { CertificateRepository } from '../inventory/certificates.repo';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
@@ -37,6 +38,8 @@ export interface Services {
   readonly datapoints: DatapointRepository;
   readonly operations: OperationRepository;
   readonly jobs: JobRepository;
+  /** Alarms and twin events, as twins write them. */
+  readonly alarms: AlarmRepository;
   readonly auth: Authenticator;
   readonly organizations: OrganizationRepository;
   readonly users: UserRepository;

@@ -2,7 +2,9 @@
 // collect throughput, and identity (login, authentication overhead), on the embedded stack; and what each internal
 // Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
 // twin-memory (worker memory and replays with 10,000 live twins) runs on a stack of its own.
-// BENCH_ONLY=temporal-steps,twin-memory,identity,mqtt,tls,operations,jobs,provisioning,collect picks sections.
+// behaviours (10,000 twins holding timers at rest, threshold datapoint to alarm) runs on a stack of its own too.
+// BENCH_ONLY=temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,provisioning,collect picks
+// sections.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -20,6 +22,7 @@ import { type MqttBenchOptions, type MqttBenchResult, runMqttBench } from './mqt
 import { type OperationsBenchResult, runOperationsBench, summarizeOperations } from './operations';
 import { runTlsBench } from './tls';
 import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
+import { type BehavioursBenchResult, runBehavioursBench, summarizeBehaviours } from './behaviours';
 import { type TwinHeapResult, runTwinHeapBench } from './twin-heap';
 import { type TwinMemoryResult, runTwinMemoryBench, summarizeTwinMemory } from './twin-memory';
 
@@ -36,7 +39,7 @@ const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
   (
     process.env.BENCH_ONLY ??
-    'temporal-steps,twin-memory,identity,mqtt,tls,operations,jobs,provisioning,collect'
+    'temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,provisioning,collect'
   )
     .split(',')
     .map((s) => s.trim()),
@@ -356,6 +359,37 @@ async function twinMemory(): Promise<
   }
 }
 
+/**
+ * Behaviours (BENCH_BEHAVIOUR_DEVICES twins, default 10,000): workflow tasks at rest with every twin holding an
+ * offline timer and a pending reaction, then threshold datapoint to visible alarm. On a fresh stack of its own.
+ */
+async function behaviours(): Promise<BehavioursBenchResult | undefined> {
+  if (!SECTIONS.has('behaviours')) return undefined;
+  const devices = Number(process.env.BENCH_BEHAVIOUR_DEVICES ?? 10_000);
+  say(`\nBehaviours: ${fmt(devices)} meters whose twins each hold an offline timer and a pending reaction`);
+  const metricsPort = await getFreePort();
+  try {
+    return await withStack(
+      { TWINFLOW_WORKER_METRICS_PORT: String(metricsPort) },
+      ({ base, temporalAddress }) =>
+        runBehavioursBench({
+          base,
+          adminKey: ADMIN_KEY,
+          say,
+          devices,
+          temporalAddress,
+          sdkMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+          restSeconds: Number(process.env.BENCH_BEHAVIOUR_REST_SECONDS ?? 30),
+          latencySamples: Number(process.env.BENCH_BEHAVIOUR_LATENCY_SAMPLES ?? 100),
+          armRate: Number(process.env.BENCH_BEHAVIOUR_ARM_RATE ?? 200),
+        }),
+    );
+  } catch (err) {
+    say(`  Behaviours did not finish: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
 const OPERATIONS_OPTIONS = {
   adminKey: ADMIN_KEY,
   say,
@@ -420,6 +454,7 @@ const JOB_CONCURRENCY = Number(process.env.BENCH_JOB_CONCURRENCY ?? 32);
 async function main(): Promise<void> {
   const steps = await temporalSteps();
   const memory = await twinMemory();
+  const behaving = await behaviours();
   const onPostgres = await postgresOperations().catch((err: unknown) => {
     say(`  Operations on Temporal with PostgreSQL did not finish: ${(err as Error).message}`);
     return undefined;
@@ -438,6 +473,7 @@ async function main(): Promise<void> {
         );
     }
     if (memory?.stack) for (const line of summarizeTwinMemory(memory.stack)) say(line);
+    if (behaving) for (const line of summarizeBehaviours(behaving)) say(line);
     if (onPostgres) {
       say('  On Temporal with PostgreSQL (BENCH_TEMPORAL=postgres):');
       for (const line of summarizeOperations(onPostgres)) say(line);

@@ -56,6 +56,8 @@ interface DeviceEntry {
   queuedIn?: 'urgent' | 'regular';
   /** Holds data the twin type called significant since its last signal. */
   urgent: boolean;
+  /** When data for the device last came (this process's clock). */
+  lastReportAt: number;
 }
 
 export interface NotifierStats {
@@ -116,11 +118,18 @@ export class TwinNotifier {
         dueAt: Number.POSITIVE_INFINITY,
         sending: false,
         urgent: false,
+        lastReportAt: this.deps.now(),
       };
       this.devices.set(key, entry);
     }
     const type = getTwinType(twinType);
-    let significant = entry.told.size === 0; // a device (re)appearing always matters
+    const reportAt = this.deps.now();
+    // A device (re)appearing always matters, and so does one silent for long enough that its twin may have
+    // marked it OFFLINE: it comes back at once.
+    const offlineAfter = type?.behaviours.offlineAfterMs ?? 0;
+    let significant =
+      entry.told.size === 0 || (offlineAfter > 0 && reportAt - entry.lastReportAt >= offlineAfter);
+    entry.lastReportAt = reportAt;
     let changed = significant;
     for (const dp of datapoints) {
       const dsKey = datastreamKey(dp.datastreamId, dp.feed);

@@ -3,6 +3,7 @@ import type { Binary } from 'mongodb';
 import type { ExecutionStatus, JobOrder, JobProgress, JobTarget, Rollout } from '../twins/job-plan';
 
 export type { JobFilter, JobOrder, JobTarget } from '../twins/job-plan';
+import type { AlarmRecord } from '../twins/behaviours';
 import type { OperationRecord, OperationStep } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import type { AttributeValue } from '../twins/types';
@@ -344,4 +345,25 @@ export interface DeviceCredentialPolicyDoc {
   deviceId: string;
   certificatesOnly: boolean;
   updatedAt: Date;
+}
+
+/** One alarm of one device, written by the device's twin (its only writer) and by no one else. */
+export interface AlarmDoc extends AlarmRecord {
+  _id: string; // `${org}/${deviceId}/${name}`
+  org: string;
+  deviceId: string;
+  twinType: string;
+  /** The device's tags when the twin last wrote the alarm, so the fleet list can filter by tag. */
+  tags: string[];
+}
+
+/** A custom event a twin's reaction emitted. */
+export interface TwinEventDoc {
+  _id: string; // `${org}/${deviceId}/${id}`
+  org: string;
+  deviceId: string;
+  id: string;
+  name: string;
+  data: StoredValue;
+  at: number;
 }

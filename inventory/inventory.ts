@@ -1,6 +1,7 @@
 // Opens the MongoDB inventory: typed collections and the indexes they need (FerretDB- and MongoDB-compatible).
 import { type Collection, type Db, MongoClient } from 'mongodb';
 import type {
+  AlarmDoc,
   ApiKeyDoc,
   AuditDoc,
   CertificateAuthorityDoc,
@@ -22,6 +23,7 @@ import type {
   RoleDoc,
   SessionFamilyDoc,
   SettingDoc,
+  TwinEventDoc,
   UserDoc,
 } from './documents';
 
@@ -48,6 +50,8 @@ export interface Collections {
   readonly certificateAuthorities: Collection<CertificateAuthorityDoc>;
   readonly deviceCertificates: Collection<DeviceCertificateDoc>;
   readonly credentialPolicies: Collection<DeviceCredentialPolicyDoc>;
+  readonly alarms: Collection<AlarmDoc>;
+  readonly twinEvents: Collection<TwinEventDoc>;
 }
 
 export interface Inventory {
@@ -85,6 +89,8 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     certificateAuthorities: db.collection<CertificateAuthorityDoc>('certificate_authorities'),
     deviceCertificates: db.collection<DeviceCertificateDoc>('device_certificates'),
     credentialPolicies: db.collection<DeviceCredentialPolicyDoc>('credential_policies'),
+    alarms: db.collection<AlarmDoc>('alarms'),
+    twinEvents: db.collection<TwinEventDoc>('twin_events'),
   };
   await ensureIndexes(collections);
   return {
@@ -133,4 +139,7 @@ async function ensureIndexes(c: Collections): Promise<void> {
   await create(c.operations, [
     { key: { org: 1, deviceId: 1, createdAt: -1, id: -1 }, name: 'device_newest' },
   ]);
+  // Alarm _ids are `${org}/${deviceId}/${name}`: the _id index serves a device's alarms and cursors.
+  await create(c.alarms, [{ key: { org: 1, status: 1, _id: 1 }, name: 'org_status' }]);
+  await create(c.twinEvents, [{ key: { org: 1, deviceId: 1, at: -1 }, name: 'device_newest' }]);
 }

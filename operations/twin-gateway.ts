@@ -13,6 +13,8 @@ import {
   type RequestEnvelope,
   isFinal,
 } from '../twins/operations';
+import type { AlarmRecord } from '../twins/behaviours';
+import type { DesiredView } from '../twins/desired';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
 import type { DeviceProfile, TwinIdentity } from '../twins/types';
 import { operationWorkflowId, twinWorkflowId } from '../workflows/ids';
@@ -25,7 +27,11 @@ import {
   TWINFLOW_TWIN_TYPE,
 } from '../workflows/search-attributes';
 import {
+  type AlarmAction,
+  type DesiredPatch,
   type OperationAdmission,
+  alarmActionUpdate,
+  setDesiredUpdate,
   cancelOperationUpdate,
   claimPendingOperationsUpdate,
   decommissionUpdate,
@@ -53,6 +59,8 @@ function toRefusal(err: unknown): never {
     if (type === 'DECOMMISSIONED') throw new RefusedError('CONFLICT', message);
     if (type === 'RESOURCE_EXHAUSTED') throw new RefusedError('RESOURCE_EXHAUSTED', message);
     if (type === 'NOT_FOUND') throw new RefusedError('NOT_FOUND', message);
+    if (type === 'CONFLICT') throw new RefusedError('CONFLICT', message);
+    if (type === 'PRECONDITION_FAILED') throw new RefusedError('PRECONDITION_FAILED', message);
   }
   throw err;
 }
@@ -105,6 +113,28 @@ export class TwinGateway {
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
       throw err;
+    }
+  }
+
+  /** Acknowledges or clears an alarm on the twin; answers the alarm once the twin has stored it. */
+  async alarmAction(org: string, deviceId: string, action: AlarmAction): Promise<AlarmRecord> {
+    try {
+      return await this.client.workflow
+        .getHandle(twinWorkflowId(org, deviceId))
+        .executeUpdate(alarmActionUpdate, { args: [action] });
+    } catch (err) {
+      return toRefusal(err);
+    }
+  }
+
+  /** Changes the desired state on the twin; answers the new view once any attempt it starts is admitted. */
+  async setDesired(org: string, deviceId: string, patch: DesiredPatch): Promise<DesiredView | null> {
+    try {
+      return await this.client.workflow
+        .getHandle(twinWorkflowId(org, deviceId))
+        .executeUpdate(setDesiredUpdate, { args: [patch] });
+    } catch (err) {
+      return toRefusal(err);
     }
   }
 

@@ -34,6 +34,8 @@ import {
   reportTelemetrySignal,
   requestOperationUpdate,
   updateProfileUpdate,
+  alarmActionUpdate,
+  setDesiredUpdate,
 } from '../workflows/twin.messages';
 
 const OUT_DIR = path.resolve(__dirname, '..', 'test', 'fixtures', 'histories');
@@ -244,6 +246,66 @@ async function recordContinueAsNew({ env, tq, record, org, op, ended }: Scenario
   await record('twin-continue-as-new-last-run', twin);
 }
 
+/**
+ * Behaviours on a meter: an overload held past its duration (alarm, breaker operation, event), a declared alarm,
+ * acknowledge and clear, a desired-state change reconciled through a poll and confirmed by a report, OFFLINE
+ * after silence and back, decommission.
+ */
+async function recordBehaviours({ env, tq, record, org, op, ended }: Scenario): Promise<void> {
+  const deviceId = 'behaviours';
+  await env.inventory.db
+    .collection<{ _id: string; transport: object }>('devices')
+    .insertOne({ _id: deviceDocId(org, deviceId), transport: { sleepy: true } });
+  const twin = await startTwin(env, tq, deviceId, {
+    twinType: 'electricity-meter',
+    profile: { tags: [], attributes: { overloadHoldMs: 300, voltageHoldMs: 0, offlineAfterMs: 1_500 } },
+  });
+  const state = () => twin.query(getTwinStateQuery);
+  await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'power.active', value: 12_000 }]));
+  await until('overload', async () => (await state()).behaviour?.alarms.OVERLOAD?.status === 'ACTIVE');
+  await until('breaker', async () => (await state()).operations.open.length === 1);
+  await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'voltage', value: 300 }]));
+  await until('voltage', async () => (await state()).behaviour?.alarms.VOLTAGE?.status === 'ACTIVE');
+  await twin.executeUpdate(alarmActionUpdate, {
+    args: [{ name: 'OVERLOAD', action: 'acknowledge', by: 'op' }],
+  });
+  await twin.executeUpdate(alarmActionUpdate, { args: [{ name: 'OVERLOAD', action: 'clear', by: 'op' }] });
+  await twin.executeUpdate(setDesiredUpdate, { args: [{ values: { reportingIntervalS: 60 }, by: 'op' }] });
+  await until('desired', async () => (await state()).operations.open.length === 2);
+  const claimed = await twin.executeUpdate(claimPendingOperationsUpdate, { args: [{ limit: 10 }] });
+  for (const envelope of claimed) {
+    const id = envelope.operation.request.id;
+    await until('started', async () =>
+      op(deviceId, id)
+        .describe()
+        .then(
+          () => true,
+          () => false,
+        ),
+    );
+    await op(deviceId, id).signal(reportResponseSignal, {
+      response: { resultCode: 'SUCCESSFUL' },
+      receivedAt: Date.now(),
+    });
+    await ended(deviceId, id);
+  }
+  await twin.signal(
+    reportTelemetrySignal,
+    telemetryBatch([
+      { id: 'reportingIntervalS', value: 60 },
+      { id: 'power.active', value: 100 },
+      { id: 'voltage', value: 230 },
+    ]),
+  );
+  await until('in sync', async () => (await state()).desired?.retryAt === null);
+  await until('offline', async () => (await state()).status === 'OFFLINE', 10_000);
+  await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'voltage', value: 231 }]));
+  await until('online', async () => (await state()).status === 'OK');
+  await twin.executeUpdate(decommissionUpdate);
+  await twin.result();
+  await record('twin-behaviours-alarms-desired-offline', twin);
+}
+
 async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promise<void> {
   const org = env.org;
   const op = (deviceId: string, id: string) =>
@@ -272,6 +334,7 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
   await recordPushAndCancel(scenario);
   await recordExpiryAndRetries(scenario);
   await recordContinueAsNew(scenario);
+  await recordBehaviours(scenario);
 }
 
 async function main(): Promise<void> {

@@ -1,4 +1,6 @@
 // The typed API workflow authors use to declare a twin type: its state, how data change it, its status.
+import { type AlarmSpec, type Behaviours, type ReactionSpec, checkBehaviours } from './behaviours';
+import type { DesiredSpec } from './desired';
 import type { OperationCatalogue } from './operation-catalogue';
 import type { Datapoint, LatestValue } from './types';
 
@@ -34,12 +36,40 @@ export interface TwinTypeSpec<S> {
   readonly operations?: OperationCatalogue;
   /** How many pushed operations may run on one device at a time; the rest wait their turn. Default 1. */
   readonly maxConcurrentOperations?: number;
+  /**
+   * Rules over the state that act: request an operation, raise or clear an alarm, emit an event. A rule with
+   * `for` fires only once its condition has held that long (a durable timer). Default: none.
+   */
+  readonly reactions?: readonly ReactionSpec<S>[];
+  /** Alarms the type raises and clears by itself. Default: none. */
+  readonly alarms?: readonly AlarmSpec<S>[];
+  /**
+   * The device becomes OFFLINE after this long without data (ms; a device attribute `offlineAfterMs`
+   * overrides it), and comes back with its next data. Default 0: never.
+   */
+  readonly offlineAfterMs?: number;
+  /**
+   * The device's desired configuration: its schema, how reported values are read, and how a difference becomes
+   * an operation (default SET_DEVICE_PARAMETERS with the changed keys). Default: none (no desired state).
+   */
+  readonly desired?: DesiredSpec<S>;
 }
 
 export interface TwinType<S = unknown> extends Required<
-  Omit<TwinTypeSpec<S>, 'isSignificant' | 'operations' | 'maxConcurrentOperations'>
+  Omit<
+    TwinTypeSpec<S>,
+    | 'isSignificant'
+    | 'operations'
+    | 'maxConcurrentOperations'
+    | 'reactions'
+    | 'alarms'
+    | 'offlineAfterMs'
+    | 'desired'
+  >
 > {
+  readonly desired?: DesiredSpec<unknown>;
   readonly operations: OperationCatalogue;
+  readonly behaviours: Behaviours;
   readonly maxConcurrentOperations: number;
   isSignificant: (datapoint: Datapoint, previous: LatestValue | undefined) => boolean;
 }
@@ -79,6 +109,12 @@ export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
       }
     }
   }
+  const behaviours: Behaviours = Object.freeze({
+    reactions: Object.freeze([...(spec.reactions ?? [])]) as readonly ReactionSpec<unknown>[],
+    alarms: Object.freeze([...(spec.alarms ?? [])]) as readonly AlarmSpec<unknown>[],
+    offlineAfterMs: spec.offlineAfterMs ?? 0,
+  });
+  checkBehaviours(spec.name, behaviours);
   const isSignificant =
     spec.isSignificant ?? ((_dp: Datapoint, previous?: LatestValue) => previous === undefined);
   return Object.freeze({
@@ -92,5 +128,7 @@ export function defineTwin<S>(spec: TwinTypeSpec<S>): TwinType<S> {
     heartbeatMs,
     operations,
     maxConcurrentOperations,
+    behaviours,
+    ...(spec.desired ? { desired: spec.desired as DesiredSpec<unknown> } : {}),
   });
 }

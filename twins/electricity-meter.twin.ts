@@ -21,6 +21,8 @@ const NOMINAL_VOLTAGE_V = 230;
 /** Outside ±10 % of nominal voltage the supply is out of tolerance (EN 50160). */
 const VOLTAGE_TOLERANCE = 0.1;
 
+const sameScalar = (a: unknown, b: unknown): boolean => a === b;
+
 const asNumber = (value: unknown): number | null =>
   typeof value === 'number' && Number.isFinite(value) ? value : null;
 
@@ -42,6 +44,24 @@ export function meterStatus(state: MeterState): MeterStatus {
   if (state.powerW !== null && state.powerW > state.powerLimitW) return 'OVERLOAD';
   return 'OK';
 }
+
+/** How long power must stay over the limit before the meter's breaker opens (ms); attribute `overloadHoldMs`. */
+export const METER_OVERLOAD_HOLD_MS = 120_000;
+/** How long the voltage must stay out of tolerance before the VOLTAGE alarm is raised (ms); `voltageHoldMs`. */
+export const METER_VOLTAGE_HOLD_MS = 60_000;
+/** A meter that sent nothing for this long is OFFLINE (ms); attribute `offlineAfterMs`. */
+export const METER_OFFLINE_AFTER_MS = 15 * 60_000;
+
+const attributeMs =
+  (name: string, fallback: number) =>
+  ({ attributes }: { attributes: Readonly<Record<string, unknown>> }): number => {
+    const v = attributes[name];
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fallback;
+  };
+
+const overloaded = (s: MeterState): boolean => s.powerW !== null && s.powerW > s.powerLimitW;
+const voltageOut = (s: MeterState): boolean =>
+  s.voltageV !== null && voltageBand(s.voltageV) === 'OUT_OF_TOLERANCE';
 
 export const electricityMeterTwin = defineTwin<MeterState>({
   name: 'electricity-meter',
@@ -83,9 +103,54 @@ export const electricityMeterTwin = defineTwin<MeterState>({
     if (dp.datastreamId === 'voltage' && n !== null && before !== null)
       return voltageBand(n) !== voltageBand(before);
     if (dp.datastreamId === 'energy.import' && n !== null && before !== null) return n < before;
+    // Crossing the default limit may start (or end) an overload's hold: the twin must time it from now.
+    if (dp.datastreamId === 'power.active' && n !== null && before !== null)
+      return n > METER_DEFAULT_POWER_LIMIT_W !== before > METER_DEFAULT_POWER_LIMIT_W;
+    // Configuration the meter reports back changes seldom, and the desired state waits for it.
+    if (dp.datastreamId === 'reportingIntervalS' || dp.datastreamId === 'tariff')
+      return !sameScalar(dp.value, previous.value);
     return dp.datastreamId === 'power.limit';
   },
   maxSignalDelayMs: 10_000,
+  offlineAfterMs: METER_OFFLINE_AFTER_MS,
+  reactions: [
+    {
+      // Power over the limit for overloadHoldMs: a MAJOR alarm, and the breaker opens. An operator clears it.
+      name: 'overload-breaker',
+      when: ({ state }) => overloaded(state),
+      for: attributeMs('overloadHoldMs', METER_OVERLOAD_HOLD_MS),
+      then: ({ state }) => [
+        {
+          kind: 'raiseAlarm',
+          alarm: 'OVERLOAD',
+          severity: 'MAJOR',
+          message: `power ${state.powerW} W over the limit of ${state.powerLimitW} W`,
+        },
+        { kind: 'operation', name: 'DISCONNECT_SUPPLY', parameters: { reason: 'overload' } },
+        { kind: 'event', name: 'breaker-opened', data: { powerW: state.powerW, limitW: state.powerLimitW } },
+      ],
+    },
+  ],
+  // The meter's configuration; it confirms a change by reporting the datastream of the same name.
+  desired: {
+    schema: z
+      .object({
+        reportingIntervalS: z.number().int().min(10).max(86_400).optional(),
+        tariff: z.string().min(1).max(32).optional(),
+      })
+      .strict(),
+  },
+  alarms: [
+    {
+      name: 'VOLTAGE',
+      severity: 'MINOR',
+      description: 'Supply voltage out of tolerance (EN 50160, ±10 % of 230 V).',
+      raise: ({ state }) => voltageOut(state),
+      for: attributeMs('voltageHoldMs', METER_VOLTAGE_HOLD_MS),
+      message: ({ state }) => `voltage ${state.voltageV} V out of tolerance`,
+      clearableByHand: false,
+    },
+  ],
   operations: {
     REBOOT_EQUIPMENT: OPENGATE_OPERATIONS.REBOOT_EQUIPMENT,
     REFRESH_INFO: OPENGATE_OPERATIONS.REFRESH_INFO,

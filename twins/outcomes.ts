@@ -8,6 +8,8 @@ export type RefusalCode =
   | 'PERMISSION_DENIED'
   | 'NOT_FOUND'
   | 'CONFLICT'
+  /** The change was based on a version that is no longer current (If-Match). */
+  | 'PRECONDITION_FAILED'
   | 'GONE'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNPROCESSABLE'

@@ -1,5 +1,35 @@
 // The twin's pure core: decide(type, state, input, now) -> new state and effects. No Temporal, no I/O.
+import {
+  type AlarmSummary,
+  type BehaviourContext,
+  type BehaviourEffect,
+  type BehaviourState,
+  OFFLINE_KEY,
+  OFFLINE_STATUS,
+  acknowledgeAlarm,
+  alarmSummary,
+  checkOffline,
+  clearAlarmByHand,
+  dataReceived,
+  emptyBehaviour,
+  evaluateBehaviours,
+  hasBehaviours,
+} from './behaviours';
 import type { TwinType } from './define-twin';
+import {
+  type DesiredEffect,
+  type DesiredState,
+  type DesiredView,
+  afterReconnect,
+  afterReport,
+  desiredAdmissionFailed,
+  desiredOperationEnded,
+  desiredRetry,
+  desiredView,
+  emptyDesired,
+  reportedValues,
+  setDesired,
+} from './desired';
 import { type OperationRequest, type RequestEnvelope, requestEnvelope } from './operations';
 import {
   type OperationEffect,
@@ -58,6 +88,10 @@ export interface TwinState {
   readonly recentBatchIds: readonly string[];
   /** Open operations in order of request, and the pending queue of a device that polls. */
   readonly operations: OperationTable;
+  /** Reactions, alarms and connectivity (absent in runs carried over from before behaviours existed). */
+  readonly behaviour?: BehaviourState;
+  /** The desired configuration and its reconciliation (absent until an operator first sets it). */
+  readonly desired?: DesiredState;
   /** Grows with every change; read models keep the highest version they have seen. */
   readonly version: number;
   readonly createdAt: number;
@@ -89,13 +123,36 @@ export type TwinInput =
   | { readonly kind: 'operationEnded'; readonly id: string }
   | { readonly kind: 'operationWaiting'; readonly id: string }
   | { readonly kind: 'claimPending'; readonly limit: number }
-  | { readonly kind: 'cancelOperation'; readonly id: string; readonly by: string };
+  | { readonly kind: 'cancelOperation'; readonly id: string; readonly by: string }
+  /** A behaviour's durable timer fired (a pending condition's `due`, or the offline check). */
+  | { readonly kind: 'behaviourTimer'; readonly key: string }
+  | { readonly kind: 'acknowledgeAlarm'; readonly name: string; readonly by: string }
+  | { readonly kind: 'clearAlarm'; readonly name: string; readonly by: string }
+  /** An operator's change of the desired state; newId names the operation an attempt would use. */
+  | {
+      readonly kind: 'setDesired';
+      readonly patch: Readonly<Record<string, unknown>>;
+      readonly ifVersion?: number;
+      readonly by: string;
+      readonly newId: string;
+    }
+  | { readonly kind: 'desiredRetry'; readonly newId: string }
+  | {
+      readonly kind: 'desiredOperationEnded';
+      readonly id: string;
+      readonly status: string;
+      readonly resultCode?: string | null;
+      readonly resultDescription?: string | null;
+    }
+  | { readonly kind: 'desiredAdmissionFailed'; readonly id: string; readonly reason: string };
 
 export type TwinEffect =
   /** Urgent: what lists filter by changed (status, profile, lifecycle, first contact); else only counters and times. */
   | { readonly kind: 'publishSnapshot'; readonly urgent: boolean }
   | { readonly kind: 'statusChanged'; readonly from: string; readonly to: string }
-  | OperationEffect;
+  | OperationEffect
+  | BehaviourEffect
+  | DesiredEffect;
 
 export interface Decision {
   readonly state: TwinState;
@@ -151,9 +208,25 @@ export function decide(type: TwinType, state: TwinState, input: TwinInput, now: 
       return cancelled.ok ? withTable(state, now, cancelled.value) : cancelled;
     }
     case 'telemetry':
-      return applyTelemetry(type, state, input.batch, now);
+      return withReactionDesired(type, applyTelemetry(type, state, input.batch, now), now);
     case 'updateProfile':
-      return applyProfilePatch(state, input.patch, now);
+      return withReactionDesired(type, applyProfilePatch(type, state, input.patch, now), now);
+    case 'behaviourTimer':
+      return withReactionDesired(type, behaviourTimer(type, state, input.key, now), now);
+    case 'setDesired':
+    case 'desiredRetry':
+    case 'desiredOperationEnded':
+    case 'desiredAdmissionFailed':
+      return applyDesired(type, state, input, now);
+    case 'acknowledgeAlarm':
+    case 'clearAlarm': {
+      const behaviour = state.behaviour ?? emptyBehaviour();
+      const act = input.kind === 'acknowledgeAlarm' ? acknowledgeAlarm : clearAlarmByHand;
+      const done = act(behaviour, input.name, input.by, now);
+      if (!done.ok) return done;
+      if (done.value.behaviour === behaviour) return ok({ state, effects: [] });
+      return ok(withBehaviour(state, done.value.behaviour, done.value.effects, now, []));
+    }
     case 'decommission': {
       const cancelled = cancelAll(state.operations, 'decommission');
       return ok({
@@ -233,11 +306,33 @@ function applyTelemetry(
   }
   const status = type.status(typeState);
   const lastSeenAt = Math.max(state.connectivity.lastSeenAt ?? 0, batch.receivedAt);
+  const reported = [...latest.values()].sort(compareLatest);
+  const behaviours = type.behaviours;
+  let behaviourEffects: readonly BehaviourEffect[] = [];
+  let behaviour = state.behaviour;
+  if (hasBehaviours(behaviours)) {
+    const ctx = contextOf(type, { ...state, typeState, reported }, state.typeState);
+    const evaluated = evaluateBehaviours(
+      behaviours,
+      dataReceived(state.behaviour ?? emptyBehaviour(), now),
+      ctx,
+      now,
+    );
+    behaviour = evaluated.behaviour;
+    behaviourEffects = evaluated.effects;
+  }
+  let desired = state.desired;
+  if (desired && type.desired) {
+    if (state.behaviour?.offline) desired = afterReconnect(desired, now);
+    desired = afterReport(desired, reportedValues(type.desired, typeState, reported));
+  }
   const next: TwinState = {
     ...state,
-    reported: [...latest.values()].sort(compareLatest),
+    reported,
     typeState,
     status,
+    ...(behaviour ? { behaviour } : {}),
+    ...(desired ? { desired } : {}),
     connectivity: { lastSeenAt, channel: batch.channel },
     counters: {
       ...state.counters,
@@ -250,14 +345,21 @@ function applyTelemetry(
     updatedAt: now,
   };
   const firstContact = state.connectivity.lastSeenAt === null;
+  const alarmsChanged = behaviourEffects.some((e) => e.kind === 'alarmChanged');
   const effects: TwinEffect[] = [
-    { kind: 'publishSnapshot', urgent: status !== state.status || firstContact },
+    { kind: 'publishSnapshot', urgent: status !== state.status || firstContact || alarmsChanged },
+    ...behaviourEffects,
   ];
   if (status !== state.status) effects.unshift({ kind: 'statusChanged', from: state.status, to: status });
   return ok({ state: next, effects });
 }
 
-function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): Result<Decision> {
+function applyProfilePatch(
+  type: TwinType,
+  state: TwinState,
+  patch: ProfilePatch,
+  now: number,
+): Result<Decision> {
   const checked = validateProfilePatch(patch);
   if (!checked.ok) return checked;
   const attributes: Record<string, AttributeValue> = { ...state.profile.attributes };
@@ -274,16 +376,148 @@ function applyProfilePatch(state: TwinState, patch: ProfilePatch, now: number): 
     tags: patch.tags ? [...new Set(patch.tags)] : state.profile.tags,
     attributes,
   };
+  const patched: TwinState = {
+    ...state,
+    profile,
+    counters: { ...state.counters, attributeChanges: state.counters.attributeChanges + 1 },
+    version: state.version + 1,
+    updatedAt: now,
+  };
+  // Conditions may read attributes and tags: they are evaluated again (a twin that never had data is left alone).
+  if (hasBehaviours(type.behaviours) && state.behaviour) {
+    const evaluated = evaluateBehaviours(
+      type.behaviours,
+      state.behaviour,
+      contextOf(type, patched, state.typeState),
+      now,
+    );
+    return ok({
+      state: { ...patched, behaviour: evaluated.behaviour },
+      effects: [{ kind: 'publishSnapshot', urgent: true }, ...evaluated.effects],
+    });
+  }
+  return ok({ state: patched, effects: [{ kind: 'publishSnapshot', urgent: true }] });
+}
+
+type DesiredInput = Extract<
+  TwinInput,
+  { kind: 'setDesired' | 'desiredRetry' | 'desiredOperationEnded' | 'desiredAdmissionFailed' }
+>;
+
+/** Desired state: an operator's change, a retry, the end of an attempt's operation, a refused admission. */
+function applyDesired(type: TwinType, state: TwinState, input: DesiredInput, now: number): Result<Decision> {
+  const spec = type.desired;
+  if (!spec) return fail('INVALID_ARGUMENT', `twin type ${type.name} declares no desired state`);
+  const before = state.desired ?? emptyDesired();
+  const reported = reportedValues(spec, state.typeState, state.reported);
+  let desired: DesiredState;
+  let effects: DesiredEffect[] = [];
+  switch (input.kind) {
+    case 'setDesired': {
+      const step = setDesired(spec, before, input.patch, {
+        ...(input.ifVersion !== undefined ? { ifVersion: input.ifVersion } : {}),
+        by: input.by,
+        now,
+        newId: input.newId,
+        reported,
+      });
+      if (!step.ok) return step;
+      ({ desired, effects } = step.value);
+      break;
+    }
+    case 'desiredRetry':
+      ({ desired, effects } = desiredRetry(spec, before, reported, now, input.newId));
+      break;
+    case 'desiredOperationEnded':
+      ({ desired, effects } = desiredOperationEnded(spec, before, input, reported, now));
+      break;
+    case 'desiredAdmissionFailed':
+      desired = desiredAdmissionFailed(before, input.id, input.reason);
+      break;
+  }
+  if (desired === before && effects.length === 0) return ok({ state, effects: [] });
   return ok({
-    state: {
-      ...state,
-      profile,
-      counters: { ...state.counters, attributeChanges: state.counters.attributeChanges + 1 },
-      version: state.version + 1,
-      updatedAt: now,
-    },
-    effects: [{ kind: 'publishSnapshot', urgent: true }],
+    state: { ...state, desired, version: state.version + 1, updatedAt: now },
+    effects: [{ kind: 'publishSnapshot', urgent: true }, ...effects],
   });
+}
+
+/**
+ * Reactions that set desired values: each makes a new version (by `twin:<reaction>`), due at once, so the twin's
+ * retry timer starts its attempt. Values the schema refuses are dropped (the reaction is the type's own code).
+ */
+function withReactionDesired(type: TwinType, result: Result<Decision>, now: number): Result<Decision> {
+  if (!result.ok || !result.value.effects.some((e) => e.kind === 'reactionSetDesired')) return result;
+  let { state } = result.value;
+  const effects: TwinEffect[] = [];
+  for (const e of result.value.effects) {
+    if (e.kind !== 'reactionSetDesired') {
+      effects.push(e);
+      continue;
+    }
+    if (!type.desired) continue;
+    const step = setDesired(type.desired, state.desired ?? emptyDesired(), e.values, {
+      by: `twin:${e.reaction}`,
+      now,
+      reported: reportedValues(type.desired, state.typeState, state.reported),
+    });
+    if (!step.ok) continue;
+    state = { ...state, desired: step.value.desired };
+    effects.push(...step.value.effects);
+  }
+  return ok({ state, effects });
+}
+
+/** The desired state as operators see it (null: the type has none, or nobody set it yet). */
+export function desiredOf(type: TwinType, state: TwinState): DesiredView | null {
+  if (!type.desired) return null;
+  return desiredView(
+    state.desired ?? emptyDesired(),
+    reportedValues(type.desired, state.typeState, state.reported),
+  );
+}
+
+/** What reactions and alarm conditions see. */
+function contextOf(type: TwinType, state: TwinState, previous: unknown): BehaviourContext<unknown> {
+  return {
+    state: state.typeState,
+    previous,
+    status: type.status(state.typeState),
+    reported: state.reported,
+    attributes: state.profile.attributes,
+    tags: state.profile.tags,
+  };
+}
+
+/** A timer fired: the offline check, or a pending condition whose duration may now be over. */
+function behaviourTimer(type: TwinType, state: TwinState, key: string, now: number): Result<Decision> {
+  const before = state.behaviour;
+  if (!before) return ok({ state, effects: [] });
+  if (key === OFFLINE_KEY) {
+    const behaviour = checkOffline(type.behaviours, before, state.profile.attributes, now);
+    if (behaviour === before) return ok({ state, effects: [] });
+    const effects: TwinEffect[] = [];
+    if (state.status !== OFFLINE_STATUS)
+      effects.push({ kind: 'statusChanged', from: state.status, to: OFFLINE_STATUS });
+    return ok(withBehaviour({ ...state, status: OFFLINE_STATUS }, behaviour, [], now, effects));
+  }
+  const evaluated = evaluateBehaviours(type.behaviours, before, contextOf(type, state, state.typeState), now);
+  if (evaluated.behaviour === before) return ok({ state, effects: [] });
+  return ok(withBehaviour(state, evaluated.behaviour, evaluated.effects, now, []));
+}
+
+function withBehaviour(
+  state: TwinState,
+  behaviour: BehaviourState,
+  behaviourEffects: readonly BehaviourEffect[],
+  now: number,
+  extra: readonly TwinEffect[],
+): Decision {
+  const urgent = extra.length > 0 || behaviourEffects.some((e) => e.kind === 'alarmChanged');
+  return {
+    state: { ...state, behaviour, version: state.version + 1, updatedAt: now },
+    effects: [...extra, { kind: 'publishSnapshot', urgent }, ...behaviourEffects],
+  };
 }
 
 function compareLatest(a: LatestValue, b: LatestValue): number {
@@ -322,10 +556,14 @@ export interface TwinSnapshot {
   readonly counters: TwinCounters;
   /** Open operations, and how many wait for their turn or for the device to poll. */
   readonly operations: { readonly open: number; readonly waiting: number };
+  /** Active alarms, unacknowledged ones, and the highest active severity. */
+  readonly alarms: AlarmSummary;
+  /** The desired state and its sync, for types that declare one. */
+  readonly desired?: DesiredView | null;
   readonly updatedAt: number;
 }
 
-export function toSnapshot(state: TwinState): TwinSnapshot {
+export function toSnapshot(state: TwinState, type?: TwinType): TwinSnapshot {
   return {
     version: state.version,
     twinType: state.identity.twinType,
@@ -336,6 +574,8 @@ export function toSnapshot(state: TwinState): TwinSnapshot {
     connectivity: state.connectivity,
     counters: state.counters,
     operations: operationCounts(state.operations),
+    alarms: alarmSummary(state.behaviour),
+    ...(type?.desired && state.desired ? { desired: desiredOf(type, state) } : {}),
     updatedAt: state.updatedAt,
   };
 }

@@ -1,5 +1,7 @@
 // What a twin accepts before it changes anything: pure checks behind the twin workflow's update validators.
+import { acknowledgeAlarm, clearAlarmByHand, emptyBehaviour } from './behaviours';
 import type { TwinType } from './define-twin';
+import { emptyDesired, reportedValues, setDesired } from './desired';
 import { checkOperation } from './operation-catalogue';
 import type { OperationRequest } from './operations';
 import type { ProfilePatch, TwinState } from './twin-core';
@@ -85,4 +87,41 @@ export function validateProfilePatch(patch: ProfilePatch): Result<ProfilePatch> 
     }
   }
   return ok(patch);
+}
+
+/** An operator's acknowledge or clear: the alarm exists on an active twin, and a clear is allowed. */
+export function validateAlarmAction(
+  _type: TwinType,
+  state: TwinState,
+  input: { name: string; action: 'acknowledge' | 'clear'; by: string },
+): Result<{ name: string }> {
+  const active = requireActive(state);
+  if (!active.ok) return active;
+  if (input.action !== 'acknowledge' && input.action !== 'clear')
+    return fail('INVALID_ARGUMENT', 'action must be acknowledge or clear');
+  const behaviour = state.behaviour ?? emptyBehaviour();
+  const act = input.action === 'acknowledge' ? acknowledgeAlarm : clearAlarmByHand;
+  const done = act(behaviour, input.name, input.by, 0);
+  return done.ok ? ok({ name: input.name }) : done;
+}
+
+/** An operator's desired-state change: the type declares one, the twin is active, the version and values fit. */
+export function validateDesiredPatch(
+  type: TwinType,
+  state: TwinState,
+  patch: { values: Readonly<Record<string, unknown>>; ifVersion?: number; by: string },
+): Result<{ version: number }> {
+  const active = requireActive(state);
+  if (!active.ok) return active;
+  if (!type.desired) return fail('INVALID_ARGUMENT', `twin type ${type.name} declares no desired state`);
+  if (typeof patch.values !== 'object' || patch.values === null || Array.isArray(patch.values))
+    return fail('INVALID_ARGUMENT', 'desired values must be an object');
+  const step = setDesired(type.desired, state.desired ?? emptyDesired(), patch.values, {
+    ...(patch.ifVersion !== undefined ? { ifVersion: patch.ifVersion } : {}),
+    by: patch.by,
+    now: 0,
+    newId: 'check',
+    reported: reportedValues(type.desired, state.typeState, state.reported),
+  });
+  return step.ok ? ok({ version: step.value.desired.version }) : step;
 }

@@ -122,6 +122,8 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,63}$/)
     .default('twinflow'),
   TWINFLOW_WORKFLOW_BUNDLE: optionalText,
+  /** A module of twin types written outside TwinFlow (`export default [defineTwin(...), ...]`). */
+  TWINFLOW_TWINS: optionalText,
   TWINFLOW_SNAPSHOT_DEBOUNCE_MS: z.coerce.number().int().min(0).max(600_000).default(1_000),
   TWINFLOW_SNAPSHOT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
   TWINFLOW_FIRST_PUSH_BUDGET_MS: z.coerce.number().int().min(0).max(8_000).default(2_000),
@@ -285,6 +287,8 @@ const configSchema = envSchema
     },
     mongo: { uri: env.MONGODB_URI, db: env.MONGODB_DB, embeddedPort: env.TWINFLOW_MONGODB_PORT },
     workflowBundlePath: env.TWINFLOW_WORKFLOW_BUNDLE,
+    /** Set: twin types from this module are registered at start and bundled into the workflow code. */
+    twinsModule: env.TWINFLOW_TWINS,
     worker: {
       cachedTwins: env.TWINFLOW_WORKER_CACHED_TWINS,
       workflowTasks: env.TWINFLOW_WORKER_WORKFLOW_TASKS,

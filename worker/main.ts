@@ -27,6 +27,7 @@ import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
 import { type BuiltServices, createJobActivityDeps, createRepositories, createServices } from './services';
 import { createTwinWorker, installSdkRuntime } from './twin-worker';
+import { loadUserTwins } from './user-twins';
 import { localCaLine, loadTlsMaterial, serverTlsOptions, TlsFileError, type TlsMaterial } from './tls-files';
 
 interface Running {
@@ -78,6 +79,14 @@ async function startStores(config: Config, life: Lifecycle, say: (line: string) 
   return { temporalAddress, temporalUi, mongoUri };
 }
 
+/**
+ * Where this process's MQTT gateway hands waiting operations to listening devices, once the API role has started
+ * it: twins in the same process use it for the operations they queue themselves (reactions, desired state).
+ */
+const liveDeliveryHook: { deliver?: (org: string, deviceId: string) => Promise<void> } = {};
+const liveDelivery = (org: string, deviceId: string): Promise<void> =>
+  liveDeliveryHook.deliver?.(org, deviceId) ?? Promise.resolve();
+
 /** The worker role: twins and their activities, and the datapoint retention schedule. */
 async function startWorkerRole(
   config: Config,
@@ -91,14 +100,15 @@ async function startWorkerRole(
     metricsPort: config.worker.metricsPort,
   });
   const repos = createRepositories(inventory, config.writeBack.instance);
-  const { devices, operations, datapoints } = repos;
+  const { devices, operations, datapoints, alarms } = repos;
   const jobs = await createJobActivityDeps(config, repos, temporalAddress, logger);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { devices, operations, datapoints, jobs: jobs.deps },
+    deps: { devices, operations, datapoints, alarms, liveDelivery, jobs: jobs.deps },
     workflowBundlePath: config.workflowBundlePath,
+    ...(config.twinsModule ? { twinsModule: config.twinsModule } : {}),
     tuning: config.worker,
   });
   const running = worker.run();
@@ -229,6 +239,7 @@ async function startMqtt(
     logger,
   );
   services.operationsService.attachLiveDelivery((org, deviceId) => gateway.deliverPending(org, deviceId));
+  liveDeliveryHook.deliver = (org, deviceId) => gateway.deliverPending(org, deviceId);
   let channel: RequestChannel;
   let line: string;
   if (config.mqtt.url) {
@@ -284,6 +295,11 @@ async function run(config: Config): Promise<Running> {
         'the TwinFlow HTTPS API',
         config.api.host,
       );
+    // Twin types written outside TwinFlow: checked before anything starts, so a wrong one stops the start.
+    if (config.twinsModule) {
+      const types = await loadUserTwins(config.twinsModule);
+      logger.info({ module: config.twinsModule, types: types.map((t) => t.name) }, 'twin types loaded');
+    }
     // Before anything starts: a certificate that cannot be used is one clear error, not a half-started stack.
     const material = api && config.tls.enabled ? await loadTlsMaterial(config) : undefined;
     const { temporalAddress, temporalUi, mongoUri } = await startStores(config, life, say);

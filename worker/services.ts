@@ -19,6 +19,7 @@ import { TwinGoneError, TwinNotifier } from '../ingest/twin-notifier';
 import { CommitLogRepository } from '../inventory/commit-log.repo';
 import { DatapointRepository } from '../inventory/datapoints.repo';
 import { CertificateRepository } from '../inventory/certificates.repo';
+import { AlarmRepository } from '../inventory/alarms.repo';
 import { DeviceRepository } from '../inventory/devices.repo';
 import { FunctionRepository } from '../inventory/functions.repo';
 import {
@@ -80,6 +81,7 @@ export function createRepositories(inventory: Inventory, instance: string) {
     audit: new AuditRepository(c),
     functions: new FunctionRepository(c),
     certificates: new CertificateRepository(c),
+    alarms: new AlarmRepository(c),
   };
 }
 

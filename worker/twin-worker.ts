@@ -1,7 +1,9 @@
 // Creates the Temporal worker that runs twins and their activities.
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import path from 'node:path';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
-import { workflowBundleOptions } from './workflow-bundle';
+import { writeWorkflowsEntry } from './user-twins';
+import { SHARED_WORKFLOW_MODULES, workflowBundleOptions } from './workflow-bundle';
 
 /** The worker's cache and concurrency (worker/config.ts, WORKER_DEFAULTS, says why each is what it is). */
 export interface TwinWorkerTuning {
@@ -17,6 +19,8 @@ export interface TwinWorkerOptions {
   readonly deps: ActivityDeps;
   /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
   readonly workflowBundlePath?: string;
+  /** A module of twin types written outside TwinFlow: bundled with the workflows (a prebuilt bundle is not used). */
+  readonly twinsModule?: string;
   /** Unset: the SDK's defaults (tests, which hold few twins). */
   readonly tuning?: TwinWorkerTuning;
 }
@@ -48,6 +52,7 @@ export async function createTwinWorker(
   o: TwinWorkerOptions,
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
   const connection = await NativeConnection.connect({ address: o.address });
+  const bundle = o.twinsModule ? await bundleWithTwins(o.twinsModule) : undefined;
   const worker = await Worker.create({
     connection,
     namespace: o.namespace,
@@ -60,9 +65,37 @@ export async function createTwinWorker(
           maxConcurrentActivityTaskExecutions: o.tuning.activities,
         }
       : {}),
-    ...(o.workflowBundlePath
-      ? { workflowBundle: { codePath: o.workflowBundlePath } }
-      : { workflowsPath: require.resolve('../workflows'), bundlerOptions: workflowBundleOptions() }),
+    ...(bundle
+      ? { workflowBundle: bundle }
+      : o.workflowBundlePath
+        ? { workflowBundle: { codePath: o.workflowBundlePath } }
+        : { workflowsPath: require.resolve('../workflows'), bundlerOptions: workflowBundleOptions() }),
   });
   return { worker, connection };
+}
+
+/** TwinFlow's workflows with the user's twin types registered first (see worker/user-twins.ts). */
+export async function bundleWithTwins(twinsModule: string): Promise<{ code: string }> {
+  // The generated entry and the user's module live outside this tree: they resolve packages from TwinFlow's
+  // node_modules too (the SDK's workflow runtime, zod), after their own.
+  const twinflowModules = path.resolve(
+    require.resolve('@temporalio/workflow/package.json'),
+    '..',
+    '..',
+    '..',
+  );
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: writeWorkflowsEntry(twinsModule),
+    // The user's module is shared by every twin too (its types are then the same objects the entry registers
+    // for each workflow); like TwinFlow's own, it must keep no state and export no zod schema itself.
+    preloadModules: [...SHARED_WORKFLOW_MODULES, path.resolve(twinsModule)],
+    webpackConfigHook: (config) => ({
+      ...config,
+      resolve: {
+        ...config.resolve,
+        modules: [...(config.resolve?.modules ?? ['node_modules']), twinflowModules],
+      },
+    }),
+  });
+  return { code };
 }

@@ -204,7 +204,12 @@ async function tellTwin(op: OperationRun, twinWorkflowId: string, what: 'ended' 
   const twin = getExternalWorkflowHandle(twinWorkflowId);
   try {
     if (what === 'ended')
-      await twin.signal(operationEndedSignal, { id: op.request.id, status: op.record.status });
+      await twin.signal(operationEndedSignal, {
+        id: op.request.id,
+        status: op.record.status,
+        resultCode: op.record.resultCode,
+        resultDescription: op.record.resultDescription,
+      });
     else await twin.signal(operationWaitingSignal, { id: op.request.id });
   } catch (err) {
     // The twin is gone (decommissioned): nobody waits for the news.

@@ -7,6 +7,8 @@ export const TWINFLOW_TWIN_TYPE = defineSearchAttributeKey('TwinflowTwinType', S
 export const TWINFLOW_STATUS = defineSearchAttributeKey('TwinflowStatus', SearchAttributeType.KEYWORD);
 export const TWINFLOW_OPERATION = defineSearchAttributeKey('TwinflowOperation', SearchAttributeType.KEYWORD);
 export const TWINFLOW_JOB = defineSearchAttributeKey('TwinflowJob', SearchAttributeType.KEYWORD);
+/** The highest severity among a twin's active alarms, or NONE (set once a twin has had an alarm). */
+export const TWINFLOW_ALARM = defineSearchAttributeKey('TwinflowAlarm', SearchAttributeType.KEYWORD);
 
 /** Name -> type, as `temporal server start-dev --search-attribute` and the operator service want them. */
 export const TWINFLOW_SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword'>> = Object.fromEntries(
@@ -17,5 +19,6 @@ export const TWINFLOW_SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword'>> = O
     TWINFLOW_STATUS,
     TWINFLOW_OPERATION,
     TWINFLOW_JOB,
+    TWINFLOW_ALARM,
   ].map((k) => [k.name, 'Keyword']),
 );

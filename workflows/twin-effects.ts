@@ -73,7 +73,7 @@ export interface TwinEffectHooks {
   /** An operation workflow could not be started: the twin forgets the operation. */
   readonly operationStartFailed: (id: string) => void;
   /** The twin's own push ended the operation (within the update that requested it). */
-  readonly operationEndedHere: (id: string) => void;
+  readonly operationEndedHere: (id: string, record: OperationRecord) => void;
   /** The read model should hear of the change; urgent when what lists filter by changed. */
   readonly snapshotWanted: (urgent: boolean) => void;
 }
@@ -257,7 +257,7 @@ export class TwinEffects {
     const latest = pushed?.records.at(-1) ?? first;
     if (pushed && early.length > 0) await writeOperationRecord(latest);
     if (pushed?.next === 'ended') {
-      this.hooks.operationEndedHere(request.id);
+      this.hooks.operationEndedHere(request.id, latest);
       answer(latest);
       return;
     }

@@ -6,6 +6,7 @@ import {
   patched,
   proxyLocalActivities,
   setCurrentDetails,
+  uuid4,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { TwinType } from '../twins/define-twin';
@@ -21,14 +22,18 @@ import {
   type TwinState,
   decide,
   describeTwin,
+  desiredOf,
   handedOverEnvelopes,
   snapshotPendingAfter,
   toSnapshot,
 } from '../twins/twin-core';
 import { type DeviceProfile, type Result, ok } from '../twins/types';
 import { ensureOk } from './failures';
+import type { AlarmRecord } from '../twins/behaviours';
+import type { DesiredView } from '../twins/desired';
+import { TwinBehaviours } from './twin-behaviours';
 import { CLAIM_WAITS_FOR_MARKER, TWIN_ADMITS_OPERATIONS, TwinEffects } from './twin-effects';
-import type { OperationAdmission } from './twin.messages';
+import type { DesiredPatch, OperationAdmission } from './twin.messages';
 
 const { writePendingMarker } = proxyLocalActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '30 seconds',
@@ -46,6 +51,7 @@ interface PendingMarker {
 /** Built once per run inside the workflow function. */
 export class TwinShell {
   private readonly effects: TwinEffects;
+  private readonly behaviours: TwinBehaviours;
   private readonly marker: PendingMarker;
   /** While true, routine snapshot requests are noted in heldWanted instead of made. */
   private holding = false;
@@ -55,16 +61,17 @@ export class TwinShell {
   private readonly endedHere = new Set<string>();
 
   constructor(
-    private readonly type: TwinType,
+    readonly type: TwinType,
     public state: TwinState,
     public snapshotPending: SnapshotPending,
     options: { readonly firstPushBudgetMs: number },
   ) {
     this.effects = new TwinEffects(state.identity, options.firstPushBudgetMs, {
       operationStartFailed: (id) => void this.apply({ kind: 'operationEnded', id }),
-      operationEndedHere: (id) => {
+      operationEndedHere: (id, record) => {
         this.held.end = this.holdRoutineSnapshot(() => this.apply({ kind: 'operationEnded', id }));
         this.endedHere.add(id);
+        this.desiredOperationEnded({ ...record, id });
       },
       snapshotWanted: (urgent) => {
         if (this.holding && !urgent) this.heldWanted = true;
@@ -73,6 +80,9 @@ export class TwinShell {
     });
     this.marker = { waiting: waitingForPoll(state.operations), seq: 0, writtenSeq: 0, writer: false };
     setCurrentDetails(describeTwin(state));
+    this.behaviours = new TwinBehaviours(this);
+    // A new run arms the timers its state needs (a run carried over holds its pending conditions).
+    this.behaviours.afterChange();
   }
 
   /** Runs the core; a refused input changes nothing and is answered as a failure. */
@@ -81,9 +91,10 @@ export class TwinShell {
     if (!decision.ok) return decision;
     this.state = decision.value.state;
     for (const effect of decision.value.effects) {
-      this.effects.run(effect);
+      if (!this.behaviours.run(effect)) this.effects.run(effect);
       setCurrentDetails(describeTwin(this.state));
     }
+    this.behaviours.afterChange();
     const waiting = waitingForPoll(this.state.operations);
     if (waiting !== this.marker.waiting) this.markerChanged(waiting);
     return ok(decision.value.effects);
@@ -172,8 +183,49 @@ export class TwinShell {
   }
 
   /** News from operation workflows; after decommissioning a waiting notice is refused and changes nothing. */
-  operationEnded({ id }: { id: string }): void {
-    void this.tryApply({ kind: 'operationEnded', id });
+  operationEnded(ended: {
+    id: string;
+    status: string;
+    resultCode?: string | null;
+    resultDescription?: string | null;
+  }): void {
+    void this.tryApply({ kind: 'operationEnded', id: ended.id });
+    this.desiredOperationEnded(ended);
+  }
+
+  /** The end of an operation the desired state's reconciliation is waiting for. */
+  private desiredOperationEnded(ended: {
+    id: string;
+    status: string;
+    resultCode?: string | null;
+    resultDescription?: string | null;
+  }): void {
+    if (this.state.desired?.inflight?.id !== ended.id) return;
+    void this.tryApply({
+      kind: 'desiredOperationEnded',
+      id: ended.id,
+      status: ended.status,
+      resultCode: ended.resultCode ?? null,
+      resultDescription: ended.resultDescription ?? null,
+    });
+  }
+
+  /** An operator changes the desired state; answers once any operation it starts is admitted. */
+  async setDesired(patch: DesiredPatch): Promise<DesiredView | null> {
+    const effects = this.apply({
+      kind: 'setDesired',
+      patch: patch.values,
+      ...(patch.ifVersion !== undefined ? { ifVersion: patch.ifVersion } : {}),
+      by: patch.by,
+      newId: uuid4(),
+    });
+    await this.behaviours.settled(effects);
+    return desiredOf(this.type, this.state);
+  }
+
+  /** Resolves once the operation's first record and the poll marker are stored. */
+  async admissionStored(id: string): Promise<void> {
+    await Promise.all([this.effects.admissions.get(id), this.markerStored()]);
   }
 
   operationWaiting({ id }: { id: string }): void {
@@ -190,6 +242,18 @@ export class TwinShell {
     return this.state;
   }
 
+  /** An operator acknowledges or clears an alarm; answers once the alarm is stored. */
+  async alarmAction(input: {
+    name: string;
+    action: 'acknowledge' | 'clear';
+    by: string;
+  }): Promise<AlarmRecord> {
+    const kind = input.action === 'acknowledge' ? 'acknowledgeAlarm' : 'clearAlarm';
+    this.apply({ kind, name: input.name, by: input.by });
+    await this.behaviours.stored();
+    return this.state.behaviour!.alarms[input.name]!;
+  }
+
   get decommissioned(): boolean {
     return this.state.lifecycle === 'DECOMMISSIONED';
   }
@@ -197,7 +261,10 @@ export class TwinShell {
   /** No handler is running and no signal, child start or marker write is under way: safe to end or continue. */
   idle(): boolean {
     return (
-      allHandlersFinished() && this.effects.inFlight.size === 0 && this.marker.writtenSeq === this.marker.seq
+      allHandlersFinished() &&
+      this.effects.inFlight.size === 0 &&
+      this.marker.writtenSeq === this.marker.seq &&
+      this.behaviours.idle()
     );
   }
 
@@ -231,6 +298,6 @@ export class TwinShell {
   /** The snapshot to publish now; nothing is pending any more. */
   takeSnapshot(): TwinSnapshot {
     this.snapshotPending = 'none';
-    return toSnapshot(this.state);
+    return toSnapshot(this.state, this.type);
   }
 }

@@ -8,6 +8,8 @@ import type {
   RequestEnvelope,
 } from '../twins/operations';
 import type { ProfilePatch, TelemetryBatch, TwinState } from '../twins/twin-core';
+import type { AlarmRecord } from '../twins/behaviours';
+import type { DesiredView } from '../twins/desired';
 import type { DeviceProfile } from '../twins/types';
 
 /** Stored datapoints, coalesced: fire-and-forget, idempotent by batchId. */
@@ -49,6 +51,26 @@ export const forwardOperationResponseUpdate = defineUpdate<
 /** Cancel an open operation; answers once the operation workflow has been told. */
 export const cancelOperationUpdate = defineUpdate<void, [{ id: string; by: string }]>('cancelOperation');
 /** From an operation workflow: it ended, the next one may run. */
-export const operationEndedSignal = defineSignal<[{ id: string; status: OperationStatus }]>('operationEnded');
+export const operationEndedSignal =
+  defineSignal<
+    [{ id: string; status: OperationStatus; resultCode?: string | null; resultDescription?: string | null }]
+  >('operationEnded');
 /** From an operation workflow: a pending operation waits for the next poll again (another attempt). */
 export const operationWaitingSignal = defineSignal<[{ id: string }]>('operationWaiting');
+
+/** An operator acknowledges or clears one of the device's alarms; answers the alarm once it is stored. */
+export interface AlarmAction {
+  readonly name: string;
+  readonly action: 'acknowledge' | 'clear';
+  readonly by: string;
+}
+export const alarmActionUpdate = defineUpdate<AlarmRecord, [AlarmAction]>('alarmAction');
+
+/** An operator's change of the desired state (JSON merge: null removes a key); answers the new desired view. */
+export interface DesiredPatch {
+  readonly values: Readonly<Record<string, unknown>>;
+  /** The version the change is based on (If-Match); a newer one refuses it with PRECONDITION_FAILED. */
+  readonly ifVersion?: number;
+  readonly by: string;
+}
+export const setDesiredUpdate = defineUpdate<DesiredView | null, [DesiredPatch]>('setDesired');

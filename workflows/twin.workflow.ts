@@ -20,8 +20,10 @@ import {
 } from '../twins/twin-core';
 import { emptyOperationTable } from '../twins/twin-operations';
 import {
+  validateAlarmAction,
   validateCancelOperation,
   validateClaimPending,
+  validateDesiredPatch,
   validateDecommission,
   validateOperationRequest,
   validateProfileUpdate,
@@ -30,6 +32,10 @@ import type { DeviceProfile, TwinIdentity } from '../twins/types';
 import { ensureOk } from './failures';
 import { TwinShell } from './twin-shell';
 import {
+  type AlarmAction,
+  type DesiredPatch,
+  alarmActionUpdate,
+  setDesiredUpdate,
   cancelOperationUpdate,
   claimPendingOperationsUpdate,
   decommissionUpdate,
@@ -109,6 +115,12 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
   setHandler(updateProfileUpdate, (patch) => twin.updateProfile(patch), {
     validator: (patch: ProfilePatch) => void ensureOk(validateProfileUpdate(twin.state, patch)),
   });
+  setHandler(alarmActionUpdate, (action) => twin.alarmAction(action), {
+    validator: (action: AlarmAction) => void ensureOk(validateAlarmAction(type, twin.state, action)),
+  });
+  setHandler(setDesiredUpdate, (patch) => twin.setDesired(patch), {
+    validator: (patch: DesiredPatch) => void ensureOk(validateDesiredPatch(type, twin.state, patch)),
+  });
   setHandler(decommissionUpdate, () => twin.decommission(), {
     validator: () => void ensureOk(validateDecommission(twin.state)),
   });
@@ -125,7 +137,7 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     await condition(() => twin.snapshotPending !== 'none' || twin.decommissioned || historyTooLong());
     if (twin.decommissioned) {
       await condition(() => twin.idle());
-      await publishTwinSnapshot(org, deviceId, toSnapshot(twin.state));
+      await publishTwinSnapshot(org, deviceId, toSnapshot(twin.state, type));
       return twin.state;
     }
     // Before the next snapshot: under steady traffic a snapshot is nearly always pending, and the history

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { DeviceDoc } from '../../inventory/documents';
 import { fromStoredValue } from '../../inventory/storable';
 import { MAX_ATTRIBUTES, MAX_TAGS, type TwinState } from '../../twins/twin-core';
+import { alarmSummary } from '../../twins/behaviours';
 import { operationCounts } from '../../twins/twin-operations';
 import { DEVICE_ID_PATTERN } from '../../workflows/ids';
 
@@ -114,6 +115,7 @@ export function deviceView(doc: DeviceDoc, live?: TwinState) {
         connectivity: live.connectivity,
         counters: live.counters,
         operations: operationCounts(live.operations),
+        alarms: alarmSummary(live.behaviour),
         state: live.typeState,
         reported: live.reported,
         updatedAt: live.updatedAt,
@@ -126,6 +128,7 @@ export function deviceView(doc: DeviceDoc, live?: TwinState) {
           connectivity: doc.twin.connectivity,
           counters: doc.twin.counters,
           operations: doc.twin.operations ?? { open: 0, waiting: 0 },
+          alarms: doc.twin.alarms ?? alarmSummary(undefined),
           state: doc.twin.typeState,
           updatedAt: doc.twin.updatedAt,
         }

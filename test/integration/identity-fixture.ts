@@ -278,6 +278,7 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
     authorities,
     certificates,
     policies,
+    alarms,
   ] = await Promise.all([
     digest('organizations', whole),
     digest('users', whole),
@@ -293,6 +294,8 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
     digest('certificate_authorities', whole),
     digest('device_certificates', whole),
     digest('credential_policies', whole),
+    // Acknowledging or clearing an alarm changes its document.
+    digest('alarms', whole),
   ]);
   return {
     organizations,
@@ -307,5 +310,6 @@ export async function stateDigest(mongo: MongoClient, db: string): Promise<Recor
     authorities,
     certificates,
     policies,
+    alarms,
   };
 }

@@ -5,6 +5,7 @@ import { Client, Connection, type WorkflowHandle, WorkflowUpdateFailedError } fr
 import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../../../activities';
+import { AlarmRepository } from '../../../inventory/alarms.repo';
 import { DatapointRepository } from '../../../inventory/datapoints.repo';
 import { DeviceRepository } from '../../../inventory/devices.repo';
 import { type Inventory, openInventory } from '../../../inventory/inventory';
@@ -58,6 +59,7 @@ export async function openWorkflowEnv(): Promise<WorkflowEnv> {
     devices: new DeviceRepository(inventory.collections),
     operations: new OperationRepository(inventory.collections),
     datapoints: new DatapointRepository(inventory.collections),
+    alarms: new AlarmRepository(inventory.collections),
   });
   return {
     client,

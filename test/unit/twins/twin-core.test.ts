@@ -414,6 +414,7 @@ describe('toSnapshot', () => {
     expect(snapshot).toEqual({
       version: 2,
       twinType: 'electricity-meter',
+      alarms: { active: 0, unacknowledged: 0, highestSeverity: 'NONE' },
       lifecycle: 'ACTIVE',
       status: 'OK',
       profile: state.profile,

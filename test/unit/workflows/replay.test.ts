@@ -63,6 +63,18 @@ describe('recorded workflow histories', () => {
         (h.history.events ?? []).some((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch'),
     );
     expect(patchedTwins.length).toBeGreaterThanOrEqual(4);
+    // Recorded after twins began to run behaviours (reactions, alarms, timers): their patch is in the history.
+    const patchIds = (h: { history: History }) =>
+      (h.history.events ?? []).flatMap((e) =>
+        e.markerRecordedEventAttributes?.markerName === 'core_patch'
+          ? (e.markerRecordedEventAttributes.details?.['patch-data']?.payloads ?? []).map(
+              (p) =>
+                (JSON.parse(Buffer.from(p.data ?? new Uint8Array()).toString('utf8')) as { id: string }).id,
+            )
+          : [],
+      );
+    const behaving = histories.find((h) => h.workflowId === 'v3-twin-behaviours-alarms-desired-offline');
+    expect(behaving && patchIds(behaving)).toEqual(expect.arrayContaining(['twin-behaviours']));
   });
 
   it('replay through the current workflow code without a determinism or replay error', async () => {

@@ -46,6 +46,7 @@ describe('TwinFlow search attributes', () => {
 
   it('lists exactly the six names as Keyword for the dev server and the operator service', () => {
     expect(TWINFLOW_SEARCH_ATTRIBUTES).toEqual({
+      TwinflowAlarm: 'Keyword',
       TwinflowOrg: 'Keyword',
       TwinflowDeviceId: 'Keyword',
       TwinflowTwinType: 'Keyword',
