@@ -1,5 +1,4 @@
 // The default twin type: keeps the latest value of every datastream and reports itself ACTIVE.
-import { z } from 'zod';
 import { defineTwin } from './define-twin';
 
 export interface GenericState {
@@ -20,13 +19,4 @@ export const genericTwin = defineTwin<GenericState>({
   status: () => 'ACTIVE',
   // Any well-formed operation name with any parameters: the device decides what it supports.
   operations: 'any',
-  // Any flat configuration, sent as SET_DEVICE_PARAMETERS; the device confirms by reporting each key as a datastream.
-  desired: {
-    schema: z
-      .record(
-        z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/),
-        z.union([z.string().max(4096), z.number(), z.boolean()]),
-      )
-      .refine((r) => Object.keys(r).length <= 64, 'at most 64 desired keys'),
-  },
 });

@@ -13,8 +13,29 @@ export const desiredRoutes = new RouteGroup('/north/v1/devices/:deviceId/desired
 const tag = 'Desired state';
 const DEVICE_ID = deviceIdParam();
 
+/** Deepest nesting a desired value may have: deeper bodies are refused, not carried into the twin's history. */
+const MAX_DESIRED_DEPTH = 16;
+const MAX_DESIRED_BYTES = 64 * 1024;
+
+const depthOf = (v: unknown, limit: number): number => {
+  if (v === null || typeof v !== 'object') return 0;
+  if (limit <= 0) return 1;
+  let deepest = 0;
+  for (const x of Object.values(v)) deepest = Math.max(deepest, depthOf(x, limit - 1));
+  return 1 + deepest;
+};
+
 /** A JSON merge patch of the desired document: a key set to null is removed. */
-const desiredPatchSchema = z.record(z.string().min(1).max(128), z.unknown());
+const desiredPatchSchema = z.record(z.string().min(1).max(128), z.unknown()).superRefine((patch, ctx) => {
+  // Depth first: a body nested thousands deep must not reach JSON.stringify.
+  if (depthOf(patch, MAX_DESIRED_DEPTH + 1) > MAX_DESIRED_DEPTH)
+    ctx.addIssue({ code: 'custom', message: `desired values nest at most ${MAX_DESIRED_DEPTH} levels deep` });
+  else if (JSON.stringify(patch).length > MAX_DESIRED_BYTES)
+    ctx.addIssue({
+      code: 'custom',
+      message: `a desired-state patch is at most ${MAX_DESIRED_BYTES} bytes of JSON`,
+    });
+});
 
 const etag = (version: number): string => `"${version}"`;
 
