@@ -189,6 +189,9 @@ export class WriteBack {
     await Promise.all(this.loops);
     await this.writeHistory();
     await this.writeLatest(Infinity);
+    await this.deps.commits
+      .releaseDone()
+      .catch((err: unknown) => this.deps.warn('could not release adopted ingest instances', err));
   }
 
   counters() {

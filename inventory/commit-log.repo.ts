@@ -148,6 +148,13 @@ export class CommitLogRepository {
     return res.modifiedCount === 1;
   }
 
+  /** Releases the adopted names whose commits are all written back (a clean stop calls this last). */
+  async releaseDone(): Promise<void> {
+    if (this.adopted.size === 0) return;
+    const ids = (await this.c.commits.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
+    await this.release(ids);
+  }
+
   /** Adopted names with no commit left: their owner document goes, so the name is free again. */
   private async release(ids: readonly string[]): Promise<void> {
     const left = new Set(ids.map((id) => commitOwner(id).instance));

@@ -26,6 +26,7 @@ function setup(left: Commit[], stored: Map<string, number> = new Map()) {
   const fail = { history: false, latest: false };
   const commits = {
     heartbeat: async () => undefined,
+    releaseDone: async () => undefined,
     adopt: async () => [...log.values()],
     remove: async (ids: string[]) => ids.forEach((id) => log.delete(id)),
   } as unknown as CommitLogRepository;
@@ -120,6 +121,7 @@ describe('WriteBack', () => {
       {
         commits: {
           heartbeat: async () => undefined,
+          releaseDone: async () => undefined,
           adopt: async () => [],
           remove: async (ids: string[]) => ids.forEach((id) => env.log.delete(id)),
         } as never,
