@@ -27,6 +27,12 @@ export function describeOperation(rec: OperationRecord): string {
  * first: the operation holds it until the hand-over. Runs recorded before never saw that order.
  */
 const HOLDS_EARLY_RESPONSES = 'operation-holds-early-responses';
+/**
+ * Patch: a response that comes in the same workflow task as its hand-over (after the hand-over, before the loop
+ * opens the attempt) is held too. Without it the response met a record with no attempt open, was not applied,
+ * and the operation stayed DELIVERED until its timeout.
+ */
+const HOLDS_UNTIL_ATTEMPT_OPENS = 'operation-holds-until-attempt-opens';
 
 /** Built once per run inside the workflow function. */
 export class OperationRun {
@@ -77,14 +83,11 @@ export class OperationRun {
     this.applyResponse(early);
   }
 
-  /** A pending operation whose hand-over may still be on its way (no attempt open, not ended). */
+  /** A pending operation whose attempt is not open yet (its hand-over may be on its way, or just came). */
   private mayBeOvertaken(): boolean {
-    return (
-      this.request.delivery === 'pending' &&
-      !this.handedOver &&
-      !isFinal(this.record.status) &&
-      !attemptOpen(this.record)
-    );
+    if (this.request.delivery !== 'pending' || isFinal(this.record.status) || attemptOpen(this.record))
+      return false;
+    return !this.handedOver || patched(HOLDS_UNTIL_ATTEMPT_OPENS);
   }
 
   /** The twin's failed first try, for the first push of this workflow only. */

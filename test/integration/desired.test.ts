@@ -134,7 +134,11 @@ describe('desired state', () => {
 
   it('reaches an MQTT device that listens, and a newer version supersedes the first', async () => {
     const id = uniqueName('dsr-mq').replace(/_/g, '-');
-    const res = await admin.post('/north/v1/devices', { id, transport: { mqtt: true } });
+    const res = await admin.post('/north/v1/devices', {
+      id,
+      type: 'electricity-meter',
+      transport: { mqtt: true },
+    });
     expect(res.status).toBe(201);
     const key = res.body.apiKey as string;
     const client = await new Promise<MqttClient>((resolve, reject) => {
@@ -157,28 +161,28 @@ describe('desired state', () => {
       client.publishAsync(topic, JSON.stringify(body), { qos: 1 });
     await send(`odm/iot/${id}`, {
       version: '1.0.0',
-      datastreams: [{ id: 'mode', datapoints: [{ value: 'eco', at: ++clock }] }],
+      datastreams: [{ id: 'tariff', datapoints: [{ value: 'day', at: ++clock }] }],
     });
 
-    expect((await patch(id, { mode: 'comfort' })).status).toBe(200);
+    expect((await patch(id, { tariff: 'night' })).status).toBe(200);
     const first = await eventually(async () => requests[0]);
     expect(first).toMatchObject({ name: 'SET_DEVICE_PARAMETERS' });
     // Before the device answers, the operator changes it again: the first attempt is cancelled.
-    const second = await patch(id, { mode: 'away' }, '"1"');
+    const second = await patch(id, { tariff: 'peak' }, '"1"');
     expect(second.status).toBe(200);
     expect(second.body.version).toBe(2);
     const next = await eventually(async () => requests.find((r) => r.id !== first.id));
-    expect(next.parameters).toEqual({ variableList: [{ variableName: 'mode', variableValue: 'away' }] });
+    expect(next.parameters).toEqual({ variableList: [{ variableName: 'tariff', variableValue: 'peak' }] });
     await send(`odm/response/${id}`, {
       version: '8.0',
       operation: { response: { id: next.id, name: next.name, resultCode: 'SUCCESSFUL' } },
     });
     await send(`odm/iot/${id}`, {
       version: '1.0.0',
-      datastreams: [{ id: 'mode', datapoints: [{ value: 'away', at: ++clock }] }],
+      datastreams: [{ id: 'tariff', datapoints: [{ value: 'peak', at: ++clock }] }],
     });
     const synced = await desiredBecomes(id, 'IN_SYNC');
-    expect(synced.values).toEqual({ mode: 'away' });
+    expect(synced.values).toEqual({ tariff: 'peak' });
     await eventually(async () => {
       const op = (await admin.get(`/north/v1/operations/${first.id}`)).body;
       return op.status === 'CANCELLED' ? true : undefined;
