@@ -4,8 +4,10 @@
  * Modules that every workflow in the worker's reusable V8 context shares, instead of evaluating their module
  * scope again for each workflow it holds. Without this each cached twin carried its own copy of every twin
  * type, operation catalogue and zod schema (about 1,600 bound functions a twin, the largest part of its heap:
- * `BENCH_ONLY=twin-memory npm run bench` weighs both). Safe because these modules are pure: no module-level
- * state that changes, no clock, no randomness. The SDK deep-freezes what it preloads: a module listed here may
+ * `BENCH_ONLY=twin-memory npm run bench` weighs both). Safe because these modules are pure: no clock, no
+ * randomness, and no module-level state that changes once twins run (the registry's types are registered before,
+ * and registering the same shared type objects again, as a `TWINFLOW_TWINS` bundle's entry does per workflow,
+ * changes nothing). The SDK deep-freezes what it preloads: a module listed here may
  * export functions, constants and frozen twin types, never a zod schema itself (zod writes a cache into its
  * schemas as they parse; a schema kept inside a closure, as `schemaParameters` keeps it, is not frozen).
  */
