@@ -1,5 +1,6 @@
 // The operations engine against real servers and emulated devices: every delivery strategy and final state.
 import type { Client } from '@temporalio/client';
+import * as proto from '@temporalio/proto';
 import { type Behavior, type DeviceEmulator, startDeviceEmulator } from '../../emulator/device-emulator';
 import { operationWorkflowId } from '../../workflows/ids';
 import {
@@ -22,11 +23,16 @@ describe('operations', () => {
   let emulator: DeviceEmulator;
   let temporal: { client: Client; close(): Promise<void> };
   let mongo: MongoClient;
+  /** What the emulated devices could not do (a lost poll answer or response post); shown when an operation sticks. */
+  const emulatorErrors: string[] = [];
 
   beforeAll(async () => {
     tf = await startTwinflow();
     admin = apiClient(tf.baseUrl, tf.adminKey);
-    emulator = await startDeviceEmulator({ twinflowUrl: tf.baseUrl });
+    emulator = await startDeviceEmulator({
+      twinflowUrl: tf.baseUrl,
+      onError: (err) => emulatorErrors.push(err instanceof Error ? err.message : String(err)),
+    });
     temporal = await temporalClient();
     mongo = await mongoClient();
   });
@@ -81,12 +87,47 @@ describe('operations', () => {
     admin.post(`/north/v1/devices/${deviceId}/operations`, body);
 
   async function finalOf(opId: string): Promise<any> {
-    return eventually(async () => {
-      const res = await admin.get(`/north/v1/operations/${opId}?waitMs=2000`);
-      expect(res.status).toBe(200);
-      expect(FINAL).toContain(res.body.status);
-      return res.body;
-    }, 30_000);
+    try {
+      return await eventually(async () => {
+        const res = await admin.get(`/north/v1/operations/${opId}?waitMs=2000`);
+        expect(res.status).toBe(200);
+        expect(FINAL).toContain(res.body.status);
+        return res.body;
+      }, 30_000);
+    } catch (err) {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\n${await whyNotFinal(opId)}`);
+    }
+  }
+
+  /** What an operation that did not end went through: its record, its workflow's history, the emulator's errors. */
+  async function whyNotFinal(opId: string): Promise<string> {
+    const record = (await admin.get(`/north/v1/operations/${opId}`)).body;
+    let history = '';
+    try {
+      const handle = temporal.client.workflow.getHandle(
+        operationWorkflowId('default', record.deviceId, opId),
+      );
+      const events = (await handle.fetchHistory()).events ?? [];
+      history = events
+        .map((e) => {
+          const type =
+            proto.temporal.api.enums.v1.EventType[e.eventType ?? 0]?.replace('EVENT_TYPE_', '') ??
+            String(e.eventType);
+          const signal = e.workflowExecutionSignaledEventAttributes?.signalName;
+          return signal ? `${type}(${signal})` : type;
+        })
+        .join(' ');
+    } catch (err) {
+      history = `history unavailable: ${String(err)}`;
+    }
+    const received = record.deviceId ? emulator.received(record.deviceId) : [];
+    return [
+      `record: ${JSON.stringify(record)}`,
+      `history: ${history}`,
+      `emulator received: ${JSON.stringify(received)}`,
+      `emulator errors: ${JSON.stringify(emulatorErrors)}`,
+      `TwinFlow output (tail): ${tf.output().slice(-4_000)}`,
+    ].join('\n');
   }
 
   it('runs a synchronous operation: the final answer in the HTTP body', async () => {
