@@ -13,6 +13,9 @@ export const ACTIONS = [
   'jobs:manage',
   'alarms:read',
   'alarms:manage',
+  'events:read',
+  'forwarders:read',
+  'forwarders:manage',
   'keys:read',
   'keys:manage',
   'users:read',
@@ -61,7 +64,7 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   operator: {
     name: 'operator',
     description:
-      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, runs and controls jobs, acknowledges and clears alarms, reads connector functions.',
+      'Runs the fleet: provisions and changes devices and their certificates, requests and cancels operations, runs and controls jobs, acknowledges and clears alarms, reads the event log, forwarders and connector functions.',
     permissions: [
       'devices:read',
       'devices:write',
@@ -72,6 +75,8 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
       'jobs:manage',
       'alarms:read',
       'alarms:manage',
+      'events:read',
+      'forwarders:read',
       'functions:read',
       'certificates:read',
       'certificates:manage',
@@ -81,8 +86,16 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, RoleDefinition>> = 
   viewer: {
     name: 'viewer',
     description:
-      'Reads devices, their history, their operations, jobs, alarms and certificates; changes nothing.',
-    permissions: ['devices:read', 'operations:read', 'jobs:read', 'alarms:read', 'certificates:read'],
+      'Reads devices, their history, their operations, jobs, alarms, events, forwarders and certificates; changes nothing.',
+    permissions: [
+      'devices:read',
+      'operations:read',
+      'jobs:read',
+      'alarms:read',
+      'events:read',
+      'forwarders:read',
+      'certificates:read',
+    ],
     builtin: true,
   },
   device: {

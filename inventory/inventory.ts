@@ -26,6 +26,7 @@ import type {
   TwinEventDoc,
   UserDoc,
 } from './documents';
+import type { EventCounterDoc, EventDoc } from './events.repo';
 
 export interface Collections {
   readonly organizations: Collection<OrganizationDoc>;
@@ -52,6 +53,8 @@ export interface Collections {
   readonly credentialPolicies: Collection<DeviceCredentialPolicyDoc>;
   readonly alarms: Collection<AlarmDoc>;
   readonly twinEvents: Collection<TwinEventDoc>;
+  readonly events: Collection<EventDoc>;
+  readonly eventCounters: Collection<EventCounterDoc>;
 }
 
 export interface Inventory {
@@ -91,6 +94,8 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     credentialPolicies: db.collection<DeviceCredentialPolicyDoc>('credential_policies'),
     alarms: db.collection<AlarmDoc>('alarms'),
     twinEvents: db.collection<TwinEventDoc>('twin_events'),
+    events: db.collection<EventDoc>('events'),
+    eventCounters: db.collection<EventCounterDoc>('event_counters'),
   };
   await ensureIndexes(collections);
   return {
@@ -142,4 +147,10 @@ async function ensureIndexes(c: Collections): Promise<void> {
   // Alarm _ids are `${org}/${deviceId}/${name}`: the _id index serves a device's alarms and cursors.
   await create(c.alarms, [{ key: { org: 1, status: 1, _id: 1 }, name: 'org_status' }]);
   await create(c.twinEvents, [{ key: { org: 1, deviceId: 1, at: -1 }, name: 'device_newest' }]);
+  // Event _ids are `${org}/${seq}`: the _id index serves tails and cursors; these serve keys, times and retention.
+  await create(c.events, [
+    { key: { org: 1, key: 1 }, name: 'org_key' },
+    { key: { org: 1, at: 1 }, name: 'org_at' },
+    { key: { at: 1 }, name: 'expiry' },
+  ]);
 }

@@ -51,6 +51,8 @@ describe('identity and access', () => {
           'certificates:read',
           'devices:read',
           'devices:write',
+          'events:read',
+          'forwarders:read',
           'functions:read',
           'jobs:manage',
           'jobs:read',
