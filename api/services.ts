@@ -4,6 +4,7 @@ import type { AlarmRepository } from '../inventory/alarms.repo';
 import type { CertificateRepository } from '../inventory/certificates.repo';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
+import type { EventRepository } from '../inventory/events.repo';
 import type {
   AuditRepository,
   OrganizationRepository,
@@ -40,6 +41,8 @@ export interface Services {
   readonly jobs: JobRepository;
   /** Alarms and twin events, as twins write them. */
   readonly alarms: AlarmRepository;
+  /** The fleet event log: what happened, numbered per organization. */
+  readonly events: EventRepository;
   readonly auth: Authenticator;
   readonly organizations: OrganizationRepository;
   readonly users: UserRepository;

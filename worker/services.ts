@@ -20,6 +20,7 @@ import { CommitLogRepository } from '../inventory/commit-log.repo';
 import { DatapointRepository } from '../inventory/datapoints.repo';
 import { CertificateRepository } from '../inventory/certificates.repo';
 import { AlarmRepository } from '../inventory/alarms.repo';
+import { EventRepository } from '../inventory/events.repo';
 import { DeviceRepository } from '../inventory/devices.repo';
 import { FunctionRepository } from '../inventory/functions.repo';
 import {
@@ -82,6 +83,7 @@ export function createRepositories(inventory: Inventory, instance: string) {
     functions: new FunctionRepository(c),
     certificates: new CertificateRepository(c),
     alarms: new AlarmRepository(c),
+    events: new EventRepository(c),
   };
 }
 
