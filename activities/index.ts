@@ -1,5 +1,9 @@
 // The worker's activities, built from their dependencies so tests can pass real or other services.
+import { alarmEvents, operationEvents, snapshotEvents } from '../events/derive';
+import type { NewEvent } from '../events/event-types';
+import type { EventWriter } from '../events/writer';
 import type { AlarmRepository, AlarmWrite } from '../inventory/alarms.repo';
+import type { AlarmRecord } from '../twins/behaviours';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
@@ -8,6 +12,7 @@ import type { OperationRecord } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import { type DeliveryOutcome, type DeliveryRequest, deliverOperation } from './delivery';
 import { type JobActivityDeps, createJobActivities } from './jobs';
+import { retriedRun } from './retried';
 
 export interface ActivityDeps {
   readonly devices: DeviceRepository;
@@ -18,6 +23,8 @@ export interface ActivityDeps {
   readonly alarms: AlarmRepository;
   /** Sends a device listening on MQTT its waiting operations now (set where this process runs the broker). */
   readonly liveDelivery?: (org: string, deviceId: string) => Promise<void>;
+  /** The fleet event log: what the writes below stand for (status changes, alarms, operations). */
+  readonly events: EventWriter;
 }
 
 /** How the twin reaches its device for an operation a reaction requests (the inventory's transport). */
@@ -33,16 +40,24 @@ export function createActivities(deps: ActivityDeps) {
     ...createJobActivities(deps.jobs),
     /** Publishes a twin's snapshot to the read model (the twin publishes one at a time, in order). */
     async publishTwinSnapshot(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<void> {
-      await deps.devices.writeTwinSnapshot(org, deviceId, snapshot);
+      const written = await deps.devices.writeTwinSnapshot(org, deviceId, snapshot);
+      if (written.found)
+        await deps.events.append(
+          org,
+          snapshotEvents(deviceId, written.before, snapshot, snapshot.updatedAt),
+          retriedRun(),
+        );
     },
     /** Writes an operation's record to the read model (its workflow writes one revision at a time). */
     async writeOperationRecord(record: OperationRecord): Promise<void> {
-      await deps.operations.write(record);
+      const before = await deps.operations.write(record);
+      await deps.events.append(record.org, operationEvents(before, record), retriedRun());
     },
     deliverOperation,
     /** The first record of an operation the twin accepted (never replaces a later one). */
     async admitOperationRecord(record: OperationRecord): Promise<void> {
-      await deps.operations.insertFirst(record);
+      if (await deps.operations.insertFirst(record))
+        await deps.events.append(record.org, operationEvents(undefined, record), retriedRun());
     },
     /**
      * The twin's first push of an operation whose turn came at once: one try at the device (a transport failure
@@ -55,7 +70,9 @@ export function createActivities(deps: ActivityDeps) {
     ): Promise<{ outcome: DeliveryOutcome; pushed: FirstPush }> {
       const outcome = await deliverOperation({ ...delivery, once: true });
       const pushed = afterFirstPush(first, outcome, [], Date.now());
-      await deps.operations.insertOrReplace(pushed.next === 'ended' ? pushed.records.at(-1)! : first);
+      const record = pushed.next === 'ended' ? pushed.records.at(-1)! : first;
+      const before = await deps.operations.insertOrReplace(record);
+      await deps.events.append(record.org, operationEvents(before, record), retriedRun());
       return { outcome, pushed };
     },
     /** How many operations wait for the device's next poll (the twin writes one at a time, in order). */
@@ -64,7 +81,8 @@ export function createActivities(deps: ActivityDeps) {
     },
     /** A twin's changed alarms and new events (the twin writes one batch at a time, in order). */
     async writeAlarms(write: AlarmWrite): Promise<void> {
-      await deps.alarms.write(write);
+      const before = await deps.alarms.write(write);
+      await deps.events.append(write.org, twinAlarmEvents(write, before), retriedRun());
     },
     /** The device's transport, for an operation a reaction requests; null when the record is gone. */
     async deviceDelivery(org: string, deviceId: string): Promise<DeviceDelivery | null> {
@@ -90,4 +108,18 @@ export function createActivities(deps: ActivityDeps) {
       return deps.datapoints.deleteEndedBefore(cutoff);
     },
   };
+}
+
+/** What a twin's alarm write stands for: alarms raised, acknowledged and cleared, and the reactions' own events. */
+function twinAlarmEvents(w: AlarmWrite, before: ReadonlyMap<string, AlarmRecord>): NewEvent[] {
+  const events = w.alarms.flatMap((a) => alarmEvents(w.deviceId, before.get(a.name), a));
+  for (const e of w.events)
+    events.push({
+      type: 'twin.event',
+      deviceId: w.deviceId,
+      at: e.at,
+      body: { name: e.name, id: e.id, data: e.data },
+      key: `twin-event/${w.deviceId}/${e.id}`,
+    });
+  return events;
 }

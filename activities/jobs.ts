@@ -1,5 +1,8 @@
 // The job workflow's activities: resolve its targets, request each device's operation through the operations
 // service (as the API does), learn from the store which ones ended, cancel, and write the job's progress.
+import { jobEvents } from '../events/derive';
+import type { EventWriter } from '../events/writer';
+import { retriedRun } from './retried';
 import { createHash } from 'node:crypto';
 import type { DeviceListFilter } from '../inventory/devices.repo';
 import type { JobOrder } from '../inventory/documents';
@@ -37,6 +40,8 @@ export interface JobActivityDeps {
   readonly operations: OperationRepository;
   readonly service: JobOperationsPort;
   readonly createJob: CreateJobPort;
+  /** The fleet event log (job progress and ends); none: nothing is logged. */
+  readonly events?: EventWriter;
 }
 
 /** Requests to twins a start batch makes at once. */
@@ -231,7 +236,10 @@ export function createJobActivities(given: JobActivityDeps | undefined) {
     },
 
     async writeJobProgress(org: string, jobId: string, progress: JobProgress): Promise<void> {
-      await missing(given).jobs.writeProgress(org, jobId, progress, Date.now());
+      const deps = missing(given);
+      const at = Date.now();
+      const before = await deps.jobs.writeProgress(org, jobId, progress, at);
+      await deps.events?.append(org, jobEvents(jobId, before, progress, at), retriedRun());
     },
   };
 }

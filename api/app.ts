@@ -12,6 +12,7 @@ import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from '.
 import { docsRoutes, OPENAPI_PATH } from './docs.routes';
 import { healthRoutes } from './health.routes';
 import { alarmsRoutes, deviceAlarmsRoutes, deviceEventsRoutes } from './north/alarms.routes';
+import { eventsRoutes } from './north/events.routes';
 import { authRoutes, meRoutes } from './north/auth.routes';
 import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
 import { desiredRoutes } from './north/desired.routes';
@@ -54,6 +55,7 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   deviceAlarmsRoutes,
   deviceEventsRoutes,
   alarmsRoutes,
+  eventsRoutes,
   desiredRoutes,
   authoritiesRoutes,
   deviceCertificatesRoutes,

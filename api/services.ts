@@ -5,6 +5,7 @@ import type { CertificateRepository } from '../inventory/certificates.repo';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { EventRepository } from '../inventory/events.repo';
+import type { EventHub } from '../events/hub';
 import type {
   AuditRepository,
   OrganizationRepository,
@@ -43,6 +44,8 @@ export interface Services {
   readonly alarms: AlarmRepository;
   /** The fleet event log: what happened, numbered per organization. */
   readonly events: EventRepository;
+  /** This process's live event streams: one tail per organization with readers. */
+  readonly eventHub: EventHub;
   readonly auth: Authenticator;
   readonly organizations: OrganizationRepository;
   readonly users: UserRepository;

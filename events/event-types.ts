@@ -66,7 +66,9 @@ export interface EventFilter {
 
 /** True when the event passes the filter (the stream's check; the store runs the same one as a query). */
 export function matchesFilter(event: FleetEvent, filter: EventFilter): boolean {
-  if (filter.types && filter.types.length > 0 && !filter.types.includes(event.type)) return false;
+  if (filter.types && filter.types.length > 0) {
+    if (!filter.types.includes(event.type)) return false;
+  } else if (event.type === DATAPOINTS) return false;
   if (filter.deviceIds && (event.deviceId === undefined || !filter.deviceIds.includes(event.deviceId)))
     return false;
   if (filter.since !== undefined && event.at < filter.since) return false;

@@ -1,5 +1,6 @@
 // Device records and their read model: the twin snapshot in `devices`, latest values in `latest` pages.
 import { type AnyBulkWriteOperation, type Filter, MongoBulkWriteError, MongoServerError } from 'mongodb';
+import type { SnapshotFacts } from '../events/derive';
 import type { TwinSnapshot } from '../twins/twin-core';
 import type { DeviceProfile } from '../twins/types';
 import { encodeDatastreamKey } from './datastream-key';
@@ -99,6 +100,16 @@ export class DeviceRepository {
     return doc && (await this.withLatest(org, [doc]))[0]!;
   }
 
+  /** The ids of the organization's devices that carry a tag (at most `max`). */
+  async idsWithTag(org: string, tag: string, max: number): Promise<string[]> {
+    const docs = await this.c.devices
+      .find({ org, tags: tag }, { projection: { _id: 1 } })
+      .sort({ org: 1, tags: 1, _id: 1 })
+      .limit(max)
+      .toArray();
+    return docs.map((d) => d._id.slice(org.length + 1));
+  }
+
   async list(org: string, filter: DeviceListFilter, limit: number, after?: string): Promise<DevicePage> {
     const query = deviceListQuery(org, filter, after);
     const items = await this.c.devices
@@ -158,11 +169,32 @@ export class DeviceRepository {
    * reading and rewriting the whole document, so a snapshot racing the API's own mark could otherwise put
    * the old lifecycle back.
    */
-  async writeTwinSnapshot(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<boolean> {
+  async writeTwinSnapshot(
+    org: string,
+    deviceId: string,
+    snapshot: TwinSnapshot,
+  ): Promise<{ found: boolean; before?: SnapshotFacts }> {
     const set: Record<string, unknown> = { twin: snapshot };
     if (snapshot.lifecycle === 'DECOMMISSIONED') set.lifecycle = 'DECOMMISSIONED';
-    const res = await this.c.devices.updateOne({ _id: deviceDocId(org, deviceId) }, { $set: set });
-    return res.matchedCount === 1;
+    const doc = await this.c.devices.findOneAndUpdate(
+      { _id: deviceDocId(org, deviceId) },
+      { $set: set },
+      {
+        returnDocument: 'before',
+        projection: {
+          'twin.status': 1,
+          'twin.desired.status': 1,
+          'twin.desired.version': 1,
+          'twin.desired.reason': 1,
+        },
+      },
+    );
+    if (!doc) return { found: false };
+    const twin = doc.twin as Partial<TwinSnapshot> | undefined;
+    return {
+      found: true,
+      ...(twin ? { before: { status: twin.status, desired: twin.desired ?? null } } : {}),
+    };
   }
 
   /**

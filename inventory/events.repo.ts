@@ -1,7 +1,13 @@
 // The fleet event log: an organization's events, each numbered from one counter per organization, so `seq`
 // orders them and a reader can resume after the last one it saw.
 import type { Collection, Filter } from 'mongodb';
-import type { EventFilter, EventType, FleetEvent, NewEvent } from '../events/event-types';
+import {
+  DATAPOINTS,
+  type EventFilter,
+  type EventType,
+  type FleetEvent,
+  type NewEvent,
+} from '../events/event-types';
 import type { Collections } from './inventory';
 import { type StoredValue, fromStoredValue, toStoredValue } from './storable';
 
@@ -53,17 +59,31 @@ export class EventRepository {
 
   /**
    * Logs events of one organization, in the order given, numbered after every event logged before. Events whose
-   * key is logged already are left out, so a retried writer logs nothing twice. Answers what was logged.
+   * key is logged already are left out, so a retried writer logs nothing twice (`checkKeys: false` skips that
+   * read for a writer that cannot have logged them yet). Answers what was logged.
    */
-  async append(org: string, events: readonly NewEvent[]): Promise<FleetEvent[]> {
+  async append(
+    org: string,
+    events: readonly NewEvent[],
+    options: { readonly checkKeys?: boolean } = {},
+  ): Promise<FleetEvent[]> {
     const logged: FleetEvent[] = [];
     for (let i = 0; i < events.length; i += APPEND_BATCH)
-      logged.push(...(await this.appendBatch(org, events.slice(i, i + APPEND_BATCH))));
+      logged.push(
+        ...(await this.appendBatch(org, events.slice(i, i + APPEND_BATCH), options.checkKeys ?? true)),
+      );
     return logged;
   }
 
-  private async appendBatch(org: string, batch: readonly NewEvent[]): Promise<FleetEvent[]> {
-    const keys = batch.flatMap((e) => (e.key !== undefined ? [e.key] : []));
+  private async appendBatch(
+    org: string,
+    given: readonly NewEvent[],
+    checkKeys: boolean,
+  ): Promise<FleetEvent[]> {
+    // The same key twice in one batch (two writers that raced) is logged once.
+    const inBatch = new Set<string>();
+    const batch = given.filter((e) => e.key === undefined || (!inBatch.has(e.key) && !!inBatch.add(e.key)));
+    const keys = checkKeys ? batch.flatMap((e) => (e.key !== undefined ? [e.key] : [])) : [];
     let fresh = batch;
     if (keys.length > 0) {
       const seen = new Set(
@@ -118,6 +138,7 @@ export class EventRepository {
       _id: { $gt: eventDocId(org, range.afterSeq), $lte: eventDocId(org, range.uptoSeq) },
     };
     if (filter.types && filter.types.length > 0) query.type = { $in: [...filter.types] };
+    else query.type = { $ne: DATAPOINTS };
     if (filter.deviceIds) query.deviceId = { $in: [...filter.deviceIds] };
     if (filter.since !== undefined) query.at = { $gte: filter.since };
     const docs = await this.events.find(query).sort({ _id: 1 }).limit(limit).toArray();

@@ -78,11 +78,19 @@ export class JobRepository {
     return docs.length > limit ? { items, nextAfter: items.at(-1)!.id } : { items };
   }
 
-  async writeProgress(org: string, id: string, progress: JobProgress, at: number): Promise<void> {
-    await this.c.jobs.updateOne(
+  /** Writes a job's progress; answers the status stored before (undefined: no such job). */
+  async writeProgress(
+    org: string,
+    id: string,
+    progress: JobProgress,
+    at: number,
+  ): Promise<{ status: JobProgress['status'] } | undefined> {
+    const before = await this.c.jobs.findOneAndUpdate(
       { _id: jobDocId(org, id) },
       { $set: { progress, status: progress.status, updatedAt: at } },
+      { returnDocument: 'before', projection: { status: 1 } },
     );
+    return before ? { status: before.status } : undefined;
   }
 
   /** Adds devices as the job's executions from `fromSeq` on; an execution stored already is kept. */

@@ -49,9 +49,15 @@ export class OperationRepository {
    * Writes the operation workflow's record. The workflow is the only writer and writes one revision at a
    * time, so the filter is the _id alone (the embedded FerretDB scans the whole collection for any other).
    */
-  async write(rec: OperationRecord): Promise<void> {
+  /** Writes the record; answers the status stored before (undefined: there was none). */
+  async write(rec: OperationRecord): Promise<{ status: OperationStatus } | undefined> {
     const doc = toDoc(rec);
-    await this.c.operations.replaceOne({ _id: doc._id }, doc, { upsert: true });
+    const before = await this.c.operations.findOneAndReplace({ _id: doc._id }, doc, {
+      upsert: true,
+      returnDocument: 'before',
+      projection: { status: 1 },
+    });
+    return before ? { status: before.status } : undefined;
   }
 
   /** The first record, written when the twin accepts a request; never replaces what the workflow wrote. */
@@ -66,8 +72,9 @@ export class OperationRepository {
   }
 
   /** Inserts the record, or replaces it when a retried writer inserted it already (an insert costs less). */
-  async insertOrReplace(rec: OperationRecord): Promise<void> {
-    if (!(await this.insertFirst(rec))) await this.write(rec);
+  async insertOrReplace(rec: OperationRecord): Promise<{ status: OperationStatus } | undefined> {
+    if (await this.insertFirst(rec)) return undefined;
+    return (await this.write(rec)) ?? { status: rec.status };
   }
 
   async get(org: string, id: string): Promise<OperationRecord | null> {

@@ -1,4 +1,5 @@
 // TwinFlow's process entry: `npm start` runs the whole stack on embedded defaults; TWINFLOW_ROLES picks api and/or worker.
+import { EventWriter } from '../events/writer';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import https from 'node:https';
@@ -101,12 +102,13 @@ async function startWorkerRole(
   });
   const repos = createRepositories(inventory, config.writeBack.instance);
   const { devices, operations, datapoints, alarms } = repos;
-  const jobs = await createJobActivityDeps(config, repos, temporalAddress, logger);
+  const events = new EventWriter(repos.events);
+  const jobs = await createJobActivityDeps(config, repos, temporalAddress, logger, events);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { devices, operations, datapoints, alarms, liveDelivery, jobs: jobs.deps },
+    deps: { devices, operations, datapoints, alarms, liveDelivery, jobs: jobs.deps, events },
     workflowBundlePath: config.workflowBundlePath,
     ...(config.twinsModule ? { twinsModule: config.twinsModule } : {}),
     tuning: config.worker,

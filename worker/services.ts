@@ -20,6 +20,8 @@ import { CommitLogRepository } from '../inventory/commit-log.repo';
 import { DatapointRepository } from '../inventory/datapoints.repo';
 import { CertificateRepository } from '../inventory/certificates.repo';
 import { AlarmRepository } from '../inventory/alarms.repo';
+import { EventHub } from '../events/hub';
+import type { EventWriter } from '../events/writer';
 import { EventRepository } from '../inventory/events.repo';
 import { DeviceRepository } from '../inventory/devices.repo';
 import { FunctionRepository } from '../inventory/functions.repo';
@@ -137,6 +139,7 @@ export async function createJobActivityDeps(
   repos: Pick<Repositories, 'devices' | 'operations' | 'jobs'>,
   temporalAddress: string,
   logger: Logger,
+  events?: EventWriter,
 ): Promise<{ deps: JobActivityDeps; close(): Promise<void> }> {
   const connection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection, namespace: config.temporal.namespace });
@@ -161,7 +164,13 @@ export async function createJobActivityDeps(
     warn: (what, fields) => logger.warn(fields, what),
   });
   return {
-    deps: { jobs: repos.jobs, operations: repos.operations, service, createJob },
+    deps: {
+      jobs: repos.jobs,
+      operations: repos.operations,
+      service,
+      createJob,
+      ...(events ? { events } : {}),
+    },
     close: () => connection.close(),
   };
 }
@@ -257,11 +266,15 @@ export async function createServices(
     logger,
     now: Date.now,
     readiness: readinessOf(connection, inventory),
+    eventHub: new EventHub(repos.events, {
+      onError: (err) => logger.warn({ err }, 'could not read the event log for streams'),
+    }),
   };
   return {
     services,
     setMqttCounters: (read) => (mqttCounters = read),
     close: async () => {
+      services.eventHub.close();
       await withTimeout(ingestor.close(), 30_000, 'writing back ingested data');
       await withTimeout(notifier.close(), 10_000, 'flushing twin signals');
       logger.info({ twinSignals: notifier.stats() }, 'twin notifier stopped');

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { fromStoredValue } from '../../inventory/storable';
 import { can, RouteGroup } from '../access/route-group';
 import type { DeviceDoc } from '../../inventory/documents';
+import type { NewEvent } from '../../events/event-types';
 import { audit } from '../audit';
+import { logEvents } from '../events-log';
 import { actorOf } from '../context';
 import { ApiError } from '../errors';
 import type { Services } from '../services';
@@ -54,10 +56,12 @@ devicesRoutes.post(
   { summary: 'Provision a device', tag, body: provisionSchema, responses: [201, 409] },
   async (c, { body: req }) => {
     const principal = c.get('principal');
-    const [outcome] = await provisionDevices(c.get('services'), principal.org, actorOf(principal), [req]);
+    const services = c.get('services');
+    const [outcome] = await provisionDevices(services, principal.org, actorOf(principal), [req]);
     if (!outcome) throw new ApiError('INTERNAL', 'provisioning produced no result');
     if (!outcome.ok) throw new ApiError(outcome.code, outcome.message);
     await audit(c, 'device.provision', `devices/${outcome.device.id}`, { type: outcome.device.type });
+    await logEvents(c, [provisioned(outcome.device, services.now())]);
     return c.json({ ...deviceView(outcome.device), apiKey: outcome.apiKey }, 201);
   },
 );
@@ -102,6 +106,11 @@ devicesRoutes.post(
         count: created,
         ids: ids.slice(0, 1_000),
       });
+      const now = c.get('services').now();
+      await logEvents(
+        c,
+        outcomes.flatMap((o) => (o.ok ? [provisioned(o.device, now)] : [])),
+      );
     }
     return c.json({ created, failed: results.length - created, results }, 200);
   },
@@ -173,6 +182,9 @@ devicesRoutes.patch(
     const updated = await services.devices.setProfile(org, deviceId, profile, new Date(services.now()));
     if (!updated) throw new ApiError('NOT_FOUND', `device ${deviceId} not found`);
     await audit(c, 'device.update', `devices/${deviceId}`, { fields: Object.keys(patch) });
+    await logEvents(c, [
+      { type: 'device.changed', deviceId, at: services.now(), body: { fields: Object.keys(patch) } },
+    ]);
     return c.json(deviceView(updated));
   },
 );
@@ -193,6 +205,7 @@ devicesRoutes.delete(
       services.auth.forgetCertificates(await services.certificates.revokeDevice(org, deviceId, now));
       services.directory.forget(org, deviceId);
       await audit(c, 'device.decommission', `devices/${deviceId}`);
+      await logEvents(c, [{ type: 'device.decommissioned', deviceId, at: now.getTime(), body: {} }]);
     }
     const after = await services.devices.getWithLatest(org, deviceId);
     return c.json(deviceView(after ?? doc));
@@ -303,3 +316,8 @@ devicesRoutes.get(
     });
   },
 );
+
+/** The event of a device provisioned now. */
+function provisioned(device: { id: string; type: string }, at: number): NewEvent {
+  return { type: 'device.provisioned', deviceId: device.id, at, body: { type: device.type } };
+}

@@ -1,5 +1,7 @@
 // In-process workflow tests: a Client and NativeConnection to the test server, real repositories over a fresh
 // database, and a Worker per test (one task queue each) that runs the prebuilt workflow bundle.
+import { EventWriter } from '../../../events/writer';
+import { EventRepository } from '../../../inventory/events.repo';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -60,6 +62,7 @@ export async function openWorkflowEnv(): Promise<WorkflowEnv> {
     operations: new OperationRepository(inventory.collections),
     datapoints: new DatapointRepository(inventory.collections),
     alarms: new AlarmRepository(inventory.collections),
+    events: new EventWriter(new EventRepository(inventory.collections)),
   });
   return {
     client,

@@ -1,0 +1,71 @@
+// Appends to the event log from many writers at once: while one write is under way the next appends gather, so
+// a busy process writes one batch per organization instead of one per caller, and an idle one does not wait.
+// Each caller's promise settles once its own events are stored (or failed), so nothing it acknowledges is lost.
+import type { FleetEvent, NewEvent } from './event-types';
+
+/** Where the writer stores events (the event repository). */
+export interface EventSink {
+  append(org: string, events: readonly NewEvent[], options?: { checkKeys?: boolean }): Promise<FleetEvent[]>;
+}
+
+interface Waiting {
+  readonly org: string;
+  readonly events: readonly NewEvent[];
+  readonly checkKeys: boolean;
+  readonly done: (err?: unknown) => void;
+}
+
+export class EventWriter {
+  private queue: Waiting[] = [];
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly sink: EventSink) {}
+
+  /**
+   * Stores events of one organization in order after every event appended before. `retried`: the caller may
+   * have stored them once already (an activity run again), so keys already logged are left out.
+   */
+  append(org: string, events: readonly NewEvent[], retried = true): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({
+        org,
+        events,
+        checkKeys: retried,
+        done: (err) =>
+          err
+            ? reject(err instanceof Error ? err : new Error('could not log events', { cause: err }))
+            : resolve(),
+      });
+      this.running ??= this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        const byOrg = new Map<string, Waiting[]>();
+        for (const w of batch) {
+          const list = byOrg.get(w.org);
+          if (list) list.push(w);
+          else byOrg.set(w.org, [w]);
+        }
+        await Promise.all([...byOrg].map(([org, waiting]) => this.write(org, waiting)));
+      }
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  private async write(org: string, waiting: readonly Waiting[]): Promise<void> {
+    try {
+      const events = waiting.flatMap((w) => w.events);
+      await this.sink.append(org, events, { checkKeys: waiting.some((w) => w.checkKeys) });
+      for (const w of waiting) w.done();
+    } catch (err) {
+      for (const w of waiting) w.done(err);
+    }
+  }
+}
