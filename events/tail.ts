@@ -1,6 +1,6 @@
-// Follows one organization's event log in order. Writers number their events before they insert them, so a
-// number can show up after a higher one; the tail waits for it (GAP_WAIT_MS at most: a writer that died between
-// numbering and inserting never writes it), which is what lets a reader resume without gaps or duplicates.
+// Follows one organization's event log in order. Each insert claims its number, so numbers come in order; should a
+// reader still meet a hole (a store that shows a later insert first, an event retention already deleted), the tail
+// waits GAP_WAIT_MS for it before it goes on, rather than passing an event that is about to show up.
 import type { FleetEvent } from './event-types';
 
 /** How long a tail waits for a missing number before it takes it as never written. */
@@ -45,8 +45,8 @@ export class EventTail<Doc extends { seq: number; loggedAt: number }> {
   }
 
   /**
-   * A tail that reads what comes after `after`. With no `after` it starts at the log's end, but behind any number
-   * among the last ones that is given out and not written yet, so an event still on its way is not passed over.
+   * A tail that reads what comes after `after`. With no `after` it starts at the log's end, but behind a hole
+   * among the last events, so an event still on its way is not passed over.
    */
   static async start<D extends { seq: number; loggedAt: number }>(
     source: {

@@ -179,15 +179,8 @@ export class DeviceRepository {
     const doc = await this.c.devices.findOneAndUpdate(
       { _id: deviceDocId(org, deviceId) },
       { $set: set },
-      {
-        returnDocument: 'before',
-        projection: {
-          'twin.status': 1,
-          'twin.desired.status': 1,
-          'twin.desired.version': 1,
-          'twin.desired.reason': 1,
-        },
-      },
+      // No projection: the embedded FerretDB has none for findAndModify.
+      { returnDocument: 'before' },
     );
     if (!doc) return { found: false };
     const twin = doc.twin as Partial<TwinSnapshot> | undefined;

@@ -1,6 +1,6 @@
-// The fleet event log: an organization's events, each numbered from one counter per organization, so `seq`
-// orders them and a reader can resume after the last one it saw.
-import type { Collection, Filter } from 'mongodb';
+// The fleet event log: an organization's events, numbered in the order they are stored, so `seq` orders them
+// and a reader can resume after the last one it saw.
+import { type Collection, type Filter, MongoBulkWriteError } from 'mongodb';
 import {
   DATAPOINTS,
   type EventFilter,
@@ -20,13 +20,8 @@ export interface EventDoc {
   at: number;
   body: StoredValue;
   key?: string;
-  /** When the log took it (the writer's clock): readers wait a while for a number allocated but not yet here. */
+  /** When the log took it (the writer's clock). */
   loggedAt: number;
-}
-
-export interface EventCounterDoc {
-  _id: string; // org
-  seq: number;
 }
 
 const SEQ_DIGITS = 12;
@@ -43,6 +38,26 @@ export const toFleetEvent = (doc: EventDoc): FleetEvent => ({
   at: doc.at,
   body: (fromStoredValue(doc.body) ?? {}) as Record<string, unknown>,
 });
+
+const toEventDoc = (org: string, seq: number, e: NewEvent, loggedAt: number): EventDoc => ({
+  _id: eventDocId(org, seq),
+  org,
+  seq,
+  type: e.type,
+  ...(e.deviceId !== undefined ? { deviceId: e.deviceId } : {}),
+  at: e.at,
+  body: toStoredValue(e.body),
+  ...(e.key !== undefined ? { key: e.key } : {}),
+  loggedAt,
+});
+
+const DUPLICATE_KEY = 11000;
+const isDuplicateOnly = (err: MongoBulkWriteError): boolean => {
+  const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+  return errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY);
+};
+/** Rounds a writer may lose numbers to others before it gives up (each round, others took some). */
+const MAX_CLAIM_TRIES = 50;
 
 /** The longest batch one append writes; a longer one is written in several. */
 const APPEND_BATCH = 1_000;
@@ -94,27 +109,35 @@ export class EventRepository {
       fresh = batch.filter((e) => e.key === undefined || !seen.has(e.key));
     }
     if (fresh.length === 0) return [];
-    const counter = await this.c.eventCounters.findOneAndUpdate(
-      { _id: org },
-      { $inc: { seq: fresh.length } },
-      { upsert: true, returnDocument: 'after' },
-    );
-    const last = counter?.seq ?? fresh.length;
-    const first = last - fresh.length + 1;
-    const loggedAt = this.now();
-    const docs = fresh.map((e, k): EventDoc => ({
-      _id: eventDocId(org, first + k),
-      org,
-      seq: first + k,
-      type: e.type,
-      ...(e.deviceId !== undefined ? { deviceId: e.deviceId } : {}),
-      at: e.at,
-      body: toStoredValue(e.body),
-      ...(e.key !== undefined ? { key: e.key } : {}),
-      loggedAt,
-    }));
-    await this.events.insertMany(docs, { ordered: true });
-    return docs.map(toFleetEvent);
+    return this.insertNumbered(org, fresh);
+  }
+
+  /**
+   * Inserts events numbered after the highest stored: the insert itself claims each number (the _id is unique),
+   * so two writers never share one, and a number exists only once its event does. A writer that loses a number
+   * to another reads the end again and goes on from there.
+   */
+  private async insertNumbered(org: string, events: readonly NewEvent[]): Promise<FleetEvent[]> {
+    const logged: FleetEvent[] = [];
+    let rest = events;
+    for (let tries = 0; rest.length > 0; tries++) {
+      if (tries >= MAX_CLAIM_TRIES)
+        throw new Error(`could not number events of ${org}: too many writers at once`);
+      const first = (await this.counter(org)) + 1;
+      const loggedAt = this.now();
+      const docs = rest.map((e, k) => toEventDoc(org, first + k, e, loggedAt));
+      try {
+        await this.events.insertMany(docs, { ordered: true });
+        logged.push(...docs.map(toFleetEvent));
+        return logged;
+      } catch (err) {
+        if (!(err instanceof MongoBulkWriteError) || !isDuplicateOnly(err)) throw err;
+        const inserted = err.result.insertedCount;
+        logged.push(...docs.slice(0, inserted).map(toFleetEvent));
+        rest = rest.slice(inserted);
+      }
+    }
+    return logged;
   }
 
   /** Every event after `afterSeq` up to `limit` of them, unfiltered, in order (what a tail reads). */
@@ -145,9 +168,14 @@ export class EventRepository {
     return docs.map(toFleetEvent);
   }
 
-  /** The highest number the organization's counter gave out (0: none yet). */
+  /** The highest number logged in the organization (0: none yet). */
   async counter(org: string): Promise<number> {
-    return (await this.c.eventCounters.findOne({ _id: org }))?.seq ?? 0;
+    const last = await this.events
+      .find({ _id: { $gt: `${org}/`, $lt: orgEnd(org) } }, { projection: { seq: 1 } })
+      .sort({ _id: -1 })
+      .limit(1)
+      .toArray();
+    return last[0]?.seq ?? 0;
   }
 
   /** The first event at or after `at`, for a reader that starts from a time: its seq minus one. */

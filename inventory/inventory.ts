@@ -26,7 +26,7 @@ import type {
   TwinEventDoc,
   UserDoc,
 } from './documents';
-import type { EventCounterDoc, EventDoc } from './events.repo';
+import type { EventDoc } from './events.repo';
 
 export interface Collections {
   readonly organizations: Collection<OrganizationDoc>;
@@ -54,7 +54,6 @@ export interface Collections {
   readonly alarms: Collection<AlarmDoc>;
   readonly twinEvents: Collection<TwinEventDoc>;
   readonly events: Collection<EventDoc>;
-  readonly eventCounters: Collection<EventCounterDoc>;
 }
 
 export interface Inventory {
@@ -95,7 +94,6 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     alarms: db.collection<AlarmDoc>('alarms'),
     twinEvents: db.collection<TwinEventDoc>('twin_events'),
     events: db.collection<EventDoc>('events'),
-    eventCounters: db.collection<EventCounterDoc>('event_counters'),
   };
   await ensureIndexes(collections);
   return {

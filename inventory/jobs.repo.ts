@@ -88,7 +88,8 @@ export class JobRepository {
     const before = await this.c.jobs.findOneAndUpdate(
       { _id: jobDocId(org, id) },
       { $set: { progress, status: progress.status, updatedAt: at } },
-      { returnDocument: 'before', projection: { status: 1 } },
+      // No projection: the embedded FerretDB has none for findAndModify.
+      { returnDocument: 'before' },
     );
     return before ? { status: before.status } : undefined;
   }

@@ -54,8 +54,8 @@ export class OperationRepository {
     const doc = toDoc(rec);
     const before = await this.c.operations.findOneAndReplace({ _id: doc._id }, doc, {
       upsert: true,
+      // No projection: the embedded FerretDB has none for findAndModify.
       returnDocument: 'before',
-      projection: { status: 1 },
     });
     return before ? { status: before.status } : undefined;
   }

@@ -33,6 +33,12 @@ const HOLDS_EARLY_RESPONSES = 'operation-holds-early-responses';
  * and the operation stayed DELIVERED until its timeout.
  */
 const HOLDS_UNTIL_ATTEMPT_OPENS = 'operation-holds-until-attempt-opens';
+/**
+ * Patch: a response that comes after the hand-over but before the loop takes its turn is held until it has. The
+ * hand-over opens the attempt; a final response applied at once closed it, and the loop, finding no attempt open,
+ * started a second one that waited for its timeout (the operation stayed DELIVERED).
+ */
+const HOLDS_UNTIL_TURN_TAKEN = 'operation-holds-until-turn-taken';
 
 /** Built once per run inside the workflow function. */
 export class OperationRun {
@@ -41,6 +47,8 @@ export class OperationRun {
   private turn: boolean;
   /** Pending: the device took it at a poll (cleared before another attempt). */
   handedOver = false;
+  /** Pending: the loop has taken the hand-over's turn (cleared with handedOver). */
+  turnTaken = false;
   /** Who asked the twin to cancel it; the first asker is kept. */
   cancelBy: string | undefined;
   /** The highest revision the read model has. */
@@ -85,8 +93,9 @@ export class OperationRun {
 
   /** A pending operation whose attempt is not open yet (its hand-over may be on its way, or just came). */
   private mayBeOvertaken(): boolean {
-    if (this.request.delivery !== 'pending' || isFinal(this.record.status) || attemptOpen(this.record))
-      return false;
+    if (this.request.delivery !== 'pending' || isFinal(this.record.status)) return false;
+    if (this.handedOver && !this.turnTaken && patched(HOLDS_UNTIL_TURN_TAKEN)) return true;
+    if (attemptOpen(this.record)) return false;
     return !this.handedOver || patched(HOLDS_UNTIL_ATTEMPT_OPENS);
   }
 

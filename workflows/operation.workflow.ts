@@ -95,6 +95,7 @@ export async function operationWorkflow(input: OperationWorkflowInput): Promise<
       const came = await op.waitUntil(() => op.readyToAttempt(), op.record.expiresAt);
       const waited = afterWaitingForTurn(op.record, { came, cancelBy: op.cancelBy }, Date.now());
       op.apply(waited.records);
+      op.turnTaken = true;
       if (waited.next === 'end') break;
       const deadline = attemptDeadline(op.record, Date.now());
       const firstTry = op.takeFirstTry(input.firstTry);
@@ -115,6 +116,7 @@ export async function operationWorkflow(input: OperationWorkflowInput): Promise<
     if (closed.next === 'end') break;
     if (op.request.delivery === 'pending') {
       op.handedOver = false;
+      op.turnTaken = false;
       await tellTwin(op, input.twinWorkflowId, 'waiting');
     }
     await condition(() => op.cancelBy !== undefined, Math.max(1, op.record.limits.retriesDelayMs));

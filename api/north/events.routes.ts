@@ -13,7 +13,7 @@ const tag = 'Events';
 
 /** Devices a tag filter follows at most; a stream reads the tag's devices again every TAG_REFRESH_MS. */
 const MAX_TAG_DEVICES = 10_000;
-const TAG_REFRESH_MS = 30_000;
+const TAG_REFRESH_MS = 5_000;
 
 const SEQ = z
   .string()
