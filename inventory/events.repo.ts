@@ -53,7 +53,8 @@ const toEventDoc = (org: string, seq: number, e: NewEvent, loggedAt: number): Ev
 
 const DUPLICATE_KEY = 11000;
 const isDuplicateOnly = (err: MongoBulkWriteError): boolean => {
-  const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+  const raw: unknown = err.writeErrors;
+  const errors = (Array.isArray(raw) ? raw : [raw]) as { code?: number }[];
   return errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY);
 };
 /** Rounds a writer may lose numbers to others before it gives up (each round, others took some). */
