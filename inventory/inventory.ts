@@ -27,6 +27,7 @@ import type {
   UserDoc,
 } from './documents';
 import type { EventCounterDoc, EventDoc } from './events.repo';
+import type { DeadLetterDoc, ForwarderDoc } from './forwarders.repo';
 
 export interface Collections {
   readonly organizations: Collection<OrganizationDoc>;
@@ -55,6 +56,8 @@ export interface Collections {
   readonly twinEvents: Collection<TwinEventDoc>;
   readonly events: Collection<EventDoc>;
   readonly eventCounters: Collection<EventCounterDoc>;
+  readonly forwarders: Collection<ForwarderDoc>;
+  readonly deadLetters: Collection<DeadLetterDoc>;
 }
 
 export interface Inventory {
@@ -96,6 +99,8 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     twinEvents: db.collection<TwinEventDoc>('twin_events'),
     events: db.collection<EventDoc>('events'),
     eventCounters: db.collection<EventCounterDoc>('event_counters'),
+    forwarders: db.collection<ForwarderDoc>('forwarders'),
+    deadLetters: db.collection<DeadLetterDoc>('forwarder_dead_letters'),
   };
   await ensureIndexes(collections);
   return {
