@@ -448,7 +448,16 @@ async function postgresOperations(): Promise<OperationsBenchResult | undefined> 
   }
 }
 
-const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'tls', 'operations', 'jobs', 'provisioning', 'collect'];
+const SHARED_STACK_SECTIONS = [
+  'forwarders',
+  'identity',
+  'mqtt',
+  'tls',
+  'operations',
+  'jobs',
+  'provisioning',
+  'collect',
+];
 const JOB_DEVICES = Number(process.env.BENCH_JOB_DEVICES ?? 10_000);
 const JOB_CONCURRENCY = Number(process.env.BENCH_JOB_CONCURRENCY ?? 32);
 
