@@ -17,6 +17,7 @@ import { authRoutes, meRoutes } from './north/auth.routes';
 import { authoritiesRoutes, deviceCertificatesRoutes } from './north/certificates.routes';
 import { desiredRoutes } from './north/desired.routes';
 import { devicesRoutes } from './north/devices.routes';
+import { forwardersRoutes } from './north/forwarders.routes';
 import { functionsRoutes } from './north/functions.routes';
 import { jobSchedulesRoutes } from './north/job-schedules.routes';
 import { jobsRoutes, openGateJobsRoutes } from './north/jobs.routes';
@@ -68,6 +69,7 @@ const ROUTE_GROUPS: readonly RouteGroup[] = [
   // After southRoutes: `collect/iot` is the OpenGate body and is matched first.
   southFunctionsRoutes,
   functionsRoutes,
+  forwardersRoutes,
   mqttHookRoutes,
 ];
 

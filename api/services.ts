@@ -14,6 +14,8 @@ import type {
   UserRepository,
 } from '../inventory/identity.repo';
 import type { ConnectorFunctions } from '../functions/connector';
+import type { ForwarderRepository } from '../inventory/forwarders.repo';
+import type { ForwardersService } from '../forwarders/forwarders.service';
 import type { KeyRepository } from '../inventory/keys.repo';
 import type { JobRepository } from '../inventory/jobs.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
@@ -46,6 +48,9 @@ export interface Services {
   readonly events: EventRepository;
   /** This process's live event streams: one tail per organization with readers. */
   readonly eventHub: EventHub;
+  /** Forwarders: where events go; the service starts, pauses and resumes their workflows. */
+  readonly forwarders: ForwardersService;
+  readonly forwarderRepo: ForwarderRepository;
   readonly auth: Authenticator;
   readonly organizations: OrganizationRepository;
   readonly users: UserRepository;

@@ -3,7 +3,7 @@
 // Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
 // twin-memory (worker memory and replays with 10,000 live twins) runs on a stack of its own.
 // behaviours (10,000 twins holding timers at rest, threshold datapoint to alarm) runs on a stack of its own too.
-// BENCH_ONLY=temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,provisioning,collect picks
+// BENCH_ONLY=temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,forwarders,provisioning,collect picks
 // sections.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { postgresUnreachable, startPostgresTemporal } from '../worker/postgres-t
 import { TEMPORAL_SERVER_VERSION, type TemporalServerTools, ensureTemporalServer } from '../worker/tools';
 import { SHARED_WORKFLOW_MODULES } from '../worker/workflow-bundle';
 import { runIdentityBench } from './identity';
+import { runForwardersBench } from './forwarders';
 import { type JobsBenchResult, runJobsBench } from './jobs';
 import { mosquittoInstalled, startMosquitto } from './mosquitto';
 import { type MqttBenchOptions, type MqttBenchResult, runMqttBench } from './mqtt';
@@ -39,7 +40,7 @@ const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
   (
     process.env.BENCH_ONLY ??
-    'temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,provisioning,collect'
+    'temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,forwarders,provisioning,collect'
   )
     .split(',')
     .map((s) => s.trim()),
@@ -447,7 +448,16 @@ async function postgresOperations(): Promise<OperationsBenchResult | undefined> 
   }
 }
 
-const SHARED_STACK_SECTIONS = ['identity', 'mqtt', 'tls', 'operations', 'jobs', 'provisioning', 'collect'];
+const SHARED_STACK_SECTIONS = [
+  'forwarders',
+  'identity',
+  'mqtt',
+  'tls',
+  'operations',
+  'jobs',
+  'provisioning',
+  'collect',
+];
 const JOB_DEVICES = Number(process.env.BENCH_JOB_DEVICES ?? 10_000);
 const JOB_CONCURRENCY = Number(process.env.BENCH_JOB_CONCURRENCY ?? 32);
 
@@ -580,6 +590,20 @@ async function main(): Promise<void> {
         say(`  Jobs did not finish: ${(err as Error).message}`);
         return undefined;
       });
+    }
+    if (SECTIONS.has('forwarders')) {
+      const events = Number(process.env.BENCH_FORWARDER_EVENTS ?? 5_000);
+      say(`\nForwarders: ${fmt(events)} logged events to a local webhook receiver, beside bare POSTs to it`);
+      await runForwardersBench({
+        base,
+        adminKey: ADMIN_KEY,
+        mongoUri: `mongodb://127.0.0.1:${ports.mongo}/`,
+        db: 'twinflow',
+        events,
+        devices: Number(process.env.BENCH_FORWARDER_DEVICES ?? 100),
+        concurrency: 8,
+        say,
+      }).catch((err: unknown) => say(`  Forwarders did not finish: ${(err as Error).message}`));
     }
     if (!SECTIONS.has('provisioning') && !SECTIONS.has('collect')) return;
     const devicesToProvision = SECTIONS.has('provisioning') ? DEVICES : COLLECT_DEVICES;

@@ -27,6 +27,7 @@ import type {
   UserDoc,
 } from './documents';
 import type { EventDoc } from './events.repo';
+import type { DeadLetterDoc, ForwarderDoc } from './forwarders.repo';
 
 export interface Collections {
   readonly organizations: Collection<OrganizationDoc>;
@@ -54,6 +55,8 @@ export interface Collections {
   readonly alarms: Collection<AlarmDoc>;
   readonly twinEvents: Collection<TwinEventDoc>;
   readonly events: Collection<EventDoc>;
+  readonly forwarders: Collection<ForwarderDoc>;
+  readonly deadLetters: Collection<DeadLetterDoc>;
 }
 
 export interface Inventory {
@@ -94,6 +97,8 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     alarms: db.collection<AlarmDoc>('alarms'),
     twinEvents: db.collection<TwinEventDoc>('twin_events'),
     events: db.collection<EventDoc>('events'),
+    forwarders: db.collection<ForwarderDoc>('forwarders'),
+    deadLetters: db.collection<DeadLetterDoc>('forwarder_dead_letters'),
   };
   await ensureIndexes(collections);
   return {

@@ -130,6 +130,13 @@ const envSchema = z.object({
   TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
   TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
   TWINFLOW_TWIN_SIGNAL_RATE: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  TWINFLOW_FORWARDER_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(20_000),
+  TWINFLOW_FORWARDER_PAUSE_AFTER: z.coerce.number().int().min(1).max(1_000).default(10),
+  TWINFLOW_FORWARDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  TWINFLOW_FORWARDER_LANES: z.coerce.number().int().min(1).max(256).default(8),
+  TWINFLOW_FORWARDER_HEARTBEAT_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+  TWINFLOW_FORWARDER_RETRY_INITIAL_MS: z.coerce.number().int().min(10).max(600_000).default(1_000),
+  TWINFLOW_FORWARDER_RETRY_MAX_MS: z.coerce.number().int().min(10).max(3_600_000).default(60_000),
   TWINFLOW_WORKER_CACHED_TWINS: z.coerce
     .number()
     .int()
@@ -305,6 +312,18 @@ const configSchema = envSchema
       signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
       /** Data signals per second to twins, across all devices of this process; 0: no limit. */
       signalRate: env.TWINFLOW_TWIN_SIGNAL_RATE,
+    },
+    /** Forwarders (forwarders/): the round's long poll, when a failing one pauses, request limits, retries. */
+    forwarder: {
+      pollWindowMs: env.TWINFLOW_FORWARDER_POLL_MS,
+      pauseAfter: env.TWINFLOW_FORWARDER_PAUSE_AFTER,
+      requestTimeoutMs: env.TWINFLOW_FORWARDER_TIMEOUT_MS,
+      lanes: env.TWINFLOW_FORWARDER_LANES,
+      timing: {
+        heartbeatMs: env.TWINFLOW_FORWARDER_HEARTBEAT_MS,
+        retryInitialMs: env.TWINFLOW_FORWARDER_RETRY_INITIAL_MS,
+        retryMaxMs: env.TWINFLOW_FORWARDER_RETRY_MAX_MS,
+      },
     },
     /** How the ingest write-back turns commits into history chunks and latest pages (ingest/write-back.ts). */
     writeBack: {

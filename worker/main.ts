@@ -26,7 +26,13 @@ import {
 import { ensureRetentionSchedule } from './retention-schedule';
 import { registerSearchAttributes } from './search-attributes';
 import { ToolMissingError, ensureMongoServer, ensureTemporalCli } from './tools';
-import { type BuiltServices, createJobActivityDeps, createRepositories, createServices } from './services';
+import {
+  type BuiltServices,
+  createForwarderActivityDeps,
+  createJobActivityDeps,
+  createRepositories,
+  createServices,
+} from './services';
 import { createTwinWorker, installSdkRuntime } from './twin-worker';
 import { loadUserTwins } from './user-twins';
 import { localCaLine, loadTlsMaterial, serverTlsOptions, TlsFileError, type TlsMaterial } from './tls-files';
@@ -104,11 +110,13 @@ async function startWorkerRole(
   const { devices, operations, datapoints, alarms } = repos;
   const events = new EventWriter(repos.events);
   const jobs = await createJobActivityDeps(config, repos, temporalAddress, logger, events);
+  const forwarding = await createForwarderActivityDeps(config, repos);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     deps: { devices, operations, datapoints, alarms, liveDelivery, jobs: jobs.deps, events },
+    forwarders: forwarding.deps,
     workflowBundlePath: config.workflowBundlePath,
     ...(config.twinsModule ? { twinsModule: config.twinsModule } : {}),
     tuning: config.worker,
@@ -119,6 +127,7 @@ async function startWorkerRole(
     await running;
     await connection.close();
     await jobs.close();
+    await forwarding.close();
   });
   const scheduleConnection = await Connection.connect({ address: temporalAddress });
   try {

@@ -23,6 +23,12 @@ import { AlarmRepository } from '../inventory/alarms.repo';
 import { EventHub } from '../events/hub';
 import type { EventWriter } from '../events/writer';
 import { EventRepository } from '../inventory/events.repo';
+import { ForwarderRepository } from '../inventory/forwarders.repo';
+import { MqttClients } from '../forwarders/deliver';
+import { ForwardersService } from '../forwarders/forwarders.service';
+import { BodyShaper } from '../forwarders/shaper';
+import { DEFAULT_FORWARDER_OPTIONS, type ForwarderActivityDeps } from '../forwarders/forwarder.activities';
+import { FunctionSandbox } from '../functions/sandbox';
 import { DeviceRepository } from '../inventory/devices.repo';
 import { FunctionRepository } from '../inventory/functions.repo';
 import {
@@ -86,6 +92,7 @@ export function createRepositories(inventory: Inventory, instance: string) {
     certificates: new CertificateRepository(c),
     alarms: new AlarmRepository(c),
     events: new EventRepository(c),
+    forwarderRepo: new ForwarderRepository(c),
   };
 }
 
@@ -203,6 +210,28 @@ function readinessOf(connection: Connection, inventory: Inventory) {
   };
 }
 
+function createForwardersService(
+  config: Config,
+  connection: Connection,
+  repos: Repositories,
+  engine: FunctionEngine,
+  mqtt: MqttClients,
+): ForwardersService {
+  return new ForwardersService({
+    client: new Client({ connection, namespace: config.temporal.namespace }),
+    taskQueue: config.temporal.taskQueue,
+    repo: repos.forwarderRepo,
+    forwarders: repos.forwarderRepo,
+    events: repos.events,
+    timing: config.forwarder.timing,
+    shaper: new BodyShaper(engine.sandbox),
+    mqtt,
+    now: Date.now,
+    requestTimeoutMs: config.forwarder.requestTimeoutMs,
+    lanes: config.forwarder.lanes,
+  });
+}
+
 /** Builds every service an API process serves from; connects to Temporal at `temporalAddress`. */
 export async function createServices(
   config: Config,
@@ -250,6 +279,8 @@ export async function createServices(
     now: Date.now,
     warn: (what, fields) => logger.warn(fields, what),
   });
+  const forwarderMqtt = new MqttClients();
+  const forwarders = createForwardersService(config, connection, repos, functionEngine, forwarderMqtt);
   const services: Services = {
     ...repos,
     auth: new Authenticator({ ...repos, roles: roleResolver, tokens }),
@@ -263,6 +294,7 @@ export async function createServices(
     directory,
     ingestor,
     functions: new ConnectorFunctions(repos.functions, functionEngine),
+    forwarders,
     logger,
     now: Date.now,
     readiness: readinessOf(connection, inventory),
@@ -278,8 +310,35 @@ export async function createServices(
       await withTimeout(ingestor.close(), 30_000, 'writing back ingested data');
       await withTimeout(notifier.close(), 10_000, 'flushing twin signals');
       logger.info({ twinSignals: notifier.stats() }, 'twin notifier stopped');
+      await forwarderMqtt.close();
       functionEngine.dispose();
       await connection.close();
+    },
+  };
+}
+
+/** What the worker's forwarder rounds need: the repositories, a sandbox for connectors, MQTT connections. */
+export async function createForwarderActivityDeps(
+  config: Config,
+  repos: Pick<Repositories, 'forwarderRepo' | 'events'>,
+): Promise<{ deps: ForwarderActivityDeps; close(): Promise<void> }> {
+  const sandbox = await FunctionSandbox.create();
+  const mqtt = new MqttClients();
+  const f = config.forwarder;
+  return {
+    deps: {
+      forwarders: repos.forwarderRepo,
+      events: repos.events,
+      shaper: new BodyShaper(sandbox),
+      mqtt,
+      now: Date.now,
+      requestTimeoutMs: f.requestTimeoutMs,
+      lanes: f.lanes,
+      options: { ...DEFAULT_FORWARDER_OPTIONS, pollWindowMs: f.pollWindowMs, pauseAfter: f.pauseAfter },
+    },
+    close: async () => {
+      await mqtt.close();
+      sandbox.dispose();
     },
   };
 }

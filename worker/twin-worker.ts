@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { createForwarderActivities, type ForwarderActivityDeps } from '../forwarders/forwarder.activities';
 import { writeWorkflowsEntry } from './user-twins';
 import { SHARED_WORKFLOW_MODULES, workflowBundleOptions } from './workflow-bundle';
 
@@ -17,6 +18,8 @@ export interface TwinWorkerOptions {
   readonly namespace: string;
   readonly taskQueue: string;
   readonly deps: ActivityDeps;
+  /** Forwarders' delivery rounds; a worker without them runs no forwarder. */
+  readonly forwarders?: ForwarderActivityDeps;
   /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
   readonly workflowBundlePath?: string;
   /** A module of twin types written outside TwinFlow: bundled with the workflows (a prebuilt bundle is not used). */
@@ -57,7 +60,10 @@ export async function createTwinWorker(
     connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
-    activities: createActivities(o.deps),
+    activities: {
+      ...createActivities(o.deps),
+      ...(o.forwarders ? createForwarderActivities(o.forwarders) : {}),
+    },
     ...(o.tuning
       ? {
           maxCachedWorkflows: o.tuning.cachedTwins,

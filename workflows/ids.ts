@@ -15,3 +15,5 @@ export function parseTwinWorkflowId(id: string): { org: string; deviceId: string
   const [, org, deviceId] = parts as [string, string, string];
   return ORG_ID_PATTERN.test(org) && DEVICE_ID_PATTERN.test(deviceId) ? { org, deviceId } : undefined;
 }
+export const forwarderWorkflowId = (org: string, forwarderId: string): string =>
+  `forwarder/${org}/${forwarderId}`;

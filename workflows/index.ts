@@ -4,3 +4,4 @@ export { operationWorkflow } from './operation.workflow';
 export { retentionWorkflow } from './retention.workflow';
 export { jobWorkflow } from './job.workflow';
 export { scheduledJobWorkflow } from './scheduled-job.workflow';
+export { forwarderWorkflow } from './forwarder.workflow';
