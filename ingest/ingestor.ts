@@ -29,6 +29,8 @@ export interface IngestorDeps {
   /** Group commit limits (defaults: 10,000 queued messages, 2,000 datapoints a write, one write at a time). */
   readonly groupCommit?: Partial<GroupCommitOptions>;
   readonly writeBack?: Partial<WriteBackOptions>;
+  /** Logs points for forwarders that subscribe to their datastreams, before they are written back (see WriteBack). */
+  readonly logPoints?: (points: readonly DatapointDoc[]) => Promise<void>;
   readonly warn?: (what: string, err: unknown) => void;
 }
 
@@ -69,6 +71,7 @@ export class Ingestor {
         recent: deps.recent,
         newer: (org, deviceId, values) => deps.latestGuard.newer(org, deviceId, values),
         warn: deps.warn ?? (() => undefined),
+        ...(deps.logPoints ? { logPoints: deps.logPoints } : {}),
       },
       deps.writeBack,
     );

@@ -62,6 +62,11 @@ export interface WriteBackDeps {
     values: LatestEntry['values'],
   ) => Promise<LatestEntry['values']>;
   readonly warn: (what: string, err: unknown) => void;
+  /**
+   * Logs the points of a history write-back to the event log before they are written (for forwarders). A failure
+   * fails the write-back, which runs again: points are logged at least once.
+   */
+  readonly logPoints?: (points: readonly DatapointDoc[]) => Promise<void>;
 }
 
 /** Each device's newest value per datastream in some points, and when it was last seen. */
@@ -240,8 +245,10 @@ export class WriteBack {
   /** Writes every held point as history chunks (one per series and hour), a slice of series at a time. */
   private async writeHistory(): Promise<void> {
     this.historyTake = [...this.pending].filter(([, s]) => !s.history).map(([id]) => id);
-    const slices = sliceBySeries(this.deps.recent.takeHistory(), HISTORY_SLICE_SERIES);
+    const points = this.deps.recent.takeHistory();
+    const slices = sliceBySeries(points, HISTORY_SLICE_SERIES);
     try {
+      if (this.deps.logPoints && points.length > 0) await this.deps.logPoints(points);
       for (const slice of slices) {
         const t = performance.now();
         try {

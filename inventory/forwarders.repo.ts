@@ -169,6 +169,21 @@ export class ForwarderRepository {
     );
   }
 
+  /** Per organization, the datastreams its forwarders take datapoints of ('all': one takes every datastream). */
+  async pointInterest(): Promise<Map<string, Set<string> | 'all'>> {
+    const docs = await this.c.forwarders.find({}, { projection: { org: 1, subscription: 1 } }).toArray();
+    const interest = new Map<string, Set<string> | 'all'>();
+    for (const { org, subscription: sub } of docs) {
+      const streams = sub.datastreams ?? [];
+      const all = streams.length === 0 && (sub.types ?? []).includes('datapoints');
+      if (!all && streams.length === 0) continue;
+      const known = interest.get(org);
+      if (all || known === 'all') interest.set(org, 'all');
+      else interest.set(org, new Set([...(known ?? []), ...streams]));
+    }
+    return interest;
+  }
+
   async remove(org: string, id: string): Promise<boolean> {
     const res = await this.forwarders.deleteOne({ _id: forwarderDocId(org, id) });
     await this.deadLetters.deleteMany({

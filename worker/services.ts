@@ -20,6 +20,7 @@ import { CommitLogRepository } from '../inventory/commit-log.repo';
 import { DatapointRepository } from '../inventory/datapoints.repo';
 import { CertificateRepository } from '../inventory/certificates.repo';
 import { AlarmRepository } from '../inventory/alarms.repo';
+import { createPointLogger } from '../events/datapoints-log';
 import { EventHub } from '../events/hub';
 import type { EventWriter } from '../events/writer';
 import { EventRepository } from '../inventory/events.repo';
@@ -260,6 +261,11 @@ export async function createServices(
     latestGuard: new LatestValueGuard({ loadTimes: (org, id) => repos.devices.latestTimes(org, id) }),
     now: Date.now,
     writeBack: config.writeBack,
+    logPoints: createPointLogger({
+      interest: () => repos.forwarderRepo.pointInterest(),
+      append: (org, events) => repos.events.append(org, events, { checkKeys: false }),
+      now: Date.now,
+    }),
     warn: (what, err) => logger.warn({ err }, what),
   });
   const recovered = await ingestor.start();

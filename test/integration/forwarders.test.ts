@@ -193,6 +193,54 @@ describe('forwarders', () => {
     }
   });
 
+  it('forwards what the fleet does: a device provisioned, its data in batches of the chosen datastream', async () => {
+    const receiver = new Receiver(await getFreePort());
+    await receiver.start();
+    try {
+      const lifeHook = await create({
+        name: 'life',
+        destination: webhook(receiver.url),
+        subscription: { types: ['device.provisioned'] },
+      });
+      const pointsHook = await create({
+        name: 'points',
+        destination: webhook(receiver.url),
+        subscription: { datastreams: ['temperature'] },
+      });
+      const id = uniqueName('fwd-dev').replace(/_/g, '-');
+      const made = await api.post('/north/v1/devices', { id, transport: { sleepy: true } });
+      expect(made.status).toBe(201);
+      const device = apiClient(tf.baseUrl, made.body.apiKey as string);
+      const at = Date.now();
+      const sent = await device.post(`/south/v80/devices/${id}/collect/iot`, {
+        version: '1.0.0',
+        datastreams: [
+          { id: 'temperature', datapoints: [{ value: 21.5, at }] },
+          { id: 'humidity', datapoints: [{ value: 40, at }] },
+        ],
+      });
+      expect(sent.status).toBe(201);
+      const points = await eventually(async () => {
+        const batch = receiver.got.find((g) => g.body.type === 'datapoints');
+        return batch ? (batch.body.body.points as unknown[]) : undefined;
+      }, 30_000);
+      expect(points).toEqual([
+        { deviceId: id, datastreamId: 'temperature', feed: 'default', at, value: 21.5 },
+      ]);
+      const provisioned = receiver.got.find(
+        (g) => g.body.type === 'device.provisioned' && g.body.deviceId === id,
+      );
+      expect(provisioned).toBeDefined();
+      expect(
+        receiver.got.filter((g) => g.body.type === 'device.provisioned' && g.body.deviceId === id),
+      ).toHaveLength(1);
+      await api.delete(`/north/v1/forwarders/${lifeHook.id}`);
+      await api.delete(`/north/v1/forwarders/${pointsHook.id}`);
+    } finally {
+      await receiver.stop();
+    }
+  });
+
   it('puts refused events in dead letters and replays them from there', async () => {
     const receiver = new Receiver(await getFreePort());
     receiver.answer = (r) => (r.body.body.bad === true ? 422 : 200);
