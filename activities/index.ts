@@ -2,6 +2,7 @@
 import { alarmEvents, operationEvents, snapshotEvents } from '../events/derive';
 import type { NewEvent } from '../events/event-types';
 import type { EventWriter } from '../events/writer';
+import type { EventRepository } from '../inventory/events.repo';
 import type { AlarmRepository, AlarmWrite } from '../inventory/alarms.repo';
 import type { AlarmRecord } from '../twins/behaviours';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
@@ -25,6 +26,8 @@ export interface ActivityDeps {
   readonly liveDelivery?: (org: string, deviceId: string) => Promise<void>;
   /** The fleet event log: what the writes below stand for (status changes, alarms, operations). */
   readonly events: EventWriter;
+  /** The event log's retention (the worker's repository). */
+  readonly eventLog?: Pick<EventRepository, 'deleteBefore'>;
 }
 
 /** How the twin reaches its device for an operation a reaction requests (the inventory's transport). */
@@ -106,6 +109,10 @@ export function createActivities(deps: ActivityDeps) {
     /** Deletes datapoint history that ended at or before `cutoff` (ms); returns how many documents went. */
     async deleteExpiredDatapoints(cutoff: number): Promise<number> {
       return deps.datapoints.deleteEndedBefore(cutoff);
+    },
+    /** Deletes the events of every organization that happened before `cutoff` (ms); returns how many went. */
+    async deleteExpiredEvents(cutoff: number): Promise<number> {
+      return deps.eventLog ? deps.eventLog.deleteBefore(cutoff) : 0;
     },
   };
 }

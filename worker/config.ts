@@ -161,6 +161,7 @@ const envSchema = z.object({
     .optional(),
   TWINFLOW_INGEST_LEASE_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   TWINFLOW_DATAPOINT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  TWINFLOW_EVENT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   TWINFLOW_DATAPOINT_RETENTION_EVERY_S: z.coerce
     .number()
     .int()
@@ -337,6 +338,8 @@ const configSchema = envSchema
     retention: {
       /** 0 keeps datapoints forever. */
       datapointsMs: env.TWINFLOW_DATAPOINT_RETENTION_DAYS * 86_400_000,
+      /** 0 keeps the event log forever. */
+      eventsMs: env.TWINFLOW_EVENT_RETENTION_DAYS * 86_400_000,
       everyMs: env.TWINFLOW_DATAPOINT_RETENTION_EVERY_S * 1000,
     },
     logLevel: env.LOG_LEVEL,

@@ -115,7 +115,16 @@ async function startWorkerRole(
     address: temporalAddress,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    deps: { devices, operations, datapoints, alarms, liveDelivery, jobs: jobs.deps, events },
+    deps: {
+      devices,
+      operations,
+      datapoints,
+      alarms,
+      liveDelivery,
+      jobs: jobs.deps,
+      events,
+      eventLog: repos.events,
+    },
     forwarders: forwarding.deps,
     workflowBundlePath: config.workflowBundlePath,
     ...(config.twinsModule ? { twinsModule: config.twinsModule } : {}),
@@ -135,6 +144,7 @@ async function startWorkerRole(
     return await ensureRetentionSchedule(client, {
       taskQueue: config.temporal.taskQueue,
       retentionMs: config.retention.datapointsMs,
+      eventRetentionMs: config.retention.eventsMs,
       everyMs: config.retention.everyMs,
     });
   } finally {

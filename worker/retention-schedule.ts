@@ -1,4 +1,5 @@
-// Keeps the Temporal Schedule that enforces datapoint retention in line with the configuration, on every start.
+// Keeps the Temporal Schedule that enforces datapoint and event-log retention in line with the configuration, on
+// every start.
 import {
   type Client,
   ScheduleAlreadyRunning,
@@ -9,8 +10,10 @@ import type { RetentionInput } from '../workflows/retention.workflow';
 
 export interface RetentionScheduleOptions {
   readonly taskQueue: string;
-  /** 0 keeps datapoints forever: the schedule is removed. */
+  /** 0 keeps datapoints forever. */
   readonly retentionMs: number;
+  /** 0 keeps the event log forever. Both 0: the schedule is removed. */
+  readonly eventRetentionMs?: number;
   readonly everyMs: number;
 }
 
@@ -24,7 +27,8 @@ export async function ensureRetentionSchedule(
   o: RetentionScheduleOptions,
 ): Promise<RetentionScheduleChange> {
   const scheduleId = retentionScheduleId(o.taskQueue);
-  if (o.retentionMs === 0) {
+  const events = o.eventRetentionMs ?? 0;
+  if (o.retentionMs === 0 && events === 0) {
     try {
       await client.schedule.getHandle(scheduleId).delete();
       return 'removed';
@@ -33,7 +37,10 @@ export async function ensureRetentionSchedule(
       throw err;
     }
   }
-  const input: RetentionInput = { retentionMs: o.retentionMs };
+  const input: RetentionInput = {
+    retentionMs: o.retentionMs,
+    ...(events > 0 ? { eventRetentionMs: events } : {}),
+  };
   const spec = { intervals: [{ every: o.everyMs }] };
   const action = {
     type: 'startWorkflow' as const,
@@ -48,7 +55,7 @@ export async function ensureRetentionSchedule(
       spec,
       action,
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-      memo: { purpose: 'TwinFlow datapoint retention' },
+      memo: { purpose: 'TwinFlow datapoint and event-log retention' },
     });
     return 'created';
   } catch (err) {

@@ -65,6 +65,7 @@ export async function startTwinflow(options: StartOptions = {}): Promise<Twinflo
     LOG_LEVEL: 'warn',
     // Retention runs on the hour and counts from each datapoint's `at`: off unless a test turns it on.
     TWINFLOW_DATAPOINT_RETENTION_DAYS: '0',
+    TWINFLOW_EVENT_RETENTION_DAYS: '0',
     // Tests that speak TLS turn it on with ports and a data directory of their own.
     TWINFLOW_TLS: 'off',
     ...(options.embedded

@@ -1,4 +1,5 @@
 // Datapoint history through the real API: ranges, limits, time buckets, bad queries, tenancy, and retention.
+import { EventRepository } from '../../inventory/events.repo';
 import type { MongoClient } from 'mongodb';
 import { retentionScheduleId } from '../../worker/retention-schedule';
 import {
@@ -190,7 +191,9 @@ describe('datapoint history', () => {
 
 describe('datapoint retention', () => {
   it('runs on a Temporal Schedule that deletes old datapoints and keeps recent ones', async () => {
-    const tf = await startTwinflow({ env: { TWINFLOW_DATAPOINT_RETENTION_DAYS: '1' } });
+    const tf = await startTwinflow({
+      env: { TWINFLOW_DATAPOINT_RETENTION_DAYS: '1', TWINFLOW_EVENT_RETENTION_DAYS: '1' },
+    });
     const temporal = await temporalClient();
     const admin = apiClient(tf.baseUrl, tf.adminKey);
     const handle = temporal.client.schedule.getHandle(retentionScheduleId(tf.env.TWINFLOW_TASK_QUEUE!));
@@ -219,8 +222,19 @@ describe('datapoint retention', () => {
       // Retention deletes stored history: wait for the write-back to store what was just sent.
       const mongo = await mongoClient();
       await writtenBack(mongo, tf.env.MONGODB_DB as string).finally(() => mongo.close());
+      // An event logged two days ago goes; the device's provisioning stays.
+      const mongo2 = await mongoClient();
+      const log = new EventRepository({ events: mongo2.db(tf.env.MONGODB_DB).collection('events') } as never);
+      const org = (await admin.get('/north/v1/me')).body.org as string;
+      await log.append(org, [
+        { type: 'device.changed', deviceId: 'aging', at: now - 2 * 86_400_000, body: { old: true } },
+      ]);
       const described = await handle.describe();
-      expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'retentionWorkflow' });
+      expect(described.action).toMatchObject({
+        type: 'startWorkflow',
+        workflowType: 'retentionWorkflow',
+        args: [{ retentionMs: 86_400_000, eventRetentionMs: 86_400_000 }],
+      });
       expect(described.spec.intervals?.[0]?.every).toBe(3_600_000);
       await handle.trigger();
       const after = await eventually(async () => {
@@ -228,6 +242,12 @@ describe('datapoint retention', () => {
         return r.body.datapoints.length === 1 ? r.body.datapoints : undefined;
       }, 30_000);
       expect(after).toEqual([{ feed: 'default', value: 'new', at: now }]);
+      const kept = await eventually(async () => {
+        const items = (await admin.get('/north/v1/events?deviceId=aging')).body.items as { type: string }[];
+        return items.length === 1 ? items : undefined;
+      }, 30_000);
+      expect(kept.map((e) => e.type)).toEqual(['device.provisioned']);
+      await mongo2.close();
       const runs = (await handle.describe()).info.recentActions;
       expect(runs.length).toBeGreaterThanOrEqual(1);
 
