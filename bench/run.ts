@@ -3,7 +3,7 @@
 // Temporal step costs on the dev server's defaults and on TwinFlow's config (temporal-steps, its own servers).
 // twin-memory (worker memory and replays with 10,000 live twins) runs on a stack of its own.
 // behaviours (10,000 twins holding timers at rest, threshold datapoint to alarm) runs on a stack of its own too.
-// BENCH_ONLY=temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,forwarders,provisioning,collect picks
+// BENCH_ONLY=temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,events,forwarders,provisioning,collect picks
 // sections.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { postgresUnreachable, startPostgresTemporal } from '../worker/postgres-t
 import { TEMPORAL_SERVER_VERSION, type TemporalServerTools, ensureTemporalServer } from '../worker/tools';
 import { SHARED_WORKFLOW_MODULES } from '../worker/workflow-bundle';
 import { runIdentityBench } from './identity';
+import { runEventsBench } from './events';
 import { runForwardersBench } from './forwarders';
 import { type JobsBenchResult, runJobsBench } from './jobs';
 import { mosquittoInstalled, startMosquitto } from './mosquitto';
@@ -40,7 +41,7 @@ const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 const SECTIONS = new Set(
   (
     process.env.BENCH_ONLY ??
-    'temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,forwarders,provisioning,collect'
+    'temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,events,forwarders,provisioning,collect'
   )
     .split(',')
     .map((s) => s.trim()),
@@ -449,6 +450,7 @@ async function postgresOperations(): Promise<OperationsBenchResult | undefined> 
 }
 
 const SHARED_STACK_SECTIONS = [
+  'events',
   'forwarders',
   'identity',
   'mqtt',
@@ -460,6 +462,7 @@ const SHARED_STACK_SECTIONS = [
 ];
 const JOB_DEVICES = Number(process.env.BENCH_JOB_DEVICES ?? 10_000);
 const JOB_CONCURRENCY = Number(process.env.BENCH_JOB_CONCURRENCY ?? 32);
+const EVENT_STREAMS = Number(process.env.BENCH_EVENT_STREAMS ?? 100);
 
 async function main(): Promise<void> {
   const steps = await temporalSteps();
@@ -590,6 +593,17 @@ async function main(): Promise<void> {
         say(`  Jobs did not finish: ${(err as Error).message}`);
         return undefined;
       });
+    }
+    if (SECTIONS.has('events')) {
+      say(`\nEvents: alarm raised to a live stream and to a webhook, with ${EVENT_STREAMS} streams open`);
+      await runEventsBench({
+        base,
+        adminKey: ADMIN_KEY,
+        streams: EVENT_STREAMS,
+        meters: Number(process.env.BENCH_EVENT_METERS ?? 10),
+        rounds: Number(process.env.BENCH_EVENT_ROUNDS ?? 10),
+        say,
+      }).catch((err: unknown) => say(`  Events did not finish: ${(err as Error).message}`));
     }
     if (SECTIONS.has('forwarders')) {
       const events = Number(process.env.BENCH_FORWARDER_EVENTS ?? 5_000);

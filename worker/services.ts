@@ -233,6 +233,33 @@ function createForwardersService(
   });
 }
 
+/** The ingest: group commits, the write-back, and the datapoints batches forwarders subscribe to. */
+function createIngestor(
+  config: Config,
+  repos: Repositories,
+  directory: DeviceDirectory,
+  notifier: TwinNotifier,
+  logger: Logger,
+): Ingestor {
+  return new Ingestor({
+    devices: repos.devices,
+    datapoints: repos.datapoints,
+    commits: repos.commits,
+    recent: repos.recent,
+    directory,
+    notifier,
+    latestGuard: new LatestValueGuard({ loadTimes: (org, id) => repos.devices.latestTimes(org, id) }),
+    now: Date.now,
+    writeBack: config.writeBack,
+    logPoints: createPointLogger({
+      interest: () => repos.forwarderRepo.pointInterest(),
+      append: (org, events) => repos.events.append(org, events, { checkKeys: false }),
+      now: Date.now,
+    }),
+    warn: (what, err) => logger.warn({ err }, what),
+  });
+}
+
 /** Builds every service an API process serves from; connects to Temporal at `temporalAddress`. */
 export async function createServices(
   config: Config,
@@ -251,23 +278,7 @@ export async function createServices(
     accessTtlMs: config.identity.accessTokenTtlMs,
     issuer: 'twinflow',
   });
-  const ingestor = new Ingestor({
-    devices: repos.devices,
-    datapoints: repos.datapoints,
-    commits: repos.commits,
-    recent: repos.recent,
-    directory,
-    notifier,
-    latestGuard: new LatestValueGuard({ loadTimes: (org, id) => repos.devices.latestTimes(org, id) }),
-    now: Date.now,
-    writeBack: config.writeBack,
-    logPoints: createPointLogger({
-      interest: () => repos.forwarderRepo.pointInterest(),
-      append: (org, events) => repos.events.append(org, events, { checkKeys: false }),
-      now: Date.now,
-    }),
-    warn: (what, err) => logger.warn({ err }, what),
-  });
+  const ingestor = createIngestor(config, repos, directory, notifier, logger);
   const recovered = await ingestor.start();
   if (recovered > 0) logger.info({ commits: recovered }, 'read back ingest commits not yet written back');
   let mqttCounters: MqttCounters | undefined;

@@ -148,6 +148,11 @@ export function apiClient(baseUrl: string, key?: string) {
       (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
     }
     const res = await fetch(`${baseUrl}${urlPath}`, init);
+    // A live stream never ends: its status and headers are the answer.
+    if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+      await res.body?.cancel();
+      return { status: res.status, body: undefined as T, headers: res.headers };
+    }
     const text = await res.text();
     let parsed: unknown = text;
     try {
