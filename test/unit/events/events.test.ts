@@ -1,0 +1,277 @@
+// The event log's pure parts: what each write stands for, the tail's order and holes, grouped appends, datapoint
+// batches and filters.
+import { alarmEvents, jobEvents, operationEvents, snapshotEvents } from '../../../events/derive';
+import { pointEvents } from '../../../events/datapoints-log';
+import { type FleetEvent, type NewEvent, matchesFilter } from '../../../events/event-types';
+import { EventTail } from '../../../events/tail';
+import { EventWriter } from '../../../events/writer';
+import type { AlarmRecord } from '../../../twins/behaviours';
+import type { JobProgress } from '../../../twins/job-plan';
+import type { OperationRecord } from '../../../twins/operations';
+import type { DatapointDoc } from '../../../inventory/documents';
+
+const op = (over: Partial<OperationRecord>): OperationRecord =>
+  ({
+    id: 'op-1',
+    org: 'o',
+    deviceId: 'd1',
+    name: 'REBOOT_EQUIPMENT',
+    delivery: 'push',
+    requestedBy: 'key:k',
+    createdAt: 1,
+    updatedAt: 5,
+    status: 'QUEUED',
+    resultCode: null,
+    resultDescription: null,
+    attempts: [],
+    ...over,
+  }) as unknown as OperationRecord;
+
+const alarm = (over: Partial<AlarmRecord>): AlarmRecord => ({
+  name: 'OVERLOAD',
+  severity: 'MAJOR',
+  status: 'ACTIVE',
+  message: 'too much',
+  acknowledged: false,
+  acknowledgedBy: null,
+  acknowledgedAt: null,
+  firstRaisedAt: 10,
+  lastRaisedAt: 10,
+  reRaises: 0,
+  clearedAt: null,
+  clearedBy: null,
+  clearableByHand: true,
+  rev: 1,
+  ...over,
+});
+
+describe('what a write stands for', () => {
+  it('an operation: requested when new, started once it leaves the queue, ended once final', () => {
+    const attempt = [{ attempt: 1 }] as unknown as OperationRecord['attempts'];
+    expect(operationEvents(undefined, op({})).map((e) => e.type)).toEqual(['operation.requested']);
+    const done = op({ status: 'SUCCESSFUL', resultCode: 'SUCCESSFUL', attempts: attempt });
+    expect(operationEvents(undefined, done).map((e) => e.type)).toEqual([
+      'operation.requested',
+      'operation.started',
+      'operation.ended',
+    ]);
+    expect(
+      operationEvents({ status: 'QUEUED' }, op({ status: 'DELIVERED', attempts: attempt })).map(
+        (e) => e.type,
+      ),
+    ).toEqual(['operation.started']);
+    expect(
+      operationEvents({ status: 'DELIVERED' }, op({ status: 'IN_PROGRESS', attempts: attempt })),
+    ).toEqual([]);
+    expect(operationEvents({ status: 'SUCCESSFUL' }, done)).toEqual([]);
+    const ended = operationEvents({ status: 'IN_PROGRESS' }, done)[0]!;
+    expect(ended).toMatchObject({
+      type: 'operation.ended',
+      key: 'op/op-1/ended',
+      body: { status: 'SUCCESSFUL' },
+    });
+  });
+
+  it('a snapshot: status and connectivity changes, desired state settled', () => {
+    expect(snapshotEvents('d1', { status: 'OK' }, { status: 'OK' }, 1)).toEqual([]);
+    expect(
+      snapshotEvents('d1', { status: 'OK' }, { status: 'OFFLINE' }, 1).map((e) => [e.type, e.body]),
+    ).toEqual([
+      ['device.status', { from: 'OK', to: 'OFFLINE' }],
+      ['device.connectivity', { online: false }],
+    ]);
+    expect(snapshotEvents('d1', undefined, { status: 'NO_DATA' }, 1)).toEqual([
+      { type: 'device.status', deviceId: 'd1', at: 1, body: { from: null, to: 'NO_DATA' } },
+    ]);
+    const pending = { status: 'PENDING' as const, version: 2, reason: null };
+    const synced = { status: 'IN_SYNC' as const, version: 2, reason: null };
+    expect(snapshotEvents('d1', { desired: pending }, { desired: synced }, 1).map((e) => e.type)).toEqual([
+      'desired.synced',
+    ]);
+    expect(snapshotEvents('d1', { desired: synced }, { desired: synced }, 1)).toEqual([]);
+    const failed = { status: 'FAILED' as const, version: 3, reason: 'refused' };
+    expect(snapshotEvents('d1', { desired: synced }, { desired: failed }, 1)[0]).toMatchObject({
+      type: 'desired.failed',
+      body: { version: 3, reason: 'refused' },
+    });
+  });
+
+  it('an alarm: raised, raised again, acknowledged, cleared', () => {
+    expect(alarmEvents('d1', undefined, alarm({})).map((e) => e.type)).toEqual(['alarm.raised']);
+    expect(alarmEvents('d1', alarm({}), alarm({ reRaises: 1, rev: 2 })).map((e) => e.type)).toEqual([
+      'alarm.raised',
+    ]);
+    expect(alarmEvents('d1', alarm({}), alarm({ rev: 2 }))).toEqual([]);
+    expect(
+      alarmEvents(
+        'd1',
+        alarm({}),
+        alarm({ acknowledged: true, acknowledgedBy: 'u', acknowledgedAt: 20, rev: 2 }),
+      ),
+    ).toMatchObject([{ type: 'alarm.acknowledged', at: 20, body: { by: 'u' } }]);
+    expect(
+      alarmEvents('d1', alarm({}), alarm({ status: 'CLEARED', clearedAt: 30, clearedBy: 'twin', rev: 3 })),
+    ).toMatchObject([{ type: 'alarm.cleared', at: 30, key: 'alarm/d1/OVERLOAD/3/cleared' }]);
+    expect(alarmEvents('d1', alarm({ status: 'CLEARED' }), alarm({ rev: 4 })).map((e) => e.type)).toEqual([
+      'alarm.raised',
+    ]);
+  });
+
+  it('a job: progress every time, its end once', () => {
+    const p = { status: 'RUNNING', total: 3, counts: {}, wave: 0 } as unknown as JobProgress;
+    expect(jobEvents('j', { status: 'RUNNING' }, p, 1).map((e) => e.type)).toEqual(['job.progress']);
+    const done = { ...p, status: 'COMPLETED' } as JobProgress;
+    expect(jobEvents('j', { status: 'RUNNING' }, done, 2).map((e) => e.type)).toEqual([
+      'job.progress',
+      'job.ended',
+    ]);
+    expect(jobEvents('j', { status: 'COMPLETED' }, done, 3).map((e) => e.type)).toEqual(['job.progress']);
+  });
+});
+
+describe('the tail', () => {
+  const doc = (seq: number) => ({ seq, loggedAt: 0 });
+  const source = (docs: { seq: number; loggedAt: number }[]) => ({
+    readAfter: async (_org: string, after: number, limit: number) =>
+      docs
+        .filter((d) => d.seq > after)
+        .sort((a, b) => a.seq - b.seq)
+        .slice(0, limit),
+    counter: async () => Math.max(0, ...docs.map((d) => d.seq)),
+  });
+
+  it('reads in order and waits for a hole before it goes past it', async () => {
+    let now = 0;
+    const docs = [doc(1), doc(2), doc(4)];
+    const tail = await EventTail.start(source(docs), 'o', 0, { gapWaitMs: 1_000, now: () => now });
+    expect((await tail.advance()).map((d) => d.seq)).toEqual([1, 2]);
+    now = 500;
+    expect(await tail.advance()).toEqual([]);
+    docs.push(doc(3));
+    expect((await tail.advance()).map((d) => d.seq)).toEqual([3, 4]);
+    docs.push(doc(6));
+    expect(await tail.advance()).toEqual([]);
+    // The hole at 5 was first met at 500: it is waited for until 1,500.
+    now = 1_400;
+    expect(await tail.advance()).toEqual([]);
+    now = 1_600;
+    expect((await tail.advance()).map((d) => d.seq)).toEqual([6]);
+    expect(tail.position).toBe(6);
+  });
+
+  it('starts at the end of the log, behind a hole among the last events', async () => {
+    expect((await EventTail.start(source([doc(1), doc(2), doc(3)]), 'o')).position).toBe(3);
+    expect((await EventTail.start(source([doc(1), doc(3)]), 'o')).position).toBe(1);
+    expect((await EventTail.start(source([]), 'o')).position).toBe(0);
+  });
+
+  it('reads a long backlog in several reads', async () => {
+    const docs = Array.from({ length: 1_234 }, (_, i) => doc(i + 1));
+    const tail = await EventTail.start(source(docs), 'o', 0);
+    expect(await tail.advance()).toHaveLength(1_234);
+  });
+});
+
+describe('the writer', () => {
+  it('groups appends made while a write is under way, per organization, in order', async () => {
+    const writes: { org: string; types: string[] }[] = [];
+    let release!: () => void;
+    const first = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const writer = new EventWriter({
+      append: async (org, events) => {
+        if (calls++ === 0) await first;
+        writes.push({ org, types: events.map((e) => e.type) });
+        return [];
+      },
+    });
+    const ev = (type: NewEvent['type']): NewEvent => ({ type, at: 1, body: {} });
+    const a = writer.append('o1', [ev('device.changed')]);
+    const b = writer.append('o1', [ev('device.status')]);
+    const c = writer.append('o2', [ev('alarm.raised')]);
+    const d = writer.append('o1', [ev('alarm.cleared')]);
+    release();
+    await Promise.all([a, b, c, d]);
+    expect(writes).toEqual([
+      { org: 'o1', types: ['device.changed'] },
+      { org: 'o1', types: ['device.status', 'alarm.cleared'] },
+      { org: 'o2', types: ['alarm.raised'] },
+    ]);
+  });
+
+  it('fails every caller of a failed write, and writes the next ones', async () => {
+    let fail = true;
+    const writer = new EventWriter({
+      append: async () => {
+        if (fail) throw new Error('store down');
+        return [];
+      },
+    });
+    await expect(writer.append('o', [{ type: 'device.changed', at: 1, body: {} }])).rejects.toThrow(
+      'store down',
+    );
+    fail = false;
+    await expect(writer.append('o', [{ type: 'device.changed', at: 1, body: {} }])).resolves.toBeUndefined();
+  });
+});
+
+describe('datapoint batches and filters', () => {
+  const point = (org: string, deviceId: string, ds: string, at: number): DatapointDoc => ({
+    org,
+    deviceId,
+    ds,
+    feed: 'default',
+    at,
+    receivedAt: at,
+    value: at,
+  });
+
+  it('logs only the datastreams some forwarder wants, per organization, 500 points an event', () => {
+    const points = [
+      point('a', 'd1', 'temp', 1),
+      point('a', 'd1', 'hum', 2),
+      point('b', 'd2', 'temp', 3),
+      point('c', 'd3', 'x', 4),
+      ...Array.from({ length: 600 }, (_, i) => point('c', `d${i % 2}`, 'y', 10 + i)),
+    ];
+    const out = pointEvents(
+      points,
+      new Map<string, Set<string> | 'all'>([
+        ['a', new Set(['temp'])],
+        ['c', 'all'],
+      ]),
+      99,
+    );
+    expect([...out.keys()]).toEqual(['a', 'c']);
+    expect(out.get('a')).toEqual([
+      {
+        type: 'datapoints',
+        deviceId: 'd1',
+        at: 99,
+        body: { points: [{ deviceId: 'd1', datastreamId: 'temp', feed: 'default', at: 1, value: 1 }] },
+      },
+    ]);
+    const c = out.get('c')!;
+    expect(c.map((e) => (e.body.points as unknown[]).length)).toEqual([500, 101]);
+    expect(c[0]!.deviceId).toBeUndefined();
+  });
+
+  it('filters by type, device and time; datapoints only when asked for', () => {
+    const e = (type: FleetEvent['type'], deviceId?: string, at = 5): FleetEvent => ({
+      id: '1',
+      seq: 1,
+      org: 'o',
+      type,
+      ...(deviceId ? { deviceId } : {}),
+      at,
+      body: {},
+    });
+    expect(matchesFilter(e('alarm.raised', 'd1'), {})).toBe(true);
+    expect(matchesFilter(e('datapoints'), {})).toBe(false);
+    expect(matchesFilter(e('datapoints'), { types: ['datapoints'] })).toBe(true);
+    expect(matchesFilter(e('alarm.raised', 'd1'), { types: ['alarm.cleared'] })).toBe(false);
+    expect(matchesFilter(e('alarm.raised', 'd1'), { deviceIds: ['d2'] })).toBe(false);
+    expect(matchesFilter(e('job.ended'), { deviceIds: ['d2'] })).toBe(false);
+    expect(matchesFilter(e('alarm.raised', 'd1', 4), { since: 5 })).toBe(false);
+  });
+});
