@@ -72,9 +72,11 @@ function describe(entry: RouteEntry) {
   const responses: Record<string, unknown> = {
     [success]: {
       description: 'Success',
-      ...(entry.doc.response
-        ? { content: { 'application/json': { schema: jsonSchema(entry.doc.response) } } }
-        : {}),
+      ...(entry.doc.rawResponse
+        ? { content: { [entry.doc.rawResponse]: { schema: { type: 'string' } } } }
+        : entry.doc.response
+          ? { content: { 'application/json': { schema: jsonSchema(entry.doc.response) } } }
+          : {}),
     },
   };
   for (const s of others)

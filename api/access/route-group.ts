@@ -50,6 +50,8 @@ export interface RouteDoc<B extends Schema = Schema, Q extends Schema = Schema, 
   readonly rawBody?: string;
   /** The success response's body, for the OpenAPI document. */
   readonly response?: ZodTypeAny;
+  /** A success response that is not JSON (a live stream): its media type, for the OpenAPI document. */
+  readonly rawResponse?: string;
   /** Statuses this route answers besides the common errors (first is the success). */
   readonly responses?: readonly number[];
 }

@@ -129,6 +129,7 @@ eventsRoutes.get(
     summary: "The organization's events as they happen (Server-Sent Events; resume with Last-Event-ID)",
     tag,
     query: streamQuerySchema,
+    rawResponse: 'text/event-stream',
   },
   async (c, { query }) => {
     const { org } = c.get('principal');
