@@ -135,6 +135,26 @@ export interface ApiResponse<T = any> {
 }
 
 /** A small HTTP client for the API under test. */
+/** The text a streamed body sends within `ms`; the stream is closed after. */
+async function readFor(res: Response, ms: number): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return '';
+  const decoder = new TextDecoder();
+  let text = '';
+  const timer = setTimeout(() => void reader.cancel(), ms);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return text;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    return text;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function apiClient(baseUrl: string, key?: string) {
   const request = async <T = any>(
     method: string,
@@ -148,11 +168,9 @@ export function apiClient(baseUrl: string, key?: string) {
       (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
     }
     const res = await fetch(`${baseUrl}${urlPath}`, init);
-    // A live stream never ends: its status and headers are the answer.
-    if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
-      await res.body?.cancel();
-      return { status: res.status, body: undefined as T, headers: res.headers };
-    }
+    // A live stream never ends: what it sends in its first half second is the answer.
+    if (res.headers.get('content-type')?.startsWith('text/event-stream'))
+      return { status: res.status, body: (await readFor(res, 500)) as T, headers: res.headers };
     const text = await res.text();
     let parsed: unknown = text;
     try {
