@@ -4,7 +4,6 @@ import type { NewEvent } from '../events/event-types';
 import type { EventWriter } from '../events/writer';
 import type { EventRepository } from '../inventory/events.repo';
 import type { AlarmRepository, AlarmWrite } from '../inventory/alarms.repo';
-import type { AlarmRecord } from '../twins/behaviours';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
@@ -13,7 +12,6 @@ import type { OperationRecord } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
 import { type DeliveryOutcome, type DeliveryRequest, deliverOperation } from './delivery';
 import { type JobActivityDeps, createJobActivities } from './jobs';
-import { retriedRun } from './retried';
 
 export interface ActivityDeps {
   readonly devices: DeviceRepository;
@@ -43,24 +41,22 @@ export function createActivities(deps: ActivityDeps) {
     ...createJobActivities(deps.jobs),
     /** Publishes a twin's snapshot to the read model (the twin publishes one at a time, in order). */
     async publishTwinSnapshot(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<void> {
-      const written = await deps.devices.writeTwinSnapshot(org, deviceId, snapshot);
-      if (written.found)
-        await deps.events.append(
-          org,
-          snapshotEvents(deviceId, written.before, snapshot, snapshot.updatedAt),
-          retriedRun(),
-        );
+      // Logged before it is written (keyed by the snapshot's version): a crash between the two loses nothing.
+      const before = await deps.devices.twinFacts(org, deviceId);
+      if (before)
+        await deps.events.append(org, snapshotEvents(deviceId, before, snapshot, snapshot.updatedAt));
+      await deps.devices.writeTwinSnapshot(org, deviceId, snapshot);
     },
     /** Writes an operation's record to the read model (its workflow writes one revision at a time). */
     async writeOperationRecord(record: OperationRecord): Promise<void> {
-      const before = await deps.operations.write(record);
-      await deps.events.append(record.org, operationEvents(before, record), retriedRun());
+      await deps.operations.write(record);
+      await deps.events.append(record.org, operationEvents(record));
     },
     deliverOperation,
     /** The first record of an operation the twin accepted (never replaces a later one). */
     async admitOperationRecord(record: OperationRecord): Promise<void> {
-      if (await deps.operations.insertFirst(record))
-        await deps.events.append(record.org, operationEvents(undefined, record), retriedRun());
+      await deps.operations.insertFirst(record);
+      await deps.events.append(record.org, operationEvents(record));
     },
     /**
      * The twin's first push of an operation whose turn came at once: one try at the device (a transport failure
@@ -74,8 +70,8 @@ export function createActivities(deps: ActivityDeps) {
       const outcome = await deliverOperation({ ...delivery, once: true });
       const pushed = afterFirstPush(first, outcome, [], Date.now());
       const record = pushed.next === 'ended' ? pushed.records.at(-1)! : first;
-      const before = await deps.operations.insertOrReplace(record);
-      await deps.events.append(record.org, operationEvents(before, record), retriedRun());
+      await deps.operations.insertOrReplace(record);
+      await deps.events.append(record.org, operationEvents(record));
       return { outcome, pushed };
     },
     /** How many operations wait for the device's next poll (the twin writes one at a time, in order). */
@@ -84,8 +80,8 @@ export function createActivities(deps: ActivityDeps) {
     },
     /** A twin's changed alarms and new events (the twin writes one batch at a time, in order). */
     async writeAlarms(write: AlarmWrite): Promise<void> {
-      const before = await deps.alarms.write(write);
-      await deps.events.append(write.org, twinAlarmEvents(write, before), retriedRun());
+      await deps.alarms.write(write);
+      await deps.events.append(write.org, twinAlarmEvents(write));
     },
     /** The device's transport, for an operation a reaction requests; null when the record is gone. */
     async deviceDelivery(org: string, deviceId: string): Promise<DeviceDelivery | null> {
@@ -118,8 +114,8 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 /** What a twin's alarm write stands for: alarms raised, acknowledged and cleared, and the reactions' own events. */
-function twinAlarmEvents(w: AlarmWrite, before: ReadonlyMap<string, AlarmRecord>): NewEvent[] {
-  const events = w.alarms.flatMap((a) => alarmEvents(w.deviceId, before.get(a.name), a));
+function twinAlarmEvents(w: AlarmWrite): NewEvent[] {
+  const events = w.alarms.flatMap((a) => alarmEvents(w.deviceId, a));
   for (const e of w.events)
     events.push({
       type: 'twin.event',

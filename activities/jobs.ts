@@ -2,7 +2,6 @@
 // service (as the API does), learn from the store which ones ended, cancel, and write the job's progress.
 import { jobEvents } from '../events/derive';
 import type { EventWriter } from '../events/writer';
-import { retriedRun } from './retried';
 import { createHash } from 'node:crypto';
 import type { DeviceListFilter } from '../inventory/devices.repo';
 import type { JobOrder } from '../inventory/documents';
@@ -238,8 +237,8 @@ export function createJobActivities(given: JobActivityDeps | undefined) {
     async writeJobProgress(org: string, jobId: string, progress: JobProgress): Promise<void> {
       const deps = missing(given);
       const at = Date.now();
-      const before = await deps.jobs.writeProgress(org, jobId, progress, at);
-      await deps.events?.append(org, jobEvents(jobId, before, progress, at), retriedRun());
+      await deps.jobs.writeProgress(org, jobId, progress, at);
+      await deps.events?.append(org, jobEvents(jobId, progress, at));
     },
   };
 }

@@ -1,36 +1,42 @@
-// Which events a write stands for, from what was stored before and what is written now. Pure: the repositories
-// call these with the previous document they read or replaced, so no workflow needs to know of the event log.
+// Which events a write stands for. Pure, and no workflow needs to know of the event log: operations, alarms and
+// jobs say it from the record written (each event keyed, so writing it again logs nothing twice); a twin's status
+// and connectivity from the snapshot stored before and the one written now.
 import type { AlarmRecord } from '../twins/behaviours';
 import type { SyncStatus } from '../twins/desired';
 import { type JobProgress, isJobFinal } from '../twins/job-plan';
-import { type OperationRecord, type OperationStatus, isFinal } from '../twins/operations';
+import { type OperationRecord, isFinal } from '../twins/operations';
 import type { NewEvent } from './event-types';
 
-const NOT_STARTED: ReadonlySet<OperationStatus> = new Set(['QUEUED', 'WAITING_FOR_CONNECTION']);
-
-/** An operation's record replaced `before` (undefined: it is new): requested, started, ended. */
-export function operationEvents(
-  before: { status: OperationStatus } | undefined,
-  rec: OperationRecord,
-): NewEvent[] {
-  const events: NewEvent[] = [];
-  const base = { deviceId: rec.deviceId, at: rec.updatedAt };
+/**
+ * What an operation's record says happened: requested, started once it had an attempt, ended once final. Each
+ * event is keyed, so a writer logs everything the record implies at every write and the log keeps each once:
+ * a write whose events were lost to a crash has them logged by the next try or the next write.
+ */
+export function operationEvents(rec: OperationRecord): NewEvent[] {
   const summary = { operationId: rec.id, name: rec.name, delivery: rec.delivery };
-  if (before === undefined)
-    events.push({
-      ...base,
+  const events: NewEvent[] = [
+    {
       type: 'operation.requested',
+      deviceId: rec.deviceId,
       at: rec.createdAt,
       body: { ...summary, requestedBy: rec.requestedBy },
       key: `op/${rec.id}/requested`,
-    });
-  const wasStarted = before !== undefined && !NOT_STARTED.has(before.status);
-  if (!wasStarted && !NOT_STARTED.has(rec.status) && rec.attempts.length > 0)
-    events.push({ ...base, type: 'operation.started', body: summary, key: `op/${rec.id}/started` });
-  if (isFinal(rec.status) && !(before && isFinal(before.status)))
+    },
+  ];
+  const first = rec.attempts[0];
+  if (first)
     events.push({
-      ...base,
+      type: 'operation.started',
+      deviceId: rec.deviceId,
+      at: first.startedAt,
+      body: summary,
+      key: `op/${rec.id}/started`,
+    });
+  if (isFinal(rec.status))
+    events.push({
       type: 'operation.ended',
+      deviceId: rec.deviceId,
+      at: rec.finishedAt ?? rec.updatedAt,
       body: {
         ...summary,
         status: rec.status,
@@ -59,16 +65,25 @@ const OFFLINE = 'OFFLINE';
 export function snapshotEvents(
   deviceId: string,
   before: SnapshotFacts | undefined,
-  after: SnapshotFacts,
+  after: SnapshotFacts & { readonly version?: number },
   at: number,
 ): NewEvent[] {
   const events: NewEvent[] = [];
   const from = before?.status;
   const to = after.status;
+  // Keyed by the snapshot's version: a snapshot written again after a crash logs nothing twice.
+  const key = (kind: string) =>
+    after.version !== undefined ? { key: `snap/${deviceId}/${after.version}/${kind}` } : {};
   if (to !== undefined && from !== to) {
-    events.push({ type: 'device.status', deviceId, at, body: { from: from ?? null, to } });
+    events.push({ type: 'device.status', deviceId, at, body: { from: from ?? null, to }, ...key('status') });
     if (to === OFFLINE || from === OFFLINE)
-      events.push({ type: 'device.connectivity', deviceId, at, body: { online: to !== OFFLINE } });
+      events.push({
+        type: 'device.connectivity',
+        deviceId,
+        at,
+        body: { online: to !== OFFLINE },
+        ...key('connectivity'),
+      });
   }
   const d = after.desired;
   const was = before?.desired;
@@ -87,48 +102,43 @@ export function snapshotEvents(
   return events;
 }
 
-/** A twin's changed alarm replaced `before`: raised (again), acknowledged, cleared. */
-export function alarmEvents(deviceId: string, before: AlarmRecord | undefined, a: AlarmRecord): NewEvent[] {
-  const events: NewEvent[] = [];
+/**
+ * What an alarm's record says happened: its last raise, its acknowledgement, its clearing. Keyed by when each
+ * happened, so the log keeps each once however often the record is written.
+ */
+export function alarmEvents(deviceId: string, a: AlarmRecord): NewEvent[] {
   const body = { alarm: a.name, severity: a.severity, message: a.message };
-  const key = (kind: string) => `alarm/${deviceId}/${a.name}/${a.rev}/${kind}`;
-  const raised =
-    a.status === 'ACTIVE' &&
-    (before === undefined || before.status !== 'ACTIVE' || a.reRaises > before.reRaises);
-  if (raised)
-    events.push({
+  const base = `alarm/${deviceId}/${a.name}`;
+  const events: NewEvent[] = [
+    {
       type: 'alarm.raised',
       deviceId,
       at: a.lastRaisedAt,
       body: { ...body, reRaises: a.reRaises },
-      key: key('raised'),
-    });
-  if (a.acknowledged && !(before?.acknowledged ?? false))
+      key: `${base}/raised/${a.lastRaisedAt}/${a.reRaises}`,
+    },
+  ];
+  if (a.acknowledged)
     events.push({
       type: 'alarm.acknowledged',
       deviceId,
       at: a.acknowledgedAt ?? a.lastRaisedAt,
       body: { ...body, by: a.acknowledgedBy },
-      key: key('acknowledged'),
+      key: `${base}/acknowledged/${a.acknowledgedAt ?? a.lastRaisedAt}`,
     });
-  if (a.status === 'CLEARED' && before?.status !== 'CLEARED')
+  if (a.status === 'CLEARED')
     events.push({
       type: 'alarm.cleared',
       deviceId,
       at: a.clearedAt ?? a.lastRaisedAt,
       body: { ...body, by: a.clearedBy },
-      key: key('cleared'),
+      key: `${base}/cleared/${a.clearedAt ?? a.lastRaisedAt}`,
     });
   return events;
 }
 
-/** A job's progress was written: progress always, its end once. */
-export function jobEvents(
-  jobId: string,
-  before: { status: string } | undefined,
-  p: JobProgress,
-  at: number,
-): NewEvent[] {
+/** A job's progress was written: progress every time, its end once (keyed). */
+export function jobEvents(jobId: string, p: JobProgress, at: number): NewEvent[] {
   const body = {
     jobId,
     status: p.status,
@@ -138,7 +148,6 @@ export function jobEvents(
     ...(p.reason ? { reason: p.reason } : {}),
   };
   const events: NewEvent[] = [{ type: 'job.progress', at, body }];
-  if (isJobFinal(p.status) && before?.status !== p.status)
-    events.push({ type: 'job.ended', at, body, key: `job/${jobId}/ended` });
+  if (isJobFinal(p.status)) events.push({ type: 'job.ended', at, body, key: `job/${jobId}/ended` });
   return events;
 }

@@ -1,6 +1,8 @@
 // Appends to the event log from many writers at once: while one write is under way the next appends gather, so
 // a busy process writes one batch per organization instead of one per caller, and an idle one does not wait.
 // Each caller's promise settles once its own events are stored (or failed), so nothing it acknowledges is lost.
+// Keyed events are logged once: the writer remembers the keys it logged lately and skips them without asking
+// the store; the store's own check catches the rest (another process, a restart).
 import type { FleetEvent, NewEvent } from './event-types';
 
 /** Where the writer stores events (the event repository). */
@@ -11,27 +13,28 @@ export interface EventSink {
 interface Waiting {
   readonly org: string;
   readonly events: readonly NewEvent[];
-  readonly checkKeys: boolean;
   readonly done: (err?: unknown) => void;
 }
+
+/** Keys remembered per process; the oldest are forgotten first. */
+const REMEMBERED_KEYS = 100_000;
 
 export class EventWriter {
   private queue: Waiting[] = [];
   private running: Promise<void> | undefined;
+  /** Keys this writer logged (or found logged), in insertion order. */
+  private readonly logged = new Set<string>();
 
   constructor(private readonly sink: EventSink) {}
 
-  /**
-   * Stores events of one organization in order after every event appended before. `retried`: the caller may
-   * have stored them once already (an activity run again), so keys already logged are left out.
-   */
-  append(org: string, events: readonly NewEvent[], retried = true): Promise<void> {
-    if (events.length === 0) return Promise.resolve();
+  /** Stores events of one organization in order after every event appended before; a logged key is skipped. */
+  append(org: string, events: readonly NewEvent[]): Promise<void> {
+    const fresh = events.filter((e) => e.key === undefined || !this.logged.has(`${org}\u0000${e.key}`));
+    if (fresh.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.queue.push({
         org,
-        events,
-        checkKeys: retried,
+        events: fresh,
         done: (err) =>
           err
             ? reject(err instanceof Error ? err : new Error('could not log events', { cause: err }))
@@ -62,10 +65,19 @@ export class EventWriter {
   private async write(org: string, waiting: readonly Waiting[]): Promise<void> {
     try {
       const events = waiting.flatMap((w) => w.events);
-      await this.sink.append(org, events, { checkKeys: waiting.some((w) => w.checkKeys) });
+      await this.sink.append(org, events, { checkKeys: true });
+      for (const e of events) if (e.key !== undefined) this.remember(`${org}\u0000${e.key}`);
       for (const w of waiting) w.done();
     } catch (err) {
       for (const w of waiting) w.done(err);
+    }
+  }
+
+  private remember(key: string): void {
+    this.logged.add(key);
+    if (this.logged.size > REMEMBERED_KEYS) {
+      const oldest = this.logged.values().next().value;
+      if (oldest !== undefined) this.logged.delete(oldest);
     }
   }
 }

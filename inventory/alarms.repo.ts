@@ -34,12 +34,9 @@ export interface AlarmWrite {
 export class AlarmRepository {
   constructor(private readonly c: Collections) {}
 
-  /** One twin's changed alarms and new events, in one write each; answers the alarms as they were before. */
-  async write(w: AlarmWrite): Promise<Map<string, AlarmRecord>> {
-    const before = new Map<string, AlarmRecord>();
+  /** One twin's changed alarms and new events, in one write each. */
+  async write(w: AlarmWrite): Promise<void> {
     if (w.alarms.length > 0) {
-      const ids = w.alarms.map((a) => alarmDocId(w.org, w.deviceId, a.name));
-      for (const doc of await this.c.alarms.find({ _id: { $in: ids } }).toArray()) before.set(doc.name, doc);
       const ops: AnyBulkWriteOperation<AlarmDoc>[] = w.alarms.map((a) => {
         const doc: AlarmDoc = {
           ...a,
@@ -68,7 +65,6 @@ export class AlarmRepository {
       });
       await this.c.twinEvents.bulkWrite(ops, { ordered: true });
     }
-    return before;
   }
 
   get(org: string, deviceId: string, name: string): Promise<AlarmDoc | null> {

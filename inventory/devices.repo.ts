@@ -169,25 +169,29 @@ export class DeviceRepository {
    * reading and rewriting the whole document, so a snapshot racing the API's own mark could otherwise put
    * the old lifecycle back.
    */
-  async writeTwinSnapshot(
-    org: string,
-    deviceId: string,
-    snapshot: TwinSnapshot,
-  ): Promise<{ found: boolean; before?: SnapshotFacts }> {
+  async writeTwinSnapshot(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<boolean> {
     const set: Record<string, unknown> = { twin: snapshot };
     if (snapshot.lifecycle === 'DECOMMISSIONED') set.lifecycle = 'DECOMMISSIONED';
-    const doc = await this.c.devices.findOneAndUpdate(
+    const res = await this.c.devices.updateOne({ _id: deviceDocId(org, deviceId) }, { $set: set });
+    return res.matchedCount === 1;
+  }
+
+  /** What the stored snapshot says of the twin's status and desired state (undefined: no such device). */
+  async twinFacts(org: string, deviceId: string): Promise<SnapshotFacts | undefined> {
+    const doc = await this.c.devices.findOne(
       { _id: deviceDocId(org, deviceId) },
-      { $set: set },
-      // No projection: the embedded FerretDB has none for findAndModify.
-      { returnDocument: 'before' },
+      {
+        projection: {
+          'twin.status': 1,
+          'twin.desired.status': 1,
+          'twin.desired.version': 1,
+          'twin.desired.reason': 1,
+        },
+      },
     );
-    if (!doc) return { found: false };
+    if (!doc) return undefined;
     const twin = doc.twin as Partial<TwinSnapshot> | undefined;
-    return {
-      found: true,
-      ...(twin ? { before: { status: twin.status, desired: twin.desired ?? null } } : {}),
-    };
+    return { ...(twin?.status !== undefined ? { status: twin.status } : {}), desired: twin?.desired ?? null };
   }
 
   /**

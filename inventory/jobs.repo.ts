@@ -78,20 +78,11 @@ export class JobRepository {
     return docs.length > limit ? { items, nextAfter: items.at(-1)!.id } : { items };
   }
 
-  /** Writes a job's progress; answers the status stored before (undefined: no such job). */
-  async writeProgress(
-    org: string,
-    id: string,
-    progress: JobProgress,
-    at: number,
-  ): Promise<{ status: JobProgress['status'] } | undefined> {
-    const before = await this.c.jobs.findOneAndUpdate(
+  async writeProgress(org: string, id: string, progress: JobProgress, at: number): Promise<void> {
+    await this.c.jobs.updateOne(
       { _id: jobDocId(org, id) },
       { $set: { progress, status: progress.status, updatedAt: at } },
-      // No projection: the embedded FerretDB has none for findAndModify.
-      { returnDocument: 'before' },
     );
-    return before ? { status: before.status } : undefined;
   }
 
   /** Adds devices as the job's executions from `fromSeq` on; an execution stored already is kept. */

@@ -49,15 +49,9 @@ export class OperationRepository {
    * Writes the operation workflow's record. The workflow is the only writer and writes one revision at a
    * time, so the filter is the _id alone (the embedded FerretDB scans the whole collection for any other).
    */
-  /** Writes the record; answers the status stored before (undefined: there was none). */
-  async write(rec: OperationRecord): Promise<{ status: OperationStatus } | undefined> {
+  async write(rec: OperationRecord): Promise<void> {
     const doc = toDoc(rec);
-    const before = await this.c.operations.findOneAndReplace({ _id: doc._id }, doc, {
-      upsert: true,
-      // No projection: the embedded FerretDB has none for findAndModify.
-      returnDocument: 'before',
-    });
-    return before ? { status: before.status } : undefined;
+    await this.c.operations.replaceOne({ _id: doc._id }, doc, { upsert: true });
   }
 
   /** The first record, written when the twin accepts a request; never replaces what the workflow wrote. */
@@ -72,9 +66,8 @@ export class OperationRepository {
   }
 
   /** Inserts the record, or replaces it when a retried writer inserted it already (an insert costs less). */
-  async insertOrReplace(rec: OperationRecord): Promise<{ status: OperationStatus } | undefined> {
-    if (await this.insertFirst(rec)) return undefined;
-    return (await this.write(rec)) ?? { status: rec.status };
+  async insertOrReplace(rec: OperationRecord): Promise<void> {
+    if (!(await this.insertFirst(rec))) await this.write(rec);
   }
 
   async get(org: string, id: string): Promise<OperationRecord | null> {

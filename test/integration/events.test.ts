@@ -143,6 +143,68 @@ describe('event log', () => {
     }
   }, 90_000);
 
+  it('logs the progress and end of a job, and desired state in sync and failed', async () => {
+    const tag = uniqueName('jobs');
+    const good = await meter(tag);
+    const id = uniqueName('refuser').replace(/_/g, '-');
+    const made = await admin.post('/north/v1/devices', {
+      id,
+      type: 'electricity-meter',
+      transport: { http: { operationUrl: emulator.operationUrl(id) } },
+    });
+    emulator.addDevice({
+      id,
+      apiKey: made.body.apiKey,
+      behavior: { kind: 'sync', resultCode: 'ERROR_PROCESSING' },
+    });
+    const refuser = apiClient(tf.baseUrl, made.body.apiKey);
+    await good.send({ reportingIntervalS: 900 });
+    clock += 1_000;
+    await refuser.post(
+      `/south/v80/devices/${id}/collect/iot`,
+      collectBody([{ id: 'reportingIntervalS', datapoints: [{ value: 900, at: clock }] }]),
+    );
+    // Desired: the good meter applies it and reports it; the other refuses.
+    expect(
+      (await admin.patch(`/north/v1/devices/${good.id}/desired`, { reportingIntervalS: 60 })).status,
+    ).toBe(200);
+    expect((await admin.patch(`/north/v1/devices/${id}/desired`, { reportingIntervalS: 60 })).status).toBe(
+      200,
+    );
+    await eventually(async () => {
+      expect(emulator.received(good.id).some((r) => r.name === 'SET_DEVICE_PARAMETERS')).toBe(true);
+      return true;
+    });
+    await good.send({ reportingIntervalS: 60 });
+    const synced = await eventually(async () => {
+      const items = await eventsOf(`types=desired.synced,desired.failed&deviceId=${good.id}`);
+      return items.length > 0 ? items : undefined;
+    }, 30_000);
+    expect(synced).toMatchObject([{ type: 'desired.synced', deviceId: good.id, body: { version: 1 } }]);
+    const failed = await eventually(async () => {
+      const items = await eventsOf(`types=desired.failed&deviceId=${id}`);
+      return items.length > 0 ? items : undefined;
+    }, 30_000);
+    expect(failed[0].body).toMatchObject({ version: 1, reason: expect.stringMatching(/refused/) });
+
+    // A job over both meters: progress while it runs, one end with its counts.
+    const job = await admin.post('/north/v1/jobs', {
+      operation: { name: 'REBOOT_EQUIPMENT', parameters: { type: 'SOFTWARE' } },
+      target: { deviceIds: [good.id, id] },
+      pollMs: 200,
+    });
+    expect(job.status).toBe(202);
+    const ended = await eventually(async () => {
+      const items = (await eventsOf('types=job.progress,job.ended&limit=1000')).filter(
+        (e) => e.body.jobId === job.body.id,
+      );
+      return items.some((e) => e.type === 'job.ended') ? items : undefined;
+    }, 60_000);
+    expect(ended.filter((e) => e.type === 'job.ended')).toHaveLength(1);
+    expect(ended.at(-1)).toMatchObject({ type: 'job.ended', body: { status: 'COMPLETED', total: 2 } });
+    expect(ended[0].type).toBe('job.progress');
+  }, 120_000);
+
   it('resumes a stream from Last-Event-ID with nothing missed and nothing twice', async () => {
     const tag = uniqueName('resume');
     const ids: string[] = [];

@@ -46,29 +46,27 @@ const alarm = (over: Partial<AlarmRecord>): AlarmRecord => ({
 });
 
 describe('what a write stands for', () => {
-  it('an operation: requested when new, started once it leaves the queue, ended once final', () => {
-    const attempt = [{ attempt: 1 }] as unknown as OperationRecord['attempts'];
-    expect(operationEvents(undefined, op({})).map((e) => e.type)).toEqual(['operation.requested']);
-    const done = op({ status: 'SUCCESSFUL', resultCode: 'SUCCESSFUL', attempts: attempt });
-    expect(operationEvents(undefined, done).map((e) => e.type)).toEqual([
-      'operation.requested',
-      'operation.started',
-      'operation.ended',
+  it('an operation: requested, started once it had an attempt, ended once final, each keyed', () => {
+    const attempt = [{ attempt: 1, startedAt: 3 }] as unknown as OperationRecord['attempts'];
+    expect(operationEvents(op({})).map((e) => e.type)).toEqual(['operation.requested']);
+    expect(
+      operationEvents(op({ status: 'DELIVERED', attempts: attempt })).map((e) => [e.type, e.at]),
+    ).toEqual([
+      ['operation.requested', 1],
+      ['operation.started', 3],
     ]);
-    expect(
-      operationEvents({ status: 'QUEUED' }, op({ status: 'DELIVERED', attempts: attempt })).map(
-        (e) => e.type,
-      ),
-    ).toEqual(['operation.started']);
-    expect(
-      operationEvents({ status: 'DELIVERED' }, op({ status: 'IN_PROGRESS', attempts: attempt })),
-    ).toEqual([]);
-    expect(operationEvents({ status: 'SUCCESSFUL' }, done)).toEqual([]);
-    const ended = operationEvents({ status: 'IN_PROGRESS' }, done)[0]!;
-    expect(ended).toMatchObject({
+    const done = op({
+      status: 'SUCCESSFUL',
+      resultCode: 'SUCCESSFUL',
+      attempts: attempt,
+      finishedAt: 9,
+    } as never);
+    const events = operationEvents(done);
+    expect(events.map((e) => e.key)).toEqual(['op/op-1/requested', 'op/op-1/started', 'op/op-1/ended']);
+    expect(events[2]).toMatchObject({
       type: 'operation.ended',
-      key: 'op/op-1/ended',
-      body: { status: 'SUCCESSFUL' },
+      at: 9,
+      body: { status: 'SUCCESSFUL', attempts: 1 },
     });
   });
 
@@ -80,8 +78,14 @@ describe('what a write stands for', () => {
       ['device.status', { from: 'OK', to: 'OFFLINE' }],
       ['device.connectivity', { online: false }],
     ]);
-    expect(snapshotEvents('d1', undefined, { status: 'NO_DATA' }, 1)).toEqual([
-      { type: 'device.status', deviceId: 'd1', at: 1, body: { from: null, to: 'NO_DATA' } },
+    expect(snapshotEvents('d1', undefined, { status: 'NO_DATA', version: 7 }, 1)).toEqual([
+      {
+        type: 'device.status',
+        deviceId: 'd1',
+        at: 1,
+        body: { from: null, to: 'NO_DATA' },
+        key: 'snap/d1/7/status',
+      },
     ]);
     const pending = { status: 'PENDING' as const, version: 2, reason: null };
     const synced = { status: 'IN_SYNC' as const, version: 2, reason: null };
@@ -96,36 +100,30 @@ describe('what a write stands for', () => {
     });
   });
 
-  it('an alarm: raised, raised again, acknowledged, cleared', () => {
-    expect(alarmEvents('d1', undefined, alarm({})).map((e) => e.type)).toEqual(['alarm.raised']);
-    expect(alarmEvents('d1', alarm({}), alarm({ reRaises: 1, rev: 2 })).map((e) => e.type)).toEqual([
-      'alarm.raised',
-    ]);
-    expect(alarmEvents('d1', alarm({}), alarm({ rev: 2 }))).toEqual([]);
-    expect(
-      alarmEvents(
-        'd1',
-        alarm({}),
-        alarm({ acknowledged: true, acknowledgedBy: 'u', acknowledgedAt: 20, rev: 2 }),
-      ),
-    ).toMatchObject([{ type: 'alarm.acknowledged', at: 20, body: { by: 'u' } }]);
-    expect(
-      alarmEvents('d1', alarm({}), alarm({ status: 'CLEARED', clearedAt: 30, clearedBy: 'twin', rev: 3 })),
-    ).toMatchObject([{ type: 'alarm.cleared', at: 30, key: 'alarm/d1/OVERLOAD/3/cleared' }]);
-    expect(alarmEvents('d1', alarm({ status: 'CLEARED' }), alarm({ rev: 4 })).map((e) => e.type)).toEqual([
-      'alarm.raised',
-    ]);
+  it('an alarm: its last raise, its acknowledgement, its clearing, keyed by when each happened', () => {
+    expect(alarmEvents('d1', alarm({})).map((e) => e.key)).toEqual(['alarm/d1/OVERLOAD/raised/10/0']);
+    expect(alarmEvents('d1', alarm({ reRaises: 1, lastRaisedAt: 15 }))[0]!.key).toBe(
+      'alarm/d1/OVERLOAD/raised/15/1',
+    );
+    const acked = alarm({ acknowledged: true, acknowledgedBy: 'u', acknowledgedAt: 20 });
+    expect(alarmEvents('d1', acked)[1]).toMatchObject({
+      type: 'alarm.acknowledged',
+      at: 20,
+      body: { by: 'u' },
+    });
+    const cleared = alarmEvents('d1', { ...acked, status: 'CLEARED', clearedAt: 30, clearedBy: 'twin' });
+    expect(cleared.map((e) => e.type)).toEqual(['alarm.raised', 'alarm.acknowledged', 'alarm.cleared']);
+    expect(cleared[2]).toMatchObject({ at: 30, key: 'alarm/d1/OVERLOAD/cleared/30', body: { by: 'twin' } });
   });
 
-  it('a job: progress every time, its end once', () => {
+  it('a job: progress every time, its end keyed', () => {
     const p = { status: 'RUNNING', total: 3, counts: {}, wave: 0 } as unknown as JobProgress;
-    expect(jobEvents('j', { status: 'RUNNING' }, p, 1).map((e) => e.type)).toEqual(['job.progress']);
+    expect(jobEvents('j', p, 1).map((e) => e.type)).toEqual(['job.progress']);
     const done = { ...p, status: 'COMPLETED' } as JobProgress;
-    expect(jobEvents('j', { status: 'RUNNING' }, done, 2).map((e) => e.type)).toEqual([
-      'job.progress',
-      'job.ended',
+    expect(jobEvents('j', done, 2).map((e) => [e.type, e.key])).toEqual([
+      ['job.progress', undefined],
+      ['job.ended', 'job/j/ended'],
     ]);
-    expect(jobEvents('j', { status: 'COMPLETED' }, done, 3).map((e) => e.type)).toEqual(['job.progress']);
   });
 });
 
@@ -197,6 +195,27 @@ describe('the writer', () => {
       { org: 'o1', types: ['device.status', 'alarm.cleared'] },
       { org: 'o2', types: ['alarm.raised'] },
     ]);
+  });
+
+  it('skips keys it logged, without asking the store', async () => {
+    const writes: string[][] = [];
+    const writer = new EventWriter({
+      append: async (_org, events) => {
+        writes.push(events.map((e) => e.key ?? '-'));
+        return [];
+      },
+    });
+    const ev = (key?: string): NewEvent => ({
+      type: 'device.changed',
+      at: 1,
+      body: {},
+      ...(key ? { key } : {}),
+    });
+    await writer.append('o', [ev('a'), ev()]);
+    await writer.append('o', [ev('a'), ev('b')]);
+    await writer.append('o', [ev('a')]);
+    await writer.append('other', [ev('a')]);
+    expect(writes).toEqual([['a', '-'], ['b'], ['a']]);
   });
 
   it('fails every caller of a failed write, and writes the next ones', async () => {
