@@ -76,14 +76,21 @@ export class EventTail<Doc extends { seq: number; loggedAt: number }> {
     return this.settled;
   }
 
-  /** Reads what settled since the last call, in order; answers [] when nothing did. */
-  async advance(): Promise<Doc[]> {
+  /**
+   * Reads what settled since the last call, in order, stopping once `max` events are read (the next call goes on
+   * from there); answers [] when nothing settled.
+   */
+  async advance(max = Infinity): Promise<Doc[]> {
     const out: Doc[] = [];
     for (;;) {
-      const docs = await this.source.readAfter(this.org, this.settled, READ_LIMIT);
+      const docs = await this.source.readAfter(
+        this.org,
+        this.settled,
+        Math.min(READ_LIMIT, max - out.length),
+      );
       const taken = this.take(docs);
       out.push(...taken);
-      if (taken.length < READ_LIMIT || taken.length < docs.length) return out;
+      if (out.length >= max || taken.length < READ_LIMIT || taken.length < docs.length) return out;
     }
   }
 

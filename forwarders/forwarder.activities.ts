@@ -24,7 +24,7 @@ export const DEFAULT_FORWARDER_OPTIONS: ForwarderOptions = {
   pollWindowMs: 20_000,
   pollIntervalMs: 250,
   pauseAfter: 10,
-  maxBatch: 200,
+  maxBatch: 1_000,
 };
 
 export interface ForwarderActivityDeps extends ForwardingTools {
@@ -86,7 +86,8 @@ export function createForwarderActivities(deps: ForwarderActivityDeps) {
     const tail = await EventTail.start(deps.events, input.org, input.cursor);
     const deadline = deps.now() + o.pollWindowMs;
     for (;;) {
-      const read = (await tail.advance()).map(toFleetEvent);
+      // A batch at a time: a long backlog is not read whole for the one batch a round delivers.
+      const read = (await tail.advance(o.maxBatch)).map(toFleetEvent);
       const { events, upto } = pick(read, fwd, o.maxBatch, tail.position);
       if (events.length > 0) {
         const done = await deliverInLanes(fwd, events, deps, () => ctx.heartbeat());
@@ -104,7 +105,8 @@ export function createForwarderActivities(deps: ForwarderActivityDeps) {
           await deps.forwarders.recordRound(fwd.org, fwd.id, { cursor: upto, delivered: 0, at: deps.now() });
         return { state: 'active', cursor: upto, delivered: 0 };
       }
-      await ctx.sleep(o.pollIntervalMs);
+      // A full read that matched nothing: read on at once.
+      if (read.length < o.maxBatch) await ctx.sleep(o.pollIntervalMs);
     }
   }
 
