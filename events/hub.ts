@@ -1,12 +1,11 @@
 // Live event streams of one process: one tail per organization that has readers, read every `pollMs`, its
 // events handed to each reader whose filter they pass. A reader resuming from an id first reads the stored
 // events up to where the tail stands, then takes the tail's, so it gets each event once and in order.
-import type { EventDoc, EventRepository } from '../inventory/events.repo';
-import { toFleetEvent } from '../inventory/events.repo';
+import type { EventRepository } from '../inventory/events.repo';
 import { type EventFilter, type FleetEvent, matchesFilter } from './event-types';
-import { EventTail, type TailOptions } from './tail';
+import { EventTail } from './tail';
 
-export interface HubOptions extends TailOptions {
+export interface HubOptions {
   /** How often an organization's tail is read while it has readers (ms). */
   readonly pollMs?: number;
   /** Called when a read fails (the tail tries again at its next turn). */
@@ -37,7 +36,7 @@ class OrgFeed {
   private reading: Promise<void> | undefined;
 
   constructor(
-    readonly tail: EventTail<EventDoc>,
+    readonly tail: EventTail,
     private readonly pollMs: number,
     private readonly onError: (err: unknown) => void,
   ) {}
@@ -49,9 +48,8 @@ class OrgFeed {
   }
 
   private async read(): Promise<void> {
-    const docs = await this.tail.advance();
-    if (docs.length === 0) return;
-    const events = docs.map(toFleetEvent);
+    const events = await this.tail.advance();
+    if (events.length === 0) return;
     for (const reader of this.readers) for (const e of events) deliver(reader, e);
   }
 
@@ -105,9 +103,7 @@ export class EventHub {
   private feed(org: string): Promise<OrgFeed> {
     let feed = this.feeds.get(org);
     if (!feed) {
-      feed = EventTail.start(this.repo, org, undefined, this.options).then(
-        (tail) => new OrgFeed(tail, this.pollMs, this.onError),
-      );
+      feed = EventTail.start(this.repo, org).then((tail) => new OrgFeed(tail, this.pollMs, this.onError));
       feed.catch(() => this.feeds.delete(org));
       this.feeds.set(org, feed);
     }
@@ -159,18 +155,12 @@ export class EventHub {
 
   /** Sends the stored events in (reader.after, upto], then what the tail read meanwhile. */
   private async catchUp(org: string, reader: Reader, upto: number): Promise<void> {
-    for (;;) {
-      const page = await this.repo.list(
-        org,
-        reader.filter,
-        { afterSeq: reader.after, uptoSeq: upto },
-        CATCH_UP_PAGE,
-      );
-      for (const e of page) {
-        reader.after = e.seq;
-        reader.send(e);
-      }
-      if (page.length < CATCH_UP_PAGE) break;
+    while (reader.after < upto) {
+      const range = { afterSeq: reader.after, uptoSeq: upto };
+      const page = await this.repo.list(org, reader.filter, range, CATCH_UP_PAGE);
+      for (const e of page.items) reader.send(e);
+      if (page.scannedTo <= reader.after) break;
+      reader.after = page.scannedTo;
     }
     reader.after = Math.max(reader.after, upto);
     const held = reader.held ?? [];

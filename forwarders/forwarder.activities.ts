@@ -4,7 +4,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { FleetEvent } from '../events/event-types';
 import { EventTail } from '../events/tail';
-import { type EventRepository, toFleetEvent } from '../inventory/events.repo';
+import type { EventRepository } from '../inventory/events.repo';
 import type { ForwarderDoc, ForwarderRepository } from '../inventory/forwarders.repo';
 import { deliverInLanes, type ForwardingTools } from './lanes';
 import { selectEvent } from './subscription';
@@ -87,7 +87,7 @@ export function createForwarderActivities(deps: ForwarderActivityDeps) {
     const deadline = deps.now() + o.pollWindowMs;
     for (;;) {
       // A batch at a time: a long backlog is not read whole for the one batch a round delivers.
-      const read = (await tail.advance(o.maxBatch)).map(toFleetEvent);
+      const read = await tail.advance(o.maxBatch);
       const { events, upto } = pick(read, fwd, o.maxBatch, tail.position);
       if (events.length > 0) {
         const done = await deliverInLanes(fwd, events, deps, () => ctx.heartbeat());

@@ -26,7 +26,7 @@ import type {
   TwinEventDoc,
   UserDoc,
 } from './documents';
-import type { EventDoc } from './events.repo';
+import type { EventBatchDoc, EventHeadDoc, EventKeyDoc } from './events.repo';
 import type { DeadLetterDoc, ForwarderDoc } from './forwarders.repo';
 
 export interface Collections {
@@ -54,7 +54,9 @@ export interface Collections {
   readonly credentialPolicies: Collection<DeviceCredentialPolicyDoc>;
   readonly alarms: Collection<AlarmDoc>;
   readonly twinEvents: Collection<TwinEventDoc>;
-  readonly events: Collection<EventDoc>;
+  readonly events: Collection<EventBatchDoc>;
+  readonly eventHeads: Collection<EventHeadDoc>;
+  readonly eventKeys: Collection<EventKeyDoc>;
   readonly forwarders: Collection<ForwarderDoc>;
   readonly deadLetters: Collection<DeadLetterDoc>;
 }
@@ -96,7 +98,9 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     credentialPolicies: db.collection<DeviceCredentialPolicyDoc>('credential_policies'),
     alarms: db.collection<AlarmDoc>('alarms'),
     twinEvents: db.collection<TwinEventDoc>('twin_events'),
-    events: db.collection<EventDoc>('events'),
+    events: db.collection<EventBatchDoc>('events'),
+    eventHeads: db.collection<EventHeadDoc>('event_heads'),
+    eventKeys: db.collection<EventKeyDoc>('event_keys'),
     forwarders: db.collection<ForwarderDoc>('forwarders'),
     deadLetters: db.collection<DeadLetterDoc>('forwarder_dead_letters'),
   };
@@ -150,10 +154,6 @@ async function ensureIndexes(c: Collections): Promise<void> {
   // Alarm _ids are `${org}/${deviceId}/${name}`: the _id index serves a device's alarms and cursors.
   await create(c.alarms, [{ key: { org: 1, status: 1, _id: 1 }, name: 'org_status' }]);
   await create(c.twinEvents, [{ key: { org: 1, deviceId: 1, at: -1 }, name: 'device_newest' }]);
-  // Event _ids are `${org}/${seq}`: the _id index serves tails and cursors; these serve keys, times and retention.
-  await create(c.events, [
-    { key: { org: 1, key: 1 }, name: 'org_key' },
-    { key: { org: 1, at: 1 }, name: 'org_at' },
-    { key: { at: 1 }, name: 'expiry' },
-  ]);
+  // Event batches are read by `_id` alone; this index serves only MongoDB's retention delete.
+  await create(c.events, [{ key: { lastAt: 1 }, name: 'expiry' }]);
 }

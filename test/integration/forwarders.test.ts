@@ -298,7 +298,7 @@ describe('forwarders', () => {
         { afterSeq: 0, uptoSeq: 1e9 },
         100,
       );
-      expect(pausedEvents.some((e) => e.body.forwarderId === fwd.id)).toBe(true);
+      expect(pausedEvents.items.some((e) => e.body.forwarderId === fwd.id)).toBe(true);
       receiver.answer = () => 200;
       expect((await api.post(`/north/v1/forwarders/${fwd.id}/resume`)).body.status).toBe('active');
       await eventually(async () => (receiver.ids().length >= 4 ? true : undefined), 30_000);

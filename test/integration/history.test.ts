@@ -1,5 +1,6 @@
 // Datapoint history through the real API: ranges, limits, time buckets, bad queries, tenancy, and retention.
 import { EventRepository } from '../../inventory/events.repo';
+import { openInventory } from '../../inventory/inventory';
 import type { MongoClient } from 'mongodb';
 import { retentionScheduleId } from '../../worker/retention-schedule';
 import {
@@ -8,6 +9,7 @@ import {
   apiClient,
   collectBody,
   eventually,
+  itEnv,
   mongoClient,
   startTwinflow,
   temporalClient,
@@ -223,8 +225,8 @@ describe('datapoint retention', () => {
       const mongo = await mongoClient();
       await writtenBack(mongo, tf.env.MONGODB_DB as string).finally(() => mongo.close());
       // An event logged two days ago goes; the device's provisioning stays.
-      const mongo2 = await mongoClient();
-      const log = new EventRepository({ events: mongo2.db(tf.env.MONGODB_DB).collection('events') } as never);
+      const inventory = await openInventory(itEnv('TWINFLOW_IT_MONGODB_URI'), tf.env.MONGODB_DB as string);
+      const log = new EventRepository(inventory.collections);
       const org = (await admin.get('/north/v1/me')).body.org as string;
       await log.append(org, [
         { type: 'device.changed', deviceId: 'aging', at: now - 2 * 86_400_000, body: { old: true } },
@@ -247,7 +249,7 @@ describe('datapoint retention', () => {
         return items.length === 1 ? items : undefined;
       }, 30_000);
       expect(kept.map((e) => e.type)).toEqual(['device.provisioned']);
-      await mongo2.close();
+      await inventory.close();
       const runs = (await handle.describe()).info.recentActions;
       expect(runs.length).toBeGreaterThanOrEqual(1);
 

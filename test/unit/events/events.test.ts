@@ -128,44 +128,43 @@ describe('what a write stands for', () => {
 });
 
 describe('the tail', () => {
-  const doc = (seq: number) => ({ seq, loggedAt: 0 });
-  const source = (docs: { seq: number; loggedAt: number }[]) => ({
+  const ev = (seq: number): FleetEvent => ({
+    id: String(seq),
+    seq,
+    org: 'o',
+    type: 'device.changed',
+    at: 0,
+    body: {},
+  });
+  const source = (events: FleetEvent[]) => ({
     readAfter: async (_org: string, after: number, limit: number) =>
-      docs
-        .filter((d) => d.seq > after)
+      events
+        .filter((e) => e.seq > after)
         .sort((a, b) => a.seq - b.seq)
         .slice(0, limit),
-    counter: async () => Math.max(0, ...docs.map((d) => d.seq)),
+    counter: async () => Math.max(0, ...events.map((e) => e.seq)),
   });
 
-  it('reads in order and waits for a hole before it goes past it', async () => {
-    let now = 0;
-    const docs = [doc(1), doc(2), doc(4)];
-    const tail = await EventTail.start(source(docs), 'o', 0, { gapWaitMs: 1_000, now: () => now });
-    expect((await tail.advance()).map((d) => d.seq)).toEqual([1, 2]);
-    now = 500;
+  it('reads in order from where it stands, and goes on from there', async () => {
+    const log = [ev(1000), ev(1001), ev(2000)];
+    const tail = await EventTail.start(source(log), 'o', 0);
+    expect((await tail.advance()).map((e) => e.seq)).toEqual([1000, 1001, 2000]);
     expect(await tail.advance()).toEqual([]);
-    docs.push(doc(3));
-    expect((await tail.advance()).map((d) => d.seq)).toEqual([3, 4]);
-    docs.push(doc(6));
-    expect(await tail.advance()).toEqual([]);
-    // The hole at 5 was first met at 500: it is waited for until 1,500.
-    now = 1_400;
-    expect(await tail.advance()).toEqual([]);
-    now = 1_600;
-    expect((await tail.advance()).map((d) => d.seq)).toEqual([6]);
-    expect(tail.position).toBe(6);
+    log.push(ev(3000), ev(3001));
+    expect((await tail.advance(1)).map((e) => e.seq)).toEqual([3000]);
+    expect((await tail.advance()).map((e) => e.seq)).toEqual([3001]);
+    expect(tail.position).toBe(3001);
   });
 
-  it('starts at the end of the log, behind a hole among the last events', async () => {
-    expect((await EventTail.start(source([doc(1), doc(2), doc(3)]), 'o')).position).toBe(3);
-    expect((await EventTail.start(source([doc(1), doc(3)]), 'o')).position).toBe(1);
+  it('starts at the end of the log unless told where', async () => {
+    expect((await EventTail.start(source([ev(1000), ev(1001)]), 'o')).position).toBe(1001);
     expect((await EventTail.start(source([]), 'o')).position).toBe(0);
+    expect((await EventTail.start(source([ev(1000)]), 'o', 5)).position).toBe(5);
   });
 
   it('reads a long backlog in several reads', async () => {
-    const docs = Array.from({ length: 1_234 }, (_, i) => doc(i + 1));
-    const tail = await EventTail.start(source(docs), 'o', 0);
+    const log = Array.from({ length: 1_234 }, (_, i) => ev(1_000 + i));
+    const tail = await EventTail.start(source(log), 'o', 0);
     expect(await tail.advance()).toHaveLength(1_234);
   });
 });
