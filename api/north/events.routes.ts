@@ -151,7 +151,16 @@ eventsRoutes.get(
         stop,
       );
       stream.onAbort(stop);
-      let refreshAt = Date.now() + TAG_REFRESH_MS;
+      // A tag's devices are read again on a timer of their own, so a quiet stream follows them too.
+      const refresh =
+        query.tag === undefined
+          ? undefined
+          : setInterval(() => {
+              filterOf(c, org, query).then(
+                (f) => sub.setFilter(f),
+                (err: unknown) => services.logger.warn({ err }, 'could not read the devices of a tag'),
+              );
+            }, TAG_REFRESH_MS);
       try {
         await stream.writeSSE({ event: 'ready', data: JSON.stringify({ position: String(sub.position()) }) });
         while (!closed) {
@@ -169,12 +178,9 @@ eventsRoutes.get(
           for (const e of queue.splice(0)) {
             await stream.writeSSE({ id: e.id, event: e.type, data: JSON.stringify(eventView(e)) });
           }
-          if (query.tag !== undefined && Date.now() >= refreshAt) {
-            sub.setFilter(await filterOf(c, org, query));
-            refreshAt = Date.now() + TAG_REFRESH_MS;
-          }
         }
       } finally {
+        clearInterval(refresh);
         sub.close();
       }
     });

@@ -255,6 +255,42 @@ describe('event log', () => {
     expect(paged).toEqual([first[0].id, ...seen.map(String)]);
   }, 60_000);
 
+  it('serves the same stream from every API process', async () => {
+    const second = await startTwinflow({
+      db: tf.env.MONGODB_DB,
+      taskQueue: tf.env.TWINFLOW_TASK_QUEUE,
+      adminKey: tf.adminKey,
+      roles: 'api',
+    });
+    try {
+      const tag = uniqueName('multi');
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const id = uniqueName('m').replace(/_/g, '-');
+        ids.push(id);
+        expect(
+          (await admin.post('/north/v1/devices', { id, tags: [tag], transport: { sleepy: true } })).status,
+        ).toBe(201);
+      }
+      const query = `/north/v1/events/stream?tag=${tag}&types=device.changed`;
+      const streams = await Promise.all(
+        [tf.baseUrl, second.baseUrl].map((base) => openSse(`${base}${query}`, { 'X-ApiKey': tf.adminKey })),
+      );
+      await Promise.all(streams.map((s) => s.waitFor(1, (f) => f.event === 'ready')));
+      // Changes through both processes, at once.
+      const viaSecond = apiClient(second.baseUrl, tf.adminKey);
+      await Promise.all(
+        ids.map((id, i) => (i % 2 ? viaSecond : admin).patch(`/north/v1/devices/${id}`, { name: `n${i}` })),
+      );
+      const [a, b] = await Promise.all(streams.map((s) => s.waitFor(4)));
+      expect(a!.map((f) => f.id)).toEqual(b!.map((f) => f.id));
+      expect(new Set(a!.map((f) => JSON.parse(f.data!).deviceId))).toEqual(new Set(ids));
+      for (const s of streams) s.close();
+    } finally {
+      await second.stop();
+    }
+  }, 90_000);
+
   it('keeps a quiet stream alive with heartbeats', async () => {
     const stream = await openSse(
       `${tf.baseUrl}/north/v1/events/stream?deviceId=nobody-here&heartbeatMs=1000`,
