@@ -10,6 +10,11 @@ const READ_LIMIT = 500;
 export interface TailSource {
   readAfter(org: string, afterSeq: number, limit: number): Promise<FleetEvent[]>;
   counter(org: string): Promise<number>;
+  /**
+   * The last id that can ever hold an event stored with `seq` (stored events come in immutable batches): a
+   * tail that has read everything stands there, so its next read starts after the batch instead of in it.
+   */
+  lastIdWith?(seq: number): number;
 }
 
 export class EventTail {
@@ -41,7 +46,12 @@ export class EventTail {
       out.push(...events);
       const last = events.at(-1);
       if (last) this.settled = last.seq;
-      if (events.length < want || out.length >= max) return out;
+      if (events.length < want) {
+        // Everything is read: nothing more can come inside the last batch.
+        if (last && this.source.lastIdWith) this.settled = this.source.lastIdWith(last.seq);
+        return out;
+      }
+      if (out.length >= max) return out;
     }
   }
 }

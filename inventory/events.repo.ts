@@ -208,11 +208,17 @@ export class EventRepository {
     return found;
   }
 
+  /** The last id a batch holding `seq` can have: nothing is ever added to a stored batch. */
+  lastIdWith(seq: number): number {
+    return batchOf(seq) * BATCH_EVENTS + BATCH_EVENTS - 1;
+  }
+
   /** Every event after `afterSeq`, unfiltered, in order, about `limit` of them (whole batches). */
   async readAfter(org: string, afterSeq: number, limit: number): Promise<FleetEvent[]> {
     const out: FleetEvent[] = [];
-    let batch = batchOf(afterSeq) - 1;
-    if (afterSeq <= 0) batch = 0;
+    // After the last id of a batch, the next batch; else the batch that holds afterSeq, from after it.
+    let batch =
+      afterSeq <= 0 ? 0 : afterSeq === this.lastIdWith(afterSeq) ? batchOf(afterSeq) : batchOf(afterSeq) - 1;
     while (out.length < limit) {
       const doc = await this.nextBatch(org, batch);
       if (!doc) break;

@@ -156,6 +156,27 @@ describe('the tail', () => {
     expect(tail.position).toBe(3001);
   });
 
+  it('stands at the end of the last batch once it has read everything, so it reads that batch no more', async () => {
+    const log = [ev(1000), ev(1001)];
+    const reads: number[] = [];
+    const src = {
+      ...source(log),
+      readAfter: async (org: string, after: number, limit: number) => {
+        reads.push(after);
+        return source(log).readAfter(org, after, limit);
+      },
+      lastIdWith: (seq: number) => Math.floor(seq / 1000) * 1000 + 999,
+    };
+    const tail = await EventTail.start(src, 'o', 0);
+    expect((await tail.advance()).map((e) => e.seq)).toEqual([1000, 1001]);
+    expect(tail.position).toBe(1999);
+    log.push(ev(2000));
+    expect((await tail.advance(1)).map((e) => e.seq)).toEqual([2000]);
+    // Asked for one and got one: it may not have read everything, so it stands on the event.
+    expect(tail.position).toBe(2000);
+    expect(reads).toEqual([0, 1999]);
+  });
+
   it('starts at the end of the log unless told where', async () => {
     expect((await EventTail.start(source([ev(1000), ev(1001)]), 'o')).position).toBe(1001);
     expect((await EventTail.start(source([]), 'o')).position).toBe(0);
