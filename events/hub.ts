@@ -94,7 +94,7 @@ export class EventHub {
 
   constructor(
     private readonly repo: EventRepository,
-    private readonly options: HubOptions = {},
+    options: HubOptions = {},
   ) {
     this.pollMs = options.pollMs ?? 100;
     this.onError = options.onError ?? (() => undefined);
