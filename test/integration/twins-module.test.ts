@@ -1,10 +1,13 @@
 // A twin type written outside TwinFlow's source tree: the module TWINFLOW_TWINS names lives in its own directory
 // (with its own node_modules), is checked at start, and is bundled into the workflow code, so its reactions,
-// alarms and desired state run in real twins. A module that fails its checks stops the start.
+// alarms and desired state run in real twins. A module that fails its checks stops the start. The replay command
+// an author runs before deploying passes the running twins' histories through the same module and fails them
+// through a module whose reaction decides differently.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { apiClient, collectBody, eventually, startTwinflow, uniqueName } from './harness';
+import { apiClient, collectBody, eventually, itEnv, startTwinflow, uniqueName } from './harness';
 
 const REPO = path.resolve(__dirname, '..', '..');
 
@@ -53,6 +56,26 @@ export const pumpStation = defineTwin<Pump>({
 export default [pumpStation];
 `;
 
+/** `npm run replay` as an author runs it, against the test Temporal server. */
+function runReplay(twins: string, query: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO, 'scripts', 'replay-twins.ts'), '--twins', twins, '--query', query],
+      {
+        cwd: REPO,
+        env: { ...process.env, TEMPORAL_ADDRESS: itEnv('TWINFLOW_IT_TEMPORAL_ADDRESS') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
 describe('twin types from a module outside the source tree', () => {
   it('runs their reactions, alarms and desired state in real twins', async () => {
     const tf = await startTwinflow({ env: { TWINFLOW_TWINS: writeTwinsPackage(PUMP) } });
@@ -88,6 +111,21 @@ describe('twin types from a module outside the source tree', () => {
       expect(view.body.status).toBe('RUNNING');
       const desired = await admin.request('PATCH', `/north/v1/devices/${id}/desired`, { speedPct: 150 });
       expect(desired.status).toBe(400);
+
+      const query = `TwinflowTwinType = 'pump-station'`;
+      const same = await runReplay(writeTwinsPackage(PUMP), query);
+      expect(same).toMatchObject({ code: 0 });
+      // The twin and the operation its reaction asked for (it carries the twin's type too).
+      expect(same.out).toMatch(/^ok {3}twin\/.*pump/m);
+      expect(same.out).toMatch(/^ok {3}op\/.*pump/m);
+      expect(same.out).toMatch(/\b2 histories replayed, 0 failed/);
+      // The reaction no longer asks for STOP_PUMP: the recorded history holds a command the new code does not give.
+      const changed = PUMP.replace("{ kind: 'operation', name: 'STOP_PUMP' },", '');
+      expect(changed).not.toBe(PUMP);
+      const differs = await runReplay(writeTwinsPackage(changed), query);
+      expect(differs).toMatchObject({ code: 1 });
+      expect(differs.out).toMatch(/^FAIL twin\/.*pump/m);
+      expect(differs.out).toMatch(/\b2 histories replayed, 1 failed/);
     } finally {
       await tf.stop();
     }
