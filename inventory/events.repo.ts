@@ -12,6 +12,7 @@ import {
   matchesFilter,
 } from '../events/event-types';
 import type { Collections } from './inventory';
+import { inParallel } from './lookups';
 import { type StoredValue, fromStoredValue, toStoredValue } from './storable';
 
 /** Events one batch holds at most; a longer append is written as several batches. */
@@ -53,8 +54,6 @@ const DUPLICATE_KEY = 11000;
 const isDuplicate = (err: unknown): boolean => err instanceof MongoServerError && err.code === DUPLICATE_KEY;
 /** Rounds a writer may lose its number to others before it gives up. */
 const MAX_CLAIM_TRIES = 50;
-/** Lookups at once when a reader checks many keys. */
-const LOOKUPS_AT_ONCE = 16;
 /** Batches a filtered list reads at most per call (it answers where it stopped). */
 const LIST_SCAN_BATCHES = 2_000;
 
@@ -71,13 +70,6 @@ function toEvents(doc: EventBatchDoc): FleetEvent[] {
       body: (fromStoredValue(e.body) ?? {}) as Record<string, unknown>,
     };
   });
-}
-
-async function inParallel<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += LOOKUPS_AT_ONCE)
-    out.push(...(await Promise.all(items.slice(i, i + LOOKUPS_AT_ONCE).map(fn))));
-  return out;
 }
 
 export class EventRepository {

@@ -5,6 +5,7 @@ import type { ExecutionStatus, JobProgress, JobStatus } from '../twins/job-plan'
 import { type DeviceListFilter, deviceListQuery } from './devices.repo';
 import type { JobDoc, JobExecutionDoc } from './documents';
 import type { Collections } from './inventory';
+import { findByIds } from './lookups';
 
 const DUPLICATE_KEY = 11000;
 const INSERT_BATCH = 1_000;
@@ -116,15 +117,10 @@ export class JobRepository {
 
   /** Executions with seq in [fromSeq, fromSeq + count). */
   async targetsFrom(org: string, jobId: string, fromSeq: number, count: number): Promise<JobExecutionDoc[]> {
-    return this.c.jobExecutions
-      .find({
-        _id: {
-          $gte: executionDocId(org, jobId, fromSeq),
-          $lt: executionDocId(org, jobId, fromSeq + count),
-        },
-      })
-      .sort({ _id: 1 })
-      .toArray();
+    // Lookups of the ids the seqs make, not an `_id` range: the embedded store reads the whole collection for a
+    // range (see lookups.ts). Seqs past the job's last are not found.
+    const ids = Array.from({ length: count }, (_, i) => executionDocId(org, jobId, fromSeq + i));
+    return findByIds(this.c.jobExecutions, ids);
   }
 
   async recordStarts(

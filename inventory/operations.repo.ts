@@ -3,6 +3,7 @@ import { MongoServerError } from 'mongodb';
 import type { OperationRecord, OperationStatus, OperationStep } from '../twins/operations';
 import type { OperationDoc, OperationStepDoc } from './documents';
 import type { Collections } from './inventory';
+import { findByIds } from './lookups';
 import { fromStoredValue, toStoredValue } from './storable';
 
 const operationDocId = (org: string, id: string): string => `${org}/${id}`;
@@ -78,9 +79,11 @@ export class OperationRepository {
   /** Several records by id (in no particular order); ids without a record are left out. */
   async getMany(org: string, ids: readonly string[]): Promise<OperationRecord[]> {
     if (ids.length === 0) return [];
-    const docs = await this.c.operations
-      .find({ _id: { $in: ids.map((id) => operationDocId(org, id)) } })
-      .toArray();
+    // Lookups, not `$in`: the embedded store reads the whole collection for `$in` (see lookups.ts).
+    const docs = await findByIds(
+      this.c.operations,
+      ids.map((id) => operationDocId(org, id)),
+    );
     return docs.map(fromDoc);
   }
 

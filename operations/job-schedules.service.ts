@@ -39,7 +39,8 @@ export interface ScheduleView {
 function specOf(t: JobTiming): ScheduleSpec {
   if ('everyMs' in t) return { intervals: [{ every: t.everyMs }] };
   if ('cron' in t) return { cronExpressions: [...t.cron], ...(t.timeZone ? { timezone: t.timeZone } : {}) };
-  const d = new Date(t.at);
+  // A calendar counts whole seconds: the next one at or after `at`, so a job never starts before its time.
+  const d = new Date(Math.ceil(t.at / 1_000) * 1_000);
   return {
     calendars: [
       {

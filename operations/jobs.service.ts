@@ -89,6 +89,8 @@ export class JobsService {
     const problem = req.rollout.window ? checkWindow(req.rollout.window) : undefined;
     if (problem) return refused('INVALID_ARGUMENT', problem);
     const now = this.deps.now();
+    const rollout = withStopTime(req.rollout, now);
+    if (!rollout.ok) return rollout;
     let target: JobTarget;
     let ids: string[] = [];
     if ('deviceIds' in req.target) {
@@ -105,7 +107,7 @@ export class JobsService {
       id,
       order: req.order,
       target,
-      rollout: req.rollout,
+      rollout: rollout.value,
       requestedBy: actor,
       createdAt: now,
       ...(scheduleId !== undefined ? { scheduleId } : {}),
@@ -184,4 +186,19 @@ export class JobsService {
       throw err;
     }
   }
+}
+
+/**
+ * The rollout as the job keeps it: `stopAfterMs` becomes a `stopAt` counted from now; a stop time that has
+ * passed already is refused.
+ */
+function withStopTime(rollout: Rollout, now: number): Outcome<Rollout> {
+  const { stopAfterMs, ...rest } = rollout;
+  if (stopAfterMs !== undefined && rollout.stopAt !== undefined)
+    return refused('INVALID_ARGUMENT', 'give stopAt or stopAfterMs, not both');
+  const stopAt = stopAfterMs !== undefined ? now + stopAfterMs : rollout.stopAt;
+  if (stopAt === undefined) return accepted(rest);
+  if (stopAt <= now)
+    return refused('INVALID_ARGUMENT', `stopAt ${new Date(stopAt).toISOString()} has passed`);
+  return accepted({ ...rest, stopAt });
 }

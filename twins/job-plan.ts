@@ -113,6 +113,12 @@ export interface Rollout {
   /** Each wave after the first waits for an approval. */
   readonly approveWaves: boolean;
   readonly window?: MaintenanceWindow;
+  /**
+   * When the job stops (ms since epoch): nothing starts after it, what had not started is skipped and the job ends
+   * STOPPED; running operations go on to their own end. `stopAfterMs` on create sets it from the creation time.
+   */
+  readonly stopAt?: number;
+  readonly stopAfterMs?: number;
 }
 
 export const DEFAULT_FAILURE_TYPES: readonly ExecutionStatus[] = ['FAILED', 'TIMEOUT', 'EXPIRED', 'REFUSED'];
@@ -346,6 +352,11 @@ export function skipRest(p: JobProgress): JobProgress {
   return { ...p, nextSeq: p.total, counts: { ...p.counts, PENDING: 0, SKIPPED: p.counts.SKIPPED + rest } };
 }
 
+/** The job's stop time (if it has one) has come. */
+export function stopTimePassed(rollout: Rollout, now: number): boolean {
+  return rollout.stopAt !== undefined && now >= rollout.stopAt;
+}
+
 function end(p: JobProgress, status: JobStatus, now: number, reason?: string): JobProgress {
   return { ...skipRest(p), status, finishedAt: now, ...(reason !== undefined ? { reason } : {}) };
 }
@@ -356,6 +367,8 @@ function end(p: JobProgress, status: JobStatus, now: number, reason?: string): J
  */
 export function evaluate(p: JobProgress, rollout: Rollout, more: boolean, now: number): JobProgress {
   if (isJobFinal(p.status)) return p;
+  if (stopTimePassed(rollout, now))
+    return end(p, 'STOPPED', now, 'its stop time passed: what had not started is skipped');
   const abort = abortReason(p, rollout.abort);
   if (abort)
     return { ...end(p, 'ABORTED', now, abort), cancelRunning: rollout.abort?.cancelRunning ?? false };

@@ -88,7 +88,8 @@ async function startStores(config: Config, life: Lifecycle, say: (line: string) 
 
 /**
  * Where this process's MQTT gateway hands waiting operations to listening devices, once the API role has started
- * it: twins in the same process use it for the operations they queue themselves (reactions, desired state).
+ * it: twins in the same process use it for the operations they queue themselves (reactions, desired state), and
+ * jobs for the operations they request.
  */
 const liveDeliveryHook: { deliver?: (org: string, deviceId: string) => Promise<void> } = {};
 const liveDelivery = (org: string, deviceId: string): Promise<void> =>
@@ -109,7 +110,7 @@ async function startWorkerRole(
   const repos = createRepositories(inventory, config.writeBack.instance);
   const { devices, operations, datapoints, alarms } = repos;
   const events = new EventWriter(repos.events);
-  const jobs = await createJobActivityDeps(config, repos, temporalAddress, logger, events);
+  const jobs = await createJobActivityDeps(config, repos, temporalAddress, logger, events, liveDelivery);
   const forwarding = await createForwarderActivityDeps(config, repos);
   const { worker, connection } = await createTwinWorker({
     address: temporalAddress,

@@ -47,7 +47,7 @@ import { OperationRepository } from '../inventory/operations.repo';
 import { RecentIngest } from '../inventory/recent-ingest';
 import { JobSchedulesService } from '../operations/job-schedules.service';
 import { JobsService } from '../operations/jobs.service';
-import { OperationsService } from '../operations/operations.service';
+import { type LiveDelivery, OperationsService } from '../operations/operations.service';
 import { TwinGateway } from '../operations/twin-gateway';
 import type { Config } from './config';
 
@@ -140,7 +140,9 @@ export function createTwinGateway(config: Config, client: Client): TwinGateway {
 
 /**
  * What the worker's job activities need: the operations service (over a Temporal client of its own), so a job
- * requests each device's operation exactly as the API does.
+ * requests each device's operation exactly as the API does. `liveDelivery` is this process's MQTT hand-over (where
+ * the API role runs beside the worker): a job's operation for a device listening on MQTT goes out at once, as one
+ * requested through the API does; without a broker here it goes at the device's next subscribe.
  */
 export async function createJobActivityDeps(
   config: Config,
@@ -148,6 +150,7 @@ export async function createJobActivityDeps(
   temporalAddress: string,
   logger: Logger,
   events?: EventWriter,
+  liveDelivery?: LiveDelivery,
 ): Promise<{ deps: JobActivityDeps; close(): Promise<void> }> {
   const connection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection, namespace: config.temporal.namespace });
@@ -171,6 +174,7 @@ export async function createJobActivityDeps(
     now: Date.now,
     warn: (what, fields) => logger.warn(fields, what),
   });
+  if (liveDelivery) service.attachLiveDelivery(liveDelivery);
   return {
     deps: {
       jobs: repos.jobs,

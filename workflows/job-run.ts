@@ -24,6 +24,7 @@ import {
   pastDeadline,
   startBudget,
   startProgress,
+  stopTimePassed,
   windowOpen,
 } from '../twins/job-plan';
 import { TWINFLOW_STATUS } from './search-attributes';
@@ -171,6 +172,7 @@ export class JobRun {
   private async startSome(): Promise<void> {
     const window = this.input.rollout.window;
     if (window && !windowOpen(window, Date.now())) return;
+    if (stopTimePassed(this.input.rollout, Date.now())) return;
     const count = Math.min(START_BATCH, startBudget(this.progress, Date.now()));
     if (count <= 0) return;
     const { org, jobId, actor, order } = this.input;
@@ -222,7 +224,7 @@ export class JobRun {
     this.written = p;
   }
 
-  /** Waits for the next look: a poll, the window's opening, a rate slot, a refresh, or a control. */
+  /** Waits for the next look: a poll, the window's opening, a rate slot, a refresh, the stop time, or a control. */
   async sleep(): Promise<void> {
     const p = this.progress;
     // Ended with its wrap-up still to do: no wait.
@@ -236,6 +238,9 @@ export class JobRun {
       else wakes.push(nextRateSlot(p, now) ?? now + this.pollDelay);
     }
     if (this.continuous && !isJobFinal(p.status)) wakes.push(this.nextRefresh);
+    // A job with a stop time wakes for it, paused or waiting for an approval too.
+    const stopAt = this.input.rollout.stopAt;
+    if (stopAt !== undefined && !isJobFinal(p.status)) wakes.push(stopAt);
     this.poked = false;
     if (wakes.length === 0) {
       await condition(() => this.poked);

@@ -79,6 +79,14 @@ export const rolloutSchema = z
       .optional(),
     approveWaves: z.boolean().default(false),
     window: windowSchema.optional(),
+    /** When the job stops (ms since epoch), or how long after its creation: what has not started is skipped. */
+    stopAt: z.number().int().min(0).max(8_640_000_000_000).optional(),
+    stopAfterMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .max(366 * DAY)
+      .optional(),
   })
   .strict();
 

@@ -8,7 +8,7 @@ import { can, RouteGroup } from '../access/route-group';
 import { audit } from '../audit';
 import type { AppEnv } from '../context';
 import { actorOf } from '../context';
-import { orThrow } from '../errors';
+import { ApiError, orThrow } from '../errors';
 import { patternParam } from '../validation';
 import {
   cancelJobSchema,
@@ -20,7 +20,7 @@ import {
   rateSchema,
   toJobRequest,
 } from './job.schemas';
-import { openGateJobSchema, fromOpenGateJob } from './opengate-job';
+import { openGateJobSchema, fromOpenGateJob, openGateStart } from './opengate-job';
 
 export const jobsRoutes = new RouteGroup('/north/v1/jobs');
 export const openGateJobsRoutes = new RouteGroup('/north/v80/operation/jobs');
@@ -157,10 +157,31 @@ jobsRoutes.post(
 openGateJobsRoutes.post(
   '/',
   can('jobs:manage'),
-  { summary: 'Create a job from an OpenGate job body', tag, body: openGateJobSchema, responses: [202] },
+  {
+    // schedule.start later than now makes a one-time job schedule, answered with the schedule.
+    summary: 'Create a job from an OpenGate job body (a later schedule.start schedules it)',
+    tag,
+    body: openGateJobSchema,
+    responses: [202],
+  },
   async (c, { body }) => {
     const principal = c.get('principal');
-    const { jobsService, now } = c.get('services');
+    const { jobsService, jobSchedules, now } = c.get('services');
+    const start = openGateStart(body, now());
+    if ('error' in start) throw new ApiError('INVALID_ARGUMENT', start.error);
+    if (start.at !== undefined) {
+      const timing = { at: start.at };
+      const schedule = orThrow(
+        await jobSchedules.create(principal.org, actorOf(principal), fromOpenGateJob(body), timing),
+      );
+      await audit(c, 'job.schedule', `job-schedules/${schedule.id}`, {
+        name: body.job.request.name,
+        timing,
+        via: 'opengate',
+      });
+      c.header('Location', `/north/v1/job-schedules/${schedule.id}`);
+      return c.json({ id: schedule.id, schedule }, 202);
+    }
     const view = orThrow(await jobsService.create(principal.org, actorOf(principal), fromOpenGateJob(body)));
     await audit(c, 'job.create', `jobs/${view.doc.id}`, { name: view.doc.order.name, via: 'opengate' });
     c.header('Location', `/north/v1/jobs/${view.doc.id}`);

@@ -5,6 +5,33 @@ import { DEVICE_ID_PATTERN } from '../../workflows/ids';
 import { rolloutSchema } from './job.schemas';
 import { createOperationSchema } from './operation.schemas';
 
+const DAY = 86_400_000;
+
+/** A moment in OpenGate's schedule: a date, or a delay in ms from now. */
+const openGateMoment = z.union([
+  z.object({ date: z.string().datetime({ offset: true }) }).strict(),
+  z
+    .object({
+      delayed: z
+        .number()
+        .int()
+        .min(0)
+        .max(366 * DAY),
+    })
+    .strict(),
+]);
+
+/**
+ * OpenGate's job schedule: when the job starts (later: a one-time job schedule) and when it stops (nothing starts
+ * after it). Its other parts have their TwinFlow forms on /north/v1, and are refused here rather than ignored.
+ */
+const openGateScheduleSchema = z
+  .object({ start: openGateMoment.optional(), stop: openGateMoment.optional() })
+  .strict(
+    'schedule takes start and stop here; for a maintenance window use rollout.window on POST /north/v1/jobs, ' +
+      'for a recurring job POST /north/v1/job-schedules',
+  );
+
 export const openGateJobSchema = z
   .object({
     job: z
@@ -26,8 +53,7 @@ export const openGateJobSchema = z
               })
               .strict()
               .optional(),
-            /** Accepted for compatibility; a TwinFlow job starts at once (schedules have their own routes). */
-            schedule: z.record(z.unknown()).optional(),
+            schedule: openGateScheduleSchema.optional(),
             target: z.union([
               z
                 .object({
@@ -60,9 +86,34 @@ export const openGateJobSchema = z
   })
   .strict();
 
-export function fromOpenGateJob(body: z.infer<typeof openGateJobSchema>): JobRequest {
+export type OpenGateJobBody = z.infer<typeof openGateJobSchema>;
+type Moment = z.infer<typeof openGateMoment>;
+
+const momentAt = (m: Moment, now: number): number => ('date' in m ? Date.parse(m.date) : now + m.delayed);
+
+/**
+ * When an OpenGate job starts: `undefined` for at once (no start, or one due now), else its time (ms); an error
+ * when it stops before it starts or has stopped already.
+ */
+export function openGateStart(body: OpenGateJobBody, now: number): { at?: number } | { error: string } {
+  const { start, stop } = body.job.request.schedule ?? {};
+  const at = start ? momentAt(start, now) : undefined;
+  const later = at !== undefined && at > now ? at : undefined;
+  if (stop) {
+    const from = later ?? now;
+    const end = 'date' in stop ? Date.parse(stop.date) : from + stop.delayed;
+    if (end <= from)
+      return { error: `schedule.stop comes before the job ${later ? 'starts' : 'could start'}` };
+    if ('delayed' in stop && stop.delayed < 1_000)
+      return { error: 'schedule.stop.delayed is at least 1000 ms' };
+  }
+  return later !== undefined ? { at: later } : {};
+}
+
+export function fromOpenGateJob(body: OpenGateJobBody): JobRequest {
   const r = body.job.request;
   const p = r.operationParameters ?? {};
+  const stop = r.schedule?.stop;
   return {
     order: {
       name: r.name,
@@ -72,6 +123,12 @@ export function fromOpenGateJob(body: z.infer<typeof openGateJobSchema>): JobReq
       ...(p.retriesDelay !== undefined ? { retriesDelayMs: p.retriesDelay } : {}),
     },
     target: 'append' in r.target ? { deviceIds: r.target.append.entities } : { filter: r.target.filter },
-    rollout: rolloutSchema.parse({}),
+    rollout: rolloutSchema.parse(
+      stop === undefined
+        ? {}
+        : 'date' in stop
+          ? { stopAt: Date.parse(stop.date) }
+          : { stopAfterMs: stop.delayed },
+    ),
   };
 }

@@ -214,6 +214,56 @@ describe('jobs', () => {
     expect(done.counts.SUCCESSFUL).toBe(30);
   });
 
+  it('waits for an approval before each wave after the first', async () => {
+    const ids = await fleet(prefix('a'), fleetBehaviors({ succeed: 1 }, 5));
+    const res = await create({
+      operation: reboot,
+      target: { deviceIds: ids },
+      rollout: { waves: [{ count: 1 }, { count: 2 }], approveWaves: true },
+      pollMs: 200,
+    });
+    const first = await untilStatus(res.body.id, ['WAITING_APPROVAL']);
+    expect(first.counts).toMatchObject({ SUCCESSFUL: 1, PENDING: 4 });
+    // Nothing of the second wave starts while it waits.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await job(res.body.id)).body).toMatchObject({
+      status: 'WAITING_APPROVAL',
+      counts: { PENDING: 4 },
+    });
+    expect(ids.slice(1).map((id) => emulator.received(id).length)).toEqual([0, 0, 0, 0]);
+    const approved = await admin.post(`/north/v1/jobs/${res.body.id}/approve`, {});
+    expect(approved.status).toBe(200);
+    expect(approved.body.status).toBe('RUNNING');
+    const second = await untilStatus(res.body.id, ['WAITING_APPROVAL']);
+    expect(second.counts).toMatchObject({ SUCCESSFUL: 3, PENDING: 2 });
+    expect((await admin.post(`/north/v1/jobs/${res.body.id}/approve`, {})).status).toBe(200);
+    const done = await untilStatus(res.body.id, FINAL_JOB);
+    expect(done).toMatchObject({ status: 'COMPLETED', counts: { SUCCESSFUL: 5 } });
+    expect(ids.map((id) => emulator.received(id).length)).toEqual([1, 1, 1, 1, 1]);
+    expect((await admin.post(`/north/v1/jobs/${res.body.id}/approve`, {})).status).toBe(409);
+  });
+
+  it('stops at its stop time: what had not started is skipped, what ran ends', async () => {
+    const ids = await fleet(prefix('st'), fleetBehaviors({ succeed: 1 }, 6));
+    // One start a minute: the first device starts at once, the stop comes before the second.
+    const res = await create({
+      operation: reboot,
+      target: { deviceIds: ids },
+      rollout: { ratePerMinute: 1, stopAfterMs: 3_000 },
+      pollMs: 200,
+    });
+    expect(res.status).toBe(202);
+    expect(res.body.rollout.stopAt).toBeGreaterThan(Date.now());
+    const done = await untilStatus(res.body.id, FINAL_JOB, 30_000);
+    expect(done).toMatchObject({ status: 'STOPPED', counts: { SUCCESSFUL: 1, SKIPPED: 5 } });
+    expect(done.reason).toMatch(/stop time passed/);
+    expect(done.finishedAt - done.createdAt).toBeGreaterThanOrEqual(3_000);
+    expect(ids.slice(1).map((id) => emulator.received(id).length)).toEqual([0, 0, 0, 0, 0]);
+    const past = await create({ operation: reboot, target: { deviceIds: ids }, rollout: { stopAt: 1_000 } });
+    expect(past.status).toBe(400);
+    expect(past.body.error.message).toMatch(/has passed/);
+  });
+
   it('cancels a job with its running operations', async () => {
     const ids = await fleet(prefix('c'), fleetBehaviors({ timeout: 1 }, 10));
     const res = await create({
@@ -317,6 +367,45 @@ describe('jobs', () => {
       operation: { name: 'REBOOT_EQUIPMENT', timeoutMs: 30_000 },
     });
     expect(emulator.received(ids[0])[0]?.parameters).toMatchObject({ type: 'HARDWARE' });
+  });
+
+  it("takes OpenGate's schedule: a later start schedules the job, a stop stops it; other parts are refused", async () => {
+    const ids = await fleet(prefix('ogs'), fleetBehaviors({ succeed: 1 }, 2));
+    const request = (schedule: unknown) => ({
+      job: {
+        request: { name: 'REBOOT_EQUIPMENT', schedule, target: { append: { entities: ids } } },
+      },
+    });
+    const later = await admin.post(
+      '/north/v80/operation/jobs',
+      request({ start: { delayed: 2_000 }, stop: { delayed: 600_000 } }),
+    );
+    expect(later.status).toBe(202);
+    expect(later.headers.get('location')).toBe(`/north/v1/job-schedules/${later.body.id}`);
+    expect(later.body.schedule.timing).toEqual({ at: expect.any(Number) });
+    // Nothing ran yet; the job appears when the schedule starts it, with the stop counted from then.
+    expect(ids.map((id) => emulator.received(id).length)).toEqual([0, 0]);
+    const ran = await eventually(async () => {
+      const list = (await admin.get('/north/v1/jobs?limit=500')).body.items as any[];
+      return list.find((j) => j.scheduleId === later.body.id && j.status === 'COMPLETED');
+    }, 30_000);
+    expect(ran.counts).toMatchObject({ SUCCESSFUL: 2 });
+    expect(ran.createdAt).toBeGreaterThanOrEqual(later.body.schedule.timing.at);
+    expect(ran.rollout.stopAt).toBeGreaterThanOrEqual(ran.createdAt + 600_000);
+    expect(ids.map((id) => emulator.received(id).length)).toEqual([1, 1]);
+
+    const jobsBefore = (await admin.get('/north/v1/jobs?limit=500')).body.items.length;
+    const window = await admin.post('/north/v80/operation/jobs', request({ window: { weekly: [] } }));
+    expect(window.status).toBe(400);
+    expect(window.body.error.message).toMatch(/rollout\.window/);
+    const backwards = await admin.post(
+      '/north/v80/operation/jobs',
+      request({ start: { delayed: 3_600_000 }, stop: { date: new Date(Date.now() + 60_000).toISOString() } }),
+    );
+    expect(backwards.status).toBe(400);
+    expect(backwards.body.error.message).toMatch(/before the job starts/);
+    expect((await admin.get('/north/v1/jobs?limit=500')).body.items.length).toBe(jobsBefore);
+    expect(ids.map((id) => emulator.received(id).length)).toEqual([1, 1]);
   });
 
   it('refuses bad input on every job route, and records an audit entry per action', async () => {

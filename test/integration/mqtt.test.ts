@@ -187,6 +187,39 @@ describe('MQTT devices', () => {
     expect(final.body.steps.map((s: { name: string }) => s.name)).toContain('REBOOT');
   });
 
+  it("sends a job's operation to a listening device at once, and the job ends with its answer", async () => {
+    const key = await provision('mq-job');
+    const device = await connect(tf.mqttUrl, 'mq-job', key);
+    const box = inbox(device, 'odm/request/mq-job');
+    await device.subscribeAsync('odm/request/mq-job', { qos: 1 });
+
+    const created = await admin.post('/north/v1/jobs', {
+      operation: { name: 'REFRESH_INFO' },
+      target: { deviceIds: ['mq-job'] },
+      pollMs: 200,
+    });
+    expect(created.status).toBe(202);
+    // The job runs in the worker: its request goes out on the listening connection, with no resubscribe.
+    const request = await eventually(async () => box.messages[0], 15_000);
+    expect(request.body.operation.request).toMatchObject({ name: 'REFRESH_INFO', deviceId: 'mq-job' });
+    await publish(device, 'odm/response/mq-job', {
+      version: '8.0',
+      operation: {
+        response: {
+          id: request.body.operation.request.id,
+          name: 'REFRESH_INFO',
+          resultCode: 'SUCCESSFUL',
+        },
+      },
+    });
+    const ended = await eventually(async () => {
+      const res = await admin.get(`/north/v1/jobs/${created.body.id}`);
+      return res.body.status === 'COMPLETED' ? res.body : undefined;
+    }, 30_000);
+    expect(ended.counts).toMatchObject({ SUCCESSFUL: 1 });
+    expect(box.messages).toHaveLength(1);
+  });
+
   it('holds operations for a device that is not connected, and sends them when it subscribes', async () => {
     const key = await provision('mq-offline');
     const first = await admin.post('/north/v1/devices/mq-offline/operations', { name: 'REFRESH_INFO' });

@@ -16,6 +16,7 @@ import {
   pastDeadline,
   startBudget,
   startProgress,
+  stopTimePassed,
   waveEnds,
   windowOpen,
 } from '../../../twins/job-plan';
@@ -118,6 +119,31 @@ describe('the success threshold', () => {
     expect(startBudget(p, T0)).toBe(0);
     const resumed = control(p, { kind: 'resume' }, T0);
     expect(resumed.ok && startBudget(resumed.progress, T0)).toBe(6);
+  });
+});
+
+describe('the stop time', () => {
+  const r = rollout({ stopAt: T0 + 60_000 });
+
+  it('changes nothing before it; at it the job stops, skipping what had not started, running ones left to end', () => {
+    const p = start(startProgress(r, 10, T0), 3, 'IN_PROGRESS');
+    expect(stopTimePassed(r, T0 + 59_999)).toBe(false);
+    expect(evaluate(p, r, false, T0 + 59_999)).toBe(p);
+    const stopped = evaluate(p, r, false, T0 + 60_000);
+    expect(stopped).toMatchObject({ status: 'STOPPED', finishedAt: T0 + 60_000, cancelRunning: false });
+    expect(stopped.reason).toMatch(/stop time passed/);
+    expect(stopped.counts).toMatchObject({ STARTED: 3, SKIPPED: 7, PENDING: 0 });
+    // What was running still reports its end.
+    expect(finish(stopped, [0, 1, 2], 'SUCCESSFUL').counts).toMatchObject({ SUCCESSFUL: 3, STARTED: 0 });
+  });
+
+  it('stops a paused job or one waiting for an approval too', () => {
+    const paused = control(startProgress(r, 10, T0), { kind: 'pause' }, T0);
+    expect(paused.ok && evaluate(paused.progress, r, false, T0 + 60_000).status).toBe('STOPPED');
+  });
+
+  it('means nothing to a job without one', () => {
+    expect(stopTimePassed(rollout(), Number.MAX_SAFE_INTEGER)).toBe(false);
   });
 });
 
