@@ -4,7 +4,8 @@ import type { NewEvent } from '../events/event-types';
 import type { AppEnv } from './context';
 
 /**
- * Appends after the change is stored. The change stands if the log cannot be written (the request is not
+ * Appends after the change is stored, through the process's writer: concurrent requests of one organization
+ * share a batch instead of racing for its number. The change stands if the log cannot be written (the request is not
  * failed after the fact, which would invite a repeat); the miss is logged.
  */
 export async function logEvents(
@@ -16,7 +17,7 @@ export async function logEvents(
   const services = c.get('services');
   const target = org ?? c.get('principal').org;
   try {
-    await services.events.append(target, events, { checkKeys: false });
+    await services.eventWriter.append(target, events);
   } catch (err) {
     services.logger.warn({ err, org: target, types: events.map((e) => e.type) }, 'could not log events');
   }

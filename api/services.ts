@@ -6,6 +6,7 @@ import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { EventRepository } from '../inventory/events.repo';
 import type { EventHub } from '../events/hub';
+import type { EventWriter } from '../events/writer';
 import type {
   AuditRepository,
   OrganizationRepository,
@@ -48,6 +49,8 @@ export interface Services {
   readonly events: EventRepository;
   /** This process's live event streams: one tail per organization with readers. */
   readonly eventHub: EventHub;
+  /** Appends to the event log, one batch per organization for concurrent requests. */
+  readonly eventWriter: EventWriter;
   /** Forwarders: where events go; the service starts, pauses and resumes their workflows. */
   readonly forwarders: ForwardersService;
   readonly forwarderRepo: ForwarderRepository;

@@ -446,6 +446,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // While stopping, a Temporal client call that was retrying when its connection closed retries from a timer and
+  // grpc-js throws there ("Channel has been shut down"): the call's caller is gone, so the stop goes on.
+  process.on('uncaughtException', (err) => {
+    if (stoppingSince > 0 && err instanceof Error && err.message === 'Channel has been shut down') {
+      process.stderr.write('A Temporal call retried after its connection closed while stopping; ignored.\n');
+      return;
+    }
+    process.stderr.write(`\nTwinFlow stopped on an uncaught error: ${err.stack ?? String(err)}\n`);
+    process.exit(1);
+  });
 }
 
 void main();

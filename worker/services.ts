@@ -22,7 +22,7 @@ import { CertificateRepository } from '../inventory/certificates.repo';
 import { AlarmRepository } from '../inventory/alarms.repo';
 import { createPointLogger } from '../events/datapoints-log';
 import { EventHub } from '../events/hub';
-import type { EventWriter } from '../events/writer';
+import { EventWriter } from '../events/writer';
 import { EventRepository } from '../inventory/events.repo';
 import { ForwarderRepository } from '../inventory/forwarders.repo';
 import { MqttClients } from '../forwarders/deliver';
@@ -319,6 +319,7 @@ export async function createServices(
     logger,
     now: Date.now,
     readiness: readinessOf(connection, inventory),
+    eventWriter: new EventWriter(repos.events),
     eventHub: new EventHub(repos.events, {
       onError: (err) => logger.warn({ err }, 'could not read the event log for streams'),
     }),
