@@ -55,8 +55,9 @@ export function createActivities(deps: ActivityDeps) {
     deliverOperation,
     /** The first record of an operation the twin accepted (never replaces a later one). */
     async admitOperationRecord(record: OperationRecord): Promise<void> {
-      await deps.operations.insertFirst(record);
-      await deps.events.append(record.org, operationEvents(record));
+      // Inserted now: no earlier try logged its events (they are logged after the record), so no key lookups.
+      const inserted = await deps.operations.insertFirst(record);
+      await deps.events.append(record.org, operationEvents(record), { fresh: inserted });
     },
     /**
      * The twin's first push of an operation whose turn came at once: one try at the device (a transport failure
@@ -70,8 +71,8 @@ export function createActivities(deps: ActivityDeps) {
       const outcome = await deliverOperation({ ...delivery, once: true });
       const pushed = afterFirstPush(first, outcome, [], Date.now());
       const record = pushed.next === 'ended' ? pushed.records.at(-1)! : first;
-      await deps.operations.insertOrReplace(record);
-      await deps.events.append(record.org, operationEvents(record));
+      const inserted = await deps.operations.insertOrReplace(record);
+      await deps.events.append(record.org, operationEvents(record), { fresh: inserted });
       return { outcome, pushed };
     },
     /** How many operations wait for the device's next poll (the twin writes one at a time, in order). */

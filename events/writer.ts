@@ -7,12 +7,18 @@ import type { FleetEvent, NewEvent } from './event-types';
 
 /** Where the writer stores events (the event repository). */
 export interface EventSink {
-  append(org: string, events: readonly NewEvent[], options?: { checkKeys?: boolean }): Promise<FleetEvent[]>;
+  append(
+    org: string,
+    events: readonly NewEvent[],
+    options?: { checkKeys?: boolean | ReadonlySet<string> },
+  ): Promise<FleetEvent[]>;
 }
 
 interface Waiting {
   readonly org: string;
   readonly events: readonly NewEvent[];
+  /** The caller knows these keys were never logged: the store is not asked. */
+  readonly fresh: boolean;
   readonly done: (err?: unknown) => void;
 }
 
@@ -27,14 +33,19 @@ export class EventWriter {
 
   constructor(private readonly sink: EventSink) {}
 
-  /** Stores events of one organization in order after every event appended before; a logged key is skipped. */
-  append(org: string, events: readonly NewEvent[]): Promise<void> {
-    const fresh = events.filter((e) => e.key === undefined || !this.logged.has(`${org}\u0000${e.key}`));
-    if (fresh.length === 0) return Promise.resolve();
+  /**
+   * Stores events of one organization in order after every event appended before; a logged key is skipped.
+   * `fresh`: the caller knows their keys were never logged (it has just inserted the record they stand for, and
+   * events are logged after their record), so the store is not asked about them.
+   */
+  append(org: string, events: readonly NewEvent[], options: { fresh?: boolean } = {}): Promise<void> {
+    const unlogged = events.filter((e) => e.key === undefined || !this.logged.has(`${org}\u0000${e.key}`));
+    if (unlogged.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.queue.push({
         org,
-        events: fresh,
+        events: unlogged,
+        fresh: options.fresh ?? false,
         done: (err) =>
           err
             ? reject(err instanceof Error ? err : new Error('could not log events', { cause: err }))
@@ -65,7 +76,12 @@ export class EventWriter {
   private async write(org: string, waiting: readonly Waiting[]): Promise<void> {
     try {
       const events = waiting.flatMap((w) => w.events);
-      await this.sink.append(org, events, { checkKeys: true });
+      const check = new Set(
+        waiting.flatMap((w) =>
+          w.fresh ? [] : w.events.flatMap((e) => (e.key !== undefined ? [e.key] : [])),
+        ),
+      );
+      await this.sink.append(org, events, { checkKeys: check });
       for (const e of events) if (e.key !== undefined) this.remember(`${org}\u0000${e.key}`);
       for (const w of waiting) w.done();
     } catch (err) {

@@ -87,12 +87,13 @@ export class EventRepository {
 
   /**
    * Logs events of one organization, in the order given, after every event logged before. With `checkKeys`
-   * (the default) events whose key is logged already are left out. Answers what was logged.
+   * (the default) events whose key is logged already are left out; a set checks those keys only. Answers what
+   * was logged.
    */
   async append(
     org: string,
     events: readonly NewEvent[],
-    options: { readonly checkKeys?: boolean } = {},
+    options: { readonly checkKeys?: boolean | ReadonlySet<string> } = {},
   ): Promise<FleetEvent[]> {
     const fresh = await this.unlogged(org, events, options.checkKeys ?? true);
     const logged: FleetEvent[] = [];
@@ -109,11 +110,15 @@ export class EventRepository {
   }
 
   /** The events whose key is not logged yet (a key twice in one append counts once). */
-  private async unlogged(org: string, events: readonly NewEvent[], checkKeys: boolean): Promise<NewEvent[]> {
+  private async unlogged(
+    org: string,
+    events: readonly NewEvent[],
+    checkKeys: boolean | ReadonlySet<string>,
+  ): Promise<NewEvent[]> {
     const seen = new Set<string>();
     const once = events.filter((e) => e.key === undefined || (!seen.has(e.key) && !!seen.add(e.key)));
-    if (!checkKeys || seen.size === 0) return once;
-    const keys = [...seen];
+    const keys = checkKeys === true ? [...seen] : checkKeys ? [...seen].filter((k) => checkKeys.has(k)) : [];
+    if (keys.length === 0) return once;
     const found = await inParallel(keys, (k) => this.c.eventKeys.findOne({ _id: `${org}/${k}` }));
     const logged = new Set(keys.filter((_, i) => found[i] !== null));
     return logged.size === 0 ? once : once.filter((e) => e.key === undefined || !logged.has(e.key));

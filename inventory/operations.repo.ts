@@ -66,9 +66,14 @@ export class OperationRepository {
     }
   }
 
-  /** Inserts the record, or replaces it when a retried writer inserted it already (an insert costs less). */
-  async insertOrReplace(rec: OperationRecord): Promise<void> {
-    if (!(await this.insertFirst(rec))) await this.write(rec);
+  /**
+   * Inserts the record, or replaces it when a retried writer inserted it already (an insert costs less). Answers
+   * whether this call inserted it.
+   */
+  async insertOrReplace(rec: OperationRecord): Promise<boolean> {
+    if (await this.insertFirst(rec)) return true;
+    await this.write(rec);
+    return false;
   }
 
   async get(org: string, id: string): Promise<OperationRecord | null> {

@@ -238,6 +238,29 @@ describe('the writer', () => {
     expect(writes).toEqual([['a', '-'], ['b'], ['a']]);
   });
 
+  it("asks the store only about keys a caller may have logged before, not a fresh record's", async () => {
+    const asked: string[][] = [];
+    let release!: () => void;
+    const first = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const writer = new EventWriter({
+      append: async (_org, _events, options) => {
+        if (calls++ === 0) await first;
+        const check = options?.checkKeys;
+        asked.push(check instanceof Set ? [...check].sort() : [String(check)]);
+        return [];
+      },
+    });
+    const ev = (key: string): NewEvent => ({ type: 'operation.requested', at: 1, body: {}, key });
+    const a = writer.append('o', [ev('op1/requested')], { fresh: true });
+    // Grouped with a fresh append: only the other caller's keys are checked.
+    const b = writer.append('o', [ev('op2/requested'), ev('op2/ended')]);
+    const c = writer.append('o', [ev('op3/requested')], { fresh: true });
+    release();
+    await Promise.all([a, b, c]);
+    expect(asked).toEqual([[], ['op2/ended', 'op2/requested']]);
+  });
+
   it('fails every caller of a failed write, and writes the next ones', async () => {
     let fail = true;
     const writer = new EventWriter({
