@@ -58,6 +58,7 @@ function parseResponse(text: string, operationId: string): DeviceResponse | unde
 const DELIVERY_HEARTBEAT_MS = 5_000;
 const FIRST_BACKOFF_MS = 200;
 const MAX_BACKOFF_MS = 5_000;
+const NO_ANSWER = 'no answer before the deadline';
 
 interface Progress {
   transportErrors: number;
@@ -108,7 +109,7 @@ export async function deliverOperation(req: DeliveryRequest): Promise<DeliveryOu
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
         failure =
           (err as Error).name === 'TimeoutError'
-            ? 'no answer before the deadline'
+            ? NO_ANSWER
             : `device unreachable: ${cause?.code ?? cause?.message ?? (err as Error).message}`;
       }
       if (res) {
@@ -135,7 +136,9 @@ export async function deliverOperation(req: DeliveryRequest): Promise<DeliveryOu
         }
       }
       progress.transportErrors++;
-      progress.lastError = failure;
+      // A try the attempt's own deadline cut short says less than what the device answered before it.
+      const cutShort = failure === NO_ANSWER && progress.lastError !== undefined;
+      if (!cutShort) progress.lastError = failure;
       if (req.once) return { kind: 'unreachable', ...retried() };
       beat();
       const pause = Math.min(backoff, req.deadline - Date.now());

@@ -83,6 +83,14 @@ export class JobSchedulesService {
     if (problem) return refused('INVALID_ARGUMENT', problem);
     if ('at' in timing && timing.at <= this.deps.now())
       return refused('INVALID_ARGUMENT', '`at` is in the past');
+    const stopAt = request.rollout.stopAt;
+    if (stopAt !== undefined && !('at' in timing))
+      return refused(
+        'INVALID_ARGUMENT',
+        'a recurring job stops after a time of its own: rollout.stopAfterMs',
+      );
+    if (stopAt !== undefined && 'at' in timing && stopAt <= timing.at)
+      return refused('INVALID_ARGUMENT', 'rollout.stopAt comes before the job starts');
     const id = `s${this.deps.now().toString(36).padStart(9, '0')}-${randomBytes(5).toString('hex')}`;
     const input: ScheduledJobInput = { org, actor, scheduleId: id, request };
     try {

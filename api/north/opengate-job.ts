@@ -6,10 +6,19 @@ import { rolloutSchema } from './job.schemas';
 import { createOperationSchema } from './operation.schemas';
 
 const DAY = 86_400_000;
+/** The latest time a job or schedule takes (ms since epoch, in the year 2243), as the north API's own bodies. */
+const LATEST = 8_640_000_000_000;
 
 /** A moment in OpenGate's schedule: a date, or a delay in ms from now. */
 const openGateMoment = z.union([
-  z.object({ date: z.string().datetime({ offset: true }) }).strict(),
+  z
+    .object({
+      date: z
+        .string()
+        .datetime({ offset: true })
+        .refine((d) => Date.parse(d) <= LATEST, 'a date before the year 2243'),
+    })
+    .strict(),
   z
     .object({
       delayed: z

@@ -536,6 +536,12 @@ describe('jobs', () => {
       schedule: { at: 1_000 },
     });
     expect(past.status).toBe(400);
+    const fixedStop = await admin.post('/north/v1/job-schedules', {
+      job: { operation: reboot, target: { deviceIds: ids }, rollout: { stopAt: Date.now() + 3_600_000 } },
+      schedule: { everyMs: 60_000 },
+    });
+    expect(fixedStop.status).toBe(400);
+    expect(fixedStop.body.error.message).toMatch(/stopAfterMs/);
     expect((await admin.get('/north/v1/job-schedules/nope')).status).toBe(404);
   });
 

@@ -42,6 +42,7 @@ async function startDevice(answer: (call: DeviceCall) => { status: number; body?
       };
       calls.push(call);
       const { status, body } = answer(call);
+      if (status === 0) return; // a device that never answers
       const text = body === undefined ? '' : JSON.stringify(body);
       res.writeHead(status, {
         'content-type': 'application/json',
@@ -345,6 +346,37 @@ describe('the operation workflow', () => {
       });
     } finally {
       await device.close();
+    }
+  });
+
+  it('reports a device that never answers as such, and keeps what a device answered before a try cut short', async () => {
+    const silent = await startDevice(() => ({ status: 0 }));
+    let flakyCount = 0;
+    const flaky = await startDevice(() => ({ status: ++flakyCount === 1 ? 503 : 0 }));
+    try {
+      await env.withWorker(async (tq) => {
+        const run = async (url: string) => {
+          const request = operationRequest(env.org, uniqueId('dev'), {
+            delivery: 'push',
+            operationUrl: url,
+            timeoutMs: 1_000,
+            retries: 0,
+          });
+          return (await startDirectly(tq, request)).result();
+        };
+        const never = await run(silent.url);
+        expect(never).toMatchObject({ status: 'TIMEOUT' });
+        expect(never.attempts[0]).toMatchObject({ lastTransportError: 'no answer before the deadline' });
+        // 503 at once, then a try that hangs until the attempt's deadline: the 503 is what the operator reads.
+        const cut = await run(flaky.url);
+        expect(cut).toMatchObject({ status: 'TIMEOUT' });
+        expect(flakyCount).toBeGreaterThanOrEqual(2);
+        expect(cut.attempts[0]).toMatchObject({ lastTransportError: 'device answered HTTP 503' });
+        expect(cut.attempts[0]!.transportErrors).toBeGreaterThanOrEqual(2);
+      });
+    } finally {
+      await silent.close();
+      await flaky.close();
     }
   });
 

@@ -71,5 +71,8 @@ describe("OpenGate's job body", () => {
     expect(body({ start: { date: 'tomorrow' } }).success).toBe(false);
     expect(body({ start: { delayed: -1 } }).success).toBe(false);
     expect(body({ start: { date: '2026-11-27T22:00:00Z', delayed: 5 } }).success).toBe(false);
+    // Past what a job's times take: refused by the schema, not failed later.
+    expect(body({ stop: { date: '3000-01-01T00:00:00Z' } }).success).toBe(false);
+    expect(body({ start: { date: '3000-01-01T00:00:00Z' } }).success).toBe(false);
   });
 });
