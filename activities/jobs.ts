@@ -12,6 +12,7 @@ import type { JobInput } from '../workflows/job-run';
 import { type ExecutionStatus, type JobProgress, type StartResult, executionOf } from '../twins/job-plan';
 import { type OperationRecord, isFinal } from '../twins/operations';
 import type { Outcome } from '../twins/outcomes';
+import { inParallel } from '../inventory/lookups';
 
 /** What the job activities need from the operations service (it lives above activities, so it comes as a port). */
 export interface JobOperationsPort {
@@ -46,6 +47,10 @@ export interface JobActivityDeps {
 /** Requests to twins a start batch makes at once. */
 const START_CONCURRENCY = 32;
 
+/** `fn` over the items, START_CONCURRENCY at a time. */
+const atOnce = <T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> =>
+  inParallel(items, fn, START_CONCURRENCY);
+
 /**
  * The operation id of a job's device: a UUID-shaped digest of (job, device), so a request repeated after any crash
  * carries the same id and is recognised.
@@ -53,23 +58,6 @@ const START_CONCURRENCY = 32;
 export function jobOperationId(jobId: string, deviceId: string): string {
   const h = createHash('sha256').update(`${jobId}/${deviceId}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
-}
-
-async function inParallel<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 export interface StartBatch {
@@ -128,7 +116,7 @@ async function startJobTargets(deps: JobActivityDeps, b: StartBatch): Promise<St
   const targets = await deps.jobs.targetsFrom(b.org, b.jobId, b.fromSeq, b.count);
   const ids = targets.map((t) => jobOperationId(b.jobId, t.deviceId));
   const stored = new Map((await deps.operations.getMany(b.org, ids)).map((r) => [r.id, r]));
-  const results = await inParallel(targets, START_CONCURRENCY, async (t): Promise<StartResult> => {
+  const results = await atOnce(targets, async (t): Promise<StartResult> => {
     const id = jobOperationId(b.jobId, t.deviceId);
     const known = stored.get(id);
     if (known) return { seq: t.seq, deviceId: t.deviceId, operationId: id, status: known.status };
@@ -166,7 +154,7 @@ async function pollJobOperations(deps: JobActivityDeps, b: PollBatch): Promise<E
   const lost = (b.askAgain ? b.inFlight : []).filter(
     (f) => !byId.has(f.operationId) && Date.now() - f.startedAt >= REQUEST_PATIENCE_MS,
   );
-  await inParallel(lost, START_CONCURRENCY, (f) => requestOnce(deps, b, f.deviceId, f.operationId));
+  await atOnce(lost, (f) => requestOnce(deps, b, f.deviceId, f.operationId));
   const overdue = new Set(b.overdue);
   const ended: Ended[] = [];
   for (const f of b.inFlight) {
@@ -212,9 +200,7 @@ export function createJobActivities(given: JobActivityDeps | undefined) {
     /** Cancels running operations of a job (one that ended meanwhile is left as it ended). */
     async cancelJobOperations(org: string, operationIds: readonly string[], actor: string): Promise<number> {
       const deps = missing(given);
-      const out = await inParallel(operationIds, START_CONCURRENCY, (id) =>
-        deps.service.cancel(org, id, actor),
-      );
+      const out = await atOnce(operationIds, (id) => deps.service.cancel(org, id, actor));
       return out.filter((o) => o.ok).length;
     },
 

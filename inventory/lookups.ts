@@ -6,8 +6,12 @@ import type { Collection, Document, Filter, WithId } from 'mongodb';
 /** Lookups in flight at once from one read. */
 export const LOOKUPS_AT_ONCE = 16;
 
-/** `fn` over the items, at most LOOKUPS_AT_ONCE at a time; results in the items' order. */
-export async function inParallel<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+/** `fn` over the items, at most `limit` at a time; results in the items' order. */
+export async function inParallel<T, R>(
+  items: readonly T[],
+  fn: (item: T) => Promise<R>,
+  limit = LOOKUPS_AT_ONCE,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -16,7 +20,7 @@ export async function inParallel<T, R>(items: readonly T[], fn: (item: T) => Pro
       out[i] = await fn(items[i]!);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(LOOKUPS_AT_ONCE, items.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
 
