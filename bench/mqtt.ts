@@ -6,6 +6,7 @@ import { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
 import { commitPoints } from '../inventory/commit-log.repo';
 import type { CommitDoc } from '../inventory/documents';
+import { ingestDbName } from '../inventory/inventory';
 
 export interface MqttBenchOptions {
   readonly base: string;
@@ -418,7 +419,7 @@ async function storedSince(o: MqttBenchOptions, from: number, to: number): Promi
     const add = (deviceId: string, p: P) => {
       if (p.at >= from && p.at <= to) keys.add(`${deviceId}/${p.feed}/${p.at}/${p.receivedAt}`);
     };
-    for (const c of await db.collection<CommitDoc>('ingest_commits').find({}).toArray())
+    for (const c of await mongo.db(ingestDbName(o.db)).collection<CommitDoc>('ingest_commits').find({}).toArray())
       for (const p of commitPoints(c) as P[]) if (p.ds === 'reading') add(p.deviceId!, p);
     const chunks = db
       .collection<{ deviceId: string; points?: P[] }>('datapoints')

@@ -42,7 +42,10 @@ export interface OperationsBenchResult {
   readonly bareUpdateThroughput: Figures;
   readonly syncThroughput: Figures;
   readonly pollWithOperation: Figures;
+  /** Empty polls made right after the device's own hand-over, while the other devices still hand over. */
   readonly pollEmpty: Figures;
+  /** Empty polls with every device polling at once and nothing waiting for any of them. */
+  readonly pollEmptyAtOnce: Figures;
   /** A bare no-op Update, as many at once as devices poll. */
   readonly bareNoopUpdate: Figures;
   /** Per synchronous operation, on a sample of twins: workflow tasks and operation workflows started. */
@@ -249,8 +252,11 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
   const sleepyKeys = await provision(o, sleepy, () => ({ sleepy: true }));
   const withOp: number[] = [];
   const empty: number[] = [];
+  const emptyAtOnce: number[] = [];
   let pollErrors = 0;
+  let emptyErrors = 0;
   let pollSeconds = 0;
+  let emptySeconds = 0;
   const poll = (id: string) =>
     call('GET', `${o.base}/south/v80/devices/${id}/operation/pending`, sleepyKeys.get(id));
   const pollOnce = async (id: string) => {
@@ -279,9 +285,22 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
     const t0 = performance.now();
     await Promise.all(sleepy.map(pollOnce));
     pollSeconds += (performance.now() - t0) / 1000;
+    // Then every device polls at once again, with nothing waiting for any of them.
+    const t1 = performance.now();
+    await Promise.all(
+      sleepy.map(async (id) => {
+        const start = performance.now();
+        const got = await poll(id);
+        if (got.status === 200 && Array.isArray(got.json) && got.json.length === 0)
+          emptyAtOnce.push(performance.now() - start);
+        else emptyErrors++;
+      }),
+    );
+    emptySeconds += (performance.now() - t1) / 1000;
   }
   const pollWithOperation = figures(withOp, pollSeconds, pollErrors);
   const pollEmpty = figures(empty, pollSeconds, 0);
+  const pollEmptyAtOnce = figures(emptyAtOnce, emptySeconds, emptyErrors);
   // The bare reference: as many no-op Updates at once, on as many long-lived workflows.
   const bare = await startBareTwins(temporalAddress, sleepy);
   const noop: number[] = [];
@@ -305,9 +324,10 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
   o.say(
     `   ${`poll that hands over an operation, ${n} at once:`.padEnd(52)} ${describeFigures(pollWithOperation, 'polls')}`,
   );
-  o.say(`   ${'poll with nothing waiting:'.padEnd(52)} ${describeFigures(pollEmpty, 'polls')}`);
+  o.say(`   ${'empty poll right after its hand-over, amid others:'.padEnd(52)} ${describeFigures(pollEmpty, 'polls')}`);
+  o.say(`   ${`empty polls, ${n} at once:`.padEnd(52)} ${describeFigures(pollEmptyAtOnce, 'polls')}`);
   o.say(`   ${`bare no-op Update, ${n} at once:`.padEnd(52)} ${describeFigures(bareNoopUpdate, 'updates')}`);
-  return { pollWithOperation, pollEmpty, bareNoopUpdate };
+  return { pollWithOperation, pollEmpty, pollEmptyAtOnce, bareNoopUpdate };
 }
 
 export async function runOperationsBench(o: OperationsBenchOptions): Promise<OperationsBenchResult> {
@@ -349,6 +369,6 @@ export function summarizeOperations(o: OperationsBenchResult): string[] {
     `                        CPU a bare update ${describeCpu(o.bareUpdateCpu)}`,
     `  operation throughput  ${fmt(o.syncThroughput.rate)} operations/s at 64 at once (p99 ${fmt(o.syncThroughput.p99, 1)} ms); bare Update + local activity ${fmt(o.bareUpdateThroughput.rate)}/s, bare HTTP ${fmt(o.bareThroughput.rate)}/s`,
     `  pending poll          handing over one operation p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms (aim: p99 at most ${fmt(pollAim, 1)} ms, 2x the bare no-op Update's ${fmt(o.bareNoopUpdate.p99, 1)} ms at the same concurrency)`,
-    `                        empty poll p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms (aim: p99 20 ms or less)`,
+    `                        empty polls, every device at once: p50 ${fmt(o.pollEmptyAtOnce.p50, 1)} ms, p99 ${fmt(o.pollEmptyAtOnce.p99, 1)} ms (aim: p99 20 ms or less); right after a hand-over, amid others handing over, p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms`,
   ];
 }

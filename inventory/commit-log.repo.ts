@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRawSync } from 'node:zlib';
-import { Binary, MongoServerError } from 'mongodb';
+import { Binary, type Collection, MongoServerError, type OptionalUnlessRequiredId } from 'mongodb';
 import type { CommitDoc, DatapointDoc } from './documents';
 import type { Collections } from './inventory';
 
@@ -20,6 +20,18 @@ const deflate = promisify(deflateRaw);
 
 /** Deletes sent in one command at most. */
 const DELETE_SLICE = 100;
+
+/** Documents moved at a time from where an earlier release kept the commit log. */
+const LEGACY_PAGE = 100;
+
+/** Inserts a document; one with its `_id` already there is left as it is. */
+async function insertUnlessPresent<T extends { _id: string }>(col: Collection<T>, doc: T): Promise<void> {
+  try {
+    await col.insertOne(doc as OptionalUnlessRequiredId<T>);
+  } catch (err) {
+    if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+  }
+}
 
 /** Instance names: what a host name and port, or a pod name, look like. */
 export const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -78,6 +90,8 @@ export class CommitLogRepository {
   private seq = 0;
   /** Names whose commits this process holds besides its own (adopted), with their ids' prefixes. */
   private readonly adopted = new Set<string>();
+  /** Whether what an earlier release left in the inventory's database was moved to the log's own yet. */
+  private legacyMoved = false;
 
   constructor(
     private readonly c: Collections,
@@ -112,6 +126,10 @@ export class CommitLogRepository {
    * another process claimed first is left to it). Names it adopted whose commits are all gone are released.
    */
   async adopt(now: number, leaseMs: number): Promise<Commit[]> {
+    if (!this.legacyMoved) {
+      await this.moveLegacy();
+      this.legacyMoved = true;
+    }
     const ids = (await this.c.commits.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
     const owners = await this.c.ingestOwners.find({}).toArray();
     const heartbeats = new Map(owners.map((o) => [o._id, o.heartbeatAt]));
@@ -128,6 +146,27 @@ export class CommitLogRepository {
     const docs = await this.c.commits.find({ _id: { $in: wanted } }).toArray();
     docs.sort((a, b) => a.at - b.at || (a._id < b._id ? -1 : 1));
     return docs.map((d) => ({ id: d._id, points: commitPoints(d) }));
+  }
+
+  /**
+   * Moves the commits and owners an earlier release kept in the inventory's database into the log's own
+   * database, a page at a time: each is inserted here before it is deleted there, so a crash in between leaves
+   * it in both and the next start moves it again (the copy already here is kept). Instances of the earlier
+   * release must all be stopped first: one still running would go on writing there.
+   */
+  private async moveLegacy(): Promise<void> {
+    for (;;) {
+      const owners = await this.c.legacyIngestOwners.find({}).limit(LEGACY_PAGE).toArray();
+      if (owners.length === 0) break;
+      for (const doc of owners) await insertUnlessPresent(this.c.ingestOwners, doc);
+      await this.c.legacyIngestOwners.deleteMany({ _id: { $in: owners.map((d) => d._id) } });
+    }
+    for (;;) {
+      const commits = await this.c.legacyCommits.find({}).limit(LEGACY_PAGE).toArray();
+      if (commits.length === 0) break;
+      for (const doc of commits) await insertUnlessPresent(this.c.commits, doc);
+      await this.c.legacyCommits.deleteMany({ _id: { $in: commits.map((d) => d._id) } });
+    }
   }
 
   /** One conditional update: true when this process now holds `name`'s commits. */

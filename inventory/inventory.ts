@@ -35,8 +35,12 @@ export interface Collections {
   readonly apiKeys: Collection<ApiKeyDoc>;
   readonly datapoints: Collection<DatapointChunkDoc>;
   readonly latest: Collection<LatestPageDoc>;
+  /** The ingest commit log and its owners, in a database of their own (see ingestDbName). */
   readonly commits: Collection<CommitDoc>;
   readonly ingestOwners: Collection<IngestOwnerDoc>;
+  /** Where the commit log lived before it had a database of its own: read once at start, then emptied. */
+  readonly legacyCommits: Collection<CommitDoc>;
+  readonly legacyIngestOwners: Collection<IngestOwnerDoc>;
   readonly operations: Collection<OperationDoc>;
   readonly pendingMarkers: Collection<PendingMarkerDoc>;
   readonly jobs: Collection<JobDoc>;
@@ -61,9 +65,21 @@ export interface Collections {
   readonly deadLetters: Collection<DeadLetterDoc>;
 }
 
+/**
+ * The database of the ingest commit log, beside the inventory's. On the embedded FerretDB every database is a
+ * SQLite file of its own, and a file has one write lock: in the inventory's file the commit inserts that
+ * acknowledgements wait for queued behind the write-back's history inserts and latest-page rewrites and the
+ * twins' writes, and SQLite's busy wait has no order, so one insert could lose the lock for seconds. In a file
+ * of its own a commit insert waits only for the write-back's deletes of written-back commits. On MongoDB it is
+ * just a second database.
+ */
+export const ingestDbName = (dbName: string): string => `${dbName}_ingest`;
+
 export interface Inventory {
   readonly client: MongoClient;
   readonly db: Db;
+  /** The ingest commit log's database (ingestDbName). */
+  readonly ingestDb: Db;
   readonly collections: Collections;
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -73,14 +89,17 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: 32 });
   await client.connect();
   const db = client.db(dbName);
+  const ingestDb = client.db(ingestDbName(dbName));
   const collections: Collections = {
     organizations: db.collection<OrganizationDoc>('organizations'),
     devices: db.collection<DeviceDoc>('devices'),
     apiKeys: db.collection<ApiKeyDoc>('api_keys'),
     datapoints: db.collection<DatapointChunkDoc>('datapoints'),
     latest: db.collection<LatestPageDoc>('latest'),
-    commits: db.collection<CommitDoc>('ingest_commits'),
-    ingestOwners: db.collection<IngestOwnerDoc>('ingest_owners'),
+    commits: ingestDb.collection<CommitDoc>('ingest_commits'),
+    ingestOwners: ingestDb.collection<IngestOwnerDoc>('ingest_owners'),
+    legacyCommits: db.collection<CommitDoc>('ingest_commits'),
+    legacyIngestOwners: db.collection<IngestOwnerDoc>('ingest_owners'),
     operations: db.collection<OperationDoc>('operations'),
     pendingMarkers: db.collection<PendingMarkerDoc>('pending_markers'),
     jobs: db.collection<JobDoc>('jobs'),
@@ -108,6 +127,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
   return {
     client,
     db,
+    ingestDb,
     collections,
     ping: async () => {
       await db.command({ ping: 1 });

@@ -117,9 +117,11 @@ const envSchema = z.object({
       .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
       .optional(),
   ),
+  // At most 56 characters: the ingest commit log's database adds `_ingest` (inventory/inventory.ts), and
+  // MongoDB names stay under 64.
   MONGODB_DB: z
     .string()
-    .regex(/^[A-Za-z0-9_-]{1,63}$/)
+    .regex(/^[A-Za-z0-9_-]{1,56}$/, 'must be 1 to 56 letters, digits, _ or -')
     .default('twinflow'),
   TWINFLOW_WORKFLOW_BUNDLE: optionalText,
   /** A module of twin types written outside TwinFlow (`export default [defineTwin(...), ...]`). */

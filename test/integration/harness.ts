@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { commitPoints } from '../../inventory/commit-log.repo';
 import type { CommitDoc } from '../../inventory/documents';
+import { ingestDbName } from '../../inventory/inventory';
 import { getFreePort } from '../../worker/local-stack';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -232,7 +233,7 @@ export const collectBody = (
 export async function writtenBack(mongo: MongoClient, db: string, timeoutMs = 30_000): Promise<void> {
   await eventually(
     async () =>
-      (await mongo.db(db).collection('ingest_commits').countDocuments({})) === 0 ? true : undefined,
+      (await mongo.db(ingestDbName(db)).collection('ingest_commits').countDocuments({})) === 0 ? true : undefined,
     timeoutMs,
   );
 }
@@ -248,7 +249,7 @@ export async function storedPoints(
 ): Promise<{ org: string; deviceId: string; ds: string; at: number }[]> {
   type Point = { org: string; deviceId: string; ds: string; feed: string; at: number; receivedAt: number };
   // Commits first: the write-back deletes a commit only after its chunks are stored.
-  const commits = await mongo.db(db).collection<CommitDoc>('ingest_commits').find({}).toArray();
+  const commits = await mongo.db(ingestDbName(db)).collection<CommitDoc>('ingest_commits').find({}).toArray();
   const chunks = await mongo
     .db(db)
     .collection<{ org: string; deviceId: string; ds: string; level: number; points?: Point[] }>('datapoints')

@@ -5,7 +5,16 @@
 import type { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
 import { getFreePort } from '../../worker/local-stack';
-import { apiClient, eventually, mongoClient, startTwinflow, storedPoints, uniqueName } from './harness';
+import { ingestDbName } from '../../inventory/inventory';
+import {
+  apiClient,
+  eventually,
+  mongoClient,
+  startTwinflow,
+  storedPoints,
+  uniqueName,
+  writtenBack,
+} from './harness';
 
 jest.setTimeout(180_000);
 
@@ -123,7 +132,7 @@ describe('MQTT ingest through a crash', () => {
 
     // A clean stop writes everything back: the chunks and latest pages alone now hold it all.
     expect(await tf.stop()).toBe(0);
-    expect(await mongo.db(db).collection('ingest_commits').countDocuments({})).toBe(0);
+    expect(await mongo.db(ingestDbName(db)).collection('ingest_commits').countDocuments({})).toBe(0);
     const chunked = new Set((await storedPoints(mongo, db)).map((d) => `${d.deviceId}/${d.at}`));
     expect([...acked].filter((k) => !chunked.has(k))).toEqual([]);
     const pages = await mongo
@@ -139,7 +148,7 @@ describe('MQTT ingest through a crash', () => {
 
   it("leaves a live process's commits to it, and adopts a killed one's once its lease runs out", async () => {
     const db = uniqueName('adopt');
-    const commits = () => mongo.db(db).collection<{ _id: string }>('ingest_commits');
+    const commits = () => mongo.db(ingestDbName(db)).collection<{ _id: string }>('ingest_commits');
     // No write-back in the first process: what it acknowledges stays in its commits.
     const quiet = { TWINFLOW_WRITEBACK_HISTORY_MS: '600000', TWINFLOW_WRITEBACK_LATEST_MS: '600000' };
     const lease = { TWINFLOW_INGEST_LEASE_MS: '3000' };
@@ -182,7 +191,56 @@ describe('MQTT ingest through a crash', () => {
     const points = await storedPoints(mongo, db, { deviceId: 'adopted-1' });
     // Every point once: adopted by one process only, written back once.
     expect(points.map((p) => p.at).sort()).toEqual([1, 2, 3, 4, 5].map((i) => 1_700_000_000_000 + i));
-    const owners = mongo.db(db).collection<{ _id: string }>('ingest_owners');
+    const owners = mongo.db(ingestDbName(db)).collection<{ _id: string }>('ingest_owners');
     expect(await owners.countDocuments({ _id: 'ingest-a' })).toBe(0);
+  });
+  it('moves the commit log an earlier release kept in the inventory database, and writes it back', async () => {
+    const db = uniqueName('legacy');
+    let tf = await startTwinflow({ db });
+    const created = await apiClient(tf.baseUrl, tf.adminKey).post('/north/v1/devices', { id: 'legacy-1' });
+    expect(created.status).toBe(201);
+    const doc = await mongo
+      .db(db)
+      .collection<{ id: string; org: string }>('devices')
+      .findOne({ id: 'legacy-1' });
+    const org = doc!.org;
+    expect(await tf.stop()).toBe(0);
+
+    // What an earlier release left behind when it was killed: commits in the inventory's own database (one in
+    // the plain JSON of older commits), and its owner record, silent since long ago.
+    const at = (i: number) => 1_700_000_000_000 + i;
+    const point = (i: number) => ({
+      org,
+      deviceId: 'legacy-1',
+      ds: 'seq',
+      feed: 'default',
+      at: at(i),
+      value: i,
+      receivedAt: at(i),
+    });
+    const legacy = mongo.db(db);
+    await legacy
+      .collection<{ _id: string }>('ingest_owners')
+      .insertOne({ _id: 'old-release', incarnation: 'a1b2c3d4', heartbeatAt: 1 } as never);
+    await legacy.collection<{ _id: string }>('ingest_commits').insertMany([
+      { _id: 'old-release/a1b2c3d4/00000000', at: at(2), points: JSON.stringify([point(1), point(2)]) },
+      { _id: 'old-release/a1b2c3d4/00000001', at: at(3), points: JSON.stringify([point(3)]) },
+    ] as never[]);
+
+    tf = await startTwinflow({ db, adminKey: tf.adminKey, env: { TWINFLOW_WRITEBACK_HISTORY_MS: '200' } });
+    try {
+      await writtenBack(mongo, db);
+      expect(await legacy.collection('ingest_commits').countDocuments({})).toBe(0);
+      expect(await legacy.collection('ingest_owners').countDocuments({})).toBe(0);
+      const points = await storedPoints(mongo, db, { deviceId: 'legacy-1' });
+      expect(points.map((p) => p.at).sort()).toEqual([1, 2, 3].map(at));
+      const read = await apiClient(tf.baseUrl, tf.adminKey).get(
+        `/north/v1/devices/legacy-1/datastreams/seq/datapoints?from=${at(0)}&to=${at(9)}`,
+      );
+      expect(read.status).toBe(200);
+      expect(read.body.datapoints.map((p: { value: number }) => p.value)).toEqual([3, 2, 1]);
+    } finally {
+      expect(await tf.stop()).toBe(0);
+    }
   });
 });
