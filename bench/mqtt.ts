@@ -419,7 +419,11 @@ async function storedSince(o: MqttBenchOptions, from: number, to: number): Promi
     const add = (deviceId: string, p: P) => {
       if (p.at >= from && p.at <= to) keys.add(`${deviceId}/${p.feed}/${p.at}/${p.receivedAt}`);
     };
-    for (const c of await mongo.db(ingestDbName(o.db)).collection<CommitDoc>('ingest_commits').find({}).toArray())
+    for (const c of await mongo
+      .db(ingestDbName(o.db))
+      .collection<CommitDoc>('ingest_commits')
+      .find({})
+      .toArray())
       for (const p of commitPoints(c) as P[]) if (p.ds === 'reading') add(p.deviceId!, p);
     const chunks = db
       .collection<{ deviceId: string; points?: P[] }>('datapoints')

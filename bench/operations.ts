@@ -324,7 +324,9 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
   o.say(
     `   ${`poll that hands over an operation, ${n} at once:`.padEnd(52)} ${describeFigures(pollWithOperation, 'polls')}`,
   );
-  o.say(`   ${'empty poll right after its hand-over, amid others:'.padEnd(52)} ${describeFigures(pollEmpty, 'polls')}`);
+  o.say(
+    `   ${'empty poll right after its hand-over, amid others:'.padEnd(52)} ${describeFigures(pollEmpty, 'polls')}`,
+  );
   o.say(`   ${`empty polls, ${n} at once:`.padEnd(52)} ${describeFigures(pollEmptyAtOnce, 'polls')}`);
   o.say(`   ${`bare no-op Update, ${n} at once:`.padEnd(52)} ${describeFigures(bareNoopUpdate, 'updates')}`);
   return { pollWithOperation, pollEmpty, pollEmptyAtOnce, bareNoopUpdate };

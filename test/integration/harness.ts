@@ -233,7 +233,9 @@ export const collectBody = (
 export async function writtenBack(mongo: MongoClient, db: string, timeoutMs = 30_000): Promise<void> {
   await eventually(
     async () =>
-      (await mongo.db(ingestDbName(db)).collection('ingest_commits').countDocuments({})) === 0 ? true : undefined,
+      (await mongo.db(ingestDbName(db)).collection('ingest_commits').countDocuments({})) === 0
+        ? true
+        : undefined,
     timeoutMs,
   );
 }
