@@ -10,6 +10,8 @@ export interface MetricSources {
     largestBatch: number;
     refused: number;
     commitSeconds: number;
+    commitEncodeSeconds: number;
+    commitInsertSeconds: number;
     historySeconds: number;
     latestSeconds: number;
     latestPages: number;
@@ -71,6 +73,18 @@ const INGEST_FIGURES: readonly [string, Kind, string, keyof IngestFigures][] = [
     'counter',
     'Time group-commit writes spent storing their commit document',
     'commitSeconds',
+  ],
+  [
+    'twinflow_ingest_commit_encode_seconds_total',
+    'counter',
+    'Of the commit writes: time encoding the points (JSON, then deflate on the thread pool)',
+    'commitEncodeSeconds',
+  ],
+  [
+    'twinflow_ingest_commit_insert_seconds_total',
+    'counter',
+    'Of the commit writes: time from sending the insert to its answer',
+    'commitInsertSeconds',
   ],
   [
     'twinflow_ingest_history_write_seconds_total',

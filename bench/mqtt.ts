@@ -327,6 +327,8 @@ const METRICS = [
   'twinflow_ingest_history_write_seconds_total',
   'twinflow_ingest_latest_write_seconds_total',
   'twinflow_ingest_latest_pages_total',
+  'twinflow_ingest_commit_encode_seconds_total',
+  'twinflow_ingest_commit_insert_seconds_total',
 ] as const;
 
 /** Where the time went during a run: commit inserts on the hot path, history and latest write-back beside it. */
@@ -335,11 +337,20 @@ async function measured<T extends { elapsed: number }>(o: MqttBenchOptions, run:
   const m0 = await scrapeAll();
   const result = await run();
   const m1 = await scrapeAll();
-  const [signals = 0, writes = 0, messages = 0, commitS = 0, historyS = 0, latestS = 0, pages = 0] = m1.map(
-    (v, i) => v - m0[i]!,
-  );
+  const [
+    signals = 0,
+    writes = 0,
+    messages = 0,
+    commitS = 0,
+    historyS = 0,
+    latestS = 0,
+    pages = 0,
+    encodeS = 0,
+    insertS = 0,
+  ] = m1.map((v, i) => v - m0[i]!);
+  const lag = await scrape(o.base, 'twinflow_nodejs_eventloop_lag_p99_seconds');
   o.say(
-    `    ${fmt(writes)} group commits of ${fmt(messages / writes, 0)} messages on average, ${fmt((1000 * commitS) / writes, 1)} ms each (commit inserts busy ${fmt((100 * commitS) / result.elapsed)}% of the time); write-back: history ${fmt(historyS, 1)} s, ${fmt(pages)} latest pages ${fmt(latestS, 1)} s; ${fmt(signals / result.elapsed, 1)} twin signals/s`,
+    `    ${fmt(writes)} group commits of ${fmt(messages / writes, 0)} messages on average, ${fmt((1000 * commitS) / writes, 1)} ms each (encoding ${fmt((1000 * encodeS) / writes, 1)} ms, the insert's round trip ${fmt((1000 * insertS) / writes, 1)} ms; commits under way ${fmt((100 * commitS) / result.elapsed)}% of the time; event-loop delay p99 ${fmt(1000 * lag, 1)} ms); write-back: history ${fmt(historyS, 1)} s, ${fmt(pages)} latest pages ${fmt(latestS, 1)} s; ${fmt(signals / result.elapsed, 1)} twin signals/s`,
   );
   return result;
 }

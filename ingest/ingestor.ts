@@ -92,7 +92,13 @@ export class Ingestor {
    * writing commits) and the write-back's (history and latest seconds, what is held).
    */
   counters() {
-    return { ...this.commit.counters(), commitSeconds: this.commitSeconds, ...this.writeBack.counters() };
+    return {
+      ...this.commit.counters(),
+      commitSeconds: this.commitSeconds,
+      commitEncodeSeconds: this.deps.commits.timings.encodeSeconds,
+      commitInsertSeconds: this.deps.commits.timings.insertSeconds,
+      ...this.writeBack.counters(),
+    };
   }
 
   /**
