@@ -4,12 +4,15 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { type DeviceEmulator, startDeviceEmulator } from '../emulator/device-emulator';
 import { type CpuSample, cpuPerUnit, describeCpu, sampleCpu } from './cpu';
+import { startBareHttp } from './bare-http-child';
 import { type BareTwins, startBareTwins } from './operations-bare';
 
 export interface OperationsBenchOptions {
   readonly base: string;
   /** The Temporal server TwinFlow runs on: the bare reference runs its workflows there too. */
   readonly temporalAddress: string;
+  /** TwinFlow's store (database `twinflow`): the bare poll reference reads it too. */
+  readonly mongoUri: string;
   readonly adminKey: string;
   readonly say: (line: string) => void;
   /** Devices answering synchronously. */
@@ -46,6 +49,9 @@ export interface OperationsBenchResult {
   readonly pollEmpty: Figures;
   /** Empty polls with every device polling at once and nothing waiting for any of them. */
   readonly pollEmptyAtOnce: Figures;
+  /** As many GETs at once to a bare HTTP server in its own process: answered at once, and after one `_id` read. */
+  readonly bareGetAtOnce: Figures;
+  readonly bareGetReadAtOnce: Figures;
   /** A bare no-op Update, as many at once as devices poll. */
   readonly bareNoopUpdate: Figures;
   /** Per synchronous operation, on a sample of twins: workflow tasks and operation workflows started. */
@@ -298,6 +304,7 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
     );
     emptySeconds += (performance.now() - t1) / 1000;
   }
+  const { bareGetAtOnce, bareGetReadAtOnce } = await bareGets(o, sleepy);
   const pollWithOperation = figures(withOp, pollSeconds, pollErrors);
   const pollEmpty = figures(empty, pollSeconds, 0);
   const pollEmptyAtOnce = figures(emptyAtOnce, emptySeconds, emptyErrors);
@@ -328,8 +335,45 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
     `   ${'empty poll right after its hand-over, amid others:'.padEnd(52)} ${describeFigures(pollEmpty, 'polls')}`,
   );
   o.say(`   ${`empty polls, ${n} at once:`.padEnd(52)} ${describeFigures(pollEmptyAtOnce, 'polls')}`);
+  o.say(`   ${`bare HTTP GET, ${n} at once:`.padEnd(52)} ${describeFigures(bareGetAtOnce, 'requests')}`);
+  o.say(
+    `   ${`bare HTTP GET reading one _id, ${n} at once:`.padEnd(52)} ${describeFigures(bareGetReadAtOnce, 'requests')}`,
+  );
   o.say(`   ${`bare no-op Update, ${n} at once:`.padEnd(52)} ${describeFigures(bareNoopUpdate, 'updates')}`);
-  return { pollWithOperation, pollEmpty, pollEmptyAtOnce, bareNoopUpdate };
+  return { pollWithOperation, pollEmpty, pollEmptyAtOnce, bareGetAtOnce, bareGetReadAtOnce, bareNoopUpdate };
+}
+
+/**
+ * The floors under an empty poll: every device's GET at once, as many rounds as the polls ran, to a bare HTTP
+ * server in its own process that answers an empty list at once, and to one that first reads the device's
+ * pending marker by `_id` from the same store.
+ */
+async function bareGets(o: OperationsBenchOptions, ids: readonly string[]) {
+  const bare = await startBareHttp({ BARE_MONGODB_URI: o.mongoUri, BARE_MONGODB_DB: 'twinflow' });
+  try {
+    const rounds = async (query: (id: string) => string) => {
+      const took: number[] = [];
+      let errors = 0;
+      const t0 = performance.now();
+      for (let round = 0; round < o.pollRounds; round++) {
+        await Promise.all(
+          ids.map(async (id) => {
+            const start = performance.now();
+            const res = await fetch(`http://127.0.0.1:${bare.port}/poll${query(id)}`).catch(() => undefined);
+            if (res?.status === 200 && (await res.text()) === '[]') took.push(performance.now() - start);
+            else errors++;
+          }),
+        );
+      }
+      return figures(took, (performance.now() - t0) / 1000, errors);
+    };
+    await rounds(() => ''); // the server's first requests, and the client's connections
+    const bareGetAtOnce = await rounds(() => '');
+    const bareGetReadAtOnce = await rounds((id) => `?read=${encodeURIComponent(`default/${id}`)}`);
+    return { bareGetAtOnce, bareGetReadAtOnce };
+  } finally {
+    bare.stop();
+  }
 }
 
 export async function runOperationsBench(o: OperationsBenchOptions): Promise<OperationsBenchResult> {
@@ -372,5 +416,6 @@ export function summarizeOperations(o: OperationsBenchResult): string[] {
     `  operation throughput  ${fmt(o.syncThroughput.rate)} operations/s at 64 at once (p99 ${fmt(o.syncThroughput.p99, 1)} ms); bare Update + local activity ${fmt(o.bareUpdateThroughput.rate)}/s, bare HTTP ${fmt(o.bareThroughput.rate)}/s`,
     `  pending poll          handing over one operation p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms (aim: p99 at most ${fmt(pollAim, 1)} ms, 2x the bare no-op Update's ${fmt(o.bareNoopUpdate.p99, 1)} ms at the same concurrency)`,
     `                        empty polls, every device at once: p50 ${fmt(o.pollEmptyAtOnce.p50, 1)} ms, p99 ${fmt(o.pollEmptyAtOnce.p99, 1)} ms (aim: p99 20 ms or less); right after a hand-over, amid others handing over, p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms`,
+    `                        as many bare HTTP GETs at once: p99 ${fmt(o.bareGetAtOnce.p99, 1)} ms answered at once, ${fmt(o.bareGetReadAtOnce.p99, 1)} ms after one _id read from the same store`,
   ];
 }

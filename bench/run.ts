@@ -5,7 +5,7 @@
 // behaviours (10,000 twins holding timers at rest, threshold datapoint to alarm) runs on a stack of its own too.
 // BENCH_ONLY=temporal-steps,twin-memory,behaviours,identity,mqtt,tls,operations,jobs,events,forwarders,provisioning,collect picks
 // sections.
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { SHARED_WORKFLOW_MODULES } from '../worker/workflow-bundle';
 import { runIdentityBench } from './identity';
 import { runEventsBench } from './events';
 import { runForwardersBench } from './forwarders';
+import { startBareHttp } from './bare-http-child';
 import { type JobsBenchResult, runJobsBench } from './jobs';
 import { mosquittoInstalled, startMosquitto } from './mosquitto';
 import { type MqttBenchOptions, type MqttBenchResult, runMqttBench } from './mqtt';
@@ -201,21 +202,14 @@ async function collectLoop(
 
 /** The same loop against a bare HTTP POST server in its own process. */
 async function bareHttpCollect(devices: readonly { id: string; key: string }[]): Promise<CollectRun> {
-  const child = fork(path.join(__dirname, 'bare-http.ts'), [], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const bare = await startBareHttp();
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.once('message', (m) => resolve((m as { port: number }).port));
-      child.once('exit', (code) => reject(new Error(`the bare HTTP server exited (${code})`)));
-    });
     return await collectLoop(
-      (d) => `http://127.0.0.1:${port}/south/v80/devices/${d.id}/collect/iot`,
+      (d) => `http://127.0.0.1:${bare.port}/south/v80/devices/${d.id}/collect/iot`,
       devices,
     );
   } finally {
-    child.kill();
+    bare.stop();
   }
 }
 
@@ -266,7 +260,7 @@ async function stackPorts() {
 /** A stack of its own, stopped (and its data removed) when `fn` is done or the benchmark is interrupted. */
 async function withStack<T>(
   extraEnv: NodeJS.ProcessEnv,
-  fn: (stack: { base: string; pid: number; temporalAddress: string }) => Promise<T>,
+  fn: (stack: { base: string; pid: number; temporalAddress: string; mongoUri: string }) => Promise<T>,
 ): Promise<T> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'twinflow-bench-'));
   const ports = await stackPorts();
@@ -285,6 +279,7 @@ async function withStack<T>(
       base: `http://127.0.0.1:${ports.api}`,
       pid: stack.pid!,
       temporalAddress: extraEnv.TEMPORAL_ADDRESS ?? `127.0.0.1:${ports.temporal}`,
+      mongoUri: `mongodb://127.0.0.1:${ports.mongo}/`,
     });
   } finally {
     process.off('SIGINT', interrupted);
@@ -438,8 +433,8 @@ async function postgresOperations(): Promise<OperationsBenchResult | undefined> 
     `  Temporal on PostgreSQL at ${server.address} (databases ${server.databases.main}, ${server.databases.visibility})`,
   );
   try {
-    return await withStack({ TEMPORAL_ADDRESS: server.address }, ({ base, temporalAddress }) =>
-      runOperationsBench({ base, temporalAddress, ...OPERATIONS_OPTIONS }),
+    return await withStack({ TEMPORAL_ADDRESS: server.address }, ({ base, temporalAddress, mongoUri }) =>
+      runOperationsBench({ base, temporalAddress, mongoUri, ...OPERATIONS_OPTIONS }),
     );
   } finally {
     await server
@@ -576,6 +571,7 @@ async function main(): Promise<void> {
       ops = await runOperationsBench({
         base,
         temporalAddress: `127.0.0.1:${ports.temporal}`,
+        mongoUri: `mongodb://127.0.0.1:${ports.mongo}/`,
         ...OPERATIONS_OPTIONS,
       });
     }

@@ -2,6 +2,7 @@
 import {
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -66,6 +67,9 @@ export interface TwinWorkflowOptions {
 }
 
 const MIN_EVENTS_BEFORE_CONTINUE = 20;
+
+/** Patch: a routine snapshot published when its interval ran out, without the debounce urgent ones wait. */
+export const ROUTINE_SNAPSHOT_WITHOUT_DEBOUNCE = 'routine-snapshot-without-debounce';
 
 const DEFAULT_TWIN_OPTIONS: TwinWorkflowOptions = {
   snapshotDebounceMs: 1_000,
@@ -147,16 +151,21 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
       const { state, snapshotPending } = twin;
       return await continueAsNew<typeof twinWorkflow>({ ...input, state, snapshotPending });
     }
-    // Routine changes wait for the interval (or until something urgent comes); then a short debounce turns a
-    // burst into one write. The read model's latest values do not wait: the ingest path writes them.
+    // Routine changes wait for the interval (or until something urgent comes); an urgent one waits a short
+    // debounce that turns a burst into one write. The read model's latest values do not wait: the ingest path
+    // writes them.
+    let waitedInterval = false;
     if (twin.snapshotPending === 'routine') {
-      await condition(
+      waitedInterval = !(await condition(
         () => twin.snapshotPending === 'urgent' || twin.decommissioned || historyTooLong(),
         options.snapshotIntervalMs,
-      );
+      ));
       if (twin.decommissioned || historyTooLong()) continue;
     }
-    await sleep(options.snapshotDebounceMs);
+    // A routine snapshot that waited out the whole interval has gathered its burst already: a debounce on top
+    // would cost every such snapshot a second workflow task (10,000 busy twins: 333 extra tasks a second).
+    if (!(waitedInterval && patched(ROUTINE_SNAPSHOT_WITHOUT_DEBOUNCE)))
+      await sleep(options.snapshotDebounceMs);
     await publishTwinSnapshot(org, deviceId, twin.takeSnapshot());
   }
 }

@@ -15,6 +15,7 @@ import {
 } from '../../../workflows/twin.messages';
 import { eventually } from '../harness';
 import {
+  FAST_TWIN_OPTIONS,
   type WorkflowEnv,
   openWorkflowEnv,
   operationRequest,
@@ -96,6 +97,41 @@ describe('the twin workflow', () => {
         return d?.twin && d.twin.version >= state.version ? d : undefined;
       });
       expect(doc.twin?.counters.datapoints).toBe(2);
+    }));
+
+  it('publishes a routine snapshot when its interval runs out, without the debounce an urgent one waits', () =>
+    env.withWorker(async (tq) => {
+      const deviceId = uniqueId('dev');
+      await env.inventory.db
+        .collection<{ _id: string }>('devices')
+        .insertOne({ _id: deviceDocId(env.org, deviceId) });
+      const twin = await startTwin(env, tq, deviceId, {
+        options: { ...FAST_TWIN_OPTIONS, snapshotDebounceMs: 50, snapshotIntervalMs: 400 },
+      });
+      const batches = (n: number) =>
+        eventually(async () => {
+          const s = await twin.query(getTwinStateQuery);
+          return s.counters.batches === n ? s : undefined;
+        });
+      const published = (version: number) =>
+        eventually(async () => {
+          const d = await env.inventory.db
+            .collection<{ _id: string; twin?: { version: number } }>('devices')
+            .findOne({ _id: deviceDocId(env.org, deviceId) });
+          return d?.twin && d.twin.version >= version ? d : undefined;
+        });
+      // The first batch is the device's first contact: urgent, published after the debounce.
+      await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'level', value: 1, at: 1_000 }]));
+      await published((await batches(1)).version);
+      // The second changes values and counters only: routine, published once the interval has run out.
+      await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'level', value: 2, at: 2_000 }]));
+      await published((await batches(2)).version);
+      const events = (await twin.fetchHistory()).events ?? [];
+      const timers = events.flatMap((e) => {
+        const t = e.timerStartedEventAttributes?.startToFireTimeout;
+        return t ? [Number(t.seconds ?? 0) * 1000 + Math.round((t.nanos ?? 0) / 1e6)] : [];
+      });
+      expect(timers).toEqual([50, 400]);
     }));
 
   it('admits an operation once and answers a repeated id as a duplicate', () =>

@@ -16,6 +16,7 @@ const flush = () => new Promise((r) => setImmediate(r));
 function setup() {
   const commits: { values: number[]; finish(err?: Error): void }[] = [];
   const log = {
+    timings: { encodeSeconds: 0, insertSeconds: 0 },
     append: (docs: { value?: unknown }[]) =>
       new Promise<string>((resolve, reject) => {
         const values = docs.map((d) => Number(d.value));
