@@ -113,6 +113,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ MONGODB_URI: '' }).mongo.uri).toBeUndefined();
   });
 
+  it('takes a database name of up to 56 characters (the commit log adds _ingest) and refuses a longer one', () => {
+    expect(loadConfig({ MONGODB_DB: 'a'.repeat(56) }).mongo.db).toBe('a'.repeat(56));
+    expect(() => loadConfig({ MONGODB_DB: 'a'.repeat(57) })).toThrow(/MONGODB_DB.*1 to 56 letters/);
+  });
+
   it('keeps a valid bootstrap API key', () => {
     expect(loadConfig({ TWINFLOW_BOOTSTRAP_API_KEY: 'tfk_0123abcd_long-enough' }).bootstrapApiKey).toBe(
       'tfk_0123abcd_long-enough',
