@@ -116,6 +116,30 @@ async function recordTelemetry({ env, tq, record, org }: Scenario): Promise<void
   await record('twin-telemetry-profile-decommission', twin);
 }
 
+/** A first batch (urgent: published after the debounce), then a routine one published when its interval runs out. */
+async function recordRoutineSnapshot({ env, tq, record, org }: Scenario): Promise<void> {
+  const deviceId = 'routine';
+  const devices = env.inventory.db.collection<{ _id: string; twin?: { version: number } }>('devices');
+  await devices.insertOne({ _id: deviceDocId(org, deviceId) });
+  const twin = await startTwin(env, tq, deviceId);
+  const published = async (batches: number) => {
+    await until('batch', async () => (await twin.query(getTwinStateQuery)).counters.batches === batches);
+    const { version } = await twin.query(getTwinStateQuery);
+    await until(
+      'snapshot',
+      async () =>
+        ((await devices.findOne({ _id: deviceDocId(org, deviceId) }))?.twin?.version ?? 0) >= version,
+    );
+  };
+  await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'level', value: 1, at: 1_000 }]));
+  await published(1);
+  await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'level', value: 2, at: 2_000 }]));
+  await published(2);
+  await twin.executeUpdate(decommissionUpdate);
+  await twin.result();
+  await record('twin-routine-snapshot', twin);
+}
+
 /** A pending operation claimed at a poll and answered (partial, then final). */
 async function recordPendingOperation({ env, tq, record, org, op, ended }: Scenario): Promise<void> {
   const deviceId = 'pending';
@@ -330,6 +354,7 @@ async function scenarios(env: WorkflowEnv, tq: string, record: Recorder): Promis
 
   const scenario: Scenario = { env, tq, record, org, op, ended };
   await recordTelemetry(scenario);
+  await recordRoutineSnapshot(scenario);
   await recordPendingOperation(scenario);
   await recordPushAndCancel(scenario);
   await recordExpiryAndRetries(scenario);
