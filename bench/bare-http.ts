@@ -6,7 +6,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MongoClient } from 'mongodb';
 
-const mongo = process.env.BARE_MONGODB_URI ? new MongoClient(process.env.BARE_MONGODB_URI) : undefined;
+// The same connection pool as TwinFlow's (inventory/inventory.ts).
+const mongo = process.env.BARE_MONGODB_URI
+  ? new MongoClient(process.env.BARE_MONGODB_URI, { maxPoolSize: 32 })
+  : undefined;
 const markers = mongo
   ?.db(process.env.BARE_MONGODB_DB ?? 'twinflow')
   .collection<{ _id: string }>('pending_markers');
