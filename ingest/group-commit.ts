@@ -62,6 +62,11 @@ export class GroupCommit<T> {
     return this.enqueue(item, weight);
   }
 
+  /** Messages waiting for a write. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
   counters(): GroupCommitStats {
     return { ...this.stats, queued: this.queue.length };
   }

@@ -57,12 +57,13 @@ export class Ingestor {
   private readonly writeBack: WriteBack;
   /** Seconds spent writing commit documents, summed over all writes. */
   private commitSeconds = 0;
+  /** Messages waiting for the group commit beyond which the ingest is under pressure. */
+  private readonly pressureThreshold: number;
 
   constructor(private readonly deps: IngestorDeps) {
-    this.commit = new GroupCommit((batch) => this.write(batch), {
-      ...GROUP_COMMIT_DEFAULTS,
-      ...deps.groupCommit,
-    });
+    const groupCommit = { ...GROUP_COMMIT_DEFAULTS, ...deps.groupCommit };
+    this.commit = new GroupCommit((batch) => this.write(batch), groupCommit);
+    this.pressureThreshold = groupCommit.maxBatchItems / 4;
     this.writeBack = new WriteBack(
       {
         commits: deps.commits,
@@ -75,6 +76,15 @@ export class Ingestor {
       },
       deps.writeBack,
     );
+  }
+
+  /**
+   * Whether the ingest is backed up: more messages wait for the group commit than a quarter of a batch holds
+   * (only a saturated pipeline lets that many gather). The twin notifier then slows routine signals, whose
+   * Temporal work competes with the commits for the CPU.
+   */
+  underPressure(): boolean {
+    return this.commit.waiting > this.pressureThreshold;
   }
 
   /** Reads back what a crashed process left in the commit log and starts the write-back; returns how many commits. */

@@ -132,6 +132,7 @@ const envSchema = z.object({
   TWINFLOW_TWIN_MAX_HISTORY: z.coerce.number().int().min(20).max(50_000).default(10_000),
   TWINFLOW_TWIN_SIGNAL_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
   TWINFLOW_TWIN_SIGNAL_RATE: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  TWINFLOW_TWIN_SIGNAL_PRESSURE_SHARE: z.coerce.number().min(0).max(1).default(0.1),
   TWINFLOW_FORWARDER_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(20_000),
   TWINFLOW_FORWARDER_PAUSE_AFTER: z.coerce.number().int().min(1).max(1_000).default(10),
   TWINFLOW_FORWARDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
@@ -315,6 +316,8 @@ const configSchema = envSchema
       signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
       /** Data signals per second to twins, across all devices of this process; 0: no limit. */
       signalRate: env.TWINFLOW_TWIN_SIGNAL_RATE,
+      /** The share of signalRate routine signals get while the ingest is backed up. */
+      signalPressureShare: env.TWINFLOW_TWIN_SIGNAL_PRESSURE_SHARE,
     },
     /** Forwarders (forwarders/): the round's long poll, when a failing one pauses, request limits, retries. */
     forwarder: {

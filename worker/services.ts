@@ -100,7 +100,12 @@ export function createRepositories(inventory: Inventory, instance: string) {
 export type Repositories = ReturnType<typeof createRepositories>;
 
 /** The twin notifier: coalesced, rate-bounded signals from the ingest path to the twins. */
-function createNotifier(config: Config, twins: TwinGateway, logger: Logger): TwinNotifier {
+function createNotifier(
+  config: Config,
+  twins: TwinGateway,
+  logger: Logger,
+  underPressure: () => boolean,
+): TwinNotifier {
   return new TwinNotifier(
     {
       signal: async (org, deviceId, batch) => {
@@ -116,12 +121,14 @@ function createNotifier(config: Config, twins: TwinGateway, logger: Logger): Twi
         return { cancel: () => clearTimeout(t) };
       },
       onError: (org, deviceId, err) => logger.warn({ err, org, deviceId }, 'could not signal twin'),
+      underPressure,
     },
     {
       minIntervalMs: config.twin.signalIntervalMs,
       maxInFlight: 64,
       retryDelayMs: 1_000,
       maxSignalsPerSecond: config.twin.signalRate,
+      routineShareUnderPressure: config.twin.signalPressureShare,
     },
   );
 }
@@ -274,7 +281,9 @@ export async function createServices(
   const repos = createRepositories(inventory, config.writeBack.instance);
   const connection = await Connection.connect({ address: temporalAddress });
   const twins = createTwinGateway(config, new Client({ connection, namespace: config.temporal.namespace }));
-  const notifier = createNotifier(config, twins, logger);
+  // The notifier asks the ingestor, made after it (the ingestor reports to the notifier), about its pressure.
+  const made: { ingestor?: Ingestor } = {};
+  const notifier = createNotifier(config, twins, logger, () => made.ingestor?.underPressure() ?? false);
   const directory = new DeviceDirectory(repos.devices);
   const roleResolver = new RoleResolver(repos.roles);
   const secret = await sharedSecret(inventory.collections, 'jwt-secret', config.identity.jwtSecret);
@@ -283,6 +292,7 @@ export async function createServices(
     issuer: 'twinflow',
   });
   const ingestor = createIngestor(config, repos, directory, notifier, logger);
+  made.ingestor = ingestor;
   const recovered = await ingestor.start();
   if (recovered > 0) logger.info({ commits: recovered }, 'read back ingest commits not yet written back');
   let mqttCounters: MqttCounters | undefined;

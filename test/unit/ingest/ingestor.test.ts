@@ -13,7 +13,7 @@ import { RecentIngest } from '../../../inventory/recent-ingest';
 
 const flush = () => new Promise((r) => setImmediate(r));
 
-function setup() {
+function setup(groupCommit: { concurrency: number; maxBatchItems?: number } = { concurrency: 2 }) {
   const commits: { values: number[]; finish(err?: Error): void }[] = [];
   const log = {
     timings: { encodeSeconds: 0, insertSeconds: 0 },
@@ -49,7 +49,7 @@ function setup() {
     notifier,
     latestGuard: new LatestValueGuard({ loadTimes: async () => new Map() }),
     now: () => 1_000,
-    groupCommit: { concurrency: 2 },
+    groupCommit,
   });
   const principal = {
     kind: 'service',
@@ -72,6 +72,20 @@ function setup() {
 }
 
 describe('Ingestor', () => {
+  it('is under pressure while more messages wait for the group commit than a quarter of a batch', async () => {
+    const env = setup({ concurrency: 1, maxBatchItems: 8 });
+    const sent = [1, 2, 3, 4].map((v) => env.send(`d${v}`, v));
+    await flush();
+    // One commit under way (the first message); three wait, more than 8 / 4.
+    expect(env.commits).toHaveLength(1);
+    expect(env.ingestor.underPressure()).toBe(true);
+    env.commits[0]!.finish();
+    await flush();
+    expect(env.ingestor.underPressure()).toBe(false); // the three go in the next commit
+    env.commits[1]!.finish();
+    await Promise.all(sent);
+  });
+
   it('writes one commit per batch and acknowledges a message only once its commit is stored', async () => {
     const env = setup();
     let acked = 0;

@@ -52,7 +52,7 @@ interface SignalCall {
 
 const OPTIONS: TwinNotifierOptions = { minIntervalMs: 1_000, maxInFlight: 8, retryDelayMs: 2_000 };
 
-function setup(options: Partial<TwinNotifierOptions> = {}) {
+function setup(options: Partial<TwinNotifierOptions> = {}, pressure?: { on: boolean }) {
   const clock = new ManualScheduler();
   const calls: SignalCall[] = [];
   const errors: { deviceId: string; err: unknown }[] = [];
@@ -78,6 +78,7 @@ function setup(options: Partial<TwinNotifierOptions> = {}) {
       now: clock.now,
       setTimer: clock.setTimer,
       onError: (_org, deviceId, err) => errors.push({ deviceId, err }),
+      ...(pressure ? { underPressure: () => pressure.on } : {}),
     },
     { ...OPTIONS, ...options },
   );
@@ -527,6 +528,42 @@ describe('TwinNotifier', () => {
       expect(calls.map((c) => c.deviceId)).toEqual(['a', 'b']);
       expect(values(calls[1])).toEqual({ t: 0, u: 5 });
       expect(calls[1]?.batch.storedCount).toBe(2);
+    });
+
+    it('under ingest pressure gives routine signals their share of the budget, significant ones the rest', async () => {
+      const pressure = { on: false };
+      const env = setup(
+        { maxSignalsPerSecond: 100, routineShareUnderPressure: 0.1, maxInFlight: 1_000 },
+        pressure,
+      );
+      const { clock, calls, report } = env;
+      for (let i = 0; i < 30; i++) report(`dev-${i}`, [dp('t', 0, 0)]); // first data: significant, all at once
+      expect(calls).toHaveLength(30);
+      await succeedAll(calls);
+      await clock.advanceTo(10_000);
+      pressure.on = true;
+      for (let i = 0; i < 30; i++) report(`dev-${i}`, [dp('t', 1, 10_000)]); // changes: routine, due at 15,000
+      await clock.advanceTo(15_000);
+      expect(calls).toHaveLength(40); // a second's worth of the routine share (10), not the budget (100)
+      await succeedAll(calls);
+      report('new-device', [dp('t', 0, 15_000)]); // significant: the rest of the budget, at once
+      await clock.advanceTo(15_050);
+      expect(calls.slice(40).map((c) => c.deviceId)).toEqual(['new-device']);
+      await succeedAll(calls);
+      await clock.advanceTo(16_000);
+      expect(calls).toHaveLength(51); // ten more routine in the next second
+      await succeedAll(calls);
+      pressure.on = false; // the ingest caught up: routine signals get the whole budget again
+      await clock.advanceTo(16_200);
+      expect(calls).toHaveLength(61);
+      expect(new Set(calls.slice(30).map((c) => c.deviceId)).size).toBe(31);
+    });
+
+    it('without a pressure share, ingest pressure changes nothing', async () => {
+      const pressure = { on: true };
+      const { calls, report } = setup({ maxSignalsPerSecond: 10, maxInFlight: 1_000 }, pressure);
+      for (let i = 0; i < 35; i++) report(`dev-${i}`, [dp('t', i, 0)]);
+      expect(calls).toHaveLength(10);
     });
 
     it('flush() sends everything pending at once, whatever the budget', async () => {
