@@ -19,11 +19,10 @@ export interface TwinNotifierOptions {
    */
   readonly maxSignalsPerSecond?: number;
   /**
-   * The share of that budget routine signals get while the ingest is under pressure (`underPressure`): the
-   * store's acknowledgements come first, twins catch up on routine values once it eases. Significant signals
-   * keep the whole budget.
+   * The share of that budget all signals get while the ingest is under pressure (`underPressure`): the store's
+   * acknowledgements come first, and twins catch up once it eases. Significant signals still go first.
    */
-  readonly routineShareUnderPressure?: number;
+  readonly shareUnderPressure?: number;
 }
 
 const DEFAULT_NOTIFIER_OPTIONS: TwinNotifierOptions = {
@@ -38,7 +37,7 @@ export interface TwinNotifierDeps {
   now(): number;
   setTimer(fn: () => void, ms: number): { cancel(): void };
   onError?(org: string, deviceId: string, err: unknown): void;
-  /** Whether the ingest is backed up (messages waiting for its group commits); routine signals then slow down. */
+  /** Whether the ingest is backed up (messages waiting for its group commits); signals then slow down. */
   underPressure?(): boolean;
 }
 
@@ -46,7 +45,7 @@ export class TwinGoneError extends Error {}
 
 const FLUSH_ROUNDS = 5;
 
-/** Routine signals a second at least, however small their share under pressure. */
+/** Signals a second at least, however small their share under pressure. */
 const MIN_SIGNALS_PER_SECOND = 1;
 
 interface DeviceEntry {
@@ -85,9 +84,6 @@ export class TwinNotifier {
   /** Signal budget: tokens, refilled at maxSignalsPerSecond up to one second's worth. */
   private tokens: number;
   private tokensAt: number;
-  /** The routine share's bucket, used while the ingest is under pressure (see routineShareUnderPressure). */
-  private routineTokens = Number.POSITIVE_INFINITY;
-  private routineTokensAt: number;
   private budgetTimer?: { cancel(): void };
   private inFlight = 0;
   private reports = 0;
@@ -103,7 +99,6 @@ export class TwinNotifier {
   ) {
     this.tokens = this.budget();
     this.tokensAt = deps.now();
-    this.routineTokensAt = deps.now();
   }
 
   /** Called after datapoints are durably stored. Never throws, never waits on Temporal. */
@@ -251,50 +246,27 @@ export class TwinNotifier {
     return this.options.maxSignalsPerSecond ?? 0;
   }
 
-  /** Routine signals per second while the ingest is under pressure; undefined when they are not held back now. */
-  private routineRateNow(): number | undefined {
-    const share = this.options.routineShareUnderPressure;
-    if (share === undefined || !this.deps.underPressure?.()) return undefined;
-    return Math.max(this.budget() * share, MIN_SIGNALS_PER_SECOND);
-  }
-
-  /** Refills the routine share's bucket; without pressure it is full, for when pressure comes. */
-  private refillRoutine(rate: number | undefined, now: number): void {
-    if (rate === undefined) this.routineTokens = Number.POSITIVE_INFINITY;
-    else
-      this.routineTokens = Math.min(
-        Math.max(1, rate),
-        this.routineTokens + ((now - this.routineTokensAt) * rate) / 1000,
-      );
-    this.routineTokensAt = now;
-  }
-
-  /**
-   * Takes one signal from the budget; false when it is spent (a timer then pumps again). A routine signal under
-   * pressure also takes one from the routine share's own bucket, so routine signals stay within their share
-   * and significant ones keep the rest.
-   */
-  private takeToken(urgent: boolean): boolean {
+  /** Signals per second now: the whole budget, or its share while the ingest is under pressure. */
+  private budgetNow(): number {
     const perSecond = this.budget();
+    const share = this.options.shareUnderPressure;
+    if (share === undefined || perSecond <= 0 || !this.deps.underPressure?.()) return perSecond;
+    return Math.max(perSecond * share, MIN_SIGNALS_PER_SECOND);
+  }
+
+  /** Takes one signal from the budget; false when it is spent (a timer then pumps again). */
+  private takeToken(): boolean {
+    const perSecond = this.budgetNow();
     if (perSecond <= 0 || this.flushing) return true;
     const now = this.deps.now();
     this.tokens = Math.min(perSecond, this.tokens + ((now - this.tokensAt) * perSecond) / 1000);
     this.tokensAt = now;
-    const routineRate = urgent ? undefined : this.routineRateNow();
-    if (!urgent) this.refillRoutine(routineRate, now);
-    if (this.tokens >= 1 && (routineRate === undefined || this.routineTokens >= 1)) {
+    if (this.tokens >= 1) {
       this.tokens -= 1;
-      if (routineRate !== undefined) this.routineTokens -= 1;
       return true;
     }
     if (!this.budgetTimer && !this.closed) {
-      const waitFor = (tokens: number, rate: number) => (tokens >= 1 ? 0 : ((1 - tokens) * 1000) / rate);
-      const wait = Math.ceil(
-        Math.max(
-          waitFor(this.tokens, perSecond),
-          routineRate === undefined ? 0 : waitFor(this.routineTokens, routineRate),
-        ),
-      );
+      const wait = Math.ceil(((1 - this.tokens) * 1000) / perSecond);
       this.budgetTimer = this.deps.setTimer(() => {
         this.budgetTimer = undefined;
         this.pump();
@@ -312,7 +284,7 @@ export class TwinNotifier {
         queue.shift(); // a stale place: the device moved ahead, or has been sent since
         continue;
       }
-      if (entry.pending.size > 0 && !this.takeToken(name === 'urgent')) break;
+      if (entry.pending.size > 0 && !this.takeToken()) break;
       queue.shift();
       entry.queuedIn = undefined;
       if (entry.pending.size === 0) {

@@ -128,7 +128,7 @@ function createNotifier(
       maxInFlight: 64,
       retryDelayMs: 1_000,
       maxSignalsPerSecond: config.twin.signalRate,
-      routineShareUnderPressure: config.twin.signalPressureShare,
+      shareUnderPressure: config.twin.signalPressureShare,
     },
   );
 }

@@ -530,12 +530,9 @@ describe('TwinNotifier', () => {
       expect(calls[1]?.batch.storedCount).toBe(2);
     });
 
-    it('under ingest pressure gives routine signals their share of the budget, significant ones the rest', async () => {
+    it('under ingest pressure sends its share of the budget, significant signals first', async () => {
       const pressure = { on: false };
-      const env = setup(
-        { maxSignalsPerSecond: 100, routineShareUnderPressure: 0.1, maxInFlight: 1_000 },
-        pressure,
-      );
+      const env = setup({ maxSignalsPerSecond: 100, shareUnderPressure: 0.1, maxInFlight: 1_000 }, pressure);
       const { clock, calls, report } = env;
       for (let i = 0; i < 30; i++) report(`dev-${i}`, [dp('t', 0, 0)]); // first data: significant, all at once
       expect(calls).toHaveLength(30);
@@ -544,16 +541,16 @@ describe('TwinNotifier', () => {
       pressure.on = true;
       for (let i = 0; i < 30; i++) report(`dev-${i}`, [dp('t', 1, 10_000)]); // changes: routine, due at 15,000
       await clock.advanceTo(15_000);
-      expect(calls).toHaveLength(40); // a second's worth of the routine share (10), not the budget (100)
+      expect(calls).toHaveLength(40); // a second's worth of the share (10), not of the budget (100)
       await succeedAll(calls);
-      report('new-device', [dp('t', 0, 15_000)]); // significant: the rest of the budget, at once
-      await clock.advanceTo(15_050);
+      report('new-device', [dp('t', 0, 15_000)]); // significant: ahead of the routine ones still waiting
+      await clock.advanceTo(15_100);
       expect(calls.slice(40).map((c) => c.deviceId)).toEqual(['new-device']);
       await succeedAll(calls);
       await clock.advanceTo(16_000);
-      expect(calls).toHaveLength(51); // ten more routine in the next second
+      expect(calls).toHaveLength(50); // ten in the second, the new device among them
       await succeedAll(calls);
-      pressure.on = false; // the ingest caught up: routine signals get the whole budget again
+      pressure.on = false; // the ingest caught up: the whole budget again
       await clock.advanceTo(16_200);
       expect(calls).toHaveLength(61);
       expect(new Set(calls.slice(30).map((c) => c.deviceId)).size).toBe(31);
