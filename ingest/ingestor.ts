@@ -80,7 +80,7 @@ export class Ingestor {
 
   /**
    * Whether the ingest is backed up: more messages wait for the group commit than a quarter of a batch holds
-   * (only a saturated pipeline lets that many gather). The twin notifier then slows routine signals, whose
+   * (only a saturated pipeline lets that many gather). The twin notifier then slows its signals, whose
    * Temporal work competes with the commits for the CPU.
    */
   underPressure(): boolean {

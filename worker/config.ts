@@ -316,7 +316,7 @@ const configSchema = envSchema
       signalIntervalMs: env.TWINFLOW_TWIN_SIGNAL_INTERVAL_MS,
       /** Data signals per second to twins, across all devices of this process; 0: no limit. */
       signalRate: env.TWINFLOW_TWIN_SIGNAL_RATE,
-      /** The share of signalRate routine signals get while the ingest is backed up. */
+      /** The share of signalRate used while the ingest is backed up (significant signals first). */
       signalPressureShare: env.TWINFLOW_TWIN_SIGNAL_PRESSURE_SHARE,
     },
     /** Forwarders (forwarders/): the round's long poll, when a failing one pauses, request limits, retries. */
