@@ -12,7 +12,13 @@
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRawSync } from 'node:zlib';
-import { Binary, type Collection, MongoServerError, type OptionalUnlessRequiredId } from 'mongodb';
+import {
+  Binary,
+  type Collection,
+  type Filter,
+  MongoServerError,
+  type OptionalUnlessRequiredId,
+} from 'mongodb';
 import type { CommitDoc, DatapointDoc } from './documents';
 import type { Collections } from './inventory';
 
@@ -24,12 +30,20 @@ const DELETE_SLICE = 100;
 /** Documents moved at a time from where an earlier release kept the commit log. */
 const LEGACY_PAGE = 100;
 
-/** Inserts a document; one with its `_id` already there is left as it is. */
-async function insertUnlessPresent<T extends { _id: string }>(col: Collection<T>, doc: T): Promise<void> {
-  try {
-    await col.insertOne(doc as OptionalUnlessRequiredId<T>);
-  } catch (err) {
-    if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+/** Moves every document of `from` into `to`, a page at a time, each inserted before it is deleted. */
+async function moveAll<T extends { _id: string }>(from: Collection<T>, to: Collection<T>): Promise<void> {
+  for (;;) {
+    const page = (await from.find({}).limit(LEGACY_PAGE).toArray()) as T[];
+    if (page.length === 0) return;
+    for (const doc of page) {
+      try {
+        await to.insertOne(doc as OptionalUnlessRequiredId<T>);
+      } catch (err) {
+        // Moved already by a start that crashed before its delete: the copy here is kept.
+        if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+      }
+    }
+    await from.deleteMany({ _id: { $in: page.map((d) => d._id) } } as Filter<T>);
   }
 }
 
@@ -164,18 +178,8 @@ export class CommitLogRepository {
    * release must all be stopped first: one still running would go on writing there.
    */
   private async moveLegacy(): Promise<void> {
-    for (;;) {
-      const owners = await this.c.legacyIngestOwners.find({}).limit(LEGACY_PAGE).toArray();
-      if (owners.length === 0) break;
-      for (const doc of owners) await insertUnlessPresent(this.c.ingestOwners, doc);
-      await this.c.legacyIngestOwners.deleteMany({ _id: { $in: owners.map((d) => d._id) } });
-    }
-    for (;;) {
-      const commits = await this.c.legacyCommits.find({}).limit(LEGACY_PAGE).toArray();
-      if (commits.length === 0) break;
-      for (const doc of commits) await insertUnlessPresent(this.c.commits, doc);
-      await this.c.legacyCommits.deleteMany({ _id: { $in: commits.map((d) => d._id) } });
-    }
+    await moveAll(this.c.legacyIngestOwners, this.c.ingestOwners);
+    await moveAll(this.c.legacyCommits, this.c.commits);
   }
 
   /** One conditional update: true when this process now holds `name`'s commits. */

@@ -163,7 +163,7 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
       if (twin.decommissioned || historyTooLong()) continue;
     }
     // A routine snapshot that waited out the whole interval has gathered its burst already: a debounce on top
-    // would cost every such snapshot a second workflow task (10,000 busy twins: 333 extra tasks a second).
+    // would cost every such snapshot a second workflow task (10,000 busy twins: up to 333 extra tasks a second).
     if (!(waitedInterval && patched(ROUTINE_SNAPSHOT_WITHOUT_DEBOUNCE)))
       await sleep(options.snapshotDebounceMs);
     await publishTwinSnapshot(org, deviceId, twin.takeSnapshot());

@@ -118,6 +118,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ MONGODB_DB: 'a'.repeat(57) })).toThrow(/MONGODB_DB.*1 to 56 letters/);
   });
 
+  it('takes a signal share under pressure between 0 and 1 and refuses one outside', () => {
+    expect(loadConfig({}).twin.signalPressureShare).toBe(0.1);
+    expect(loadConfig({ TWINFLOW_TWIN_SIGNAL_PRESSURE_SHARE: '0.25' }).twin.signalPressureShare).toBe(0.25);
+    for (const bad of ['1.5', '-0.1', 'half'])
+      expect(() => loadConfig({ TWINFLOW_TWIN_SIGNAL_PRESSURE_SHARE: bad })).toThrow(
+        /TWINFLOW_TWIN_SIGNAL_PRESSURE_SHARE/,
+      );
+  });
+
   it('keeps a valid bootstrap API key', () => {
     expect(loadConfig({ TWINFLOW_BOOTSTRAP_API_KEY: 'tfk_0123abcd_long-enough' }).bootstrapApiKey).toBe(
       'tfk_0123abcd_long-enough',
