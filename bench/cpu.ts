@@ -34,6 +34,9 @@ export function sampleCpu(): CpuSample {
   return out;
 }
 
+/** Names for processes the benchmark started that would otherwise go by their command (a second stack). */
+export const processNames = new Map<number, string>();
+
 /**
  * What to call a process: this one is "bench", a Node process it started is "twinflow" (the stack), the stack's
  * own children (Temporal, the store) go by their names, and anything not started from here is "elsewhere"
@@ -41,6 +44,8 @@ export function sampleCpu(): CpuSample {
  */
 function label(sample: CpuSample, pid: number): string {
   if (pid === process.pid) return 'bench';
+  const named = processNames.get(pid);
+  if (named) return named;
   const chain: number[] = [];
   for (let p = sample.get(pid)?.ppid; p !== undefined && p > 1 && chain.length < 16; p = sample.get(p)?.ppid)
     chain.push(p);

@@ -47,6 +47,11 @@ const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const pct = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+/** "1.85: twinflow 0.92, ferretdb 0.40, ...": CPU milliseconds per second of the run, as cores. */
+const describeCores = (rows: readonly [string, number][]) =>
+  rows.length === 0
+    ? 'no /proc here'
+    : `${fmt(rows.reduce((s, [, ms]) => s + ms, 0) / 1000, 2)}: ${rows.map(([n, ms]) => `${n} ${fmt(ms / 1000, 2)}`).join(', ')}`;
 const STALL_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -365,7 +370,9 @@ const METRICS = [
 async function measured<T extends { elapsed: number }>(o: MqttBenchOptions, run: () => Promise<T>) {
   const scrapeAll = async () => Promise.all(METRICS.map((n) => scrape(o.base, n)));
   const m0 = await scrapeAll();
+  const cpu0 = sampleCpu();
   const result = await run();
+  const cpu1 = sampleCpu();
   const m1 = await scrapeAll();
   const [
     signals = 0,
@@ -381,6 +388,7 @@ async function measured<T extends { elapsed: number }>(o: MqttBenchOptions, run:
   o.say(
     `    ${fmt(writes)} group commits of ${fmt(messages / writes, 0)} messages on average, ${fmt((1000 * commitS) / writes, 1)} ms each (encoding ${fmt((1000 * encodeS) / writes, 1)} ms, the insert's round trip ${fmt((1000 * insertS) / writes, 1)} ms; commits under way ${fmt((100 * commitS) / result.elapsed)}% of the time); write-back: history ${fmt(historyS, 1)} s, ${fmt(pages)} latest pages ${fmt(latestS, 1)} s; ${fmt(signals / result.elapsed, 1)} twin signals/s`,
   );
+  o.say(`    CPU, cores busy on average: ${describeCores(cpuPerUnit(cpu0, cpu1, result.elapsed))}`);
   return result;
 }
 

@@ -22,6 +22,7 @@ import { startBareHttp } from './bare-http-child';
 import { type JobsBenchResult, runJobsBench } from './jobs';
 import { mosquittoInstalled, startMosquitto } from './mosquitto';
 import { type MqttBenchOptions, type MqttBenchResult, runMqttBench } from './mqtt';
+import { processNames } from './cpu';
 import { type OperationsBenchResult, runOperationsBench, summarizeOperations } from './operations';
 import { runTlsBench } from './tls';
 import { type TemporalStepsResult, runTemporalStepsBench, summarizeTemporalSteps } from './temporal-steps';
@@ -89,6 +90,7 @@ async function externalMqtt(
       MQTT_URL: broker.url,
     },
   );
+  if (adapter.pid !== undefined) processNames.set(adapter.pid, 'adapter');
   try {
     return await runMqttBench({
       ...options,
@@ -541,12 +543,15 @@ async function main(): Promise<void> {
         say,
         workflowBacklog: () => workflowBacklog(connection),
       };
+      const external = process.env.BENCH_MQTT_EXTERNAL ?? 'on';
       try {
-        mqtt = await runMqttBench({ ...options, base, mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}` });
+        // `only`: the external broker's run alone, on devices it provisions itself (a quicker look at it).
+        if (external !== 'only')
+          mqtt = await runMqttBench({ ...options, base, mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}` });
       } catch (err) {
         say(`  MQTT ingest did not finish: ${(err as Error).message}`);
       }
-      if (process.env.BENCH_MQTT_EXTERNAL !== 'off')
+      if (external !== 'off')
         mqttExternal = await externalMqtt(dataDir, ports, { ...options, creds: mqtt?.creds });
     }
     if (SECTIONS.has('tls')) {
