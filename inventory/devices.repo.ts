@@ -94,6 +94,17 @@ export class DeviceRepository {
     return this.c.devices.findOne({ _id: deviceDocId(org, deviceId) });
   }
 
+  /** What the ingest's device directory needs of a record: its type, lifecycle and transport. */
+  lookupInfo(
+    org: string,
+    deviceId: string,
+  ): Promise<Pick<DeviceDoc, 'type' | 'lifecycle' | 'transport'> | null> {
+    return this.c.devices.findOne(
+      { _id: deviceDocId(org, deviceId) },
+      { projection: { _id: 0, type: 1, lifecycle: 1, transport: 1 } },
+    );
+  }
+
   /** The device record with its latest values and `lastSeenAt`: what the API shows. */
   async getWithLatest(org: string, deviceId: string): Promise<DeviceDoc | null> {
     const doc = await this.get(org, deviceId);

@@ -1,4 +1,5 @@
-// DeviceDirectory: cached lookups, one lookup per device however many messages wait on it.
+// DeviceDirectory: cached lookups, one lookup per device however many messages wait on it, refreshed in the
+// background before they expire.
 import { DeviceDirectory } from '../../../ingest/device-directory';
 import type { DeviceDoc } from '../../../inventory/documents';
 import type { DeviceRepository } from '../../../inventory/devices.repo';
@@ -9,13 +10,26 @@ const doc = (org: string, id: string, lifecycle: DeviceDoc['lifecycle'] = 'ACTIV
 function fakeRepo(known: DeviceDoc[]) {
   const calls = { get: [] as string[] };
   const byKey = new Map(known.map((d) => [d._id, d]));
+  const releases: (() => void)[] = [];
   const repo = {
-    get: async (org: string, id: string) => {
+    lookupInfo: async (org: string, id: string) => {
       calls.get.push(`${org}/${id}`);
+      if (gate.held) await new Promise<void>((r) => releases.push(r));
       return byKey.get(`${org}/${id}`) ?? null;
     },
   } as unknown as DeviceRepository;
-  return { repo, calls };
+  const gate = {
+    held: false,
+    /** Lets the lookups waiting on the gate answer, one at a time, oldest first. */
+    open: async () => {
+      gate.held = false;
+      while (releases.length > 0) {
+        releases.shift()!();
+        await new Promise((t) => setImmediate(t));
+      }
+    },
+  };
+  return { repo, calls, byKey, gate };
 }
 
 describe('DeviceDirectory', () => {
@@ -42,7 +56,13 @@ describe('DeviceDirectory', () => {
   it('reads a device again after its entry expires or is forgotten', async () => {
     let now = 0;
     const { repo, calls } = fakeRepo([doc('o', 'd1', 'DECOMMISSIONED')]);
-    const dir = new DeviceDirectory(repo, 10_000, 100, () => now);
+    const dir = new DeviceDirectory(
+      repo,
+      10_000,
+      100,
+      () => now,
+      () => 1,
+    );
     expect((await dir.get('o', 'd1'))?.active).toBe(false);
     now = 10_001;
     await dir.get('o', 'd1');
@@ -54,7 +74,7 @@ describe('DeviceDirectory', () => {
   it('fails every waiting lookup when the store fails, and tries again next time', async () => {
     let fail = true;
     const repo = {
-      get: async () => {
+      lookupInfo: async () => {
         if (fail) throw new Error('store down');
         return doc('o', 'd1');
       },
@@ -63,5 +83,94 @@ describe('DeviceDirectory', () => {
     await expect(Promise.all([dir.get('o', 'd1'), dir.get('o', 'd1')])).rejects.toThrow('store down');
     fail = false;
     expect((await dir.get('o', 'd1'))?.deviceId).toBe('d1');
+  });
+
+  it('serves a due entry at once and refreshes it in the background, never past its time to live', async () => {
+    let now = 0;
+    const { repo, calls, byKey } = fakeRepo([doc('o', 'd1')]);
+    // Due halfway through its 10 s (random 0), gone at 10 s.
+    const dir = new DeviceDirectory(
+      repo,
+      10_000,
+      100,
+      () => now,
+      () => 0,
+    );
+    expect((await dir.get('o', 'd1'))?.active).toBe(true);
+    now = 4_999;
+    await dir.get('o', 'd1');
+    expect(calls.get).toHaveLength(1);
+    // Due: answered from the entry (still active) while the refresh reads the decommissioned record.
+    byKey.set('o/d1', doc('o', 'd1', 'DECOMMISSIONED'));
+    now = 5_000;
+    expect((await dir.get('o', 'd1'))?.active).toBe(true);
+    expect(calls.get).toHaveLength(2);
+    await new Promise((r) => setImmediate(r));
+    expect((await dir.get('o', 'd1'))?.active).toBe(false);
+    expect(dir.counters()).toMatchObject({ refreshes: 1, lookups: 2 });
+  });
+
+  it('refreshes at most four entries at once, each once, and waits for a lookup past the time to live', async () => {
+    let now = 0;
+    const known = Array.from({ length: 10 }, (_, i) => doc('o', `d${i}`));
+    const { repo, calls, gate } = fakeRepo(known);
+    const dir = new DeviceDirectory(
+      repo,
+      10_000,
+      100,
+      () => now,
+      () => 0,
+    );
+    await Promise.all(known.map((d) => dir.get('o', d.id)));
+    expect(calls.get).toHaveLength(10);
+    gate.held = true;
+    now = 6_000;
+    // Every message is answered from its due entry while four refreshes are under way and six wait.
+    for (let round = 0; round < 3; round++) {
+      const infos = await Promise.all(known.map((d) => dir.get('o', d.id)));
+      expect(infos.every((i) => i?.active)).toBe(true);
+    }
+    expect(calls.get).toHaveLength(14);
+    expect(dir.counters()).toMatchObject({ refreshQueue: 6 });
+    await gate.open();
+    expect(calls.get).toHaveLength(20);
+    expect(dir.counters()).toMatchObject({ refreshes: 10, refreshQueue: 0 });
+    // Refreshed at 6 s, so gone at 16 s: a message then waits for its own lookup.
+    now = 16_000;
+    gate.held = true;
+    let answered = false;
+    const waiting = dir.get('o', 'd0').then(() => (answered = true));
+    await new Promise((r) => setImmediate(r));
+    expect(answered).toBe(false);
+    await gate.open();
+    await waiting;
+    expect(calls.get).toHaveLength(21);
+  });
+
+  it('keeps serving a due entry when its refresh fails, until its time to live ends', async () => {
+    let now = 0;
+    let fail = false;
+    const repo = {
+      lookupInfo: async () => {
+        if (fail) throw new Error('store down');
+        return doc('o', 'd1');
+      },
+    } as unknown as DeviceRepository;
+    const dir = new DeviceDirectory(
+      repo,
+      10_000,
+      100,
+      () => now,
+      () => 0,
+    );
+    await dir.get('o', 'd1');
+    fail = true;
+    now = 7_000;
+    expect((await dir.get('o', 'd1'))?.deviceId).toBe('d1');
+    await new Promise((r) => setImmediate(r));
+    expect(dir.counters()).toMatchObject({ refreshFailures: 1 });
+    expect((await dir.get('o', 'd1'))?.deviceId).toBe('d1');
+    now = 10_000;
+    await expect(dir.get('o', 'd1')).rejects.toThrow('store down');
   });
 });
