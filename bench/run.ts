@@ -531,9 +531,7 @@ async function main(): Promise<void> {
     }
     if (SECTIONS.has('mqtt')) {
       const devices = Number(process.env.BENCH_MQTT_DEVICES ?? 10_000);
-      say(
-        `\nMQTT ingest: ${fmt(devices)} devices publishing QoS 1 to the embedded broker, beside the same broker bare`,
-      );
+      const external = process.env.BENCH_MQTT_EXTERNAL ?? 'on';
       const options = {
         adminKey: ADMIN_KEY,
         mongoUri: `mongodb://127.0.0.1:${ports.mongo}/`,
@@ -543,11 +541,14 @@ async function main(): Promise<void> {
         say,
         workflowBacklog: () => workflowBacklog(connection),
       };
-      const external = process.env.BENCH_MQTT_EXTERNAL ?? 'on';
       try {
         // `only`: the external broker's run alone, on devices it provisions itself (a quicker look at it).
-        if (external !== 'only')
+        if (external !== 'only') {
+          say(
+            `\nMQTT ingest: ${fmt(devices)} devices publishing QoS 1 to the embedded broker, beside the same broker bare`,
+          );
           mqtt = await runMqttBench({ ...options, base, mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}` });
+        }
       } catch (err) {
         say(`  MQTT ingest did not finish: ${(err as Error).message}`);
       }
