@@ -105,6 +105,21 @@ export class DeviceRepository {
     );
   }
 
+  /**
+   * lookupInfo for every device of an organization, in one read (on the embedded FerretDB a scan that parses
+   * every device document: one scan instead of thousands of lookups when a fleet arrives at once).
+   */
+  async *allInfo(
+    org: string,
+  ): AsyncGenerator<{ deviceId: string } & Pick<DeviceDoc, 'type' | 'lifecycle' | 'transport'>> {
+    const docs = this.c.devices.find(
+      { org },
+      { projection: { _id: 0, id: 1, type: 1, lifecycle: 1, transport: 1 } },
+    );
+    for await (const d of docs)
+      yield { deviceId: d.id, type: d.type, lifecycle: d.lifecycle, transport: d.transport };
+  }
+
   /** The device record with its latest values and `lastSeenAt`: what the API shows. */
   async getWithLatest(org: string, deviceId: string): Promise<DeviceDoc | null> {
     const doc = await this.get(org, deviceId);

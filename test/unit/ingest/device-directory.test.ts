@@ -8,14 +8,21 @@ const doc = (org: string, id: string, lifecycle: DeviceDoc['lifecycle'] = 'ACTIV
   ({ _id: `${org}/${id}`, org, id, type: 'generic', lifecycle, transport: {} }) as unknown as DeviceDoc;
 
 function fakeRepo(known: DeviceDoc[]) {
-  const calls = { get: [] as string[] };
+  const calls = { get: [] as string[], scans: [] as string[] };
   const byKey = new Map(known.map((d) => [d._id, d]));
   const releases: (() => void)[] = [];
+  const scan = { held: false, fail: false, release: undefined as (() => void) | undefined };
   const repo = {
     lookupInfo: async (org: string, id: string) => {
       calls.get.push(`${org}/${id}`);
       if (gate.held) await new Promise<void>((r) => releases.push(r));
       return byKey.get(`${org}/${id}`) ?? null;
+    },
+    allInfo: async function* (org: string) {
+      calls.scans.push(org);
+      if (scan.held) await new Promise<void>((r) => (scan.release = r));
+      if (scan.fail) throw new Error('scan failed');
+      for (const d of byKey.values()) if (d.org === org) yield { deviceId: d.id, ...d };
     },
   } as unknown as DeviceRepository;
   const gate = {
@@ -29,7 +36,7 @@ function fakeRepo(known: DeviceDoc[]) {
       }
     },
   };
-  return { repo, calls, byKey, gate };
+  return { repo, calls, byKey, gate, scan };
 }
 
 describe('DeviceDirectory', () => {
@@ -172,5 +179,46 @@ describe('DeviceDirectory', () => {
     expect((await dir.get('o', 'd1'))?.deviceId).toBe('d1');
     now = 10_000;
     await expect(dir.get('o', 'd1')).rejects.toThrow('store down');
+  });
+
+  it('reads the whole organization in one scan when many lookups wait at once', async () => {
+    const known = Array.from({ length: 200 }, (_, i) => doc('o', `d${i}`));
+    const { repo, calls, gate, scan } = fakeRepo([...known, doc('other', 'x')]);
+    const dir = new DeviceDirectory(repo);
+    gate.held = true;
+    scan.held = true;
+    // 64 lookups wait; the 65th miss starts a scan, and every later miss waits for it.
+    const answers = known.map((d) => dir.get('o', d.id));
+    const unknown = dir.get('o', 'missing');
+    await new Promise((r) => setImmediate(r));
+    expect(calls.get).toHaveLength(64);
+    expect(calls.scans).toEqual(['o']);
+    dir.forget('o', 'd150'); // changed meanwhile: not taken from the scan
+    scan.release!();
+    await new Promise((r) => setImmediate(r));
+    await gate.open();
+    const infos = await Promise.all(answers);
+    expect(infos.map((i) => i?.deviceId)).toEqual(known.map((d) => d.id));
+    expect(await unknown).toBeNull();
+    // The 64 before the scan, the forgotten one, the unknown one: every other device came from the scan.
+    expect(calls.get).toHaveLength(66);
+    expect(calls.get.slice(64).sort()).toEqual(['o/d150', 'o/missing']);
+    await Promise.all(known.map((d) => dir.get('o', d.id)));
+    expect(calls.get).toHaveLength(66);
+    expect(dir.counters()).toMatchObject({ scans: 1, scanFailures: 0 });
+  });
+
+  it('looks devices up one by one when the scan fails', async () => {
+    const known = Array.from({ length: 100 }, (_, i) => doc('o', `d${i}`));
+    const { repo, calls, gate, scan } = fakeRepo(known);
+    const dir = new DeviceDirectory(repo);
+    gate.held = true;
+    scan.fail = true;
+    const answers = known.map((d) => dir.get('o', d.id));
+    await new Promise((r) => setImmediate(r));
+    await gate.open();
+    expect((await Promise.all(answers)).every((i) => i?.active)).toBe(true);
+    expect(calls.get).toHaveLength(100);
+    expect(dir.counters()).toMatchObject({ scans: 1, scanFailures: 1 });
   });
 });
