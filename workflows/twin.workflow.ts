@@ -181,6 +181,10 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     // must still stay bounded. The pending snapshot goes along to the next run.
     if (historyTooLong()) {
       await condition(() => twin.idle());
+      // Continue on a task of its own. Decided in the task a snapshot's local activity ended, it lost a signal
+      // that arrived meanwhile: the server refused that continuation for the signal, but the retried task
+      // replayed the decision (the local activity's result is recorded with the task before) ahead of the signal.
+      if (patched(SNAPSHOT_LOCAL_ACTIVITY)) await sleep(1);
       const { state, snapshotPending } = twin;
       return await continueAsNew<typeof twinWorkflow>({ ...input, state, snapshotPending });
     }
