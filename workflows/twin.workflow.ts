@@ -181,10 +181,7 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     // must still stay bounded. The pending snapshot goes along to the next run.
     if (historyTooLong()) {
       await condition(() => twin.idle());
-      // Continue on a task of its own. Decided in the task a snapshot's local activity ended, it lost a signal
-      // that arrived meanwhile: the server refused that continuation for the signal, but the retried task
-      // replayed the decision (the local activity's result is recorded with the task before) ahead of the signal.
-      if (patched(SNAPSHOT_LOCAL_ACTIVITY)) await sleep(1);
+      await taskOfItsOwn();
       const { state, snapshotPending } = twin;
       return await continueAsNew<typeof twinWorkflow>({ ...input, state, snapshotPending });
     }
@@ -205,6 +202,15 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
       await sleep(options.snapshotDebounceMs);
     await publish(org, deviceId, twin.takeSnapshot());
   }
+}
+
+/**
+ * Before continuing as new: a workflow task of its own. Decided in the task a snapshot's local activity ended,
+ * the continuation lost a signal that arrived meanwhile: the server refused it for the signal, but the retried
+ * task replayed the decision (the local activity's result is recorded with the task before) ahead of the signal.
+ */
+async function taskOfItsOwn(): Promise<void> {
+  if (patched(SNAPSHOT_LOCAL_ACTIVITY)) await sleep(1);
 }
 
 /** A new twin, or the state the previous run carried over. */
