@@ -8,7 +8,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import {
@@ -139,28 +138,6 @@ async function recordRoutineSnapshot({ env, tq, record, org }: Scenario): Promis
   await twin.executeUpdate(decommissionUpdate);
   await twin.result();
   await record('twin-routine-snapshot', twin);
-}
-
-/**
- * A snapshot whose local activity fails three times (the store down for it alone), then published by the normal
- * activity; run in a worker whose local snapshot write always fails.
- */
-async function recordSnapshotFallback({ env, tq, record, org }: Scenario): Promise<void> {
-  const deviceId = 'fallback';
-  const devices = env.inventory.db.collection<{ _id: string; twin?: { counters: { batches: number } } }>(
-    'devices',
-  );
-  await devices.insertOne({ _id: deviceDocId(org, deviceId) });
-  const twin = await startTwin(env, tq, deviceId);
-  await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'level', value: 1, at: 1_000 }]));
-  await until(
-    'snapshot',
-    async () =>
-      ((await devices.findOne({ _id: deviceDocId(org, deviceId) }))?.twin?.counters.batches ?? 0) === 1,
-  );
-  await twin.executeUpdate(decommissionUpdate);
-  await twin.result();
-  await record('twin-snapshot-fallback', twin);
 }
 
 /** A pending operation claimed at a poll and answered (partial, then final). */
@@ -404,39 +381,18 @@ async function main(): Promise<void> {
 
     mkdirSync(OUT_DIR, { recursive: true });
     const e = env;
-    const recorder: Recorder = async (name, handle, runId) => {
-      const h = runId ? e.client.workflow.getHandle(handle.workflowId, runId) : handle;
-      const history = await h.fetchHistory().catch((err: unknown) => {
-        // An operation the twin ended itself has no workflow, so no history.
-        log(`no history for ${name}: ${(err as Error).message}`);
-        return undefined;
-      });
-      if (!history) return;
-      writeFileSync(path.join(OUT_DIR, `${PREFIX}${name}.json`), historyToJson(history));
-      log(`recorded ${name} (${history.events?.length ?? 0} events)`);
-    };
-    await e.withWorker((tq) => scenarios(e, tq, recorder));
-    // The decommission's last snapshot fails locally too, so it also goes through the normal activity.
-    await e.withWorker(
-      (tq) =>
-        recordSnapshotFallback({
-          env: e,
-          tq,
-          record: recorder,
-          org: e.org,
-          op: () => {
-            throw new Error('no operations in this scenario');
-          },
-          ended: () => Promise.resolve(undefined),
-        }),
-      {
-        activities: (real) => ({
-          publishTwinSnapshot: (...args) =>
-            Context.current().info.isLocal
-              ? Promise.reject(new Error('the store is down (for the local activity only)'))
-              : real.publishTwinSnapshot(...args),
-        }),
-      },
+    await e.withWorker((tq) =>
+      scenarios(e, tq, async (name, handle, runId) => {
+        const h = runId ? e.client.workflow.getHandle(handle.workflowId, runId) : handle;
+        const history = await h.fetchHistory().catch((err: unknown) => {
+          // An operation the twin ended itself has no workflow, so no history.
+          log(`no history for ${name}: ${(err as Error).message}`);
+          return undefined;
+        });
+        if (!history) return;
+        writeFileSync(path.join(OUT_DIR, `${PREFIX}${name}.json`), historyToJson(history));
+        log(`recorded ${name} (${history.events?.length ?? 0} events)`);
+      }),
     );
   } finally {
     await env?.close();

@@ -3,10 +3,7 @@ import {
   condition,
   continueAsNew,
   patched,
-  CancelledFailure,
-  TemporalFailure,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   sleep,
   workflowInfo,
@@ -18,7 +15,6 @@ import type { OperationRequest } from '../twins/operations';
 import {
   type ProfilePatch,
   type SnapshotPending,
-  type TwinSnapshot,
   type TwinState,
   createTwinState,
   toSnapshot,
@@ -91,39 +87,10 @@ export interface TwinWorkflowInput {
   readonly snapshotPending?: SnapshotPending;
 }
 
-/** Patch: a snapshot is published by a local activity first, a normal activity only when that fails. */
-export const SNAPSHOT_LOCAL_ACTIVITY = 'twin-snapshot-local-activity';
-
 const { publishTwinSnapshot } = proxyActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
-
-// A few quick tries in the twin's own workflow task. A store that stays down longer is left to the normal
-// activity, whose retries wait on the server: a local activity retrying for minutes would keep the workflow
-// task open and heartbeat it (a task every few seconds per twin, thousands of twins at once in an outage).
-const { publishTwinSnapshot: publishTwinSnapshotNow } = proxyLocalActivities<
-  ReturnType<typeof createActivities>
->({
-  startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '500 milliseconds', maximumAttempts: 3 },
-});
-
-/**
- * Publishes a snapshot to the read model. A normal activity costs the twin a second workflow task and the
- * server an activity task per snapshot (at 10,000 twins reporting, that is most of the Temporal work a
- * fleet's first reports cause); the local activity runs inside the task that decided to publish.
- */
-async function publish(org: string, deviceId: string, snapshot: TwinSnapshot): Promise<void> {
-  if (!patched(SNAPSHOT_LOCAL_ACTIVITY)) return publishTwinSnapshot(org, deviceId, snapshot);
-  try {
-    await publishTwinSnapshotNow(org, deviceId, snapshot);
-  } catch (err) {
-    // A local activity's last failure arrives as its cause (an application or timeout failure), not wrapped.
-    if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
-    await publishTwinSnapshot(org, deviceId, snapshot);
-  }
-}
 
 export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState> {
   const options: TwinWorkflowOptions = { ...DEFAULT_TWIN_OPTIONS, ...input.options };
@@ -174,14 +141,13 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     await condition(() => twin.snapshotPending !== 'none' || twin.decommissioned || historyTooLong());
     if (twin.decommissioned) {
       await condition(() => twin.idle());
-      await publish(org, deviceId, toSnapshot(twin.state, type));
+      await publishTwinSnapshot(org, deviceId, toSnapshot(twin.state, type));
       return twin.state;
     }
     // Before the next snapshot: under steady traffic a snapshot is nearly always pending, and the history
     // must still stay bounded. The pending snapshot goes along to the next run.
     if (historyTooLong()) {
       await condition(() => twin.idle());
-      await taskOfItsOwn();
       const { state, snapshotPending } = twin;
       return await continueAsNew<typeof twinWorkflow>({ ...input, state, snapshotPending });
     }
@@ -200,17 +166,8 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     // would cost every such snapshot a second workflow task (10,000 busy twins: up to 333 extra tasks a second).
     if (!(waitedInterval && patched(ROUTINE_SNAPSHOT_WITHOUT_DEBOUNCE)))
       await sleep(options.snapshotDebounceMs);
-    await publish(org, deviceId, twin.takeSnapshot());
+    await publishTwinSnapshot(org, deviceId, twin.takeSnapshot());
   }
-}
-
-/**
- * Before continuing as new: a workflow task of its own. Decided in the task a snapshot's local activity ended,
- * the continuation lost a signal that arrived meanwhile: the server refused it for the signal, but the retried
- * task replayed the decision (the local activity's result is recorded with the task before) ahead of the signal.
- */
-async function taskOfItsOwn(): Promise<void> {
-  if (patched(SNAPSHOT_LOCAL_ACTIVITY)) await sleep(1);
 }
 
 /** A new twin, or the state the previous run carried over. */

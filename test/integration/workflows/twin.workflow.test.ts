@@ -1,6 +1,5 @@
 // The twin workflow in-process: messages, validators, hand-over, decommission and continue-as-new, spoken to
 // only through its message definitions, its workflow id and its input.
-import { Context } from '@temporalio/activity';
 import { deviceDocId } from '../../../inventory/devices.repo';
 import { operationWorkflowId } from '../../../workflows/ids';
 import { getOperationQuery } from '../../../workflows/operation.messages';
@@ -133,57 +132,7 @@ describe('the twin workflow', () => {
         return t ? [Number(t.seconds ?? 0) * 1000 + Math.round((t.nanos ?? 0) / 1e6)] : [];
       });
       expect(timers).toEqual([50, 400]);
-      // Both were published by a local activity inside the deciding workflow task: no activity task. (The
-      // second one's marker lands once its task completes, just after the write the test saw.)
-      const markers = await eventually(async () => {
-        const all = (await twin.fetchHistory()).events ?? [];
-        const found = all.filter(
-          (e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity',
-        );
-        return found.length >= 2 ? { all, found } : undefined;
-      });
-      expect(markers.found).toHaveLength(2);
-      expect(markers.all.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
     }));
-
-  it('publishes a snapshot with a normal activity when the local activity keeps failing', () => {
-    const localTries: number[] = [];
-    return env.withWorker(
-      async (tq) => {
-        const deviceId = uniqueId('dev');
-        await env.inventory.db
-          .collection<{ _id: string }>('devices')
-          .insertOne({ _id: deviceDocId(env.org, deviceId) });
-        const twin = await startTwin(env, tq, deviceId);
-        await twin.signal(reportTelemetrySignal, telemetryBatch([{ id: 'level', value: 7, at: 1_000 }]));
-        const doc = await eventually(async () => {
-          const d = await env.inventory.db
-            .collection<{ _id: string; twin?: { counters: { datapoints: number } } }>('devices')
-            .findOne({ _id: deviceDocId(env.org, deviceId) });
-          return d?.twin?.counters.datapoints === 1 ? d : undefined;
-        });
-        expect(doc.twin?.counters.datapoints).toBe(1);
-        expect(localTries).toHaveLength(3);
-        const events = (await twin.fetchHistory()).events ?? [];
-        const scheduled = events.flatMap((e) => {
-          const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
-          return name ? [name] : [];
-        });
-        expect(scheduled).toEqual(['publishTwinSnapshot']);
-      },
-      {
-        activities: (real) => ({
-          async publishTwinSnapshot(...args) {
-            if (Context.current().info.isLocal) {
-              localTries.push(Date.now());
-              throw new Error('the store is down (for the local activity only)');
-            }
-            return real.publishTwinSnapshot(...args);
-          },
-        }),
-      },
-    );
-  });
 
   it('admits an operation once and answers a repeated id as a duplicate', () =>
     env.withWorker(async (tq) => {
@@ -337,8 +286,7 @@ describe('the twin workflow', () => {
   it('refuses every update once decommissioned, while it publishes its last snapshot', async () => {
     const deviceId = uniqueId('dev');
     const taskQueue = uniqueId('tq');
-    // A worker whose local snapshot write fails and that takes no activity tasks: the twin stays between its
-    // decommission and its last snapshot.
+    // A worker that takes no activity tasks: the twin stays between its decommission and its last snapshot.
     await env.withWorker(
       async (tq) => {
         const twin = await startTwin(env, tq, deviceId);
@@ -359,13 +307,7 @@ describe('the twin workflow', () => {
         ]);
         expect((await twin.describe()).status.name).toBe('RUNNING');
       },
-      {
-        taskQueue,
-        enableNonLocalActivities: false,
-        activities: () => ({
-          publishTwinSnapshot: () => Promise.reject(new Error('the store is down')),
-        }),
-      },
+      { taskQueue, enableNonLocalActivities: false },
     );
     // With activities again, it publishes and ends.
     await env.withWorker(
