@@ -272,6 +272,23 @@ export interface PendingMarkerDoc {
   at: number;
 }
 
+/** How far one process's record of its pending-marker writes is complete: `_id` is the writer's id. */
+export interface PendingWriterDoc {
+  _id: string;
+  seq: number;
+  /** When it last published (ms). */
+  at: number;
+}
+
+/** One pending-marker write, in its writer's ring of slots: `_id` is `${writer}:${seq % ring size}`. */
+export interface PendingChangeDoc {
+  _id: string;
+  writer: string;
+  seq: number;
+  /** `${org}/${deviceId}`, as the marker's `_id`. */
+  key: string;
+}
+
 /** A connector function: JavaScript that translates a device's own payload into datastreams. */
 export interface FunctionDoc {
   _id: string; // `${org}/${name}`

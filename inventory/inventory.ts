@@ -17,7 +17,9 @@ import type {
   LatestPageDoc,
   OperationDoc,
   OrganizationDoc,
+  PendingChangeDoc,
   PendingMarkerDoc,
+  PendingWriterDoc,
   RefreshTokenDoc,
   SpentRefreshTokenDoc,
   RoleDoc,
@@ -43,6 +45,9 @@ export interface Collections {
   readonly legacyIngestOwners: Collection<IngestOwnerDoc>;
   readonly operations: Collection<OperationDoc>;
   readonly pendingMarkers: Collection<PendingMarkerDoc>;
+  /** The feed of marker writes that keeps every process's view of the markers current (PendingMarkerView). */
+  readonly pendingWriters: Collection<PendingWriterDoc>;
+  readonly pendingChanges: Collection<PendingChangeDoc>;
   readonly jobs: Collection<JobDoc>;
   readonly jobExecutions: Collection<JobExecutionDoc>;
   readonly users: Collection<UserDoc>;
@@ -118,6 +123,8 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     legacyIngestOwners: db.collection<IngestOwnerDoc>('ingest_owners'),
     operations: db.collection<OperationDoc>('operations'),
     pendingMarkers: db.collection<PendingMarkerDoc>('pending_markers'),
+    pendingWriters: db.collection<PendingWriterDoc>('pending_writers'),
+    pendingChanges: db.collection<PendingChangeDoc>('pending_changes'),
     jobs: db.collection<JobDoc>('jobs'),
     jobExecutions: db.collection<JobExecutionDoc>('job_executions'),
     users: db.collection<UserDoc>('users'),

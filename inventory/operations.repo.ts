@@ -4,11 +4,15 @@ import type { OperationRecord, OperationStatus, OperationStep } from '../twins/o
 import type { OperationDoc, OperationStepDoc } from './documents';
 import type { Collections } from './inventory';
 import { findByIds } from './lookups';
+import { PendingFeedWriter, type PendingChange, type PendingWriter, ringSlotId } from './pending-feed';
 import { fromStoredValue, toStoredValue } from './storable';
 
 const operationDocId = (org: string, id: string): string => `${org}/${id}`;
 
 const DUPLICATE_KEY = 11000;
+
+/** Ring slots read one lookup each at most: past it, one read of the rings costs less. */
+const RING_LOOKUPS_AT_MOST = 32;
 
 export interface OperationPage {
   readonly items: OperationRecord[];
@@ -44,7 +48,11 @@ function fromDoc(doc: OperationDoc): OperationRecord {
 }
 
 export class OperationRepository {
-  constructor(private readonly c: Collections) {}
+  private readonly feed: PendingFeedWriter;
+
+  constructor(private readonly c: Collections) {
+    this.feed = new PendingFeedWriter(c);
+  }
 
   /**
    * Writes the operation workflow's record. The workflow is the only writer and writes one revision at a
@@ -121,17 +129,38 @@ export class OperationRepository {
 
   /**
    * How many operations wait for the device's next poll. The twin writes it, one write at a time and in order, so
-   * the filter is the _id alone.
+   * the filter is the _id alone. Then the write goes into this process's feed, and returns once every process can
+   * learn of it there (PendingMarkerView).
    */
   async writePendingMarker(org: string, deviceId: string, waiting: number, at: number): Promise<void> {
-    const _id = `${org}/${deviceId}`;
-    await this.c.pendingMarkers.updateOne({ _id }, { $set: { waiting, at } }, { upsert: true });
+    const key = `${org}/${deviceId}`;
+    await this.c.pendingMarkers.updateOne({ _id: key }, { $set: { waiting, at } }, { upsert: true });
+    await this.feed.record(key);
   }
 
   /** The twin's count of operations waiting for a poll; undefined when it has not written one. */
   async pendingMarker(org: string, deviceId: string): Promise<number | undefined> {
     const doc = await this.c.pendingMarkers.findOne({ _id: `${org}/${deviceId}` });
     return doc?.waiting;
+  }
+
+  /** How far each writer's feed is complete. */
+  async pendingWriters(): Promise<PendingWriter[]> {
+    const docs = await this.c.pendingWriters.find({}).toArray();
+    return docs.map((d) => ({ writer: d._id, seq: d.seq }));
+  }
+
+  /**
+   * The rings' slots for these writes, as they are: a slot may hold a write a whole ring older (the one asked for
+   * failed) or newer (the ring went round), for the reader to tell.
+   */
+  async pendingChanges(wanted: readonly PendingWriter[]): Promise<PendingChange[]> {
+    const slots = [...new Set(wanted.map((w) => ringSlotId(w.writer, w.seq)))];
+    const docs =
+      slots.length > RING_LOOKUPS_AT_MOST
+        ? await this.c.pendingChanges.find({}).toArray()
+        : await findByIds(this.c.pendingChanges, slots);
+    return docs.map(({ writer, seq, key }) => ({ writer, seq, key }));
   }
 
   /** A response that came after the end: counted on the finished record. */

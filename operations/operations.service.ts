@@ -21,6 +21,7 @@ import {
 import { type Outcome, RefusedError, accepted, refused } from '../twins/outcomes';
 import { getTwinType } from '../twins/registry';
 import type { OperationAdmission } from '../workflows/twin.messages';
+import { PendingMarkerView } from './pending-markers';
 import type { TwinGateway } from './twin-gateway';
 
 /** What a caller asks for: the single-operation API's body, whatever transport it came by. */
@@ -62,8 +63,11 @@ const MAX_CLAIM = 100;
 
 export class OperationsService {
   private liveDelivery: LiveDelivery | undefined;
+  private readonly markers: PendingMarkerView;
 
-  constructor(private readonly deps: OperationsServiceDeps) {}
+  constructor(private readonly deps: OperationsServiceDeps) {
+    this.markers = new PendingMarkerView(deps.operations);
+  }
 
   /** The MQTT gateway attaches here: operations queued for a listening device go out at once. */
   attachLiveDelivery(deliver: LiveDelivery): void {
@@ -195,7 +199,7 @@ export class OperationsService {
     if (!device) return refused('NOT_FOUND', `device ${deviceId} is not provisioned`);
     if (!device.active) return accepted([]);
     // The twin stores how many operations wait for a poll before it acknowledges one: none, nothing to ask it.
-    if ((await this.deps.operations.pendingMarker(org, deviceId)) === 0) return accepted([]);
+    if ((await this.markers.waiting(org, deviceId)) === 0) return accepted([]);
     return accepted(await this.deps.twins.claimPendingOperations(org, deviceId, Math.min(limit, MAX_CLAIM)));
   }
 

@@ -4,6 +4,7 @@
 import type { DeviceDirectory, DeviceInfo } from '../../../ingest/device-directory';
 import type { DeviceRepository } from '../../../inventory/devices.repo';
 import type { OperationRepository } from '../../../inventory/operations.repo';
+import type { PendingChange, PendingWriter } from '../../../inventory/pending-feed';
 import { OperationsService } from '../../../operations/operations.service';
 import type { TwinGateway } from '../../../operations/twin-gateway';
 import type { OperationRecord, OperationRequest } from '../../../twins/operations';
@@ -18,6 +19,7 @@ const DEVICES: Record<string, DeviceInfo> = {
     transport: { http: { operationUrl: 'http://127.0.0.1:1/ops' } },
   },
   sleepy: { org: 'o', deviceId: 'sleepy', twinType: 'generic', active: true, transport: { mqtt: {} } },
+  unmarked: { org: 'o', deviceId: 'unmarked', twinType: 'generic', active: true, transport: {} },
   retired: { org: 'o', deviceId: 'retired', twinType: 'generic', active: false, transport: {} },
   odd: { org: 'o', deviceId: 'odd', twinType: 'no-such-type', active: true, transport: {} },
 } as unknown as Record<string, DeviceInfo>;
@@ -29,6 +31,12 @@ function setup(twinError?: Error) {
   const kicked: string[] = [];
   const records = new Map<string, OperationRecord>();
   const markers = new Map<string, number>();
+  // The store's feed of marker writes, as the twin's writes number them.
+  const changes: PendingChange[] = [];
+  const writeMarker = (deviceId: string, waiting: number) => {
+    markers.set(deviceId, waiting);
+    changes.push({ writer: 'w', seq: changes.length + 1, key: `o/${deviceId}` });
+  };
   const claims: string[] = [];
   const forwarded: string[] = [];
   const twinRecords = new Map<string, OperationRecord>();
@@ -54,6 +62,9 @@ function setup(twinError?: Error) {
       get: async (_org: string, id: string) => records.get(id) ?? null,
       countLateResponse: async (_org: string, id: string) => void late.push(id),
       pendingMarker: async (_org: string, deviceId: string) => markers.get(deviceId),
+      pendingWriters: async () => [{ writer: 'w', seq: changes.length }],
+      pendingChanges: async (wanted: readonly PendingWriter[]) =>
+        changes.filter((c) => wanted.some((w) => w.seq === c.seq)),
     } as unknown as OperationRepository,
     devices: {
       get: async (_org: string, id: string) => ({ lifecycle: id === 'push' ? 'DECOMMISSIONED' : 'ACTIVE' }),
@@ -66,7 +77,7 @@ function setup(twinError?: Error) {
     warn: () => undefined,
   });
   service.attachLiveDelivery(async (org, deviceId) => void kicked.push(`${org}/${deviceId}`));
-  return { service, requested, inserted, late, kicked, records, markers, claims, forwarded, twinRecords };
+  return { service, requested, inserted, late, kicked, records, writeMarker, claims, forwarded, twinRecords };
 }
 
 const answer = (id: string) => ({
@@ -183,15 +194,15 @@ describe('OperationsService', () => {
 
   it('answers an empty poll from the twin marker without asking the twin, and asks it otherwise', async () => {
     const env = setup();
-    env.markers.set('sleepy', 0);
+    env.writeMarker('sleepy', 0);
     await expect(env.service.claimPending('o', 'sleepy')).resolves.toEqual({ ok: true, value: [] });
     expect(env.claims).toEqual([]);
-    env.markers.set('sleepy', 2);
+    // The view holds the device now; the next write reaches it through the feed.
+    env.writeMarker('sleepy', 2);
     await expect(env.service.claimPending('o', 'sleepy')).resolves.toMatchObject({ ok: true });
     // No marker yet (a twin that has not written one): the twin decides.
-    env.markers.delete('sleepy');
-    await expect(env.service.claimPending('o', 'sleepy')).resolves.toMatchObject({ ok: true });
-    expect(env.claims).toEqual(['sleepy', 'sleepy']);
+    await expect(env.service.claimPending('o', 'unmarked')).resolves.toMatchObject({ ok: true });
+    expect(env.claims).toEqual(['sleepy', 'unmarked']);
   });
 
   it('answers the record the twin wrote, and writes the first one only when the twin did not', async () => {

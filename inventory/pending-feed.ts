@@ -1,0 +1,102 @@
+// The feed of pending-marker writes: each process that writes markers numbers its own writes, records each in a
+// ring of its own, and publishes how far its record is complete, so that any other process can learn which
+// devices' markers changed with one small read (PendingMarkerView). The store needs no atomic counter (FerretDB
+// 1.24 loses concurrent `$inc`s) and no range query (it would read the whole collection).
+import { randomUUID } from 'node:crypto';
+import { MongoServerError } from 'mongodb';
+import type { Collections } from './inventory';
+
+/** Slots in each writer's ring: a reader more than half a ring behind a writer starts again from the markers. */
+export const PENDING_RING = 1024;
+
+/** A writer not heard from for this long is forgotten, with its ring, by the next writer that starts (ms). */
+const WRITER_FORGOTTEN_AFTER_MS = 86_400_000;
+
+const DUPLICATE_KEY = 11000;
+
+export const ringSlotId = (writer: string, seq: number): string => `${writer}:${seq % PENDING_RING}`;
+
+/** How far one writer's record is complete. */
+export interface PendingWriter {
+  readonly writer: string;
+  readonly seq: number;
+}
+
+/** One recorded write: the device whose marker changed. */
+export interface PendingChange {
+  readonly writer: string;
+  readonly seq: number;
+  /** `${org}/${deviceId}`, the marker's `_id`. */
+  readonly key: string;
+}
+
+/**
+ * An upsert, again when another one created the document first: both stores may refuse the second of two racing
+ * upserts of a new `_id` as a duplicate, and the document is there to update the next time.
+ */
+export async function upserting<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return write();
+    throw err;
+  }
+}
+
+/** This process's side of the feed. */
+export class PendingFeedWriter {
+  readonly writer = randomUUID().replace(/-/g, '').slice(0, 16);
+  private allocated = 0;
+  /** Every write up to this number is recorded, or failed (a failed one's marker is written again with a new one). */
+  private complete = 0;
+  private readonly settled = new Set<number>();
+  private published = 0;
+  private publishing: Promise<void> | undefined;
+  private started: Promise<void> | undefined;
+
+  constructor(private readonly c: Collections) {}
+
+  /** Records that the device's marker changed (after it was stored); resolves once every reader can see it. */
+  async record(key: string): Promise<void> {
+    await (this.started ??= this.forgetIdleWriters().catch(() => undefined));
+    const seq = ++this.allocated;
+    try {
+      await upserting(() =>
+        this.c.pendingChanges.replaceOne(
+          { _id: ringSlotId(this.writer, seq) },
+          { writer: this.writer, seq, key },
+          { upsert: true },
+        ),
+      );
+    } finally {
+      this.settle(seq);
+    }
+    while (this.published < seq) {
+      this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
+      await this.publishing;
+    }
+  }
+
+  private settle(seq: number): void {
+    this.settled.add(seq);
+    while (this.settled.delete(this.complete + 1)) this.complete++;
+  }
+
+  /** One publication at a time, so the writer's document only moves forward. */
+  private async publish(): Promise<void> {
+    const seq = this.complete;
+    await this.c.pendingWriters.replaceOne({ _id: this.writer }, { seq, at: Date.now() }, { upsert: true });
+    this.published = Math.max(this.published, seq);
+  }
+
+  /** Writers gone for a day (processes that stopped) leave no documents for readers to go through. */
+  private async forgetIdleWriters(): Promise<void> {
+    const idle = await this.c.pendingWriters
+      .find({ at: { $lt: Date.now() - WRITER_FORGOTTEN_AFTER_MS } }, { projection: { _id: 1 } })
+      .toArray();
+    if (idle.length === 0) return;
+    const ids = idle.map((w) => w._id);
+    await this.c.pendingChanges.deleteMany({ writer: { $in: ids } });
+    await this.c.pendingWriters.deleteMany({ _id: { $in: ids } });
+  }
+}

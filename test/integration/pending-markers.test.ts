@@ -1,0 +1,81 @@
+// The pending-marker feed on the real inventory server: writes from one connection (a worker's twins) reach a
+// view on another (an API process) before any poll that comes after them, however many race, and a view that
+// falls behind starts again from the markers.
+import { openInventory, type Inventory } from '../../inventory/inventory';
+import { OperationRepository } from '../../inventory/operations.repo';
+import { PENDING_RING } from '../../inventory/pending-feed';
+import { PendingMarkerView } from '../../operations/pending-markers';
+import { itEnv, uniqueName } from './harness';
+
+describe('the pending-marker feed', () => {
+  let writerSide: Inventory;
+  let readerSide: Inventory;
+  let writer: OperationRepository;
+  let reader: OperationRepository;
+
+  beforeAll(async () => {
+    const db = uniqueName('markers');
+    writerSide = await openInventory(itEnv('TWINFLOW_IT_MONGODB_URI'), db);
+    readerSide = await openInventory(itEnv('TWINFLOW_IT_MONGODB_URI'), db);
+    writer = new OperationRepository(writerSide.collections);
+    reader = new OperationRepository(readerSide.collections);
+  }, 30_000);
+  afterAll(async () => {
+    await writerSide?.db.dropDatabase().catch(() => undefined);
+    await writerSide?.close();
+    await readerSide?.close();
+  });
+
+  it('shows a view elsewhere every write that returned, with writes racing from two processes', async () => {
+    const view = new PendingMarkerView(reader);
+    const other = new OperationRepository(readerSide.collections); // a second writing process
+    const ids = Array.from({ length: 60 }, (_, i) => `race-${i}`);
+    await Promise.all(ids.map((id) => writer.writePendingMarker('o', id, 0, Date.now())));
+    expect(await Promise.all(ids.map((id) => view.waiting('o', id)))).toEqual(ids.map(() => 0));
+    // Every device gets a write at once, half through each process; each is asked once its write returns.
+    const seen = await Promise.all(
+      ids.map(async (id, i) => {
+        await (i % 2 ? other : writer).writePendingMarker('o', id, i + 1, Date.now());
+        return view.waiting('o', id);
+      }),
+    );
+    expect(seen).toEqual(ids.map((_, i) => i + 1));
+    const writers = await reader.pendingWriters();
+    expect(writers.map((w) => w.seq).sort((a, b) => a - b)).toEqual([30, 90]);
+    expect(view.counters()).toEqual({ devices: ids.length, writers: 2 });
+  }, 60_000);
+
+  it('sees a device go from waiting to empty and back, without reading its marker again', async () => {
+    const view = new PendingMarkerView(reader);
+    await writer.writePendingMarker('o', 'flip', 1, Date.now());
+    await expect(view.waiting('o', 'flip')).resolves.toBe(1);
+    for (const waiting of [0, 2, 0]) {
+      await writer.writePendingMarker('o', 'flip', waiting, Date.now());
+      await expect(view.waiting('o', 'flip')).resolves.toBe(waiting);
+    }
+    expect(view.counters().devices).toBe(1);
+  }, 30_000);
+
+  it('starts again from the markers after falling more than half a ring behind', async () => {
+    let markerReads = 0;
+    const view = new PendingMarkerView({
+      pendingMarker: (org, id) => (markerReads++, reader.pendingMarker(org, id)),
+      pendingWriters: () => reader.pendingWriters(),
+      pendingChanges: (wanted) => reader.pendingChanges(wanted),
+    });
+    await writer.writePendingMarker('o', 'behind', 0, Date.now());
+    await writer.writePendingMarker('o', 'steady', 0, Date.now());
+    await expect(view.waiting('o', 'behind')).resolves.toBe(0);
+    await expect(view.waiting('o', 'steady')).resolves.toBe(0);
+    for (let i = 0; i < PENDING_RING / 2; i += 16)
+      await Promise.all(
+        Array.from({ length: 16 }, (_, j) => writer.writePendingMarker('o', `filler-${j}`, i, Date.now())),
+      );
+    await writer.writePendingMarker('o', 'behind', 3, Date.now());
+    await expect(view.waiting('o', 'behind')).resolves.toBe(3);
+    // Everything held was dropped: the device that did not change is read from its marker again.
+    expect(markerReads).toBe(3);
+    await expect(view.waiting('o', 'steady')).resolves.toBe(0);
+    expect(markerReads).toBe(4);
+  }, 120_000);
+});
