@@ -4,7 +4,15 @@ import type { OperationRecord, OperationStatus, OperationStep } from '../twins/o
 import type { OperationDoc, OperationStepDoc } from './documents';
 import type { Collections } from './inventory';
 import { findByIds } from './lookups';
-import { PendingFeedWriter, type PendingChange, type PendingWriter, ringSlotId } from './pending-feed';
+import {
+  type LocalPendingListener,
+  PendingFeedWriter,
+  type PendingChange,
+  type PendingWriter,
+  announceLocalPendingWrite,
+  onLocalPendingWrite,
+  ringSlotId,
+} from './pending-feed';
 import { fromStoredValue, toStoredValue } from './storable';
 
 const operationDocId = (org: string, id: string): string => `${org}/${id}`;
@@ -130,12 +138,18 @@ export class OperationRepository {
   /**
    * How many operations wait for the device's next poll. The twin writes it, one write at a time and in order, so
    * the filter is the _id alone. Then the write goes into this process's feed, and returns once every process can
-   * learn of it there (PendingMarkerView).
+   * learn of it there; this process's own views hear of it at once (PendingMarkerView).
    */
   async writePendingMarker(org: string, deviceId: string, waiting: number, at: number): Promise<void> {
     const key = `${org}/${deviceId}`;
     await this.c.pendingMarkers.updateOne({ _id: key }, { $set: { waiting, at } }, { upsert: true });
     await this.feed.record(key);
+    announceLocalPendingWrite(this.c.pendingMarkers, key, waiting);
+  }
+
+  /** Hears every marker write made through this inventory in this process, as it returns. */
+  onLocalPendingWrite(listener: LocalPendingListener): void {
+    onLocalPendingWrite(this.c.pendingMarkers, listener);
   }
 
   /** The twin's count of operations waiting for a poll; undefined when it has not written one. */

@@ -30,6 +30,22 @@ export interface PendingChange {
   readonly key: string;
 }
 
+/** Hears this process's marker writes once they return: the device's key and the count written. */
+export type LocalPendingListener = (key: string, waiting: number) => void;
+
+/** Listeners by the store they write to (one inventory, one set: a second connection counts as another process). */
+const localListeners = new WeakMap<object, Set<LocalPendingListener>>();
+
+export function onLocalPendingWrite(store: object, listener: LocalPendingListener): void {
+  const set = localListeners.get(store) ?? new Set();
+  set.add(listener);
+  localListeners.set(store, set);
+}
+
+export function announceLocalPendingWrite(store: object, key: string, waiting: number): void {
+  for (const listener of localListeners.get(store) ?? []) listener(key, waiting);
+}
+
 /**
  * An upsert, again when another one created the document first: both stores may refuse the second of two racing
  * upserts of a new `_id` as a duplicate, and the document is there to update the next time.

@@ -1,28 +1,45 @@
 // What each device's twin last stored as its count of operations waiting for a poll, held in this process and
 // kept current from the store's feed of marker writes, so that an empty poll is answered without a store read.
 import { inParallel } from '../inventory/lookups';
-import { PENDING_RING, type PendingChange, type PendingWriter, ringSlotId } from '../inventory/pending-feed';
+import {
+  type LocalPendingListener,
+  PENDING_RING,
+  type PendingChange,
+  type PendingWriter,
+  ringSlotId,
+} from '../inventory/pending-feed';
 
 /** The store behind the view (OperationRepository). */
 export interface PendingMarkerStore {
   pendingMarker(org: string, deviceId: string): Promise<number | undefined>;
   pendingWriters(): Promise<PendingWriter[]>;
   pendingChanges(wanted: readonly PendingWriter[]): Promise<PendingChange[]>;
+  /** This process's own writes, as they return. */
+  onLocalPendingWrite?(listener: LocalPendingListener): void;
 }
 
 export interface PendingMarkerViewOptions {
   /** The most devices held: past it the view forgets them all and reads each again on its next poll. */
   readonly maxDevices: number;
+  /**
+   * While devices poll, the feed is read this often (ms), and a question is answered from memory when the last
+   * read started less than this long ago; otherwise it waits for a read that starts after it. 0: every question
+   * waits for its own read.
+   */
+  readonly refreshMs: number;
+  /** Reading stops this long after the last question (ms); the next one waits for a read again. */
+  readonly idleAfterMs: number;
 }
 
-const DEFAULTS: PendingMarkerViewOptions = { maxDevices: 200_000 };
+const DEFAULTS: PendingMarkerViewOptions = { maxDevices: 200_000, refreshMs: 100, idleAfterMs: 10_000 };
 
 /**
- * Every answer reflects each marker write that had returned before it was asked for: each question waits for
- * a read of the writers' feeds that starts after it (one read serves every question that came meanwhile), and
- * a device whose marker changed since the last read is read again. A twin stores its marker before it
- * acknowledges an operation, so an operation queued before a poll is never missed by it. A device is read from
- * its marker the first time it is asked for.
+ * What an answer reflects: every marker write made in this process that had returned before the question, and
+ * every one made elsewhere that had returned before the start of a read of the writers' feeds at most
+ * `refreshMs` old (while devices poll, one starts every `refreshMs`; otherwise the question waits for one). A
+ * device whose marker changed since the last read is read again. A twin stores its marker before it
+ * acknowledges an operation, so a poll misses no operation queued through this process before it, nor one
+ * queued elsewhere `refreshMs` before it. A device is read from its marker the first time it is asked for.
  */
 export class PendingMarkerView {
   private readonly known = new Map<string, number>();
@@ -32,23 +49,33 @@ export class PendingMarkerView {
   private generation = 0;
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
+  /** Devices this process wrote during the read under way: their count from it may be older. */
+  private readonly heardDuringRead = new Set<string>();
+  private lastReadStartedAt = -Infinity;
+  private lastQuestionAt = -Infinity;
+  private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly options: PendingMarkerViewOptions;
 
   constructor(
     private readonly store: PendingMarkerStore,
     options: Partial<PendingMarkerViewOptions> = {},
+    private readonly now: () => number = Date.now,
   ) {
     this.options = { ...DEFAULTS, ...options };
+    store.onLocalPendingWrite?.((key, waiting) => this.heard(key, waiting));
   }
 
   /** The device's count of operations waiting for a poll; undefined when its twin has never stored one. */
   async waiting(org: string, deviceId: string): Promise<number | undefined> {
     const key = `${org}/${deviceId}`;
-    try {
-      await this.fresh();
-    } catch {
-      // The feed could not be read: the marker itself, as it is now.
-      return this.store.pendingMarker(org, deviceId);
+    this.lastQuestionAt = this.now();
+    if (this.lastQuestionAt - this.lastReadStartedAt >= this.options.refreshMs) {
+      try {
+        await this.fresh();
+      } catch {
+        // The feed could not be read: the marker itself, as it is now.
+        return this.store.pendingMarker(org, deviceId);
+      }
     }
     const held = this.known.get(key);
     if (held !== undefined) return held;
@@ -58,6 +85,20 @@ export class PendingMarkerView {
     if (waiting !== undefined && generation === this.generation && !this.known.has(key))
       this.hold(key, waiting);
     return waiting;
+  }
+
+  /** A write of this process, stored and in its feed: what it wrote is the device's count now. */
+  private heard(key: string, waiting: number): void {
+    this.generation++;
+    this.heardDuringRead.add(key);
+    if (this.known.has(key)) this.known.set(key, waiting);
+  }
+
+  /** Stops reading the feed in the background. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.lastQuestionAt = -Infinity;
   }
 
   /** Devices held, and the writers followed. */
@@ -78,11 +119,26 @@ export class PendingMarkerView {
   }
 
   private async sync(): Promise<void> {
+    this.lastReadStartedAt = this.now();
+    this.heardDuringRead.clear();
     try {
       await this.readFeed();
     } finally {
       this.running = undefined;
+      this.refreshLater();
     }
+  }
+
+  /** While devices poll, the next read starts `refreshMs` after this one did. */
+  private refreshLater(): void {
+    const { refreshMs, idleAfterMs } = this.options;
+    if (refreshMs <= 0 || this.timer || this.now() - this.lastQuestionAt >= idleAfterMs) return;
+    const wait = Math.max(0, this.lastReadStartedAt + refreshMs - this.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.running) this.fresh().catch(() => undefined);
+    }, wait);
+    this.timer.unref?.();
   }
 
   private async readFeed(): Promise<void> {
@@ -112,6 +168,8 @@ export class PendingMarkerView {
     await inParallel([...changed], async (key) => {
       const slash = key.indexOf('/');
       const waiting = await this.store.pendingMarker(key.slice(0, slash), key.slice(slash + 1));
+      // This process wrote it meanwhile: what it wrote is at least as new as what was read.
+      if (this.heardDuringRead.has(key)) return;
       if (waiting === undefined) this.known.delete(key);
       else this.known.set(key, waiting);
     });

@@ -154,6 +154,7 @@ const envSchema = z.object({
     .default(WORKER_DEFAULTS.workflowTasks),
   TWINFLOW_WORKER_ACTIVITIES: z.coerce.number().int().min(1).max(10_000).default(WORKER_DEFAULTS.activities),
   TWINFLOW_WORKER_METRICS_PORT: port.optional(),
+  TWINFLOW_WORKFLOW_STACK_TRACES: z.enum(['on', 'off']).default('off'),
   TWINFLOW_WRITEBACK_HISTORY_MS: z.coerce.number().int().min(10).max(3_600_000).default(2_000),
   TWINFLOW_WRITEBACK_LATEST_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
   TWINFLOW_WRITEBACK_PAGES_PER_S: z.coerce.number().int().min(1).max(100_000).default(4),
@@ -306,6 +307,8 @@ const configSchema = envSchema
       activities: env.TWINFLOW_WORKER_ACTIVITIES,
       /** Set: the SDK's own Prometheus figures (sticky cache hits, misses, size) on 127.0.0.1:port/metrics. */
       metricsPort: env.TWINFLOW_WORKER_METRICS_PORT,
+      /** Off: no stack traces for the Web UI, and about a fifth less CPU a twin's workflow task. */
+      stackTraces: env.TWINFLOW_WORKFLOW_STACK_TRACES === 'on',
     },
     twin: {
       snapshotDebounceMs: env.TWINFLOW_SNAPSHOT_DEBOUNCE_MS,

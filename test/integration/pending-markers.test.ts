@@ -1,6 +1,7 @@
 // The pending-marker feed on the real inventory server: writes from one connection (a worker's twins) reach a
 // view on another (an API process) before any poll that comes after them, however many race, and a view that
-// falls behind starts again from the markers.
+// falls behind starts again from the markers. The views here read the feed for every question (refreshMs 0);
+// a view in the writing process hears its writes at once.
 import { openInventory, type Inventory } from '../../inventory/inventory';
 import { OperationRepository } from '../../inventory/operations.repo';
 import { PENDING_RING } from '../../inventory/pending-feed';
@@ -27,7 +28,7 @@ describe('the pending-marker feed', () => {
   });
 
   it('shows a view elsewhere every write that returned, with writes racing from two processes', async () => {
-    const view = new PendingMarkerView(reader);
+    const view = new PendingMarkerView(reader, { refreshMs: 0 });
     const other = new OperationRepository(readerSide.collections); // a second writing process
     const ids = Array.from({ length: 60 }, (_, i) => `race-${i}`);
     await Promise.all(ids.map((id) => writer.writePendingMarker('o', id, 0, Date.now())));
@@ -46,7 +47,7 @@ describe('the pending-marker feed', () => {
   }, 60_000);
 
   it('sees a device go from waiting to empty and back, without reading its marker again', async () => {
-    const view = new PendingMarkerView(reader);
+    const view = new PendingMarkerView(reader, { refreshMs: 0 });
     await writer.writePendingMarker('o', 'flip', 1, Date.now());
     await expect(view.waiting('o', 'flip')).resolves.toBe(1);
     for (const waiting of [0, 2, 0]) {
@@ -58,11 +59,14 @@ describe('the pending-marker feed', () => {
 
   it('starts again from the markers after falling more than half a ring behind', async () => {
     let markerReads = 0;
-    const view = new PendingMarkerView({
-      pendingMarker: (org, id) => (markerReads++, reader.pendingMarker(org, id)),
-      pendingWriters: () => reader.pendingWriters(),
-      pendingChanges: (wanted) => reader.pendingChanges(wanted),
-    });
+    const view = new PendingMarkerView(
+      {
+        pendingMarker: (org, id) => (markerReads++, reader.pendingMarker(org, id)),
+        pendingWriters: () => reader.pendingWriters(),
+        pendingChanges: (wanted) => reader.pendingChanges(wanted),
+      },
+      { refreshMs: 0 },
+    );
     await writer.writePendingMarker('o', 'behind', 0, Date.now());
     await writer.writePendingMarker('o', 'steady', 0, Date.now());
     await expect(view.waiting('o', 'behind')).resolves.toBe(0);
@@ -78,4 +82,28 @@ describe('the pending-marker feed', () => {
     await expect(view.waiting('o', 'steady')).resolves.toBe(0);
     expect(markerReads).toBe(4);
   }, 120_000);
+
+  it('hears the writes made in its own process without reading the feed for them', async () => {
+    let feedReads = 0;
+    const here = new OperationRepository(writerSide.collections); // the worker role's, beside the API's
+    const view = new PendingMarkerView(
+      {
+        pendingMarker: (org, id) => writer.pendingMarker(org, id),
+        pendingWriters: () => (feedReads++, writer.pendingWriters()),
+        pendingChanges: (wanted) => writer.pendingChanges(wanted),
+        onLocalPendingWrite: (listener) => writer.onLocalPendingWrite(listener),
+      },
+      // No read of the feed after the first for a minute: what it answers, it heard.
+      { refreshMs: 60_000 },
+    );
+    await here.writePendingMarker('o', 'local', 0, Date.now());
+    await expect(view.waiting('o', 'local')).resolves.toBe(0);
+    const reads = feedReads;
+    for (const waiting of [1, 0, 4]) {
+      await here.writePendingMarker('o', 'local', waiting, Date.now());
+      await expect(view.waiting('o', 'local')).resolves.toBe(waiting);
+    }
+    expect(feedReads).toBe(reads);
+    view.close();
+  }, 30_000);
 });

@@ -1,13 +1,14 @@
 // The pending-marker view over a store stubbed in memory: what it answers after each kind of write, how many
 // store reads it makes, and how it recovers from gaps in the feed. The real store is covered by the
-// integration suite (test/integration/operations/pending-markers.test.ts).
+// integration suite (test/integration/pending-markers.test.ts).
 import {
+  type LocalPendingListener,
   PENDING_RING,
   type PendingChange,
   type PendingWriter,
   ringSlotId,
 } from '../../../inventory/pending-feed';
-import { PendingMarkerView } from '../../../operations/pending-markers';
+import { PendingMarkerView, type PendingMarkerViewOptions } from '../../../operations/pending-markers';
 
 /** The store as OperationRepository keeps it: markers, and each writer's ring and how far it published it. */
 class FakeStore {
@@ -50,11 +51,25 @@ class FakeStore {
     const slots = new Set(wanted.map((w) => ringSlotId(w.writer, w.seq)));
     return [...slots].flatMap((slot) => (this.ring.has(slot) ? [this.ring.get(slot)!] : []));
   }
+
+  readonly local: LocalPendingListener[] = [];
+  onLocalPendingWrite(listener: LocalPendingListener): void {
+    this.local.push(listener);
+  }
+
+  /** A write made by this process: stored, in its feed, and heard at once. */
+  writeHere(deviceId: string, waiting: number): void {
+    this.write(deviceId, waiting, { writer: 'here' });
+    for (const listener of this.local) listener(`o/${deviceId}`, waiting);
+  }
 }
 
-function setup(options: { maxDevices?: number } = {}) {
+/** Every question waits for its own read of the feed unless `refreshMs` says otherwise. */
+function setup(options: Partial<PendingMarkerViewOptions> = {}) {
   const store = new FakeStore();
-  return { store, view: new PendingMarkerView(store, options) };
+  let now = 0;
+  const view = new PendingMarkerView(store, { refreshMs: 0, ...options }, () => now);
+  return { store, view, advance: (ms: number) => (now += ms) };
 }
 
 describe('PendingMarkerView', () => {
@@ -175,5 +190,63 @@ describe('PendingMarkerView', () => {
     expect(view.counters().devices).toBe(1);
     await view.waiting('o', 'a');
     expect(store.markerReads).toBe(4);
+  });
+
+  it('answers from memory while the last read is fresh, and hears the writes made here at once', async () => {
+    const { store, view, advance } = setup({ refreshMs: 100 });
+    store.write('a', 0);
+    await view.waiting('o', 'a');
+    const reads = store.feedReads;
+    // Written here: heard at once, without a read.
+    store.writeHere('a', 2);
+    await expect(view.waiting('o', 'a')).resolves.toBe(2);
+    // Written elsewhere within the window: not promised until the window is over...
+    store.write('a', 0, { writer: 'elsewhere' });
+    advance(50);
+    await expect(view.waiting('o', 'a')).resolves.toBe(2);
+    expect(store.feedReads).toBe(reads);
+    // ...then the next question waits for a read that starts after it.
+    advance(50);
+    await expect(view.waiting('o', 'a')).resolves.toBe(0);
+    expect(store.feedReads).toBe(reads + 1);
+    view.close();
+  });
+
+  it('keeps reading the feed in the background while devices poll, and stops when they stop', async () => {
+    const store = new FakeStore();
+    const view = new PendingMarkerView(store, { refreshMs: 20, idleAfterMs: 200 });
+    store.write('a', 0);
+    await view.waiting('o', 'a');
+    await new Promise((r) => setTimeout(r, 120));
+    const reads = store.feedReads;
+    expect(reads).toBeGreaterThanOrEqual(3);
+    // A write elsewhere reaches memory without a question waiting for it.
+    store.write('a', 4, { writer: 'elsewhere' });
+    await new Promise((r) => setTimeout(r, 60));
+    const before = store.feedReads;
+    await expect(view.waiting('o', 'a')).resolves.toBe(4);
+    expect(store.feedReads - before).toBeLessThanOrEqual(1);
+    await new Promise((r) => setTimeout(r, 300));
+    const idle = store.feedReads;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(store.feedReads).toBe(idle);
+    view.close();
+  });
+
+  it('keeps a write of this process over an older count read during it', async () => {
+    const { store, view } = setup();
+    store.write('a', 1);
+    await view.waiting('o', 'a');
+    store.write('a', 0, { writer: 'elsewhere' });
+    // The read the next question waits for finds the change elsewhere and reads the marker again; this process
+    // writes 5 while that read is under way, after the marker read returned the older 0.
+    const original = store.pendingMarker.bind(store);
+    store.pendingMarker = async (org, id) => {
+      const value = await original(org, id);
+      store.writeHere('a', 5);
+      return value;
+    };
+    await expect(view.waiting('o', 'a')).resolves.toBe(5);
+    store.pendingMarker = original;
   });
 });
