@@ -282,9 +282,6 @@ async function runSyncBench(o: OperationsBenchOptions, b: SyncBench, client: Cli
   };
 }
 
-/** The pause between a round's hand-overs and its empty polls at once. */
-const SETTLE_BEFORE_EMPTY_POLLS_MS = 3_000;
-
 /** Sleepy devices: each round queues one operation per device, then every device polls once, all at once. */
 async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddress: string) {
   o.say(`   provisioning ${o.pollDevices} sleepy devices; ${o.pollRounds} rounds of queue-then-poll...`);
@@ -325,9 +322,7 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
     const t0 = performance.now();
     await Promise.all(sleepy.map(pollOnce));
     pollSeconds += (performance.now() - t0) / 1000;
-    // Then, once the twins have finished with the round's responses, every device polls at once again, with
-    // nothing waiting for any of them: the fleet at rest, not the tail of the hand-over.
-    await new Promise((r) => setTimeout(r, SETTLE_BEFORE_EMPTY_POLLS_MS));
+    // Then every device polls at once again, with nothing waiting for any of them.
     const t1 = performance.now();
     await Promise.all(
       sleepy.map(async (id) => {
