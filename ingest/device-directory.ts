@@ -20,6 +20,14 @@ const REFRESHES_AT_ONCE = 4;
  */
 const SCAN_AFTER_MISSES = 64;
 
+/**
+ * An organization with at least SCAN_AFTER_MISSES entries that had a message within this long has all its
+ * entries refreshed by one scan every half time to live, so they never expire: a fleet that reports every few
+ * minutes, or comes back after a silence, finds its entries fresh instead of waiting for thousands of lookups
+ * at once, and the one-by-one refreshes stop.
+ */
+const KEEP_WARM_MS = 3_600_000;
+
 interface Entry {
   readonly info: DeviceInfo | null;
   /** After this the entry is served while a background lookup refreshes it. */
@@ -54,6 +62,9 @@ export class DeviceDirectory {
   /** Devices forgotten while a scan was under way: what the scan read of them may predate the change. */
   private readonly forgottenDuringScan = new Set<string>();
   private readonly stats = { lookups: 0, refreshes: 0, refreshFailures: 0, scans: 0, scanFailures: 0 };
+  /** When each organization last had a message. */
+  private readonly lastUse = new Map<string, number>();
+  private keepWarmTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     private readonly devices: Pick<DeviceRepository, 'lookupInfo' | 'allInfo'>,
@@ -67,6 +78,8 @@ export class DeviceDirectory {
     const key = `${org}/${deviceId}`;
     const hit = this.cache.get(key);
     const now = this.now();
+    this.lastUse.set(org, now);
+    this.keepWarmTimer ??= setInterval(() => void this.keepWarm(), this.ttlMs / 2).unref();
     if (hit && hit.until > now) {
       if (hit.due <= now) this.refreshSoon(key, org, deviceId);
       return hit.info;
@@ -80,11 +93,41 @@ export class DeviceDirectory {
     return this.lookUpShared(key, org, deviceId);
   }
 
+  /**
+   * Refreshes, one scan each, the entries of every organization that is large and had a message lately (see
+   * KEEP_WARM_MS); runs every half time to live. Answers once the scans are over.
+   */
+  async keepWarm(): Promise<void> {
+    const now = this.now();
+    const sizes = new Map<string, number>();
+    for (const [key, entry] of this.cache) {
+      const org = key.slice(0, key.indexOf('/'));
+      if (entry.info) sizes.set(org, (sizes.get(org) ?? 0) + 1);
+    }
+    const scans: Promise<void>[] = [];
+    for (const [org, usedAt] of this.lastUse) {
+      if (now - usedAt >= KEEP_WARM_MS) this.lastUse.delete(org);
+      else if ((sizes.get(org) ?? 0) >= SCAN_AFTER_MISSES && !this.scans.has(org))
+        scans.push(this.startScan(org, true));
+    }
+    await Promise.all(scans);
+  }
+
+  /** Stops the refreshes of keepWarm. */
+  close(): void {
+    clearInterval(this.keepWarmTimer);
+  }
+
   /** Starts a scan of the organization when many of its lookups wait at once and none ran within a half-life. */
   private maybeScan(org: string): Promise<void> | undefined {
     if (this.inFlight.size < SCAN_AFTER_MISSES) return undefined;
     if (this.now() - (this.scannedAt.get(org) ?? -Infinity) < this.ttlMs / 2) return undefined;
-    const scan = this.scan(org).finally(() => {
+    return this.startScan(org, false);
+  }
+
+  /** A scan of the organization, known to `get` while under way; `onlyCached`: it refreshes what is held. */
+  private startScan(org: string, onlyCached: boolean): Promise<void> {
+    const scan = this.scan(org, onlyCached).finally(() => {
       this.scans.delete(org);
       this.scannedAt.set(org, this.now());
       if (this.scans.size === 0) this.forgottenDuringScan.clear();
@@ -93,13 +136,14 @@ export class DeviceDirectory {
     return scan;
   }
 
-  private async scan(org: string): Promise<void> {
+  private async scan(org: string, onlyCached: boolean): Promise<void> {
     this.stats.scans += 1;
     try {
       for await (const d of this.devices.allInfo(org)) {
         const key = `${org}/${d.deviceId}`;
         // A lookup under way answers, and caches, at least as new; a forgotten device is read again.
         if (this.inFlight.has(key) || this.forgottenDuringScan.has(key)) continue;
+        if (onlyCached && !this.cache.has(key)) continue;
         this.remember(key, { org, deviceId: d.deviceId, ...infoOf(d) });
       }
     } catch {

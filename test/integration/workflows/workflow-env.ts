@@ -44,13 +44,9 @@ export interface WorkflowEnv {
   close(): Promise<void>;
 }
 
-type Activities = ReturnType<typeof createActivities>;
-
 /** Worker options a test may change; everything else is the production worker's. */
 export type WorkerTweaks = Pick<WorkerOptions, 'enableNonLocalActivities'> & {
   readonly taskQueue?: string;
-  /** Replaces some activities, given the real ones (a store that fails in a chosen way). */
-  readonly activities?: (real: Activities) => Partial<Activities>;
 };
 
 export async function openWorkflowEnv(): Promise<WorkflowEnv> {
@@ -79,7 +75,7 @@ export async function openWorkflowEnv(): Promise<WorkflowEnv> {
       const worker = await Worker.create({
         connection: nativeConnection,
         taskQueue,
-        activities: { ...activities, ...options.activities?.(activities) },
+        activities,
         workflowBundle: { codePath: bundlePath },
         ...(options.enableNonLocalActivities !== undefined
           ? { enableNonLocalActivities: options.enableNonLocalActivities }

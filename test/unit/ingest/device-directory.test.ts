@@ -39,6 +39,10 @@ function fakeRepo(known: DeviceDoc[]) {
   return { repo, calls, byKey, gate, scan };
 }
 
+/** A directory whose entries live 10 s (at most 100), on a clock and a random draw the test sets. */
+const tenSeconds = (repo: DeviceRepository, now: () => number, random: number) =>
+  new DeviceDirectory(repo, 10_000, 100, now, () => random);
+
 describe('DeviceDirectory', () => {
   it('looks a device up once for many concurrent messages, then serves it from the cache', async () => {
     const { repo, calls } = fakeRepo([doc('o', 'd1')]);
@@ -63,13 +67,7 @@ describe('DeviceDirectory', () => {
   it('reads a device again after its entry expires or is forgotten', async () => {
     let now = 0;
     const { repo, calls } = fakeRepo([doc('o', 'd1', 'DECOMMISSIONED')]);
-    const dir = new DeviceDirectory(
-      repo,
-      10_000,
-      100,
-      () => now,
-      () => 1,
-    );
+    const dir = tenSeconds(repo, () => now, 1);
     expect((await dir.get('o', 'd1'))?.active).toBe(false);
     now = 10_001;
     await dir.get('o', 'd1');
@@ -96,13 +94,7 @@ describe('DeviceDirectory', () => {
     let now = 0;
     const { repo, calls, byKey } = fakeRepo([doc('o', 'd1')]);
     // Due halfway through its 10 s (random 0), gone at 10 s.
-    const dir = new DeviceDirectory(
-      repo,
-      10_000,
-      100,
-      () => now,
-      () => 0,
-    );
+    const dir = tenSeconds(repo, () => now, 0);
     expect((await dir.get('o', 'd1'))?.active).toBe(true);
     now = 4_999;
     await dir.get('o', 'd1');
@@ -121,13 +113,7 @@ describe('DeviceDirectory', () => {
     let now = 0;
     const known = Array.from({ length: 10 }, (_, i) => doc('o', `d${i}`));
     const { repo, calls, gate } = fakeRepo(known);
-    const dir = new DeviceDirectory(
-      repo,
-      10_000,
-      100,
-      () => now,
-      () => 0,
-    );
+    const dir = tenSeconds(repo, () => now, 0);
     await Promise.all(known.map((d) => dir.get('o', d.id)));
     expect(calls.get).toHaveLength(10);
     gate.held = true;
@@ -163,13 +149,7 @@ describe('DeviceDirectory', () => {
         return doc('o', 'd1');
       },
     } as unknown as DeviceRepository;
-    const dir = new DeviceDirectory(
-      repo,
-      10_000,
-      100,
-      () => now,
-      () => 0,
-    );
+    const dir = tenSeconds(repo, () => now, 0);
     await dir.get('o', 'd1');
     fail = true;
     now = 7_000;
@@ -220,5 +200,31 @@ describe('DeviceDirectory', () => {
     expect((await Promise.all(answers)).every((i) => i?.active)).toBe(true);
     expect(calls.get).toHaveLength(100);
     expect(dir.counters()).toMatchObject({ scans: 1, scanFailures: 1 });
+  });
+
+  it('keeps a large, active organization fresh with one scan each half time to live, and stops when it is idle', async () => {
+    let now = 0;
+    const known = Array.from({ length: 80 }, (_, i) => doc('o', `d${i}`));
+    const { repo, calls, byKey } = fakeRepo([...known, doc('o', 'never-heard'), doc('small', 's1')]);
+    const dir = tenSeconds(repo, () => now, 0.5);
+    for (const d of known) await dir.get('o', d.id);
+    await dir.get('small', 's1');
+    expect(calls.get).toHaveLength(81);
+    // Half a time to live later the scan refreshes what is held, and sees the decommission.
+    byKey.set('o/d3', doc('o', 'd3', 'DECOMMISSIONED'));
+    now = 5_000;
+    await dir.keepWarm();
+    expect(calls.scans).toEqual(['o']);
+    // Past the first lookups' time to live: still no lookup, and the scan added no device it did not hold.
+    now = 12_000;
+    expect((await dir.get('o', 'd3'))?.active).toBe(false);
+    for (const d of known) await dir.get('o', d.id);
+    expect(calls.get).toHaveLength(81);
+    expect(dir.counters().cached).toBe(81);
+    // An hour without a message: no more scans, and entries expire as before.
+    now = 12_000 + 3_600_000;
+    await dir.keepWarm();
+    expect(calls.scans).toEqual(['o']);
+    dir.close();
   });
 });

@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       workflowTasks: 40,
       activities: 100,
       metricsPort: undefined,
+      stackTraces: false,
     });
     expect(
       loadConfig({
@@ -47,8 +48,12 @@ describe('loadConfig', () => {
         TWINFLOW_WORKER_WORKFLOW_TASKS: '8',
         TWINFLOW_WORKER_ACTIVITIES: '20',
         TWINFLOW_WORKER_METRICS_PORT: '9464',
+        TWINFLOW_WORKFLOW_STACK_TRACES: 'on',
       }).worker,
-    ).toEqual({ cachedTwins: 500, workflowTasks: 8, activities: 20, metricsPort: 9464 });
+    ).toEqual({ cachedTwins: 500, workflowTasks: 8, activities: 20, metricsPort: 9464, stackTraces: true });
+    expect(() => loadConfig({ TWINFLOW_WORKFLOW_STACK_TRACES: 'yes' })).toThrow(
+      /TWINFLOW_WORKFLOW_STACK_TRACES/,
+    );
   });
 
   it('caches as many twins as a heap holds, 10,000 and more on a 2 GiB heap, at most 20,000', () => {
