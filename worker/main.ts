@@ -133,7 +133,7 @@ async function startWorkerRole(
   });
   if (!config.worker.stackTraces)
     logger.info(
-      "twins run without workflow stack traces (the Web UI's Stack Trace tab): TWINFLOW_WORKFLOW_STACK_TRACES=on keeps them, at about a fifth more CPU a workflow task",
+      "twins run without workflow stack traces (the Web UI's Stack Trace tab): TWINFLOW_WORKFLOW_STACK_TRACES=on keeps them, at some CPU every workflow task",
     );
   const running = worker.run();
   life.onStop(async () => {
