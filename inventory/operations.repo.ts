@@ -144,7 +144,7 @@ export class OperationRepository {
     const key = `${org}/${deviceId}`;
     await this.c.pendingMarkers.updateOne({ _id: key }, { $set: { waiting, at } }, { upsert: true });
     await this.feed.record(key);
-    announceLocalPendingWrite(this.c.pendingMarkers, key, waiting);
+    announceLocalPendingWrite(this.c.pendingMarkers, key, waiting, this.feed.writer);
   }
 
   /** Hears every marker write made through this inventory in this process, as it returns. */

@@ -30,8 +30,8 @@ export interface PendingChange {
   readonly key: string;
 }
 
-/** Hears this process's marker writes once they return: the device's key and the count written. */
-export type LocalPendingListener = (key: string, waiting: number) => void;
+/** Hears this process's marker writes once they return: the device's key, the count written, and its writer. */
+export type LocalPendingListener = (key: string, waiting: number, writer: string) => void;
 
 /** Listeners by the store they write to (one inventory, one set: a second connection counts as another process). */
 const localListeners = new WeakMap<object, Set<LocalPendingListener>>();
@@ -42,8 +42,8 @@ export function onLocalPendingWrite(store: object, listener: LocalPendingListene
   localListeners.set(store, set);
 }
 
-export function announceLocalPendingWrite(store: object, key: string, waiting: number): void {
-  for (const listener of localListeners.get(store) ?? []) listener(key, waiting);
+export function announceLocalPendingWrite(store: object, key: string, waiting: number, writer: string): void {
+  for (const listener of localListeners.get(store) ?? []) listener(key, waiting, writer);
 }
 
 /**

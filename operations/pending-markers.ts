@@ -51,6 +51,8 @@ export class PendingMarkerView {
   private queued: Promise<void> | undefined;
   /** Devices this process wrote during the read under way: their count from it may be older. */
   private readonly heardDuringRead = new Set<string>();
+  /** This process's writers, heard of directly. */
+  private readonly localWriters = new Set<string>();
   private lastReadStartedAt = -Infinity;
   private lastQuestionAt = -Infinity;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -62,7 +64,7 @@ export class PendingMarkerView {
     private readonly now: () => number = Date.now,
   ) {
     this.options = { ...DEFAULTS, ...options };
-    store.onLocalPendingWrite?.((key, waiting) => this.heard(key, waiting));
+    store.onLocalPendingWrite?.((key, waiting, writer) => this.heard(key, waiting, writer));
   }
 
   /** The device's count of operations waiting for a poll; undefined when its twin has never stored one. */
@@ -87,8 +89,12 @@ export class PendingMarkerView {
     return waiting;
   }
 
-  /** A write of this process, stored and in its feed: what it wrote is the device's count now. */
-  private heard(key: string, waiting: number): void {
+  /**
+   * A write of this process, stored and in its feed: what it wrote is the device's count now. Its writer's
+   * writes all come this way, so the feed's record of them is not read.
+   */
+  private heard(key: string, waiting: number, writer: string): void {
+    this.localWriters.add(writer);
     this.generation++;
     this.heardDuringRead.add(key);
     if (this.known.has(key)) this.known.set(key, waiting);
@@ -147,6 +153,7 @@ export class PendingMarkerView {
     if (!seen) return this.restart(writers);
     const wanted: PendingWriter[] = [];
     for (const { writer, seq } of writers) {
+      if (this.localWriters.has(writer)) continue;
       const from = seen.get(writer) ?? 0;
       // Too far behind for the ring: start again from the markers.
       if (seq - from > PENDING_RING / 2) return this.restart(writers);

@@ -33,12 +33,12 @@ function setup(twinError?: Error) {
   const markers = new Map<string, number>();
   // The store's feed of marker writes, as the twin's writes number them.
   const changes: PendingChange[] = [];
-  const heard: ((key: string, waiting: number) => void)[] = [];
+  const heard: ((key: string, waiting: number, writer: string) => void)[] = [];
   // A twin of this process writes it: stored, in the feed, and heard at once.
   const writeMarker = (deviceId: string, waiting: number) => {
     markers.set(deviceId, waiting);
     changes.push({ writer: 'w', seq: changes.length + 1, key: `o/${deviceId}` });
-    for (const listener of heard) listener(`o/${deviceId}`, waiting);
+    for (const listener of heard) listener(`o/${deviceId}`, waiting, 'w');
   };
   const claims: string[] = [];
   const forwarded: string[] = [];
@@ -66,7 +66,8 @@ function setup(twinError?: Error) {
       countLateResponse: async (_org: string, id: string) => void late.push(id),
       pendingMarker: async (_org: string, deviceId: string) => markers.get(deviceId),
       pendingWriters: async () => [{ writer: 'w', seq: changes.length }],
-      onLocalPendingWrite: (listener: (key: string, waiting: number) => void) => void heard.push(listener),
+      onLocalPendingWrite: (listener: (key: string, waiting: number, writer: string) => void) =>
+        void heard.push(listener),
       pendingChanges: async (wanted: readonly PendingWriter[]) =>
         changes.filter((c) => wanted.some((w) => w.seq === c.seq)),
     } as unknown as OperationRepository,

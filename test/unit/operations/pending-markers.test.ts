@@ -17,6 +17,7 @@ class FakeStore {
   readonly allocated = new Map<string, number>();
   readonly published = new Map<string, number>();
   feedReads = 0;
+  changeReads = 0;
   markerReads = 0;
   failFeed = false;
 
@@ -48,6 +49,7 @@ class FakeStore {
   }
 
   async pendingChanges(wanted: readonly PendingWriter[]): Promise<PendingChange[]> {
+    this.changeReads++;
     const slots = new Set(wanted.map((w) => ringSlotId(w.writer, w.seq)));
     return [...slots].flatMap((slot) => (this.ring.has(slot) ? [this.ring.get(slot)!] : []));
   }
@@ -60,7 +62,7 @@ class FakeStore {
   /** A write made by this process: stored, in its feed, and heard at once. */
   writeHere(deviceId: string, waiting: number): void {
     this.write(deviceId, waiting, { writer: 'here' });
-    for (const listener of this.local) listener(`o/${deviceId}`, waiting);
+    for (const listener of this.local) listener(`o/${deviceId}`, waiting, 'here');
   }
 }
 
@@ -248,5 +250,22 @@ describe('PendingMarkerView', () => {
     };
     await expect(view.waiting('o', 'a')).resolves.toBe(5);
     store.pendingMarker = original;
+  });
+
+  it('does not read back from the feed what this process wrote: it heard it', async () => {
+    const { store, view } = setup();
+    store.writeHere('a', 0);
+    await view.waiting('o', 'a');
+    const { markerReads, changeReads } = store;
+    for (const waiting of [3, 0, 1]) {
+      store.writeHere('a', waiting);
+      await expect(view.waiting('o', 'a')).resolves.toBe(waiting);
+    }
+    expect(store.markerReads).toBe(markerReads);
+    expect(store.changeReads).toBe(changeReads);
+    // Another process's write is still read from the feed.
+    store.write('a', 7, { writer: 'elsewhere' });
+    await expect(view.waiting('o', 'a')).resolves.toBe(7);
+    expect(store.changeReads).toBe(changeReads + 1);
   });
 });
