@@ -26,6 +26,18 @@ export interface MetricSources {
     devicesPending: number;
   };
   readonly mqtt?: () => Readonly<Record<string, number>>;
+  /** The ingest's device directory (DeviceDirectory.counters). */
+  readonly directory?: () => {
+    lookups: number;
+    refreshes: number;
+    refreshFailures: number;
+    scans: number;
+    scanFailures: number;
+    cached: number;
+    refreshQueue: number;
+  };
+  /** The view of the pending markers that answers empty polls (PendingMarkerView.counters). */
+  readonly pendingMarkers?: () => { devices: number; writers: number };
 }
 
 /** A counter whose value is read from a source that already counts. */
@@ -159,10 +171,79 @@ const MQTT_COUNTERS = [
   ['delivered', 'Operation requests published to MQTT devices'],
 ] as const;
 
+/** The device directory's and the pending-marker view's figures, when the process has them. */
+function cacheFigures(sources: MetricSources): [string, Kind, string, () => number][] {
+  const { directory, pendingMarkers } = sources;
+  return [
+    ...(directory
+      ? ([
+          [
+            'twinflow_device_directory_lookups_total',
+            'counter',
+            'Device lookups, one device each',
+            () => directory().lookups,
+          ],
+          [
+            'twinflow_device_directory_refreshes_total',
+            'counter',
+            'Lookups that refreshed an entry in the background',
+            () => directory().refreshes,
+          ],
+          [
+            'twinflow_device_directory_refresh_failures_total',
+            'counter',
+            'Background refreshes that failed',
+            () => directory().refreshFailures,
+          ],
+          [
+            'twinflow_device_directory_scans_total',
+            'counter',
+            "Reads of a whole organization's devices",
+            () => directory().scans,
+          ],
+          [
+            'twinflow_device_directory_scan_failures_total',
+            'counter',
+            'Scans that failed',
+            () => directory().scanFailures,
+          ],
+          [
+            'twinflow_device_directory_entries',
+            'gauge',
+            'Devices held by the directory',
+            () => directory().cached,
+          ],
+          [
+            'twinflow_device_directory_refresh_queue',
+            'gauge',
+            'Entries waiting for a background refresh',
+            () => directory().refreshQueue,
+          ],
+        ] as [string, Kind, string, () => number][])
+      : []),
+    ...(pendingMarkers
+      ? ([
+          [
+            'twinflow_pending_view_devices',
+            'gauge',
+            'Devices whose pending marker this process holds',
+            () => pendingMarkers().devices,
+          ],
+          [
+            'twinflow_pending_view_writers',
+            'gauge',
+            'Processes whose marker writes this process follows',
+            () => pendingMarkers().writers,
+          ],
+        ] as [string, Kind, string, () => number][])
+      : []),
+  ];
+}
+
 export function createMetrics(sources: MetricSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'twinflow_' });
-  for (const [name, kind, help, read] of figures(sources)) {
+  for (const [name, kind, help, read] of [...figures(sources), ...cacheFigures(sources)]) {
     if (kind === 'counter') mirroredCounter(registry, name, help, read);
     else readGauge(registry, name, help, read);
   }

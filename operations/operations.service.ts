@@ -69,6 +69,11 @@ export class OperationsService {
     this.markers = new PendingMarkerView(deps.operations);
   }
 
+  /** The view of the pending markers: devices held, writers followed. */
+  pendingCounters(): { devices: number; writers: number } {
+    return this.markers.counters();
+  }
+
   /** The MQTT gateway attaches here: operations queued for a listening device go out at once. */
   attachLiveDelivery(deliver: LiveDelivery): void {
     this.liveDelivery = deliver;

@@ -296,10 +296,13 @@ export async function createServices(
   const recovered = await ingestor.start();
   if (recovered > 0) logger.info({ commits: recovered }, 'read back ingest commits not yet written back');
   let mqttCounters: MqttCounters | undefined;
+  let pendingCounters = () => ({ devices: 0, writers: 0 });
   const metrics = createMetrics({
     ingest: () => ingestor.counters(),
     twinSignals: () => notifier.stats(),
     ...(config.mqtt.enabled ? { mqtt: () => mqttCounters?.() ?? {} } : {}),
+    directory: () => directory.counters(),
+    pendingMarkers: () => pendingCounters(),
   });
   const functionEngine = await FunctionEngine.create();
   const operationsService = new OperationsService({
@@ -310,6 +313,7 @@ export async function createServices(
     now: Date.now,
     warn: (what, fields) => logger.warn(fields, what),
   });
+  pendingCounters = () => operationsService.pendingCounters();
   const forwarderMqtt = new MqttClients();
   const forwarders = createForwardersService(config, connection, repos, functionEngine, forwarderMqtt);
   const services: Services = {

@@ -343,6 +343,9 @@ describe('MQTT devices', () => {
     expect(value('twinflow_ingest_writes_total')).toBeGreaterThan(0);
     expect(value('twinflow_ingest_history_write_seconds_total')).toBeGreaterThan(0);
     expect(value('twinflow_ingest_latest_write_seconds_total')).toBeGreaterThan(0);
+    expect(value('twinflow_device_directory_lookups_total')).toBeGreaterThan(0);
+    expect(value('twinflow_device_directory_entries')).toBeGreaterThan(0);
+    expect(value('twinflow_pending_view_devices')).toBeGreaterThanOrEqual(0);
     expect(value('twinflow_twin_devices_pending')).toBeGreaterThanOrEqual(0);
   });
 });
