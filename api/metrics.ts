@@ -136,10 +136,7 @@ const INGEST_FIGURES: readonly [string, Kind, string, keyof IngestFigures][] = [
 function figures(sources: MetricSources): [string, Kind, string, () => number][] {
   const twins = sources.twinSignals;
   return [
-    ...INGEST_FIGURES.map(
-      ([name, kind, help, field]) =>
-        [name, kind, help, () => sources.ingest()[field]] as [string, Kind, string, () => number],
-    ),
+    ...fromSource(INGEST_FIGURES, sources.ingest),
     [
       'twinflow_twin_signals_total',
       'counter',
@@ -171,79 +168,58 @@ const MQTT_COUNTERS = [
   ['delivered', 'Operation requests published to MQTT devices'],
 ] as const;
 
-/** The device directory's and the pending-marker view's figures, when the process has them. */
-function cacheFigures(sources: MetricSources): [string, Kind, string, () => number][] {
-  const { directory, pendingMarkers } = sources;
-  return [
-    ...(directory
-      ? ([
-          [
-            'twinflow_device_directory_lookups_total',
-            'counter',
-            'Device lookups, one device each',
-            () => directory().lookups,
-          ],
-          [
-            'twinflow_device_directory_refreshes_total',
-            'counter',
-            'Lookups that refreshed an entry in the background',
-            () => directory().refreshes,
-          ],
-          [
-            'twinflow_device_directory_refresh_failures_total',
-            'counter',
-            'Background refreshes that failed',
-            () => directory().refreshFailures,
-          ],
-          [
-            'twinflow_device_directory_scans_total',
-            'counter',
-            "Reads of a whole organization's devices",
-            () => directory().scans,
-          ],
-          [
-            'twinflow_device_directory_scan_failures_total',
-            'counter',
-            'Scans that failed',
-            () => directory().scanFailures,
-          ],
-          [
-            'twinflow_device_directory_entries',
-            'gauge',
-            'Devices held by the directory',
-            () => directory().cached,
-          ],
-          [
-            'twinflow_device_directory_refresh_queue',
-            'gauge',
-            'Entries waiting for a background refresh',
-            () => directory().refreshQueue,
-          ],
-        ] as [string, Kind, string, () => number][])
-      : []),
-    ...(pendingMarkers
-      ? ([
-          [
-            'twinflow_pending_view_devices',
-            'gauge',
-            'Devices whose pending marker this process holds',
-            () => pendingMarkers().devices,
-          ],
-          [
-            'twinflow_pending_view_writers',
-            'gauge',
-            'Processes whose marker writes this process follows',
-            () => pendingMarkers().writers,
-          ],
-        ] as [string, Kind, string, () => number][])
-      : []),
-  ];
+type DirectoryFigures = ReturnType<NonNullable<MetricSources['directory']>>;
+type PendingViewFigures = ReturnType<NonNullable<MetricSources['pendingMarkers']>>;
+
+/** The device directory's figures: name, kind, help, and the field of `MetricSources.directory` each mirrors. */
+const DIRECTORY_FIGURES: readonly [string, Kind, string, keyof DirectoryFigures][] = [
+  ['twinflow_device_directory_lookups_total', 'counter', 'Device lookups, one device each', 'lookups'],
+  [
+    'twinflow_device_directory_refreshes_total',
+    'counter',
+    'Lookups that refreshed an entry in the background',
+    'refreshes',
+  ],
+  [
+    'twinflow_device_directory_refresh_failures_total',
+    'counter',
+    'Background refreshes that failed',
+    'refreshFailures',
+  ],
+  ['twinflow_device_directory_scans_total', 'counter', "Reads of a whole organization's devices", 'scans'],
+  ['twinflow_device_directory_scan_failures_total', 'counter', 'Scans that failed', 'scanFailures'],
+  ['twinflow_device_directory_entries', 'gauge', 'Devices held by the directory', 'cached'],
+  [
+    'twinflow_device_directory_refresh_queue',
+    'gauge',
+    'Entries waiting for a background refresh',
+    'refreshQueue',
+  ],
+];
+
+/** The pending-marker view's figures, as DIRECTORY_FIGURES. */
+const PENDING_VIEW_FIGURES: readonly [string, Kind, string, keyof PendingViewFigures][] = [
+  ['twinflow_pending_view_devices', 'gauge', 'Devices whose pending marker this process holds', 'devices'],
+  ['twinflow_pending_view_writers', 'gauge', 'Processes whose marker writes this process follows', 'writers'],
+];
+
+/** A table of figures read from one source, when the process has that source. */
+function fromSource<F>(
+  table: readonly [string, Kind, string, keyof F][],
+  source: (() => F) | undefined,
+): [string, Kind, string, () => number][] {
+  if (!source) return [];
+  return table.map(([name, kind, help, field]) => [name, kind, help, () => Number(source()[field])]);
 }
 
 export function createMetrics(sources: MetricSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'twinflow_' });
-  for (const [name, kind, help, read] of [...figures(sources), ...cacheFigures(sources)]) {
+  for (const [name, kind, help, read] of [
+    ...figures(sources),
+    ...fromSource(DIRECTORY_FIGURES, sources.directory),
+    ...fromSource(PENDING_VIEW_FIGURES, sources.pendingMarkers),
+  ]) {
     if (kind === 'counter') mirroredCounter(registry, name, help, read);
     else readGauge(registry, name, help, read);
   }

@@ -3,7 +3,6 @@
 // devices' markers changed with one small read (PendingMarkerView). The store needs no atomic counter (FerretDB
 // 1.24 loses concurrent `$inc`s) and no range query (it would read the whole collection).
 import { randomUUID } from 'node:crypto';
-import { MongoServerError } from 'mongodb';
 import type { Collections } from './inventory';
 
 /** Slots in each writer's ring: a reader more than half a ring behind a writer starts again from the markers. */
@@ -11,8 +10,6 @@ export const PENDING_RING = 1024;
 
 /** A writer not heard from for this long is forgotten, with its ring, by the next writer that starts (ms). */
 const WRITER_FORGOTTEN_AFTER_MS = 86_400_000;
-
-const DUPLICATE_KEY = 11000;
 
 export const ringSlotId = (writer: string, seq: number): string => `${writer}:${seq % PENDING_RING}`;
 
@@ -46,19 +43,6 @@ export function announceLocalPendingWrite(store: object, key: string, waiting: n
   for (const listener of localListeners.get(store) ?? []) listener(key, waiting, writer);
 }
 
-/**
- * An upsert, again when another one created the document first: both stores may refuse the second of two racing
- * upserts of a new `_id` as a duplicate, and the document is there to update the next time.
- */
-export async function upserting<T>(write: () => Promise<T>): Promise<T> {
-  try {
-    return await write();
-  } catch (err) {
-    if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return write();
-    throw err;
-  }
-}
-
 /** This process's side of the feed. */
 export class PendingFeedWriter {
   readonly writer = randomUUID().replace(/-/g, '').slice(0, 16);
@@ -77,12 +61,11 @@ export class PendingFeedWriter {
     await (this.started ??= this.forgetIdleWriters().catch(() => undefined));
     const seq = ++this.allocated;
     try {
-      await upserting(() =>
-        this.c.pendingChanges.replaceOne(
-          { _id: ringSlotId(this.writer, seq) },
-          { writer: this.writer, seq, key },
-          { upsert: true },
-        ),
+      // Only this process writes its slots, and a slot again only a whole ring later: no upserts race.
+      await this.c.pendingChanges.replaceOne(
+        { _id: ringSlotId(this.writer, seq) },
+        { writer: this.writer, seq, key },
+        { upsert: true },
       );
     } finally {
       this.settle(seq);
