@@ -62,7 +62,7 @@ export function createActivities(deps: ActivityDeps) {
     /**
      * The twin's first push of an operation whose turn came at once: one try at the device (a transport failure
      * answers `unreachable` at once; the operation's workflow retries), then one write: the final record when
-     * the device answered for good, else the first.
+     * the device answered for good, else the first. Answers the push's latest version of the record.
      */
     async pushOperationOnce(
       first: OperationRecord,
@@ -73,7 +73,8 @@ export function createActivities(deps: ActivityDeps) {
       const record = pushed.next === 'ended' ? pushed.records.at(-1)! : first;
       const inserted = await deps.operations.insertOrReplace(record);
       await deps.events.append(record.org, operationEvents(record), { fresh: inserted });
-      return { outcome, pushed };
+      // The twin takes the latest version only: the result, recorded in its history, carries no other.
+      return { outcome, pushed: { ...pushed, records: pushed.records.slice(-1) } };
     },
     /** How many operations wait for the device's next poll (the twin writes one at a time, in order). */
     async writePendingMarker(org: string, deviceId: string, waiting: number): Promise<void> {

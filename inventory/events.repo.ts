@@ -3,6 +3,10 @@
 // retention leaves at the start). An event's id is `batch * 1000 + its place in the batch`, so ids order events.
 // Every read is an `_id` lookup: the embedded FerretDB serves nothing else without reading the whole collection
 // (a range or `$in` over 20,000 documents took 330 ms there, a lookup 1.6 ms).
+// An append is one insert command: the batch, then a document per keyed event (`<org>/key/<key>`) in the same
+// ordered insert, so the keys are stored only once their events are, and retention takes them with their batch.
+// Where the log ends is kept as a hint (`event_heads`), written at most every HEAD_EVERY_MS per organization:
+// an update costs the embedded store several times an insert, and a reader walks past the hint by lookups.
 import { type Collection, MongoServerError } from 'mongodb';
 import {
   type EventFilter,
@@ -43,15 +47,24 @@ export interface EventHeadDoc {
   batch: number;
 }
 
-/** Keys already logged, so a writer that runs again logs nothing twice. */
+/** Keys already logged, so a writer that runs again logs nothing twice (in `events`, beside the batches). */
 export interface EventKeyDoc {
-  _id: string; // `${org}/${key}`
+  _id: string; // `${org}/key/${key}`
+  /** The batch's: retention deletes the key with its events. */
+  lastAt: number;
+}
+
+/** Before keys moved beside the batches, they had a collection of their own (`${org}/${key}`): read, never written. */
+export interface LegacyEventKeyDoc {
+  _id: string;
 }
 
 const batchDocId = (org: string, batch: number): string => `${org}/${String(batch).padStart(12, '0')}`;
+const keyDocId = (org: string, key: string): string => `${org}/key/${key}`;
+/** The end hint of an organization is written at most this often (a walk past it reads about as many batches). */
+export const HEAD_EVERY_MS = 250;
 export const batchOf = (seq: number): number => Math.floor(seq / BATCH_EVENTS);
 const DUPLICATE_KEY = 11000;
-const isDuplicate = (err: unknown): boolean => err instanceof MongoServerError && err.code === DUPLICATE_KEY;
 /** Rounds a writer may lose its number to others before it gives up. */
 const MAX_CLAIM_TRIES = 50;
 /** Batches a filtered list reads at most per call (it answers where it stopped). */
@@ -75,14 +88,19 @@ function toEvents(doc: EventBatchDoc): FleetEvent[] {
 export class EventRepository {
   /** The last batch this process wrote or found per organization: the next append tries the one after. */
   private readonly ends = new Map<string, number>();
+  /** Organizations whose end hint is due to be written (one timer each). */
+  private readonly headsDue = new Set<string>();
+  /** Whether the collection of keys from before keys moved beside the batches holds any (asked once). */
+  private legacyKeys: Promise<boolean> | undefined;
 
   constructor(
     private readonly c: Collections,
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** The log's batches; the key documents beside them are only ever looked up by their own ids. */
   private get batches(): Collection<EventBatchDoc> {
-    return this.c.events;
+    return this.c.events as unknown as Collection<EventBatchDoc>;
   }
 
   /**
@@ -99,13 +117,6 @@ export class EventRepository {
     const logged: FleetEvent[] = [];
     for (let i = 0; i < fresh.length; i += BATCH_EVENTS)
       logged.push(...(await this.insertBatch(org, fresh.slice(i, i + BATCH_EVENTS))));
-    const keys = fresh.flatMap((e) => (e.key !== undefined ? [{ _id: `${org}/${e.key}` }] : []));
-    if (keys.length > 0) {
-      // After the events: a writer that dies between the two may log them again, but never loses them.
-      await this.c.eventKeys.insertMany(keys, { ordered: false }).catch((err: unknown) => {
-        if (!(err instanceof MongoServerError) || !isDuplicateBulk(err)) throw err;
-      });
-    }
     return logged;
   }
 
@@ -119,12 +130,21 @@ export class EventRepository {
     const once = events.filter((e) => e.key === undefined || (!seen.has(e.key) && !!seen.add(e.key)));
     const keys = checkKeys === true ? [...seen] : checkKeys ? [...seen].filter((k) => checkKeys.has(k)) : [];
     if (keys.length === 0) return once;
-    const found = await inParallel(keys, (k) => this.c.eventKeys.findOne({ _id: `${org}/${k}` }));
-    const logged = new Set(keys.filter((_, i) => found[i] !== null));
+    const found = await inParallel(keys, (k) => this.keyLogged(org, k));
+    const logged = new Set(keys.filter((_, i) => found[i]));
     return logged.size === 0 ? once : once.filter((e) => e.key === undefined || !logged.has(e.key));
   }
 
-  /** Inserts one batch under the next free number: the insert claims it, a lost claim reads the end again. */
+  private async keyLogged(org: string, key: string): Promise<boolean> {
+    if (await this.c.events.findOne({ _id: keyDocId(org, key) }, { projection: { _id: 1 } })) return true;
+    this.legacyKeys ??= this.c.eventKeys.estimatedDocumentCount().then((n) => n > 0);
+    return (await this.legacyKeys) && (await this.c.eventKeys.findOne({ _id: `${org}/${key}` })) !== null;
+  }
+
+  /**
+   * Inserts one batch under the next free number, and after it (same ordered insert) its keys: the batch's insert
+   * claims the number, a lost claim reads the end again. A key logged meanwhile by another writer is skipped.
+   */
   private async insertBatch(org: string, events: readonly NewEvent[]): Promise<FleetEvent[]> {
     const stored: StoredEvent[] = events.map((e) => ({
       type: e.type,
@@ -134,6 +154,9 @@ export class EventRepository {
       ...(e.key !== undefined ? { key: e.key } : {}),
     }));
     const lastAt = Math.max(...events.map((e) => e.at));
+    const keys: EventKeyDoc[] = events.flatMap((e) =>
+      e.key !== undefined ? [{ _id: keyDocId(org, e.key), lastAt }] : [],
+    );
     let next = (this.ends.get(org) ?? (await this.end(org))) + 1;
     for (let tries = 0; ; tries++) {
       const doc: EventBatchDoc = {
@@ -144,16 +167,49 @@ export class EventRepository {
         loggedAt: this.now(),
         lastAt,
       };
-      try {
-        await this.batches.insertOne(doc);
+      const stopped = await this.insertInOrder([doc, ...keys]);
+      if (stopped === undefined || stopped > 0) {
+        // The batch is in, and its keys up to one another writer had logged: the keys after that one go in now.
+        if (stopped !== undefined) await this.insertKeys(keys.slice(stopped));
         this.ends.set(org, next);
-        await this.c.eventHeads.updateOne({ _id: org }, { $max: { batch: next } }, { upsert: true });
+        this.headDue(org);
         return toEvents(doc);
-      } catch (err) {
-        if (!isDuplicate(err) || tries >= MAX_CLAIM_TRIES) throw err;
-        next = (await this.end(org)) + 1;
       }
+      if (tries >= MAX_CLAIM_TRIES) throw new Error(`could not claim an event batch number for ${org}`);
+      next = (await this.end(org)) + 1;
     }
+  }
+
+  /** Inserts in order, stopping at a duplicate: undefined when all went in, else the index it stopped at. */
+  private async insertInOrder(docs: readonly (EventBatchDoc | EventKeyDoc)[]): Promise<number | undefined> {
+    try {
+      await this.c.events.insertMany([...docs], { ordered: true });
+      return undefined;
+    } catch (err) {
+      const first = duplicateAt(err);
+      if (first === undefined) throw err;
+      return first;
+    }
+  }
+
+  /** Keys of a stored batch: those logged already are left as they are. */
+  private async insertKeys(keys: readonly EventKeyDoc[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.c.events.insertMany([...keys], { ordered: false }).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError) || !isDuplicateBulk(err)) throw err;
+    });
+  }
+
+  /** Writes the organization's end hint soon, once for every batch logged meanwhile. */
+  private headDue(org: string): void {
+    if (this.headsDue.has(org)) return;
+    this.headsDue.add(org);
+    setTimeout(() => {
+      this.headsDue.delete(org);
+      const batch = this.ends.get(org) ?? 0;
+      // A hint: readers walk past it, so a write lost to an outage or a closed store only makes a walk longer.
+      this.c.eventHeads.updateOne({ _id: org }, { $max: { batch } }, { upsert: true }).catch(() => undefined);
+    }, HEAD_EVERY_MS).unref();
   }
 
   /** The last batch of the organization's log (0: none yet), from the head hint and lookups past it. */
@@ -278,6 +334,19 @@ export class EventRepository {
   async deleteBefore(cutoff: number): Promise<number> {
     return (await this.batches.deleteMany({ lastAt: { $lt: cutoff } })).deletedCount;
   }
+}
+
+/** Where an ordered insert stopped on a duplicate `_id` (the index of the document refused), else undefined. */
+function duplicateAt(err: unknown): number | undefined {
+  if (!(err instanceof MongoServerError)) return undefined;
+  const raw: unknown = (err as { writeErrors?: unknown }).writeErrors;
+  const errors = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) as {
+    code?: number;
+    index?: number;
+  }[];
+  if (errors.length === 0) return err.code === DUPLICATE_KEY ? 0 : undefined;
+  const first = errors[0]!;
+  return first.code === DUPLICATE_KEY ? (first.index ?? 0) : undefined;
 }
 
 function isDuplicateBulk(err: MongoServerError): boolean {

@@ -28,7 +28,7 @@ import type {
   TwinEventDoc,
   UserDoc,
 } from './documents';
-import type { EventBatchDoc, EventHeadDoc, EventKeyDoc } from './events.repo';
+import type { EventBatchDoc, EventHeadDoc, EventKeyDoc, LegacyEventKeyDoc } from './events.repo';
 import type { DeadLetterDoc, ForwarderDoc } from './forwarders.repo';
 
 export interface Collections {
@@ -63,9 +63,11 @@ export interface Collections {
   readonly credentialPolicies: Collection<DeviceCredentialPolicyDoc>;
   readonly alarms: Collection<AlarmDoc>;
   readonly twinEvents: Collection<TwinEventDoc>;
-  readonly events: Collection<EventBatchDoc>;
+  /** The event log: its batches, and beside them the keys of keyed events. */
+  readonly events: Collection<EventBatchDoc | EventKeyDoc>;
   readonly eventHeads: Collection<EventHeadDoc>;
-  readonly eventKeys: Collection<EventKeyDoc>;
+  /** Keys logged before they moved beside the batches: read, no longer written. */
+  readonly eventKeys: Collection<LegacyEventKeyDoc>;
   readonly forwarders: Collection<ForwarderDoc>;
   readonly deadLetters: Collection<DeadLetterDoc>;
 }
@@ -140,9 +142,9 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     credentialPolicies: db.collection<DeviceCredentialPolicyDoc>('credential_policies'),
     alarms: db.collection<AlarmDoc>('alarms'),
     twinEvents: db.collection<TwinEventDoc>('twin_events'),
-    events: db.collection<EventBatchDoc>('events'),
+    events: db.collection<EventBatchDoc | EventKeyDoc>('events'),
     eventHeads: db.collection<EventHeadDoc>('event_heads'),
-    eventKeys: db.collection<EventKeyDoc>('event_keys'),
+    eventKeys: db.collection<LegacyEventKeyDoc>('event_keys'),
     forwarders: db.collection<ForwarderDoc>('forwarders'),
     deadLetters: db.collection<DeadLetterDoc>('forwarder_dead_letters'),
   };
