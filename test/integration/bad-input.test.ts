@@ -1,4 +1,5 @@
 // Bad input on every route: the right 4xx, one error shape, and nothing stored.
+import http from 'node:http';
 import type { MongoClient } from 'mongodb';
 import {
   type ApiClient,
@@ -184,6 +185,37 @@ describe('bad input', () => {
     it('answers 413 to an oversized body', async () => {
       const big = collectBody([{ id: 'blob', datapoints: [{ value: 'x'.repeat(1_100_000) }] }]);
       await expectNoChange(() => post(big), 413, 'PAYLOAD_TOO_LARGE');
+    });
+
+    /** POSTs the text in chunks of 64 KiB without a declared length (Transfer-Encoding: chunked). */
+    const postChunked = (text: string): Promise<{ status: number; body: any }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request(`${tf.baseUrl}/south/v80/devices/dev-1/collect/iot`, {
+          method: 'POST',
+          headers: { 'X-ApiKey': deviceKey, 'content-type': 'application/json' },
+        });
+        req.on('response', (res) => {
+          let answer = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (answer += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(answer || 'null') }));
+        });
+        // The server may answer and close before the whole body went out.
+        req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? undefined : reject(err)));
+        for (let i = 0; i < text.length; i += 65_536) req.write(text.slice(i, i + 65_536));
+        req.end();
+      });
+
+    it('counts a chunked body as it streams in: 413 over the limit, stored under it', async () => {
+      const big = JSON.stringify(
+        collectBody([{ id: 'blob', datapoints: [{ value: 'x'.repeat(1_100_000) }] }]),
+      );
+      await expectNoChange(() => postChunked(big), 413, 'PAYLOAD_TOO_LARGE');
+      const small = JSON.stringify(
+        collectBody([{ id: 'chunked', datapoints: [{ value: 'y'.repeat(200_000) }] }]),
+      );
+      const res = await postChunked(small);
+      expect(res.status).toBe(201);
     });
 
     it('answers 404 for an unknown device, even to an admin key', async () => {
