@@ -1,6 +1,5 @@
 // Builds the HTTP API (Hono): middleware, the north and south faces, health, and one error handler.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -9,6 +8,7 @@ import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from '
 import type { AppEnv } from './context';
 import { RefusedError } from '../twins/outcomes';
 import { ApiError, errorBody } from './errors';
+import { incomingOf } from './validation';
 import { assertEveryRouteDeclared, PUBLIC, RouteGroup, type RouteEntry } from './access/route-group';
 import { docsRoutes, OPENAPI_PATH } from './docs.routes';
 import { healthRoutes } from './health.routes';
@@ -93,6 +93,12 @@ const tooLarge = (limit: number) => () => {
   throw new ApiError('PAYLOAD_TOO_LARGE', `the body is larger than ${limit} bytes`);
 };
 
+/** Whether the request's body was read, through Hono's request or straight from Node's (readJson). */
+function bodyRead(c: { readonly env: unknown; readonly req: { readonly raw: Request } }): boolean {
+  const incoming = incomingOf(c);
+  return incoming?.complete === true || c.req.raw.bodyUsed;
+}
+
 /**
  * Refuses bodies over `maxSize` bytes. A request that declares its length (or has no body) is judged from Node's
  * own headers, without building the Web Request Hono's check reads (which cost every GET a poll's worth of CPU);
@@ -102,7 +108,7 @@ function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
   const onError = tooLarge(maxSize);
   const streamed = bodyLimit({ maxSize, onError });
   return async (c, next) => {
-    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    const incoming = incomingOf(c);
     if (!incoming || incoming.headers['transfer-encoding'] !== undefined) return streamed(c, next);
     const length = incoming.headers['content-length'];
     if (length !== undefined && parseInt(length, 10) > maxSize) return onError();
@@ -127,7 +133,7 @@ export function createApp(services: Services, options: AppOptions = DEFAULT_APP_
     const length = c.req.header('content-length');
     const hasBody =
       (length !== undefined && length !== '0') || c.req.header('transfer-encoding') !== undefined;
-    if (hasBody && !c.req.raw.bodyUsed) c.res.headers.set('Connection', 'close');
+    if (hasBody && !bodyRead(c)) c.res.headers.set('Connection', 'close');
   });
   app.use('/north/*', limitBody(options.maxNorthBodyBytes));
   app.use('/south/*', limitBody(options.maxSouthBodyBytes));

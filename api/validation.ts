@@ -1,5 +1,6 @@
 // Reads and validates path parameters, queries and bodies with zod, from each route's declaration (RouteGroup),
 // before anything reaches MongoDB or Temporal.
+import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../workflows/ids';
@@ -47,7 +48,7 @@ export async function readJson<S extends z.ZodTypeAny>(c: Context, schema: S): P
   if (type !== '' && !/^application\/(.+\+)?json\b/i.test(type)) {
     throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON (Content-Type: application/json)');
   }
-  const text = await c.req.text();
+  const text = await bodyText(c);
   if (text.trim() === '')
     throw new ApiError('BAD_REQUEST', 'the request body is empty; a JSON body is required');
   let json: unknown;
@@ -57,6 +58,25 @@ export async function readJson<S extends z.ZodTypeAny>(c: Context, schema: S): P
     throw new ApiError('BAD_REQUEST', `malformed JSON: ${(err as Error).message}`);
   }
   return parseWith(schema, json, 'body');
+}
+
+/** Node's request under the app, when it runs on Node's HTTP server (not in `app.request()`). */
+export const incomingOf = (c: { readonly env: unknown }): IncomingMessage | undefined =>
+  (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+
+/**
+ * The body as text. A body of declared length nothing has read yet is read straight from Node's request: the Web
+ * Request Hono would build to read it costs more than the read (every operation request and HTTP collect reads
+ * one). A chunked body went through the body limit's count, which read it into Hono's request.
+ */
+async function bodyText(c: Context): Promise<string> {
+  const incoming = incomingOf(c);
+  if (!incoming || incoming.headers['transfer-encoding'] !== undefined || incoming.readableDidRead)
+    return c.req.text();
+  const chunks: Buffer[] = [];
+  for await (const chunk of incoming) chunks.push(chunk as Buffer);
+  // As Hono's text() decodes: UTF-8, a byte-order mark dropped.
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /** Validates the query string; unknown parameters (including `x[$ne]` shapes) are rejected. */
