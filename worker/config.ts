@@ -108,6 +108,7 @@ const envSchema = z.object({
   TWINFLOW_TEMPORAL_PORT: port.default(7233),
   TWINFLOW_TEMPORAL_UI_PORT: port.optional(),
   TWINFLOW_MONGODB_PORT: port.default(27017),
+  TWINFLOW_MONGODB_SYNC: z.enum(['normal', 'full']).default('normal'),
   TEMPORAL_ADDRESS: optionalText,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TWINFLOW_TASK_QUEUE: z.string().min(1).default('twinflow'),
@@ -297,7 +298,13 @@ const configSchema = envSchema
       embeddedUiPort: env.TWINFLOW_TEMPORAL_UI_PORT ?? env.TWINFLOW_TEMPORAL_PORT + 1000,
       embeddedUi: env.TWINFLOW_TEMPORAL_UI === 'on',
     },
-    mongo: { uri: env.MONGODB_URI, db: env.MONGODB_DB, embeddedPort: env.TWINFLOW_MONGODB_PORT },
+    mongo: {
+      uri: env.MONGODB_URI,
+      db: env.MONGODB_DB,
+      embeddedPort: env.TWINFLOW_MONGODB_PORT,
+      /** The embedded store's commits: see `EmbeddedStoreSync` (worker/local-stack.ts). */
+      embeddedSync: env.TWINFLOW_MONGODB_SYNC,
+    },
     workflowBundlePath: env.TWINFLOW_WORKFLOW_BUNDLE,
     /** Set: twin types from this module are registered at start and bundled into the workflow code. */
     twinsModule: env.TWINFLOW_TWINS,

@@ -231,11 +231,22 @@ export async function startTemporalDevServer(o: TemporalDevServerOptions): Promi
   return { ...proc, address, uiUrl: o.ui ? `http://${host}:${o.uiPort}` : undefined };
 }
 
+/**
+ * How the embedded FerretDB's SQLite commits (its WAL mode). `normal`: a commit is written to the operating system
+ * before it is acknowledged, and synced to the disk at checkpoints, so it survives any crash of the server or of
+ * TwinFlow, while a power loss or an operating-system crash can take the last commits, as MongoDB's default write
+ * concern can; an insert measured 0.55 ms of the server's CPU here against 1.06 ms with `full`, which syncs every
+ * commit and survives those too. mongod keeps its own journal either way.
+ */
+export type EmbeddedStoreSync = 'normal' | 'full';
+
 export interface MongoServerOptions {
   readonly tool: MongoTool;
   readonly port: number;
   readonly dataDir: string;
   readonly host?: string;
+  /** Default `normal`. */
+  readonly sync?: EmbeddedStoreSync;
 }
 
 export interface MongoServer extends ManagedProcess {
@@ -243,19 +254,34 @@ export interface MongoServer extends ManagedProcess {
 }
 
 /** The command line for each kind of server: mongod, TwinFlow's FerretDB launcher, or FerretDB's released binary. */
-export function mongoServerArgs(tool: MongoTool, host: string, port: number, dbDir: string): string[] {
+export function mongoServerArgs(
+  tool: MongoTool,
+  host: string,
+  port: number,
+  dbDir: string,
+  sync: EmbeddedStoreSync = 'normal',
+): string[] {
+  // Immediate transactions wait on the busy timeout instead of failing with SQLITE_BUSY when two writers meet.
+  const sqliteParams = `_txlock=immediate&_pragma=synchronous(${sync})`;
   switch (tool.kind) {
     case 'mongod':
       return ['--dbpath', dbDir, '--port', String(port), '--bind_ip', host, '--quiet'];
     case 'ferretdb':
-      return ['--listen', `${host}:${port}`, '--data-dir', dbDir, '--log-level', 'warn'];
+      return [
+        '--listen',
+        `${host}:${port}`,
+        '--data-dir',
+        dbDir,
+        '--log-level',
+        'warn',
+        '--sqlite-params',
+        sqliteParams,
+      ];
     case 'ferretdb-release':
       return [
         `--listen-addr=${host}:${port}`,
         '--handler=sqlite',
-        // Same URL as tools/ferretdb builds: immediate transactions wait on the busy timeout instead of failing
-        // with SQLITE_BUSY when two writers meet.
-        `--sqlite-url=file:${dbDir}/?_txlock=immediate`,
+        `--sqlite-url=file:${dbDir}/?${sqliteParams}`,
         // The state file (instance id) would land in the working directory; the debug HTTP server would take
         // port 8088, which a second stack on the machine would then fail to get.
         `--state-dir=${dbDir}`,
@@ -270,7 +296,7 @@ export async function startMongoServer(o: MongoServerOptions): Promise<MongoServ
   const host = o.host ?? '127.0.0.1';
   const dbDir = path.join(o.dataDir, o.tool.kind === 'mongod' ? 'mongodb' : 'ferretdb');
   mkdirSync(dbDir, { recursive: true });
-  const args = mongoServerArgs(o.tool, host, o.port, dbDir);
+  const args = mongoServerArgs(o.tool, host, o.port, dbDir, o.sync);
   const uri = `mongodb://${host}:${o.port}/`;
   const ready = async (): Promise<boolean> => {
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 1_000, directConnection: true });

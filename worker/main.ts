@@ -79,7 +79,12 @@ async function startStores(config: Config, life: Lifecycle, say: (line: string) 
   let mongoUri = config.mongo.uri;
   if (!mongoUri) {
     const tool = await ensureMongoServer(process.env, say);
-    const server = await startMongoServer({ tool, port: config.mongo.embeddedPort, dataDir: config.dataDir });
+    const server = await startMongoServer({
+      tool,
+      port: config.mongo.embeddedPort,
+      dataDir: config.dataDir,
+      sync: config.mongo.embeddedSync,
+    });
     life.stack.push(server);
     mongoUri = server.uri;
   }

@@ -28,7 +28,12 @@ describe('loadConfig', () => {
       embeddedUiPort: 8233,
       embeddedUi: true,
     });
-    expect(config.mongo).toEqual({ uri: undefined, db: 'twinflow', embeddedPort: 27017 });
+    expect(config.mongo).toEqual({
+      uri: undefined,
+      db: 'twinflow',
+      embeddedPort: 27017,
+      embeddedSync: 'normal',
+    });
     expect(config.logLevel).toBe('info');
     expect(config.twin.signalRate).toBe(200);
     expect(loadConfig({ TWINFLOW_TWIN_SIGNAL_RATE: '0' }).twin.signalRate).toBe(0);
@@ -72,6 +77,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TWINFLOW_WORKER_METRICS_PORT: '70000' })).toThrow(
       /TWINFLOW_WORKER_METRICS_PORT/,
     );
+  });
+
+  it('syncs every commit of the embedded store only when asked to', () => {
+    expect(loadConfig({ TWINFLOW_MONGODB_SYNC: 'full' }).mongo.embeddedSync).toBe('full');
+    expect(() => loadConfig({ TWINFLOW_MONGODB_SYNC: 'always' })).toThrow(/TWINFLOW_MONGODB_SYNC/);
   });
 
   it('puts the Temporal UI 1000 above the Temporal port unless it is set', () => {

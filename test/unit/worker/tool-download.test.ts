@@ -328,14 +328,39 @@ describe('mongoServerArgs', () => {
     expect(args).toEqual([
       '--listen-addr=127.0.0.1:27100',
       '--handler=sqlite',
-      '--sqlite-url=file:/d/ferretdb/?_txlock=immediate',
+      '--sqlite-url=file:/d/ferretdb/?_txlock=immediate&_pragma=synchronous(normal)',
       '--state-dir=/d/ferretdb',
       '--debug-addr=-',
       '--telemetry=disable',
       '--log-level=warn',
     ]);
-    expect(mongoServerArgs({ kind: 'ferretdb', path: '/x/f' }, '127.0.0.1', 27100, '/d')).toContain(
+    expect(mongoServerArgs({ kind: 'ferretdb', path: '/x/f' }, '127.0.0.1', 27100, '/d')).toEqual([
       '--listen',
+      '127.0.0.1:27100',
+      '--data-dir',
+      '/d',
+      '--log-level',
+      'warn',
+      '--sqlite-params',
+      '_txlock=immediate&_pragma=synchronous(normal)',
+    ]);
+  });
+
+  it('syncs every commit of the embedded store when asked to', () => {
+    expect(mongoServerArgs({ kind: 'ferretdb', path: '/x/f' }, '127.0.0.1', 27100, '/d', 'full').at(-1)).toBe(
+      '_txlock=immediate&_pragma=synchronous(full)',
     );
+    expect(
+      mongoServerArgs({ kind: 'ferretdb-release', path: '/x/f' }, '127.0.0.1', 27100, '/d', 'full'),
+    ).toContain('--sqlite-url=file:/d/?_txlock=immediate&_pragma=synchronous(full)');
+    expect(mongoServerArgs({ kind: 'mongod', path: '/x/mongod' }, '127.0.0.1', 27100, '/d', 'full')).toEqual([
+      '--dbpath',
+      '/d',
+      '--port',
+      '27100',
+      '--bind_ip',
+      '127.0.0.1',
+      '--quiet',
+    ]);
   });
 });
