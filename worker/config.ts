@@ -226,6 +226,17 @@ function tlsSettings(env: ParsedEnv) {
   };
 }
 
+function mongoSettings(env: ParsedEnv) {
+  return {
+    /** Set: use this server; unset: start the embedded one on `embeddedPort`. */
+    uri: env.MONGODB_URI,
+    db: env.MONGODB_DB,
+    embeddedPort: env.TWINFLOW_MONGODB_PORT,
+    /** The embedded store's commits: see `EmbeddedStoreSync` (worker/local-stack.ts). */
+    embeddedSync: env.TWINFLOW_MONGODB_SYNC,
+  };
+}
+
 function mqttSettings(env: ParsedEnv) {
   return {
     enabled: env.TWINFLOW_MQTT === 'on',
@@ -298,13 +309,7 @@ const configSchema = envSchema
       embeddedUiPort: env.TWINFLOW_TEMPORAL_UI_PORT ?? env.TWINFLOW_TEMPORAL_PORT + 1000,
       embeddedUi: env.TWINFLOW_TEMPORAL_UI === 'on',
     },
-    mongo: {
-      uri: env.MONGODB_URI,
-      db: env.MONGODB_DB,
-      embeddedPort: env.TWINFLOW_MONGODB_PORT,
-      /** The embedded store's commits: see `EmbeddedStoreSync` (worker/local-stack.ts). */
-      embeddedSync: env.TWINFLOW_MONGODB_SYNC,
-    },
+    mongo: mongoSettings(env),
     workflowBundlePath: env.TWINFLOW_WORKFLOW_BUNDLE,
     /** Set: twin types from this module are registered at start and bundled into the workflow code. */
     twinsModule: env.TWINFLOW_TWINS,
