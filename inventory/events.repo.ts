@@ -63,6 +63,11 @@ const batchDocId = (org: string, batch: number): string => `${org}/${String(batc
 const keyDocId = (org: string, key: string): string => `${org}/key/${key}`;
 /** The end hint of an organization is written at most this often (a walk past it reads about as many batches). */
 export const HEAD_EVERY_MS = 250;
+/**
+ * How long after its start a process also looks in the keys' old collection: a write retried after an upgrade is
+ * retried soon after it, and every later check would otherwise cost a second lookup.
+ */
+const LEGACY_KEYS_FOR_MS = 3_600_000;
 export const batchOf = (seq: number): number => Math.floor(seq / BATCH_EVENTS);
 const DUPLICATE_KEY = 11000;
 /** Rounds a writer may lose its number to others before it gives up. */
@@ -92,11 +97,14 @@ export class EventRepository {
   private readonly headsDue = new Set<string>();
   /** Whether the collection of keys from before keys moved beside the batches holds any (asked once). */
   private legacyKeys: Promise<boolean> | undefined;
+  private readonly createdAt: number;
 
   constructor(
     private readonly c: Collections,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.createdAt = now();
+  }
 
   /** The log's batches; the key documents beside them are only ever looked up by their own ids. */
   private get batches(): Collection<EventBatchDoc> {
@@ -137,7 +145,14 @@ export class EventRepository {
 
   private async keyLogged(org: string, key: string): Promise<boolean> {
     if (await this.c.events.findOne({ _id: keyDocId(org, key) }, { projection: { _id: 1 } })) return true;
-    this.legacyKeys ??= this.c.eventKeys.estimatedDocumentCount().then((n) => n > 0);
+    if (this.now() - this.createdAt > LEGACY_KEYS_FOR_MS) return false;
+    this.legacyKeys ??= this.c.eventKeys.estimatedDocumentCount().then(
+      (n) => n > 0,
+      (err: unknown) => {
+        this.legacyKeys = undefined; // asked again next time
+        throw err;
+      },
+    );
     return (await this.legacyKeys) && (await this.c.eventKeys.findOne({ _id: `${org}/${key}` })) !== null;
   }
 
