@@ -67,22 +67,21 @@ function post(
         signal,
       });
       req.on('response', (res) => {
-        const declared = Number(res.headers['content-length'] ?? '0');
-        let size = 0;
+        const status = res.statusCode ?? 0;
+        // The status is what counts: the rest of an oversized answer is not read, nor its connection kept.
+        const tooLarge = () => {
+          res.destroy();
+          resolve({ status, text: '' });
+        };
+        if (Number(res.headers['content-length'] ?? '0') > MAX_DEVICE_ANSWER_BYTES) return tooLarge();
         let text = '';
-        let tooLarge = declared > MAX_DEVICE_ANSWER_BYTES;
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
-          size += chunk.length;
-          if (size > MAX_DEVICE_ANSWER_BYTES) tooLarge = true;
-          if (tooLarge) {
-            // The status is what counts; the rest of an oversized answer is not read, nor its connection kept.
-            res.destroy();
-            resolve({ status: res.statusCode ?? 0, text: '' });
-          } else text += chunk;
+          text += chunk;
+          if (text.length > MAX_DEVICE_ANSWER_BYTES) tooLarge();
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: tooLarge ? '' : text }));
-        res.on('error', (err) => (tooLarge ? undefined : reject(toTransportError(err, signal))));
+        res.on('end', () => resolve({ status, text }));
+        res.on('error', (err) => reject(toTransportError(err, signal)));
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
         // A kept-alive connection the device closed as the request went out: the device never read it, so it
