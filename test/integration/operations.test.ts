@@ -1,4 +1,6 @@
 // The operations engine against real servers and emulated devices: every delivery strategy and final state.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import * as proto from '@temporalio/proto';
 import { type Behavior, type DeviceEmulator, startDeviceEmulator } from '../../emulator/device-emulator';
@@ -270,6 +272,47 @@ describe('operations', () => {
     const op = await finalOf((await request(d.id, { name: 'FACTORY_RESET', retries: 3 })).body.id);
     expect(op).toMatchObject({ status: 'FAILED', resultCode: 'NOT_SUPPORTED' });
     expect(op.attempts).toHaveLength(1);
+  });
+
+  it('judges a device answer over 1 MiB by its status alone, declared or streamed', async () => {
+    // A device server of its own: it refuses every push with a 2 MiB answer for the same operation, which says
+    // SUCCESSFUL, its length announced or chunked.
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        const id = (JSON.parse(body) as { operation: { request: { id: string } } }).operation.request.id;
+        // Valid but for its size: fields the envelope does not know are dropped when it is read.
+        const answer = JSON.stringify({
+          operation: { response: { id, resultCode: 'SUCCESSFUL' } },
+          padding: 'x'.repeat(2 << 20),
+        });
+        res.writeHead(400, {
+          'content-type': 'application/json',
+          ...(req.url?.includes('declared') ? { 'content-length': String(Buffer.byteLength(answer)) } : {}),
+        });
+        res.end(answer);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      for (const how of ['declared', 'chunked']) {
+        const id = uniqueName(`big-${how}`).replace(/_/g, '-');
+        const created = await admin.post('/north/v1/devices', {
+          id,
+          transport: { http: { operationUrl: `http://127.0.0.1:${port}/${how}/${id}` } },
+        });
+        expect(created.status).toBe(201);
+        const op = await finalOf((await request(id, { name: 'REFRESH_INFO' })).body.id);
+        // The body's SUCCESSFUL is never read: a 400 is a parameter error.
+        expect(op).toMatchObject({ status: 'FAILED', resultCode: 'ERROR_IN_PARAM' });
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('runs one operation at a time per device, in order', async () => {
