@@ -351,21 +351,22 @@ export class EventRepository {
   }
 }
 
-/** Where an ordered insert stopped on a duplicate `_id` (the index of the document refused), else undefined. */
-function duplicateAt(err: unknown): number | undefined {
-  if (!(err instanceof MongoServerError)) return undefined;
+/** The write errors a bulk write failed with (a single-document failure is its own). */
+function writeErrorsOf(err: MongoServerError): { code?: number; index?: number }[] {
   const raw: unknown = (err as { writeErrors?: unknown }).writeErrors;
-  const errors = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) as {
+  return (Array.isArray(raw) ? raw : raw === undefined ? [err] : [raw]) as {
     code?: number;
     index?: number;
   }[];
-  if (errors.length === 0) return err.code === DUPLICATE_KEY ? 0 : undefined;
-  const first = errors[0]!;
+}
+
+/** Where an ordered insert stopped on a duplicate `_id` (the index of the document refused), else undefined. */
+function duplicateAt(err: unknown): number | undefined {
+  if (!(err instanceof MongoServerError)) return undefined;
+  const first = writeErrorsOf(err)[0] ?? { code: err.code as number | undefined };
   return first.code === DUPLICATE_KEY ? (first.index ?? 0) : undefined;
 }
 
 function isDuplicateBulk(err: MongoServerError): boolean {
-  const raw: unknown = (err as { writeErrors?: unknown }).writeErrors;
-  const errors = (Array.isArray(raw) ? raw : raw === undefined ? [err] : [raw]) as { code?: number }[];
-  return errors.every((e) => e.code === DUPLICATE_KEY);
+  return writeErrorsOf(err).every((e) => e.code === DUPLICATE_KEY);
 }
