@@ -2,8 +2,7 @@
 // fingerprint (pinned, issued, revoked) and each device's credential policy.
 import type { CertificateAuthorityDoc, DeviceCertificateDoc } from './documents';
 import type { Collections } from './inventory';
-
-const isDuplicate = (err: unknown) => (err as { code?: number }).code === 11000;
+import { isDuplicateKey } from './write-errors';
 
 export class CertificateRepository {
   constructor(private readonly c: Collections) {}
@@ -14,7 +13,7 @@ export class CertificateRepository {
       await this.c.certificateAuthorities.insertOne(doc);
       return true;
     } catch (err) {
-      if (isDuplicate(err)) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }
@@ -57,7 +56,7 @@ export class CertificateRepository {
       await this.c.deviceCertificates.insertOne(doc);
       return true;
     } catch (err) {
-      if (isDuplicate(err)) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }

@@ -11,15 +11,10 @@
 // process's commits are never read back by another, which would write its points into the history twice.
 import { randomUUID } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import {
-  Binary,
-  type Collection,
-  type Filter,
-  MongoServerError,
-  type OptionalUnlessRequiredId,
-} from 'mongodb';
+import { Binary, type Collection, type Filter, type OptionalUnlessRequiredId } from 'mongodb';
 import type { CommitDoc, DatapointDoc } from './documents';
 import type { Collections } from './inventory';
+import { isDuplicateKey } from './write-errors';
 
 /** Deletes sent in one command at most. */
 const DELETE_SLICE = 100;
@@ -37,7 +32,7 @@ async function moveAll<T extends { _id: string }>(from: Collection<T>, to: Colle
         await to.insertOne(doc as OptionalUnlessRequiredId<T>);
       } catch (err) {
         // Moved already by a start that crashed before its delete: the copy here is kept.
-        if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+        if (!isDuplicateKey(err)) throw err;
       }
     }
     await from.deleteMany({ _id: { $in: page.map((d) => d._id) } } as Filter<T>);
@@ -191,7 +186,7 @@ export class CommitLogRepository {
         await this.c.ingestOwners.insertOne({ _id: name, ...change.$set });
         return true;
       } catch (err) {
-        if (err instanceof MongoServerError && err.code === 11000) return false;
+        if (isDuplicateKey(err)) return false;
         throw err;
       }
     }

@@ -1,5 +1,4 @@
 // Datapoint history: insert-only chunk and marker documents, read by `_id` lookups (see history-layout.ts).
-import { MongoBulkWriteError, MongoServerError, type WriteError } from 'mongodb';
 import type { ChunkPointDoc, DatapointChunkDoc, DatapointDoc } from './documents';
 import {
   type Level,
@@ -15,8 +14,8 @@ import {
 } from './history-layout';
 import type { Collections } from './inventory';
 import type { RecentIngest } from './recent-ingest';
+import { duplicatesOnly } from './write-errors';
 
-const DUPLICATE_KEY = 11000;
 /** Below this many child periods a read looks at the children directly instead of at markers. */
 const DIRECT_CHILDREN = 48;
 /** Lookups a read has in flight at once. */
@@ -309,15 +308,9 @@ export class DatapointRepository {
       await this.c.datapoints.insertMany(docs, { ordered: false });
       return new Set();
     } catch (err) {
-      if (err instanceof MongoBulkWriteError) {
-        const raw: WriteError | WriteError[] = err.writeErrors as WriteError | WriteError[];
-        const errors = Array.isArray(raw) ? raw : [raw];
-        if (errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY))
-          return new Set(errors.map((e) => e.index));
-      }
-      if (err instanceof MongoServerError && err.code === DUPLICATE_KEY && docs.length === 1)
-        return new Set([0]);
-      throw err;
+      const duplicates = duplicatesOnly(err, docs.length);
+      if (duplicates === undefined) throw err;
+      return duplicates;
     }
   }
 }

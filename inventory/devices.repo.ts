@@ -1,5 +1,5 @@
 // Device records and their read model: the twin snapshot in `devices`, latest values in `latest` pages.
-import { type AnyBulkWriteOperation, type Filter, MongoBulkWriteError, MongoServerError } from 'mongodb';
+import type { AnyBulkWriteOperation, Filter } from 'mongodb';
 import type { SnapshotFacts } from '../events/derive';
 import type { TwinSnapshot } from '../twins/twin-core';
 import type { DeviceProfile } from '../twins/types';
@@ -8,6 +8,7 @@ import type { DeviceDoc, LatestEntryDoc, LatestPageDoc, LatestValueDoc } from '.
 import type { Collections } from './inventory';
 import { deviceField, latestPageId, latestPageOf } from './latest-pages';
 import { type RecentIngest, mergeLatest } from './recent-ingest';
+import { duplicatesOnly } from './write-errors';
 
 export const deviceDocId = (org: string, deviceId: string): string => `${org}/${deviceId}`;
 
@@ -32,7 +33,6 @@ export interface LatestUpdate {
   readonly lastSeenAt: number;
 }
 
-const DUPLICATE_KEY = 11000;
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The query behind a device list (and a job's filter): the org's devices after `after`, in id order. */
@@ -75,16 +75,9 @@ export class DeviceRepository {
     try {
       await this.c.devices.insertMany([...docs], { ordered: false });
     } catch (err) {
-      if (err instanceof MongoBulkWriteError) {
-        for (const we of [err.writeErrors].flat()) {
-          if (we.code !== DUPLICATE_KEY) throw err;
-          duplicates.add(docs[we.index]!.id);
-        }
-      } else if (err instanceof MongoServerError && err.code === DUPLICATE_KEY && docs.length === 1) {
-        duplicates.add(docs[0]!.id);
-      } else {
-        throw err;
-      }
+      const refused = duplicatesOnly(err, docs.length);
+      if (refused === undefined) throw err;
+      for (const i of refused) duplicates.add(docs[i]!.id);
     }
     return { duplicates };
   }

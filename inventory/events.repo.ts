@@ -18,6 +18,7 @@ import {
 import type { Collections } from './inventory';
 import { inParallel } from './lookups';
 import { type StoredValue, fromStoredValue, toStoredValue } from './storable';
+import { DUPLICATE_KEY, duplicatesOnly, writeErrorsOf } from './write-errors';
 
 /** Events one batch holds at most; a longer append is written as several batches. */
 export const BATCH_EVENTS = 1_000;
@@ -69,7 +70,6 @@ export const HEAD_EVERY_MS = 250;
  */
 const LEGACY_KEYS_FOR_MS = 3_600_000;
 export const batchOf = (seq: number): number => Math.floor(seq / BATCH_EVENTS);
-const DUPLICATE_KEY = 11000;
 /** Rounds a writer may lose its number to others before it gives up. */
 const MAX_CLAIM_TRIES = 50;
 /** Batches a filtered list reads at most per call (it answers where it stopped). */
@@ -211,7 +211,7 @@ export class EventRepository {
   private async insertKeys(keys: readonly EventKeyDoc[]): Promise<void> {
     if (keys.length === 0) return;
     await this.c.events.insertMany([...keys], { ordered: false }).catch((err: unknown) => {
-      if (!(err instanceof MongoServerError) || !isDuplicateBulk(err)) throw err;
+      if (duplicatesOnly(err, keys.length) === undefined) throw err;
     });
   }
 
@@ -351,22 +351,9 @@ export class EventRepository {
   }
 }
 
-/** The write errors a bulk write failed with (a single-document failure is its own). */
-function writeErrorsOf(err: MongoServerError): { code?: number; index?: number }[] {
-  const raw: unknown = (err as { writeErrors?: unknown }).writeErrors;
-  return (Array.isArray(raw) ? raw : raw === undefined ? [err] : [raw]) as {
-    code?: number;
-    index?: number;
-  }[];
-}
-
 /** Where an ordered insert stopped on a duplicate `_id` (the index of the document refused), else undefined. */
 function duplicateAt(err: unknown): number | undefined {
   if (!(err instanceof MongoServerError)) return undefined;
   const first = writeErrorsOf(err)[0] ?? { code: err.code as number | undefined };
   return first.code === DUPLICATE_KEY ? (first.index ?? 0) : undefined;
-}
-
-function isDuplicateBulk(err: MongoServerError): boolean {
-  return writeErrorsOf(err).every((e) => e.code === DUPLICATE_KEY);
 }

@@ -1,9 +1,8 @@
 // Connector functions in the `functions` collection, one document per function, `_id` = `${org}/${name}`.
-import { MongoServerError } from 'mongodb';
 import type { FunctionDoc } from './documents';
 import type { Collections } from './inventory';
+import { isDuplicateKey } from './write-errors';
 
-const DUPLICATE_KEY = 11000;
 export const functionDocId = (org: string, name: string): string => `${org}/${name}`;
 
 export class FunctionRepository {
@@ -24,7 +23,7 @@ export class FunctionRepository {
       await this.c.functions.insertOne(doc);
       return true;
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }

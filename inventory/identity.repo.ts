@@ -11,6 +11,7 @@ import type {
   UserDoc,
 } from './documents';
 import type { Collections } from './inventory';
+import { GroupInsert, isDuplicateKey } from './write-errors';
 
 /** Inserts a document; false when its _id exists already. */
 async function insertNew<T extends { _id: string }>(collection: Collection<T>, doc: T): Promise<boolean> {
@@ -18,7 +19,7 @@ async function insertNew<T extends { _id: string }>(collection: Collection<T>, d
     await collection.insertOne(doc as OptionalUnlessRequiredId<T>);
     return true;
   } catch (err) {
-    if ((err as { code?: number }).code === 11000) return false;
+    if (isDuplicateKey(err)) return false;
     throw err;
   }
 }
@@ -201,7 +202,7 @@ export class SessionRepository {
     try {
       await this.c.spentRefreshTokens.insertOne({ _id: id, at: now });
     } catch (err) {
-      if ((err as { code?: number }).code !== 11000) throw err;
+      if (!isDuplicateKey(err)) throw err;
       await this.revokeFamily(doc.family, now, 'refresh token reused');
       return { ok: false, reason: 'reused', family: doc.family };
     }
@@ -238,25 +239,18 @@ export interface AuditEntry {
 const auditId = (org: string, at: number): string =>
   `${org}/${at.toString(16).padStart(13, '0')}${randomBytes(6).toString('hex')}`;
 
-/** Audit entries written together at most. */
-const AUDIT_BATCH = 500;
-
-interface QueuedAudit {
-  readonly doc: AuditDoc;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
 export class AuditRepository {
-  /** Entries waiting for the write under way: the next write takes them all (one insert, not one each). */
-  private queue: QueuedAudit[] = [];
-  private writing = false;
+  /** Entries recorded at once go in one insert, not one each. */
+  private readonly inserts: GroupInsert<AuditDoc>;
 
   constructor(
     private readonly c: Collections,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.inserts = new GroupInsert(c.audit);
+  }
 
+  /** Resolves once the entry is stored, like an insert of its own. */
   async record(entry: AuditEntry): Promise<void> {
     const at = this.now();
     const doc: AuditDoc = {
@@ -270,32 +264,8 @@ export class AuditRepository {
     };
     if (entry.details !== undefined) doc.details = entry.details;
     if (entry.requestId !== undefined) doc.requestId = entry.requestId;
-    // Resolves once the entry is stored, like an insert of its own.
-    await new Promise<void>((resolve, reject) => {
-      this.queue.push({ doc, resolve, reject });
-      void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    if (this.writing) return;
-    this.writing = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, AUDIT_BATCH);
-        try {
-          await this.c.audit.insertMany(
-            batch.map((b) => b.doc),
-            { ordered: false },
-          );
-          for (const b of batch) b.resolve();
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-        }
-      }
-    } finally {
-      this.writing = false;
-    }
+    // Its id is the time and 48 random bits: taken already means a fault, never a second entry.
+    if (!(await this.inserts.insert(doc))) throw new Error(`audit entry ${doc._id} is stored already`);
   }
 
   /** Newest first; `before` is the _id of the last entry of the previous page. */

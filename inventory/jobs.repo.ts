@@ -1,13 +1,13 @@
 // Jobs and their per-device executions in the `jobs` and `job_executions` collections. Every query is an _id range
 // (`org/jobId/seq`), which the embedded FerretDB serves from its _id index.
-import { type AnyBulkWriteOperation, MongoBulkWriteError, MongoServerError } from 'mongodb';
+import type { AnyBulkWriteOperation } from 'mongodb';
 import type { ExecutionStatus, JobProgress, JobStatus } from '../twins/job-plan';
 import { type DeviceListFilter, deviceListQuery } from './devices.repo';
 import type { JobDoc, JobExecutionDoc } from './documents';
 import type { Collections } from './inventory';
 import { findByIds } from './lookups';
+import { duplicatesOnly, isDuplicateKey } from './write-errors';
 
-const DUPLICATE_KEY = 11000;
 const INSERT_BATCH = 1_000;
 /**
  * Updates per bulk write. FerretDB 1.24 (SQLite) keeps a cursor open per statement of one update command until the
@@ -49,7 +49,7 @@ export class JobRepository {
     try {
       await this.c.jobs.insertOne(doc);
     } catch (err) {
-      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      if (!isDuplicateKey(err)) throw err;
     }
   }
 
@@ -101,7 +101,7 @@ export class JobRepository {
         await this.c.jobExecutions.insertMany(docs, { ordered: false });
       } catch (err) {
         // A retried insert finds what the first try stored.
-        if (!(err instanceof MongoBulkWriteError && err.writeErrors && isAllDuplicates(err))) throw err;
+        if (duplicatesOnly(err, docs.length) === undefined) throw err;
       }
     }
   }
@@ -216,10 +216,4 @@ export class JobRepository {
       .toArray();
     return docs.map((d) => d.id);
   }
-}
-
-function isAllDuplicates(err: MongoBulkWriteError): boolean {
-  const raw: unknown = err.writeErrors;
-  const errors = (Array.isArray(raw) ? raw : [raw]) as { code?: number }[];
-  return errors.every((e) => e.code === DUPLICATE_KEY);
 }

@@ -1,5 +1,4 @@
 // Operation records (the read model of operation workflows) in the `operations` collection.
-import { MongoServerError } from 'mongodb';
 import type { OperationRecord, OperationStatus, OperationStep } from '../twins/operations';
 import type { OperationDoc, OperationStepDoc } from './documents';
 import type { Collections } from './inventory';
@@ -14,10 +13,9 @@ import {
   ringSlotId,
 } from './pending-feed';
 import { fromStoredValue, toStoredValue } from './storable';
+import { GroupInsert } from './write-errors';
 
 const operationDocId = (org: string, id: string): string => `${org}/${id}`;
-
-const DUPLICATE_KEY = 11000;
 
 /** Ring slots read one lookup each at most: past it, one read of the rings costs less. */
 const RING_LOOKUPS_AT_MOST = 32;
@@ -57,9 +55,12 @@ function fromDoc(doc: OperationDoc): OperationRecord {
 
 export class OperationRepository {
   private readonly feed: PendingFeedWriter;
+  /** First records of operations requested at once go in one insert (a synchronous operation writes one). */
+  private readonly firsts: GroupInsert<OperationDoc>;
 
   constructor(private readonly c: Collections) {
     this.feed = new PendingFeedWriter(c);
+    this.firsts = new GroupInsert(c.operations);
   }
 
   /**
@@ -72,14 +73,8 @@ export class OperationRepository {
   }
 
   /** The first record, written when the twin accepts a request; never replaces what the workflow wrote. */
-  async insertFirst(rec: OperationRecord): Promise<boolean> {
-    try {
-      await this.c.operations.insertOne(toDoc(rec));
-      return true;
-    } catch (err) {
-      if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return false;
-      throw err;
-    }
+  insertFirst(rec: OperationRecord): Promise<boolean> {
+    return this.firsts.insert(toDoc(rec));
   }
 
   /**
