@@ -80,9 +80,11 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 }
 
 export class TwinGateway {
+  /** `waitClient` serves the long polls of `waitForOperation` (they stop at their deadline by an abort signal). */
   constructor(
     private readonly client: Client,
     private readonly options: TwinGatewayOptions,
+    private readonly waitClient: Client = client,
   ) {}
 
   /** Starts the device's twin; a twin that already runs is kept (idempotent provisioning). */
@@ -269,7 +271,7 @@ export class TwinGateway {
     waitMs: number,
     stored?: () => Promise<OperationRecord | null>,
   ): Promise<OperationRecord | undefined> {
-    const handle = this.client.workflow.getHandle<typeof operationWorkflow>(
+    const handle = this.waitClient.workflow.getHandle<typeof operationWorkflow>(
       operationWorkflowId(org, deviceId, id),
     );
     // The long poll stops at the deadline: an operation may wait days for a sleepy device.
@@ -279,7 +281,7 @@ export class TwinGateway {
     try {
       for (;;) {
         try {
-          return await this.client.connection.withAbortSignal(abort.signal, () => handle.result());
+          return await this.waitClient.connection.withAbortSignal(abort.signal, () => handle.result());
         } catch (err) {
           if (abort.signal.aborted) return undefined;
           // No workflow: the twin ended it without one, or is still pushing it or starting its workflow.

@@ -171,6 +171,8 @@ async function startApiRole(
   life: Lifecycle,
   material: TlsMaterial | undefined,
 ): Promise<{ api: string; admin: string; mqtt?: string }> {
+  // The twins' client runs on the worker SDK's runtime: installed here, quiet, when no worker role did it first.
+  installSdkRuntime({ debug: config.logLevel === 'debug' || config.logLevel === 'trace' });
   if (config.temporal.address) {
     const connection = await Connection.connect({ address: temporalAddress });
     const added = await registerSearchAttributes(connection, config.temporal.namespace).finally(() =>
