@@ -7,10 +7,10 @@ import type { AlarmRepository, AlarmWrite } from '../inventory/alarms.repo';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { OperationRepository } from '../inventory/operations.repo';
-import { type FirstPush, afterFirstPush } from '../twins/operation-flow';
+import { type FirstPushResult, afterFirstPush } from '../twins/operation-flow';
 import type { OperationRecord } from '../twins/operations';
 import type { TwinSnapshot } from '../twins/twin-core';
-import { type DeliveryOutcome, type DeliveryRequest, deliverOperation } from './delivery';
+import { type DeliveryRequest, deliverOperation } from './delivery';
 import { type JobActivityDeps, createJobActivities } from './jobs';
 
 export interface ActivityDeps {
@@ -62,19 +62,18 @@ export function createActivities(deps: ActivityDeps) {
     /**
      * The twin's first push of an operation whose turn came at once: one try at the device (a transport failure
      * answers `unreachable` at once; the operation's workflow retries), then one write: the final record when
-     * the device answered for good, else the first. Answers the push's latest version of the record.
+     * the device answered for good, else the first. Answers the device's outcome and the time the records took
+     * from it: the twin works the same records out from them (`afterFirstPush` is pure), so its history keeps
+     * the outcome alone, not the records.
      */
-    async pushOperationOnce(
-      first: OperationRecord,
-      delivery: DeliveryRequest,
-    ): Promise<{ outcome: DeliveryOutcome; pushed: FirstPush }> {
+    async pushOperationOnce(first: OperationRecord, delivery: DeliveryRequest): Promise<FirstPushResult> {
       const outcome = await deliverOperation({ ...delivery, once: true });
-      const pushed = afterFirstPush(first, outcome, [], Date.now());
+      const at = Date.now();
+      const pushed = afterFirstPush(first, outcome, [], at);
       const record = pushed.next === 'ended' ? pushed.records.at(-1)! : first;
       const inserted = await deps.operations.insertOrReplace(record);
       await deps.events.append(record.org, operationEvents(record), { fresh: inserted });
-      // The twin takes the latest version only: the result, recorded in its history, carries no other.
-      return { outcome, pushed: { ...pushed, records: pushed.records.slice(-1) } };
+      return { outcome, at };
     },
     /** How many operations wait for the device's next poll (the twin writes one at a time, in order). */
     async writePendingMarker(org: string, deviceId: string, waiting: number): Promise<void> {

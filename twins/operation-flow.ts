@@ -207,6 +207,19 @@ export interface FirstPush {
 }
 
 /**
+ * What the twin's first push answers: the device's outcome and the time its records took from it. Histories
+ * recorded before carry the push's latest record version instead of the time (`pushed`).
+ */
+export type FirstPushResult =
+  | { readonly outcome: DeliveryOutcome; readonly at: number }
+  | { readonly outcome: DeliveryOutcome; readonly pushed: FirstPush };
+
+/** The records a first push stored, worked out again from its result (or read from an older one). */
+export function firstPushOf(first: OperationRecord, result: FirstPushResult): FirstPush {
+  return 'pushed' in result ? result.pushed : afterFirstPush(first, result.outcome, [], result.at);
+}
+
+/**
  * The twin pushed an operation whose turn came at once (one try, within a short budget). A device that answered
  * for good ends it here: the common synchronous case, one workflow task. Anything else goes on in the
  * operation's workflow, which picks up from the records answered here.

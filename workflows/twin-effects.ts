@@ -15,6 +15,7 @@ import {
   type EarlyResponse,
   type FirstPush,
   afterFirstPush,
+  firstPushOf,
   attemptDeadline,
 } from '../twins/operation-flow';
 import {
@@ -248,7 +249,8 @@ export class TwinEffects {
       const done = await pushOperationOnce(first, delivery);
       outcome = done.outcome;
       // The activity stored its records; responses that came meanwhile are applied here, and stored below.
-      pushed = early.length > 0 ? afterFirstPush(first, outcome, early, Date.now()) : done.pushed;
+      pushed =
+        early.length > 0 ? afterFirstPush(first, outcome, early, Date.now()) : firstPushOf(first, done);
     } catch (err) {
       log.warn('the first push failed; the operation workflow delivers it', { error: String(err) });
     } finally {
