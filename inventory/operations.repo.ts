@@ -5,6 +5,7 @@ import type { Collections } from './inventory';
 import { findByIds } from './lookups';
 import {
   type LocalPendingListener,
+  MAX_RECORDED_AT_ONCE,
   PendingFeedWriter,
   type PendingChange,
   type PendingWriter,
@@ -13,12 +14,19 @@ import {
   ringSlotId,
 } from './pending-feed';
 import { fromStoredValue, toStoredValue } from './storable';
-import { GroupInsert } from './write-errors';
+import { type BatchOutcome, Batcher, GroupInsert } from './write-errors';
 
 const operationDocId = (org: string, id: string): string => `${org}/${id}`;
 
 /** Ring slots read one lookup each at most: past it, one read of the rings costs less. */
 const RING_LOOKUPS_AT_MOST = 32;
+
+interface MarkerWrite {
+  /** `${org}/${deviceId}`, the marker's `_id`. */
+  readonly key: string;
+  readonly waiting: number;
+  readonly at: number;
+}
 
 export interface OperationPage {
   readonly items: OperationRecord[];
@@ -57,10 +65,13 @@ export class OperationRepository {
   private readonly feed: PendingFeedWriter;
   /** First records of operations requested at once go in one insert (a synchronous operation writes one). */
   private readonly firsts: GroupInsert<OperationDoc>;
+  /** Pending markers written at once (see writeMarkers). */
+  private readonly markers: Batcher<MarkerWrite, void>;
 
   constructor(private readonly c: Collections) {
     this.feed = new PendingFeedWriter(c);
     this.firsts = new GroupInsert(c.operations);
+    this.markers = new Batcher((batch) => this.writeMarkers(batch), MAX_RECORDED_AT_ONCE);
   }
 
   /**
@@ -135,11 +146,26 @@ export class OperationRepository {
    * the filter is the _id alone. Then the write goes into this process's feed, and returns once every process can
    * learn of it there; this process's own views hear of it at once (PendingMarkerView).
    */
-  async writePendingMarker(org: string, deviceId: string, waiting: number, at: number): Promise<void> {
-    const key = `${org}/${deviceId}`;
-    await this.c.pendingMarkers.updateOne({ _id: key }, { $set: { waiting, at } }, { upsert: true });
-    await this.feed.record(key);
-    announceLocalPendingWrite(this.c.pendingMarkers, key, waiting, this.feed.writer);
+  writePendingMarker(org: string, deviceId: string, waiting: number, at: number): Promise<void> {
+    return this.markers.submit({ key: `${org}/${deviceId}`, waiting, at });
+  }
+
+  /**
+   * Markers written at once (a hundred sleepy devices polling together): one update command for them all, one
+   * write of their feed slots, one publication, where each used to make three commands of its own. In order, so
+   * a twin's later count of a device wins.
+   */
+  private async writeMarkers(batch: readonly MarkerWrite[]): Promise<BatchOutcome<void>[]> {
+    await this.c.pendingMarkers.bulkWrite(
+      batch.map(({ key, waiting, at }) => ({
+        updateOne: { filter: { _id: key }, update: { $set: { waiting, at } }, upsert: true },
+      })),
+      { ordered: true },
+    );
+    await this.feed.record(batch.map((m) => m.key));
+    for (const m of batch)
+      announceLocalPendingWrite(this.c.pendingMarkers, m.key, m.waiting, this.feed.writer);
+    return batch.map(() => ({ value: undefined }));
   }
 
   /** Hears every marker write made through this inventory in this process, as it returns. */

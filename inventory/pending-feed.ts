@@ -11,6 +11,9 @@ export const PENDING_RING = 1024;
 /** A writer not heard from for this long is forgotten, with its ring, by the next writer that starts (ms). */
 const WRITER_FORGOTTEN_AFTER_MS = 86_400_000;
 
+/** Keys one call records at most: well under half a ring, so that a batch never laps a reader on its own. */
+export const MAX_RECORDED_AT_ONCE = 256;
+
 export const ringSlotId = (writer: string, seq: number): string => `${writer}:${seq % PENDING_RING}`;
 
 /** How far one writer's record is complete. */
@@ -56,21 +59,32 @@ export class PendingFeedWriter {
 
   constructor(private readonly c: Collections) {}
 
-  /** Records that the device's marker changed (after it was stored); resolves once every reader can see it. */
-  async record(key: string): Promise<void> {
+  /**
+   * Records that these devices' markers changed (after they were stored), in one write of their slots; resolves
+   * once every reader can see them. At most `MAX_RECORDED_AT_ONCE` keys a call.
+   */
+  async record(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (keys.length > MAX_RECORDED_AT_ONCE) throw new Error(`at most ${MAX_RECORDED_AT_ONCE} keys at once`);
     await (this.started ??= this.forgetIdleWriters().catch(() => undefined));
-    const seq = ++this.allocated;
+    const seqs = keys.map(() => ++this.allocated);
     try {
       // Only this process writes its slots, and a slot again only a whole ring later: no upserts race.
-      await this.c.pendingChanges.replaceOne(
-        { _id: ringSlotId(this.writer, seq) },
-        { writer: this.writer, seq, key },
-        { upsert: true },
+      await this.c.pendingChanges.bulkWrite(
+        keys.map((key, i) => ({
+          replaceOne: {
+            filter: { _id: ringSlotId(this.writer, seqs[i]!) },
+            replacement: { writer: this.writer, seq: seqs[i]!, key },
+            upsert: true,
+          },
+        })),
+        { ordered: false },
       );
     } finally {
-      this.settle(seq);
+      for (const seq of seqs) this.settle(seq);
     }
-    while (this.published < seq) {
+    const last = seqs.at(-1)!;
+    while (this.published < last) {
       this.publishing ??= this.publish().finally(() => (this.publishing = undefined));
       await this.publishing;
     }

@@ -1,5 +1,5 @@
-// How the store reports a refused write, read the same way by every repository, and inserts grouped across
-// callers (one unordered `insertMany` for what several callers asked at once).
+// How the store reports a refused write, read the same way by every repository, and writes grouped across
+// callers (one command for what several callers asked at once).
 import { type Collection, type Document, MongoServerError, type OptionalUnlessRequiredId } from 'mongodb';
 
 /** The server's code for a write refused by a unique index (`_id` included). */
@@ -19,59 +19,92 @@ export function writeErrorsOf(err: MongoServerError): { code?: number; index?: n
   }[];
 }
 
-interface Queued<D> {
-  readonly doc: D;
-  resolve(inserted: boolean): void;
+/** What one item of a batch came to: its value, or the error its caller gets. */
+export type BatchOutcome<R> = { readonly value: R } | { readonly error: unknown };
+
+interface Queued<T, R> {
+  readonly item: T;
+  resolve(value: R): void;
   reject(err: unknown): void;
 }
 
 /**
- * Inserts documents into one collection for many callers: while one insert is under way, the documents asked
- * for meanwhile wait, and the next insert takes them all (up to `maxBatch`). A caller's promise settles when its
- * own document is stored (true) or found stored already under its `_id` (false). A document the server refuses
- * for another reason fails its own caller; a failure of the whole insert (the store unreachable, a document the
- * driver refuses before sending) fails every caller of it, and they may try again.
+ * Runs the items many callers ask for in batches, one batch at a time: while one runs, the items asked for
+ * meanwhile wait, and the next batch takes them all (up to `maxBatch`). A caller's promise settles with its own
+ * item's outcome; a batch that throws rejects every caller in it.
  */
-export class GroupInsert<D extends Document & { _id: unknown }> {
-  private queue: Queued<D>[] = [];
-  private writing = false;
+export class Batcher<T, R> {
+  private queue: Queued<T, R>[] = [];
+  private running = false;
 
   constructor(
-    private readonly collection: Collection<D>,
+    private readonly run: (items: readonly T[]) => Promise<readonly BatchOutcome<R>[]>,
     private readonly maxBatch = 500,
   ) {}
 
-  insert(doc: D): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      this.queue.push({ doc, resolve, reject });
+  submit(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
       void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    if (this.writing) return;
-    this.writing = true;
+    if (this.running) return;
+    this.running = true;
     try {
-      while (this.queue.length > 0) await this.write(this.queue.splice(0, this.maxBatch));
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        try {
+          const outcomes = await this.run(batch.map((q) => q.item));
+          batch.forEach((q, i) => {
+            const outcome = outcomes[i]!;
+            if ('error' in outcome) q.reject(outcome.error);
+            else q.resolve(outcome.value);
+          });
+        } catch (err) {
+          for (const q of batch) q.reject(err);
+        }
+      }
     } finally {
-      this.writing = false;
+      this.running = false;
     }
   }
+}
 
-  private async write(batch: Queued<D>[]): Promise<void> {
-    try {
-      const docs = batch.map((b) => b.doc as OptionalUnlessRequiredId<D>);
-      await this.collection.insertMany(docs, { ordered: false });
-      for (const b of batch) b.resolve(true);
-    } catch (err) {
-      const refused = refusedDocuments(err, batch.length);
-      for (let i = 0; i < batch.length; i++) {
-        if (refused === undefined) batch[i]!.reject(err);
-        else if (!refused.has(i)) batch[i]!.resolve(true);
-        else if (refused.get(i) === DUPLICATE_KEY) batch[i]!.resolve(false);
-        else batch[i]!.reject(err);
-      }
-    }
+/**
+ * Inserts documents into one collection for many callers, in batches (see Batcher): one unordered `insertMany`
+ * a batch. A caller's promise settles when its own document is stored (true) or found stored already under its
+ * `_id` (false). A document the server refuses for another reason fails its own caller; a failure of the whole
+ * insert (the store unreachable, a document the driver refuses before sending) fails every caller of it, and
+ * they may try again.
+ */
+export class GroupInsert<D extends Document & { _id: unknown }> {
+  private readonly batcher: Batcher<D, boolean>;
+
+  constructor(collection: Collection<D>, maxBatch = 500) {
+    this.batcher = new Batcher((docs) => insertBatch(collection, docs), maxBatch);
+  }
+
+  insert(doc: D): Promise<boolean> {
+    return this.batcher.submit(doc);
+  }
+}
+
+async function insertBatch<D extends Document & { _id: unknown }>(
+  collection: Collection<D>,
+  docs: readonly D[],
+): Promise<BatchOutcome<boolean>[]> {
+  try {
+    await collection.insertMany(docs as OptionalUnlessRequiredId<D>[], { ordered: false });
+    return docs.map(() => ({ value: true }));
+  } catch (err) {
+    const refused = refusedDocuments(err, docs.length);
+    if (refused === undefined) throw err;
+    return docs.map((_, i) => {
+      if (!refused.has(i)) return { value: true };
+      return refused.get(i) === DUPLICATE_KEY ? { value: false } : { error: err };
+    });
   }
 }
 

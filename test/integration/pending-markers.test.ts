@@ -46,6 +46,51 @@ describe('the pending-marker feed', () => {
     expect(view.counters()).toEqual({ devices: ids.length, writers: 2 });
   }, 60_000);
 
+  it('stores markers written at once in one update, one write of their feed slots and one publication', async () => {
+    // The driver reports commands only to a client that monitors them: the repository gets one of its own.
+    const { MongoClient } = await import('mongodb');
+    const client = new MongoClient(itEnv('TWINFLOW_IT_MONGODB_URI'), { monitorCommands: true });
+    await client.connect();
+    try {
+      const db = client.db(writerSide.db.databaseName);
+      const name = (c: { collectionName: string }) => c.collectionName;
+      const c = writerSide.collections;
+      const repo = new OperationRepository({
+        ...c,
+        pendingMarkers: db.collection(name(c.pendingMarkers)),
+        pendingChanges: db.collection(name(c.pendingChanges)),
+        pendingWriters: db.collection(name(c.pendingWriters)),
+      });
+      await repo.writePendingMarker('o', 'batch-warm', 0, Date.now()); // the writer's start
+      const commands: string[] = [];
+      client.on('commandStarted', (e) => {
+        const statements = (e.command.updates ?? e.command.documents ?? []) as unknown[];
+        commands.push(`${e.commandName} ${String(e.command[e.commandName])} ${statements.length}`);
+      });
+      const ids = Array.from({ length: 40 }, (_, i) => `batch-${i}`);
+      await Promise.all(ids.map((id, i) => repo.writePendingMarker('o', id, i + 1, Date.now())));
+      // The first write goes out alone; the 39 asked meanwhile share the next three commands.
+      expect(commands).toEqual([
+        'update pending_markers 1',
+        'update pending_changes 1',
+        'update pending_writers 1',
+        'update pending_markers 39',
+        'update pending_changes 39',
+        'update pending_writers 1',
+      ]);
+      const view = new PendingMarkerView(reader, { refreshMs: 0 });
+      expect(await Promise.all(ids.map((id) => view.waiting('o', id)))).toEqual(ids.map((_, i) => i + 1));
+      // A device written twice in one batch keeps the later count.
+      const twice = [repo.writePendingMarker('o', 'batch-x', 0, Date.now())];
+      twice.push(repo.writePendingMarker('o', 'batch-y', 5, Date.now()));
+      twice.push(repo.writePendingMarker('o', 'batch-y', 6, Date.now()));
+      await Promise.all(twice);
+      await expect(view.waiting('o', 'batch-y')).resolves.toBe(6);
+    } finally {
+      await client.close();
+    }
+  }, 30_000);
+
   it('sees a device go from waiting to empty and back, without reading its marker again', async () => {
     const view = new PendingMarkerView(reader, { refreshMs: 0 });
     await writer.writePendingMarker('o', 'flip', 1, Date.now());
