@@ -284,7 +284,10 @@ async function runSyncBench(o: OperationsBenchOptions, b: SyncBench, client: Cli
   };
 }
 
-/** Sleepy devices: each round queues one operation per device, then every device polls once, all at once. */
+/**
+ * Sleepy devices: each round queues one operation per device, waits for the stack to be at rest, then every
+ * device polls once, all at once, and once more right after its hand-over.
+ */
 async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddress: string) {
   o.say(`   provisioning ${o.pollDevices} sleepy devices; ${o.pollRounds} rounds of queue-then-poll...`);
   const sleepy = Array.from({ length: o.pollDevices }, (_, i) => `sleepy-${run}-${i}`);
@@ -321,6 +324,9 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
         call('POST', `${o.base}/north/v1/devices/${id}/operations`, o.adminKey, { name: 'REFRESH_INFO' }),
       ),
     );
+    // A sleepy device polls long after its operation was queued: the polls start with the stack at rest, as the
+    // bare Updates they are compared with run.
+    await atRest();
     const t0 = performance.now();
     await Promise.all(sleepy.map(pollOnce));
     pollSeconds += (performance.now() - t0) / 1000;
@@ -396,6 +402,12 @@ async function quiet(): Promise<boolean> {
   return busy.reduce((sum, [, ms]) => sum + ms, 0) < 50;
 }
 
+/** Waits (up to 60 s) until the stack is at rest (see quiet). */
+async function atRest(): Promise<void> {
+  const until = performance.now() + 60_000;
+  while (performance.now() < until && !(await quiet()));
+}
+
 /**
  * Empty polls with the stack at rest, as the bare GETs are measured: once the twins have done with the rounds'
  * operations (up to 60 s), every device polls at once, as many rounds as the polls ran.
@@ -405,8 +417,7 @@ async function emptyPollsAtRest(
   ids: readonly string[],
   poll: (id: string) => Promise<{ status: number; json: any }>,
 ): Promise<Figures> {
-  const until = performance.now() + 60_000;
-  while (performance.now() < until && !(await quiet()));
+  await atRest();
   const took: number[] = [];
   let errors = 0;
   const t0 = performance.now();
