@@ -418,16 +418,26 @@ async function emptyPollsAtRest(
   poll: (id: string) => Promise<{ status: number; json: any }>,
 ): Promise<Figures> {
   await atRest();
+  return roundsAtOnce(o.pollRounds, ids, async (id) => {
+    const got = await poll(id);
+    return got.status === 200 && Array.isArray(got.json) && got.json.length === 0;
+  });
+}
+
+/** Every device asks at once, `rounds` times; an answer counts when `ask` finds it right. */
+async function roundsAtOnce(
+  rounds: number,
+  ids: readonly string[],
+  ask: (id: string) => Promise<boolean>,
+): Promise<Figures> {
   const took: number[] = [];
   let errors = 0;
   const t0 = performance.now();
-  for (let round = 0; round < o.pollRounds; round++) {
+  for (let round = 0; round < rounds; round++) {
     await Promise.all(
       ids.map(async (id) => {
         const start = performance.now();
-        const got = await poll(id).catch(() => undefined);
-        if (got?.status === 200 && Array.isArray(got.json) && got.json.length === 0)
-          took.push(performance.now() - start);
+        if (await ask(id).catch(() => false)) took.push(performance.now() - start);
         else errors++;
       }),
     );
@@ -443,22 +453,11 @@ async function emptyPollsAtRest(
 async function bareGets(o: OperationsBenchOptions, ids: readonly string[]) {
   const bare = await startBareHttp({ BARE_MONGODB_URI: o.mongoUri, BARE_MONGODB_DB: 'twinflow' });
   try {
-    const rounds = async (query: (id: string) => string) => {
-      const took: number[] = [];
-      let errors = 0;
-      const t0 = performance.now();
-      for (let round = 0; round < o.pollRounds; round++) {
-        await Promise.all(
-          ids.map(async (id) => {
-            const start = performance.now();
-            const res = await get(`http://127.0.0.1:${bare.port}/poll${query(id)}`).catch(() => undefined);
-            if (res?.status === 200 && res.text === '[]') took.push(performance.now() - start);
-            else errors++;
-          }),
-        );
-      }
-      return figures(took, (performance.now() - t0) / 1000, errors);
-    };
+    const rounds = (query: (id: string) => string) =>
+      roundsAtOnce(o.pollRounds, ids, async (id) => {
+        const res = await get(`http://127.0.0.1:${bare.port}/poll${query(id)}`);
+        return res.status === 200 && res.text === '[]';
+      });
     await rounds(() => ''); // the server's first requests, and the client's connections
     const bareGetAtOnce = await rounds(() => '');
     const bareGetReadAtOnce = await rounds((id) => `?read=${encodeURIComponent(`default/${id}`)}`);
