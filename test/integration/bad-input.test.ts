@@ -218,6 +218,23 @@ describe('bad input', () => {
       expect(res.status).toBe(201);
     });
 
+    it('reads a body that begins with a byte-order mark, of declared length or chunked, as UTF-8', async () => {
+      const bom = '\uFEFF';
+      const declared = JSON.stringify(
+        collectBody([{ id: 'bom.declared', datapoints: [{ value: 'Größe €' }] }]),
+      );
+      expect((await post(bom + declared)).status).toBe(201);
+      const chunked = JSON.stringify(
+        collectBody([{ id: 'bom.chunked', datapoints: [{ value: 'naïve ✓' }] }]),
+      );
+      expect((await postChunked(bom + chunked)).status).toBe(201);
+      const view = await admin.get('/north/v1/devices/dev-1');
+      const value = (id: string) =>
+        view.body.datastreams.find((d: { id: string }) => d.id === id)?.value as unknown;
+      expect(value('bom.declared')).toBe('Größe €');
+      expect(value('bom.chunked')).toBe('naïve ✓');
+    });
+
     it('answers 404 for an unknown device, even to an admin key', async () => {
       await expectNoChange(
         () =>
