@@ -3,6 +3,7 @@
 // Each caller's promise settles once its own events are stored (or failed), so nothing it acknowledges is lost.
 // Keyed events are logged once: the writer remembers the keys it logged lately and skips them without asking
 // the store; the store's own check catches the rest (another process, a restart).
+import { type BatchOutcome, Batcher } from '../inventory/batcher';
 import type { FleetEvent, NewEvent } from './event-types';
 
 /** Where the writer stores events (the event repository). */
@@ -19,15 +20,14 @@ interface Waiting {
   readonly events: readonly NewEvent[];
   /** The caller knows these keys were never logged: the store is not asked. */
   readonly fresh: boolean;
-  readonly done: (err?: unknown) => void;
 }
 
 /** Keys remembered per process; the oldest are forgotten first. */
 const REMEMBERED_KEYS = 100_000;
 
 export class EventWriter {
-  private queue: Waiting[] = [];
-  private running: Promise<void> | undefined;
+  /** Appends asked for while a write is under way: the next write takes them all. */
+  private readonly batcher = new Batcher<Waiting, void>((batch) => this.writeAll(batch), Infinity);
   /** Keys this writer logged (or found logged), in insertion order. */
   private readonly logged = new Set<string>();
 
@@ -38,55 +38,47 @@ export class EventWriter {
    * `fresh`: the caller knows their keys were never logged (it has just inserted the record they stand for, and
    * events are logged after their record), so the store is not asked about them.
    */
-  append(org: string, events: readonly NewEvent[], options: { fresh?: boolean } = {}): Promise<void> {
+  async append(org: string, events: readonly NewEvent[], options: { fresh?: boolean } = {}): Promise<void> {
     const unlogged = events.filter((e) => e.key === undefined || !this.logged.has(`${org}\u0000${e.key}`));
-    if (unlogged.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({
-        org,
-        events: unlogged,
-        fresh: options.fresh ?? false,
-        done: (err) =>
-          err
-            ? reject(err instanceof Error ? err : new Error('could not log events', { cause: err }))
-            : resolve(),
-      });
-      this.running ??= this.drain();
-    });
+    if (unlogged.length === 0) return;
+    try {
+      await this.batcher.submit({ org, events: unlogged, fresh: options.fresh ?? false });
+    } catch (err) {
+      throw err instanceof Error ? err : new Error('could not log events', { cause: err });
+    }
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue;
-        this.queue = [];
-        const byOrg = new Map<string, Waiting[]>();
-        for (const w of batch) {
-          const list = byOrg.get(w.org);
-          if (list) list.push(w);
-          else byOrg.set(w.org, [w]);
+  /** One write per organization, side by side; a failed one fails only its own callers. */
+  private async writeAll(batch: readonly Waiting[]): Promise<BatchOutcome<void>[]> {
+    const outcomes: BatchOutcome<void>[] = batch.map(() => ({ value: undefined }));
+    const byOrg = new Map<string, number[]>();
+    batch.forEach((w, i) => {
+      const list = byOrg.get(w.org);
+      if (list) list.push(i);
+      else byOrg.set(w.org, [i]);
+    });
+    await Promise.all(
+      [...byOrg].map(async ([org, indexes]) => {
+        try {
+          await this.write(
+            org,
+            indexes.map((i) => batch[i]!),
+          );
+        } catch (error) {
+          for (const i of indexes) outcomes[i] = { error };
         }
-        await Promise.all([...byOrg].map(([org, waiting]) => this.write(org, waiting)));
-      }
-    } finally {
-      this.running = undefined;
-    }
+      }),
+    );
+    return outcomes;
   }
 
   private async write(org: string, waiting: readonly Waiting[]): Promise<void> {
-    try {
-      const events = waiting.flatMap((w) => w.events);
-      const check = new Set(
-        waiting.flatMap((w) =>
-          w.fresh ? [] : w.events.flatMap((e) => (e.key !== undefined ? [e.key] : [])),
-        ),
-      );
-      await this.sink.append(org, events, { checkKeys: check });
-      for (const e of events) if (e.key !== undefined) this.remember(`${org}\u0000${e.key}`);
-      for (const w of waiting) w.done();
-    } catch (err) {
-      for (const w of waiting) w.done(err);
-    }
+    const events = waiting.flatMap((w) => w.events);
+    const check = new Set(
+      waiting.flatMap((w) => (w.fresh ? [] : w.events.flatMap((e) => (e.key !== undefined ? [e.key] : [])))),
+    );
+    await this.sink.append(org, events, { checkKeys: check });
+    for (const e of events) if (e.key !== undefined) this.remember(`${org}\u0000${e.key}`);
   }
 
   private remember(key: string): void {

@@ -14,7 +14,8 @@ import {
   ringSlotId,
 } from './pending-feed';
 import { fromStoredValue, toStoredValue } from './storable';
-import { type BatchOutcome, Batcher, GroupInsert } from './write-errors';
+import { type BatchOutcome, Batcher } from './batcher';
+import { GroupInsert } from './write-errors';
 
 const operationDocId = (org: string, id: string): string => `${org}/${id}`;
 

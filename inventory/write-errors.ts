@@ -1,6 +1,7 @@
-// How the store reports a refused write, read the same way by every repository, and writes grouped across
+// How the store reports a refused write, read the same way by every repository, and inserts grouped across
 // callers (one command for what several callers asked at once).
 import { type Collection, type Document, MongoServerError, type OptionalUnlessRequiredId } from 'mongodb';
+import { type BatchOutcome, Batcher } from './batcher';
 
 /** The server's code for a write refused by a unique index (`_id` included). */
 export const DUPLICATE_KEY = 11000;
@@ -17,59 +18,6 @@ export function writeErrorsOf(err: MongoServerError): { code?: number; index?: n
     code?: number;
     index?: number;
   }[];
-}
-
-/** What one item of a batch came to: its value, or the error its caller gets. */
-export type BatchOutcome<R> = { readonly value: R } | { readonly error: unknown };
-
-interface Queued<T, R> {
-  readonly item: T;
-  resolve(value: R): void;
-  reject(err: unknown): void;
-}
-
-/**
- * Runs the items many callers ask for in batches, one batch at a time: while one runs, the items asked for
- * meanwhile wait, and the next batch takes them all (up to `maxBatch`). A caller's promise settles with its own
- * item's outcome; a batch that throws rejects every caller in it.
- */
-export class Batcher<T, R> {
-  private queue: Queued<T, R>[] = [];
-  private running = false;
-
-  constructor(
-    private readonly run: (items: readonly T[]) => Promise<readonly BatchOutcome<R>[]>,
-    private readonly maxBatch = 500,
-  ) {}
-
-  submit(item: T): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        try {
-          const outcomes = await this.run(batch.map((q) => q.item));
-          batch.forEach((q, i) => {
-            const outcome = outcomes[i]!;
-            if ('error' in outcome) q.reject(outcome.error);
-            else q.resolve(outcome.value);
-          });
-        } catch (err) {
-          for (const q of batch) q.reject(err);
-        }
-      }
-    } finally {
-      this.running = false;
-    }
-  }
 }
 
 /**

@@ -1,6 +1,6 @@
 // The batcher behind grouped writes: one batch at a time, the items asked for meanwhile in the next, in order,
 // at most maxBatch; each caller settles with its own item's outcome, and a batch that throws fails its callers.
-import { type BatchOutcome, Batcher } from '../../../inventory/write-errors';
+import { type BatchOutcome, Batcher } from '../../../inventory/batcher';
 
 /** A run whose batches finish when the test says so. */
 function controlledRun() {
