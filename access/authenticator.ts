@@ -1,5 +1,8 @@
 // Authentication: X-ApiKey (service and device keys, SHA-256 lookup), a Bearer JWT (users) or a device's
-// client certificate, each with a short positive cache; revocation in this process takes effect at once.
+// client certificate, each with a positive cache. Revocation in this process takes effect at once, and in every
+// other within seconds: keys and device credential policies through the credential feed (which lets their
+// entries live minutes, so a fleet's polls and connections seldom wait on the store), the rest by their short
+// lifetime.
 import type { CertificateRepository } from '../inventory/certificates.repo';
 import type { ApiKeyDoc, SessionFamilyDoc, UserDoc } from '../inventory/documents';
 import type { SessionRepository, UserRepository } from '../inventory/identity.repo';
@@ -12,14 +15,23 @@ import type { TokenService } from './tokens';
 import type { Principal } from './principal';
 
 export interface AuthenticatorOptions {
-  /** How long a valid key or user is trusted without asking MongoDB again (ms). */
+  /** How long a valid credential is trusted without asking MongoDB again (ms). */
   readonly cacheTtlMs: number;
+  /** How long a key or credential policy is trusted while the credential feed is live (ms). */
+  readonly feedTrustedTtlMs: number;
+  /** The feed is live while its last complete read began at most this long ago (ms): the revocation bound. */
+  readonly feedFreshMs: number;
   readonly maxCachedEntries: number;
 }
 
 const NO_PERMISSIONS: ReadonlySet<never> = new Set();
 
-const DEFAULT_OPTIONS: AuthenticatorOptions = { cacheTtlMs: 5_000, maxCachedEntries: 100_000 };
+const DEFAULT_OPTIONS: AuthenticatorOptions = {
+  cacheTtlMs: 5_000,
+  feedTrustedTtlMs: 600_000,
+  feedFreshMs: 5_000,
+  maxCachedEntries: 100_000,
+};
 
 /** Why a credential did not authenticate; the API says only "invalid" to the caller. */
 export type Rejection =
@@ -45,48 +57,85 @@ const roleOfKey = (doc: ApiKeyDoc): string | undefined => {
   return doc.role;
 };
 
-/** Entries live `ttlMs`; past `maxEntries` the cache starts over rather than grow. */
-class TtlCache<T> {
-  private readonly entries = new Map<string, { value: T; until: number }>();
+/** When a load began, and how many forgets the cache had seen then. */
+interface LoadTicket {
+  readonly at: number;
+  readonly forgets: number;
+}
+
+/**
+ * Entries are trusted `shortMs` on their own; in a cache that follows the credential feed, up to `longMs` while
+ * the feed is live (see Authenticator.feedRead). An entry whose load overlapped a forget in its cache is trusted
+ * `shortMs` only: it may hold what was forgotten. Past `maxEntries` the cache starts over rather than grow.
+ */
+class CredentialCache<T> {
+  private readonly entries = new Map<string, { value: T; at: number; long: boolean }>();
+  private forgets = 0;
 
   constructor(
-    private readonly ttlMs: number,
-    private readonly maxEntries: number,
+    private readonly trust: CacheTrust,
+    private readonly followsFeed: boolean,
     private readonly now: () => number,
   ) {}
 
   get(key: string): T | undefined {
     const hit = this.entries.get(key);
-    if (hit && hit.until > this.now()) return hit.value;
-    if (hit) this.entries.delete(key);
+    if (!hit) return undefined;
+    const now = this.now();
+    const age = now - hit.at;
+    if (age < this.trust.shortMs || (hit.long && age < this.trust.longMs && this.trust.feedLive(now)))
+      return hit.value;
+    this.entries.delete(key);
     return undefined;
   }
 
-  set(key: string, value: T): void {
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(key, { value, until: this.now() + this.ttlMs });
+  /** Taken before a load, handed to `set` with what it loaded. */
+  ticket(): LoadTicket {
+    return { at: this.now(), forgets: this.forgets };
+  }
+
+  set(key: string, value: T, ticket: LoadTicket): void {
+    if (this.entries.size >= this.trust.maxEntries) this.entries.clear();
+    const long = this.followsFeed && ticket.forgets === this.forgets;
+    this.entries.set(key, { value, at: ticket.at, long });
   }
 
   async getOrLoad(key: string, load: () => Promise<T>): Promise<T> {
-    const hit = this.entries.get(key);
-    if (hit && hit.until > this.now()) return hit.value;
+    const hit = this.get(key);
+    if (hit !== undefined) return hit;
+    const ticket = this.ticket();
     const value = await load();
-    this.set(key, value);
+    this.set(key, value, ticket);
     return value;
   }
 
   delete(key: string): void {
+    this.forgets++;
     this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.forgets++;
+    this.entries.clear();
   }
 }
 
+interface CacheTrust {
+  readonly shortMs: number;
+  readonly longMs: number;
+  readonly maxEntries: number;
+  feedLive(now: number): boolean;
+}
+
 export class Authenticator {
-  private readonly keyCache: TtlCache<ApiKeyDoc>;
-  private readonly userCache: TtlCache<UserDoc | null>;
-  private readonly sessionCache: TtlCache<SessionFamilyDoc | null>;
-  private readonly certificateCache: TtlCache<CertificateIdentity>;
-  private readonly policyCache: TtlCache<boolean>;
+  private readonly keyCache: CredentialCache<ApiKeyDoc>;
+  private readonly userCache: CredentialCache<UserDoc | null>;
+  private readonly sessionCache: CredentialCache<SessionFamilyDoc | null>;
+  private readonly certificateCache: CredentialCache<CertificateIdentity>;
+  private readonly policyCache: CredentialCache<boolean>;
   private readonly verifier: CertificateVerifier;
+  /** When the credential feed's last complete read began (ms); none yet. */
+  private feedReadAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly deps: {
@@ -100,12 +149,19 @@ export class Authenticator {
     options: AuthenticatorOptions = DEFAULT_OPTIONS,
     private readonly now: () => number = Date.now,
   ) {
-    const make = <T>() => new TtlCache<T>(options.cacheTtlMs, options.maxCachedEntries, now);
-    this.keyCache = make();
-    this.userCache = make();
-    this.sessionCache = make();
-    this.certificateCache = make();
-    this.policyCache = make();
+    const trust: CacheTrust = {
+      shortMs: options.cacheTtlMs,
+      longMs: options.feedTrustedTtlMs,
+      maxEntries: options.maxCachedEntries,
+      feedLive: (at) => at - this.feedReadAt <= options.feedFreshMs,
+    };
+    const make = <T>(followsFeed: boolean) => new CredentialCache<T>(trust, followsFeed, now);
+    this.keyCache = make(true);
+    this.policyCache = make(true);
+    // Certificates have their own watcher (RevocationWatcher); users and sessions are not announced.
+    this.userCache = make(false);
+    this.sessionCache = make(false);
+    this.certificateCache = make(false);
     this.verifier = new CertificateVerifier(deps.certificates, now);
   }
 
@@ -118,10 +174,11 @@ export class Authenticator {
     const hash = hashKey(secret);
     let doc = this.keyCache.get(hash);
     if (!doc) {
+      const ticket = this.keyCache.ticket();
       // Unknown keys are not cached: a flood of made-up keys must not push out the real ones.
       const found = await this.deps.keys.findActive(secret);
       if (!found) return { ok: false, why: 'unknown' };
-      this.keyCache.set(hash, found);
+      this.keyCache.set(hash, found, ticket);
       doc = found;
     }
     const role = roleOfKey(doc);
@@ -175,10 +232,11 @@ export class Authenticator {
   async authenticateCertificate(der: Uint8Array): Promise<Authentication> {
     let identity = this.certificateCache.get(fingerprintOf(der));
     if (!identity) {
+      const ticket = this.certificateCache.ticket();
       const check = await this.verifier.verify(der);
       if (!check.ok) return { ok: false, why: check.why };
       identity = check.identity;
-      this.certificateCache.set(identity.fingerprint, identity);
+      this.certificateCache.set(identity.fingerprint, identity, ticket);
     }
     const now = this.now();
     if (now < identity.notBefore || now > identity.notAfter) return { ok: false, why: 'expired' };
@@ -237,6 +295,20 @@ export class Authenticator {
   forget(hashes: readonly string[]): void {
     for (const h of hashes) this.keyCache.delete(h);
     if (hashes.length > 0) for (const listener of this.revocationListeners) listener(hashes);
+  }
+
+  /**
+   * The credential feed read every change announced up to `startedAt` (when its read began) and forgot them:
+   * until it falls behind, keys and policies are trusted for `feedTrustedTtlMs`.
+   */
+  feedRead(startedAt: number): void {
+    this.feedReadAt = Math.max(this.feedReadAt, startedAt);
+  }
+
+  /** Forget every key and policy (the feed could not be read for so long that announcements may be gone). */
+  forgetAllKeys(): void {
+    this.keyCache.clear();
+    this.policyCache.clear();
   }
 
   /** Forget a user whose role, password or state changed. */

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { AlarmRepository } from '../inventory/alarms.repo';
 import type { CertificateRepository } from '../inventory/certificates.repo';
+import type { CredentialChanges } from '../inventory/credential-changes.repo';
 import type { DatapointRepository } from '../inventory/datapoints.repo';
 import type { DeviceRepository } from '../inventory/devices.repo';
 import type { EventRepository } from '../inventory/events.repo';
@@ -40,6 +41,8 @@ export interface Services {
   readonly keys: KeyRepository;
   /** Organizations' CAs, device certificates and credential policies. */
   readonly certificates: CertificateRepository;
+  /** Announced key revocations and credential policy changes, read by every process (CredentialFeed). */
+  readonly credentialChanges: CredentialChanges;
   readonly datapoints: DatapointRepository;
   readonly operations: OperationRepository;
   readonly jobs: JobRepository;

@@ -1,11 +1,16 @@
 // Device certificates as credentials: the CAs an organization trusts, the certificates TwinFlow knows by
 // fingerprint (pinned, issued, revoked) and each device's credential policy.
+import { CredentialChanges } from './credential-changes.repo';
 import type { CertificateAuthorityDoc, DeviceCertificateDoc } from './documents';
 import type { Collections } from './inventory';
 import { isDuplicateKey } from './write-errors';
 
 export class CertificateRepository {
-  constructor(private readonly c: Collections) {}
+  private readonly changes: CredentialChanges;
+
+  constructor(private readonly c: Collections) {
+    this.changes = new CredentialChanges(c);
+  }
 
   /** Adds a CA; false when the organization has it already. */
   async insertAuthority(doc: CertificateAuthorityDoc): Promise<boolean> {
@@ -125,5 +130,7 @@ export class CertificateRepository {
       { $set: { org, deviceId, certificatesOnly, updatedAt: now } },
       { upsert: true },
     );
+    // Every process reads the policy again: the device's keys stop (or start) working everywhere.
+    await this.changes.announce('policy', [`${org}/${deviceId}`]);
   }
 }

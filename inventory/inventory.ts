@@ -29,6 +29,7 @@ import type {
   UserDoc,
 } from './documents';
 import type { EventBatchDoc, EventHeadDoc, EventKeyDoc, LegacyEventKeyDoc } from './events.repo';
+import type { CredentialChangeDoc } from './credential-changes.repo';
 import type { DeadLetterDoc, ForwarderDoc } from './forwarders.repo';
 
 export interface Collections {
@@ -61,6 +62,8 @@ export interface Collections {
   readonly certificateAuthorities: Collection<CertificateAuthorityDoc>;
   readonly deviceCertificates: Collection<DeviceCertificateDoc>;
   readonly credentialPolicies: Collection<DeviceCredentialPolicyDoc>;
+  /** Announced credential changes, read by every process to forget what it cached (CredentialFeed). */
+  readonly credentialChanges: Collection<CredentialChangeDoc>;
   readonly alarms: Collection<AlarmDoc>;
   readonly twinEvents: Collection<TwinEventDoc>;
   /** The event log: its batches, and beside them the keys of keyed events. */
@@ -140,6 +143,7 @@ export async function openInventory(uri: string, dbName: string): Promise<Invent
     certificateAuthorities: db.collection<CertificateAuthorityDoc>('certificate_authorities'),
     deviceCertificates: db.collection<DeviceCertificateDoc>('device_certificates'),
     credentialPolicies: db.collection<DeviceCredentialPolicyDoc>('credential_policies'),
+    credentialChanges: db.collection<CredentialChangeDoc>('credential_changes'),
     alarms: db.collection<AlarmDoc>('alarms'),
     twinEvents: db.collection<TwinEventDoc>('twin_events'),
     events: db.collection<EventBatchDoc | EventKeyDoc>('events'),
@@ -194,6 +198,8 @@ async function ensureIndexes(c: Collections): Promise<void> {
     { key: { org: 1, deviceId: 1 }, name: 'org_device' },
     { key: { revokedAt: 1 }, name: 'revoked' },
   ]);
+  // Read by time every second by every process; the embedded FerretDB scans, the collection is kept small.
+  await create(c.credentialChanges, [{ key: { at: 1 }, name: 'at' }]);
   // Job and execution _ids start with the org (and the job): the _id index serves lists and cursors.
   await create(c.operations, [
     { key: { org: 1, deviceId: 1, createdAt: -1, id: -1 }, name: 'device_newest' },

@@ -1,4 +1,5 @@
 // API keys and organizations: creation, lookup by hash, revocation, and the bootstrap of the first org.
+import { CredentialChanges } from './credential-changes.repo';
 import type { ApiKeyDoc, KeyKind, OrganizationDoc } from './documents';
 import type { Collections } from './inventory';
 import { generateKey, hashKey, keyIdOf } from './keys';
@@ -10,8 +11,13 @@ export interface CreatedKey {
 
 const DEFAULT_ORG = 'default';
 
+/** Revocations are announced to every process (CredentialChanges) once stored. */
 export class KeyRepository {
-  constructor(private readonly c: Collections) {}
+  private readonly changes: CredentialChanges;
+
+  constructor(private readonly c: Collections) {
+    this.changes = new CredentialChanges(c);
+  }
 
   /** Builds a new key document and its one-time secret; the caller inserts it (alone or in bulk). */
   newKey(
@@ -69,23 +75,31 @@ export class KeyRepository {
     const set: Partial<ApiKeyDoc> = { revokedAt: now };
     if (replacedBy !== undefined) set.replacedBy = replacedBy;
     await this.c.apiKeys.updateOne({ _id: doc._id }, { $set: set });
+    await this.changes.announce('key', [doc._id]);
     return doc._id;
   }
 
-  /** The hashes of a device's active keys (to close the connections made with them). */
-  async activeDeviceKeyHashes(org: string, deviceId: string): Promise<string[]> {
+  /**
+   * Announces a device's active keys as changed, so that every process asks again and closes the connections
+   * made with them (the device now authenticates with certificates only); answers their hashes.
+   */
+  async announceDeviceKeys(org: string, deviceId: string): Promise<string[]> {
     const keys = await this.c.apiKeys
       .find({ org, deviceId, revokedAt: { $exists: false } }, { projection: { _id: 1 } })
       .toArray();
-    return keys.map((k) => k._id);
+    const hashes = keys.map((k) => k._id);
+    await this.changes.announce('key', hashes);
+    return hashes;
   }
 
   async revokeDeviceKeys(org: string, deviceId: string, now: Date): Promise<string[]> {
     const keys = await this.c.apiKeys.find({ org, deviceId, revokedAt: { $exists: false } }).toArray();
+    const hashes = keys.map((k) => k._id);
     if (keys.length > 0) {
-      await this.c.apiKeys.updateMany({ _id: { $in: keys.map((k) => k._id) } }, { $set: { revokedAt: now } });
+      await this.c.apiKeys.updateMany({ _id: { $in: hashes } }, { $set: { revokedAt: now } });
+      await this.changes.announce('key', hashes);
     }
-    return keys.map((k) => k._id);
+    return hashes;
   }
 
   /**

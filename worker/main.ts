@@ -8,6 +8,7 @@ import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import pino, { type Logger } from 'pino';
 import { hashPassword } from '../access/passwords';
+import { CredentialFeed } from '../access/credential-feed';
 import { RevocationWatcher } from '../access/revocation-watcher';
 import { createApp, handleClientError } from '../api/app';
 import type { Services } from '../api/services';
@@ -190,6 +191,10 @@ async function startApiRole(
     (err) => logger.warn({ err }, 'could not read certificate revocations'),
   ).start();
   life.onStop(async () => watcher.stop());
+  const feed = new CredentialFeed(services.credentialChanges, services.auth, (err) =>
+    logger.warn({ err }, 'could not read credential changes'),
+  ).start();
+  life.onStop(async () => feed.stop());
   const admin = await bootstrapAdmin(config, services);
   const app = createApp(services);
   const lines: string[] = [];

@@ -19,6 +19,7 @@ import { LatestValueGuard } from '../ingest/latest-value-guard';
 import { TwinGoneError, TwinNotifier } from '../ingest/twin-notifier';
 import { CommitLogRepository } from '../inventory/commit-log.repo';
 import { DatapointRepository } from '../inventory/datapoints.repo';
+import { CredentialChanges } from '../inventory/credential-changes.repo';
 import { CertificateRepository } from '../inventory/certificates.repo';
 import { AlarmRepository } from '../inventory/alarms.repo';
 import { createPointLogger } from '../events/datapoints-log';
@@ -92,6 +93,7 @@ export function createRepositories(inventory: Inventory, instance: string) {
     audit: new AuditRepository(c),
     functions: new FunctionRepository(c),
     certificates: new CertificateRepository(c),
+    credentialChanges: new CredentialChanges(c),
     alarms: new AlarmRepository(c),
     events: new EventRepository(c),
     forwarderRepo: new ForwarderRepository(c),

@@ -321,7 +321,7 @@ deviceCertificatesRoutes.put(
     await services.certificates.setPolicy(org, deviceId, body.certificatesOnly, new Date(services.now()));
     services.auth.forgetPolicy(org, deviceId);
     // Connections made with the device's keys close now, as when a key is revoked.
-    if (body.certificatesOnly) services.auth.forget(await services.keys.activeDeviceKeyHashes(org, deviceId));
+    if (body.certificatesOnly) services.auth.forget(await services.keys.announceDeviceKeys(org, deviceId));
     await audit(c, 'device.credential-policy', `devices/${deviceId}`, body);
     return c.json({ deviceId, certificatesOnly: body.certificatesOnly });
   },

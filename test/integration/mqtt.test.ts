@@ -260,6 +260,63 @@ describe('MQTT devices', () => {
     await expect(connect(tf.mqttUrl, 'mq-revoke', key)).rejects.toThrow(/Bad username or password/i);
   });
 
+  describe('with a second API process on the same inventory', () => {
+    let second: TwinflowProcess;
+    const postCollect = (baseUrl: string, id: string, key: string, value: number) =>
+      apiClient(baseUrl, key).post(`/south/v80/devices/${id}/collect/iot`, collect(value));
+    /** Connects to the second process, proves the key works there, and lets its short trust run out. */
+    const connectThere = async (id: string) => {
+      const key = await provision(id);
+      const device = await connect(second.mqttUrl, id, key);
+      expect((await postCollect(second.baseUrl, id, key, 1)).status).toBe(201);
+      // Past the 5 s a cached key is trusted on its own: the second process now trusts it through the feed.
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      expect((await postCollect(second.baseUrl, id, key, 2)).status).toBe(201);
+      const closed = new Promise<number>((resolve) => device.once('close', () => resolve(Date.now())));
+      return { key, closed };
+    };
+
+    beforeAll(async () => {
+      second = await startTwinflow({
+        roles: 'api',
+        db: tf.env.MONGODB_DB,
+        taskQueue: tf.env.TWINFLOW_TASK_QUEUE,
+        adminKey: tf.adminKey,
+      });
+    });
+
+    afterAll(async () => {
+      await second?.stop();
+    });
+
+    it('closes there the connection of a key revoked here, and refuses the key there, within 5 s', async () => {
+      const { key, closed } = await connectThere('mq-revoke-there');
+      const keys = await admin.get('/north/v1/keys?kind=device&deviceId=mq-revoke-there');
+      const revokedAt = Date.now();
+      expect((await admin.delete(`/north/v1/keys/${keys.body.keys[0].keyId}`)).status).toBe(200);
+      expect((await closed) - revokedAt).toBeLessThan(5_000);
+      expect((await postCollect(second.baseUrl, 'mq-revoke-there', key, 3)).status).toBe(401);
+      await expect(connect(second.mqttUrl, 'mq-revoke-there', key)).rejects.toThrow(
+        /Bad username or password/i,
+      );
+    });
+
+    it('refuses there the keys of a device set here to use certificates only, within 5 s', async () => {
+      const { key, closed } = await connectThere('mq-policy-there');
+      const changedAt = Date.now();
+      const policy = await admin.request('PUT', '/north/v1/devices/mq-policy-there/credential-policy', {
+        certificatesOnly: true,
+      });
+      expect(policy.status).toBe(200);
+      expect((await closed) - changedAt).toBeLessThan(5_000);
+      expect((await postCollect(second.baseUrl, 'mq-policy-there', key, 3)).status).toBe(401);
+      await expect(connect(second.mqttUrl, 'mq-policy-there', key)).rejects.toThrow(
+        /Bad username or password/i,
+      );
+      expect(await stored('mq-policy-there')).toBe(2);
+    });
+  });
+
   it("keeps two organizations' devices with the same id apart", async () => {
     const orgB = `mq-org-${Date.now().toString(36)}`;
     const created = await admin.post('/north/v1/organizations', {

@@ -1,0 +1,173 @@
+// How long the authenticator trusts a cached key and credential policy: 5 s on their own, minutes while the
+// credential feed keeps reading announced changes, never past a change the feed has read, and only 5 s for
+// an entry whose load overlapped a change. In-memory stand-ins for the store; a clock the test moves.
+import { Authenticator } from '../../../access/authenticator';
+import { CredentialFeed } from '../../../access/credential-feed';
+import { RoleResolver } from '../../../access/roles';
+import type { TokenService } from '../../../access/tokens';
+import type { CredentialChangeDoc } from '../../../inventory/credential-changes.repo';
+import type { ApiKeyDoc } from '../../../inventory/documents';
+import { generateKey, hashKey } from '../../../inventory/keys';
+
+const OPTIONS = { cacheTtlMs: 5_000, feedTrustedTtlMs: 600_000, feedFreshMs: 5_000, maxCachedEntries: 1_000 };
+
+function setUp() {
+  const clock = { now: 1_000_000 };
+  const now = () => clock.now;
+  const key = generateKey();
+  const keys = new Map<string, ApiKeyDoc>([
+    [
+      key.hash,
+      { _id: key.hash, keyId: key.keyId, org: 'o', kind: 'device', deviceId: 'd1', createdAt: new Date(0) },
+    ],
+  ]);
+  const policies = new Map<string, boolean>();
+  const reads = { keys: 0, policies: 0 };
+  /** Holds a key lookup until released, to let a change land while it is in flight. */
+  const gate: { hold?: Promise<void> } = {};
+  const store = {
+    findActive: async (secret: string) => {
+      reads.keys++;
+      const doc = keys.get(hashKey(secret));
+      const found = doc && doc.revokedAt === undefined ? { ...doc } : null;
+      await gate.hold;
+      return found;
+    },
+    certificatesOnly: async (org: string, deviceId: string) => {
+      reads.policies++;
+      return policies.get(`${org}/${deviceId}`) === true;
+    },
+  };
+  const changes: CredentialChangeDoc[] = [];
+  const deps = {
+    keys: store,
+    certificates: store,
+    users: {},
+    sessions: {},
+    roles: new RoleResolver({ get: async () => null } as never),
+    tokens: {} as TokenService,
+  } as unknown as ConstructorParameters<typeof Authenticator>[0];
+  const auth = new Authenticator(deps, OPTIONS, now);
+  const feed = new CredentialFeed(
+    { since: async (since) => changes.filter((c) => c.at >= since) },
+    auth,
+    () => undefined,
+    1_000,
+    now,
+  );
+  let n = 0;
+  const announce = (kind: CredentialChangeDoc['kind'], ids: string[]) =>
+    changes.push({ _id: `c${++n}`, at: new Date(clock.now), kind, ids });
+  const revoke = () => {
+    keys.get(key.hash)!.revokedAt = new Date(clock.now);
+    announce('key', [key.hash]);
+  };
+  const ok = async () => (await auth.authenticateKey(key.secret)).ok;
+  /** Moves the clock, with the feed read every second on the way. */
+  const elapse = async (ms: number, feedRuns = true) => {
+    for (let left = ms; left > 0; left -= 1_000) {
+      clock.now += Math.min(1_000, left);
+      if (feedRuns) await feed.poll();
+    }
+  };
+  return { clock, auth, feed, key, keys, policies, reads, gate, revoke, announce, ok, elapse };
+}
+
+describe('cached credentials', () => {
+  it('asks the store again after 5 s when no feed is read', async () => {
+    const t = setUp();
+    expect(await t.ok()).toBe(true);
+    await t.elapse(4_000, false);
+    expect(await t.ok()).toBe(true);
+    expect(t.reads).toEqual({ keys: 1, policies: 1 });
+    await t.elapse(1_500, false);
+    expect(await t.ok()).toBe(true);
+    expect(t.reads).toEqual({ keys: 2, policies: 2 });
+  });
+
+  it('trusts a key and its policy for ten minutes while the feed is read, and not a moment past', async () => {
+    const t = setUp();
+    await t.feed.poll();
+    expect(await t.ok()).toBe(true);
+    await t.elapse(599_000);
+    expect(await t.ok()).toBe(true);
+    expect(t.reads).toEqual({ keys: 1, policies: 1 });
+    await t.elapse(1_000);
+    expect(await t.ok()).toBe(true);
+    expect(t.reads).toEqual({ keys: 2, policies: 2 });
+  });
+
+  it('stops trusting beyond 5 s once the feed has not been read for 5 s', async () => {
+    const t = setUp();
+    await t.feed.poll();
+    expect(await t.ok()).toBe(true);
+    await t.elapse(60_000);
+    expect(await t.ok()).toBe(true);
+    expect(t.reads.keys).toBe(1);
+    // The key is revoked meanwhile, and the announcement never read: the store unreachable to the feed.
+    t.keys.get(t.key.hash)!.revokedAt = new Date(t.clock.now);
+    await t.elapse(5_000, false);
+    expect(await t.ok()).toBe(true);
+    await t.elapse(1_000, false);
+    expect(await t.ok()).toBe(false);
+  });
+
+  it('refuses a key once the feed has read its revocation', async () => {
+    const t = setUp();
+    await t.feed.poll();
+    expect(await t.ok()).toBe(true);
+    await t.elapse(30_000);
+    t.revoke();
+    expect(await t.ok()).toBe(true);
+    await t.elapse(1_000);
+    expect(await t.ok()).toBe(false);
+  });
+
+  it("reads a device's policy again once its change is announced, and refuses the key it now forbids", async () => {
+    const t = setUp();
+    await t.feed.poll();
+    expect(await t.ok()).toBe(true);
+    await t.elapse(30_000);
+    t.policies.set('o/d1', true);
+    t.announce('policy', ['o/d1']);
+    await t.elapse(1_000);
+    expect(await t.auth.authenticateKey(t.key.secret)).toEqual({ ok: false, why: 'certificates-only' });
+    expect(t.reads.keys).toBe(1);
+  });
+
+  it('trusts for 5 s only a key whose lookup was in flight when a change was read', async () => {
+    const t = setUp();
+    await t.feed.poll();
+    let release!: () => void;
+    t.gate.hold = new Promise((resolve) => (release = resolve));
+    const first = t.ok();
+    // The lookup has read the key; the key is revoked and the feed reads it before the lookup returns.
+    await new Promise((resolve) => setImmediate(resolve));
+    t.revoke();
+    await t.elapse(1_000);
+    release();
+    t.gate.hold = undefined;
+    // It answers what it read, and the cache holds that while it may still be the short trust of any entry...
+    expect(await first).toBe(true);
+    await t.elapse(3_000);
+    expect(await t.ok()).toBe(true);
+    expect(t.reads.keys).toBe(1);
+    // ...and not past it, though the feed is live: the revocation it read is not read again.
+    await t.elapse(1_000);
+    expect(await t.ok()).toBe(false);
+    expect(t.reads.keys).toBe(2);
+  });
+
+  it('hands each announcement on once, closing the connections of the keys it names', async () => {
+    const t = setUp();
+    const closed: string[][] = [];
+    t.auth.onRevoked((hashes) => closed.push([...hashes]));
+    t.announce('key', ['h1', 'h2']);
+    expect(await t.feed.poll()).toBe(1);
+    await t.elapse(3_000);
+    t.announce('key', ['h3']);
+    expect(await t.feed.poll()).toBe(1);
+    expect(await t.feed.poll()).toBe(0);
+    expect(closed).toEqual([['h1', 'h2'], ['h3']]);
+  });
+});
