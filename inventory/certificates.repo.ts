@@ -1,16 +1,15 @@
 // Device certificates as credentials: the CAs an organization trusts, the certificates TwinFlow knows by
 // fingerprint (pinned, issued, revoked) and each device's credential policy.
-import { CredentialChanges } from './credential-changes.repo';
+import type { CredentialChanges } from './credential-changes.repo';
 import type { CertificateAuthorityDoc, DeviceCertificateDoc } from './documents';
 import type { Collections } from './inventory';
 import { isDuplicateKey } from './write-errors';
 
 export class CertificateRepository {
-  private readonly changes: CredentialChanges;
-
-  constructor(private readonly c: Collections) {
-    this.changes = new CredentialChanges(c);
-  }
+  constructor(
+    private readonly c: Collections,
+    private readonly changes: CredentialChanges,
+  ) {}
 
   /** Adds a CA; false when the organization has it already. */
   async insertAuthority(doc: CertificateAuthorityDoc): Promise<boolean> {

@@ -22,43 +22,81 @@ export const CHANGES_KEPT_MS = 86_400_000;
 /** Ids in one announcement document (a decommissioned fleet's keys span several). */
 const IDS_PER_DOC = 1_000;
 
-/** Attempts at storing an announcement: the store that has just taken the change is rarely gone a moment later. */
+/** Attempts before the caller goes on: the store that has just taken the change is rarely gone a moment later. */
 const ATTEMPTS = 3;
 const RETRY_AFTER_MS = 200;
+/** Then the announcement is tried again this often, in the background, until it is stored. */
+const BACKGROUND_RETRY_MS = 1_000;
 
 export class CredentialChanges {
   private lastPruned = 0;
+  private readonly unannounced: CredentialChangeDoc[] = [];
+  private retrying: NodeJS.Timeout | undefined;
+  /** Told when an announcement could not be stored at once (it is tried again until it is). */
+  warn: (err: unknown, waiting: number) => void = () => undefined;
 
   constructor(
     private readonly c: Pick<Collections, 'credentialChanges'>,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Stores the announcement of changes already stored; throws only when the store refused it every time. */
+  /**
+   * Announces changes already stored. Never throws: the change stands, and an announcement the store refuses
+   * now is tried again every second until stored (meanwhile other processes may trust what they cached for as
+   * long as their feed stays live: see Authenticator).
+   */
   async announce(kind: CredentialChangeKind, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     const at = new Date(this.now());
     const docs: CredentialChangeDoc[] = [];
     for (let i = 0; i < ids.length; i += IDS_PER_DOC)
       docs.push({ _id: randomUUID(), at, kind, ids: ids.slice(i, i + IDS_PER_DOC) });
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       try {
-        // Unordered, with fixed `_id`s: a retry after a lost reply inserts only what is missing.
-        await this.c.credentialChanges.insertMany(docs, { ordered: false });
-        break;
+        await this.store(docs);
+        await this.pruneNow().catch(() => undefined);
+        return;
       } catch (err) {
-        if (duplicatesOnly(err, docs.length) !== undefined) break;
-        if (attempt === ATTEMPTS) throw err;
-        await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_MS * attempt));
+        if (attempt === ATTEMPTS) {
+          this.unannounced.push(...docs);
+          this.warn(err, this.unannounced.length);
+          this.retryLater();
+        } else await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_MS * attempt));
       }
     }
-    await this.pruneNow().catch(() => undefined);
+  }
+
+  /** Announcements not stored yet. */
+  get waiting(): number {
+    return this.unannounced.length;
   }
 
   /** Announcements made at or after `since`, oldest first. */
   async since(since: Date): Promise<CredentialChangeDoc[]> {
     const docs = await this.c.credentialChanges.find({ at: { $gte: since } }).toArray();
     return docs.sort((a, b) => a.at.getTime() - b.at.getTime());
+  }
+
+  /** Unordered, with fixed `_id`s: a retry after a lost reply inserts only what is missing. */
+  private async store(docs: readonly CredentialChangeDoc[]): Promise<void> {
+    try {
+      await this.c.credentialChanges.insertMany([...docs], { ordered: false });
+    } catch (err) {
+      if (duplicatesOnly(err, docs.length) === undefined) throw err;
+    }
+  }
+
+  private retryLater(): void {
+    if (this.retrying) return;
+    this.retrying = setTimeout(() => {
+      this.retrying = undefined;
+      const docs = this.unannounced.splice(0);
+      this.store(docs).catch((err: unknown) => {
+        this.unannounced.unshift(...docs);
+        this.warn(err, this.unannounced.length);
+        this.retryLater();
+      });
+    }, BACKGROUND_RETRY_MS).unref();
   }
 
   /** At most once an hour per process: announcements older than CHANGES_KEPT_MS go. */

@@ -1,5 +1,5 @@
 // API keys and organizations: creation, lookup by hash, revocation, and the bootstrap of the first org.
-import { CredentialChanges } from './credential-changes.repo';
+import type { CredentialChanges } from './credential-changes.repo';
 import type { ApiKeyDoc, KeyKind, OrganizationDoc } from './documents';
 import type { Collections } from './inventory';
 import { generateKey, hashKey, keyIdOf } from './keys';
@@ -13,11 +13,10 @@ const DEFAULT_ORG = 'default';
 
 /** Revocations are announced to every process (CredentialChanges) once stored. */
 export class KeyRepository {
-  private readonly changes: CredentialChanges;
-
-  constructor(private readonly c: Collections) {
-    this.changes = new CredentialChanges(c);
-  }
+  constructor(
+    private readonly c: Collections,
+    private readonly changes: CredentialChanges,
+  ) {}
 
   /** Builds a new key document and its one-time secret; the caller inserts it (alone or in bulk). */
   newKey(

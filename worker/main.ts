@@ -195,6 +195,8 @@ async function startApiRole(
     logger.warn({ err }, 'could not read credential changes'),
   ).start();
   life.onStop(async () => feed.stop());
+  services.credentialChanges.warn = (err, waiting) =>
+    logger.warn({ err, waiting }, 'could not announce a credential change to other processes; trying again');
   const admin = await bootstrapAdmin(config, services);
   const app = createApp(services);
   const lines: string[] = [];

@@ -78,11 +78,12 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
 export function createRepositories(inventory: Inventory, instance: string) {
   const c = inventory.collections;
   const recent = new RecentIngest();
+  const credentialChanges = new CredentialChanges(c);
   return {
     recent,
     commits: new CommitLogRepository(c, instance),
     devices: new DeviceRepository(c, recent),
-    keys: new KeyRepository(c),
+    keys: new KeyRepository(c, credentialChanges),
     operations: new OperationRepository(c),
     jobs: new JobRepository(c),
     datapoints: new DatapointRepository(c, recent),
@@ -92,8 +93,8 @@ export function createRepositories(inventory: Inventory, instance: string) {
     organizations: new OrganizationRepository(c),
     audit: new AuditRepository(c),
     functions: new FunctionRepository(c),
-    certificates: new CertificateRepository(c),
-    credentialChanges: new CredentialChanges(c),
+    certificates: new CertificateRepository(c, credentialChanges),
+    credentialChanges,
     alarms: new AlarmRepository(c),
     events: new EventRepository(c),
     forwarderRepo: new ForwarderRepository(c),
