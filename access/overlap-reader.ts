@@ -31,16 +31,31 @@ export class OverlapReader<T> {
   }
 }
 
-/** Runs `tick` every `intervalMs` after the last one ended, until `stop`; a failed tick goes to `warn`. */
+/** While ticks keep failing, a failure is told once this often (the first one at once). */
+const WARN_EVERY_MS = 60_000;
+
+/**
+ * Runs `tick` every `intervalMs` after the last one ended, until `stop`. A failed tick goes to `warn`: the first of
+ * a run of failures at once, then one a minute, so that a store out of reach does not fill the log.
+ */
 export function repeat(
   intervalMs: number,
   tick: () => Promise<unknown>,
   warn: (err: unknown) => void,
+  now: () => number = Date.now,
 ): { stop(): void } {
   let timer: NodeJS.Timeout | undefined;
+  let warnedAt: number | undefined;
   const run = () => {
     tick()
-      .catch(warn)
+      .then(
+        () => (warnedAt = undefined),
+        (err: unknown) => {
+          if (warnedAt !== undefined && now() - warnedAt < WARN_EVERY_MS) return;
+          warnedAt = now();
+          warn(err);
+        },
+      )
       .finally(() => {
         if (timer) timer = setTimeout(run, intervalMs).unref();
       });
