@@ -16,8 +16,13 @@ export interface CredentialChangeDoc {
   ids: string[];
 }
 
-/** Announcements are kept this long; a process that has not read them for half of it forgets everything. */
-export const CHANGES_KEPT_MS = 86_400_000;
+/**
+ * Announcements are kept this long; a process that has not read them for half of it forgets every key and policy
+ * it cached. Short, because the embedded FerretDB reads the whole collection on every read of the feed.
+ */
+export const CHANGES_KEPT_MS = 3_600_000;
+/** How often one process deletes what is older than that, at most. */
+const PRUNE_EVERY_MS = 300_000;
 
 /** Ids in one announcement document (a decommissioned fleet's keys span several). */
 const IDS_PER_DOC = 1_000;
@@ -99,10 +104,10 @@ export class CredentialChanges {
     }, BACKGROUND_RETRY_MS).unref();
   }
 
-  /** At most once an hour per process: announcements older than CHANGES_KEPT_MS go. */
+  /** At most every PRUNE_EVERY_MS per process, after an announcement: those older than CHANGES_KEPT_MS go. */
   private async pruneNow(): Promise<void> {
     const now = this.now();
-    if (now - this.lastPruned < 3_600_000) return;
+    if (now - this.lastPruned < PRUNE_EVERY_MS) return;
     this.lastPruned = now;
     await this.c.credentialChanges.deleteMany({ at: { $lt: new Date(now - CHANGES_KEPT_MS) } });
   }

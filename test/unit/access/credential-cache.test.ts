@@ -158,6 +158,24 @@ describe('cached credentials', () => {
     expect(t.reads.keys).toBe(2);
   });
 
+  it('forgets every key once the feed comes back from a silence longer than half the announcements are kept', async () => {
+    const t = setUp();
+    await t.feed.poll();
+    await t.elapse(31 * 60_000, false);
+    // Looked up while the feed was silent: announcements it missed may be gone by now.
+    expect(await t.ok()).toBe(true);
+    expect(t.reads.keys).toBe(1);
+    await t.feed.poll();
+    expect(await t.ok()).toBe(true);
+    expect(t.reads.keys).toBe(2);
+    // After a silence shorter than that the feed reads what it missed, and keeps the cache.
+    await t.elapse(10 * 60_000, false);
+    expect(await t.ok()).toBe(true);
+    await t.feed.poll();
+    expect(await t.ok()).toBe(true);
+    expect(t.reads.keys).toBe(3);
+  });
+
   it('hands each announcement on once, closing the connections of the keys it names', async () => {
     const t = setUp();
     const closed: string[][] = [];
