@@ -1,5 +1,12 @@
 // The operation workflow's state holder: the record, what the twin and the device said, and what the read model has.
-import { condition, log, patched, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  condition,
+  log,
+  patched,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { type EarlyResponse, readyToAttempt, startHandedOverAttempt } from '../twins/operation-flow';
 import {
   type DeviceResponse,
@@ -40,6 +47,15 @@ const HOLDS_UNTIL_ATTEMPT_OPENS = 'operation-holds-until-attempt-opens';
  */
 const HOLDS_UNTIL_TURN_TAKEN = 'operation-holds-until-turn-taken';
 
+/**
+ * The revision of the code that starts an operation run, passed in its input. From 2, a run takes the three
+ * patches above as applied without asking `patched()` (each asked once records a marker and upserts
+ * `TemporalChangeVersion`: two of each for every operation). It publishes the status a change leaves, not each
+ * status the change went through, and not the one the twin started it with. Runs started before (no revision)
+ * replay as recorded.
+ */
+export const OPERATION_RUN_REVISION = 2;
+
 /** Built once per run inside the workflow function. */
 export class OperationRun {
   record: OperationRecord;
@@ -61,30 +77,43 @@ export class OperationRun {
   private held: EarlyResponse[] = [];
   /** The twin's failed first try has been counted into an attempt. */
   private firstTryTaken = false;
+  /** The status the search attribute holds (runs of revision 2 and later). */
+  private published: string | undefined;
 
   constructor(
     readonly request: OperationRequest,
     startNow: boolean,
     recordWrittenRev: number,
+    private readonly revision: number,
   ) {
     this.record = createOperationRecord(request);
     this.turn = startNow;
     this.written = recordWrittenRev;
+    if (revision >= 2) this.published = workflowInfo().typedSearchAttributes.get(TWINFLOW_STATUS);
     setCurrentDetails(describeOperation(this.record));
   }
 
-  /** Takes the record's next versions in order; each status change is published as it happens. */
+  /** Takes the record's next versions in order, and publishes the status they leave it in. */
   apply(records: readonly OperationRecord[]): void {
     for (const next of records) {
-      if (next.status !== this.record.status)
+      if (next.status !== this.record.status && this.revision < 2)
         upsertSearchAttributes([{ key: TWINFLOW_STATUS, value: next.status }]);
       this.record = next;
       setCurrentDetails(describeOperation(this.record));
     }
+    if (this.revision >= 2 && this.record.status !== this.published) {
+      this.published = this.record.status;
+      upsertSearchAttributes([{ key: TWINFLOW_STATUS, value: this.record.status }]);
+    }
+  }
+
+  /** Whether a patch holds: always, for runs of revision 2 and later (see OPERATION_RUN_REVISION). */
+  private applied(patch: string): boolean {
+    return this.revision >= 2 || patched(patch);
   }
 
   reportResponse(early: { response: DeviceResponse; receivedAt: number }): void {
-    if (this.mayBeOvertaken() && patched(HOLDS_EARLY_RESPONSES)) {
+    if (this.mayBeOvertaken() && this.applied(HOLDS_EARLY_RESPONSES)) {
       this.held.push(early);
       return;
     }
@@ -94,9 +123,9 @@ export class OperationRun {
   /** A pending operation whose attempt is not open yet (its hand-over may be on its way, or just came). */
   private mayBeOvertaken(): boolean {
     if (this.request.delivery !== 'pending' || isFinal(this.record.status)) return false;
-    if (this.handedOver && !this.turnTaken && patched(HOLDS_UNTIL_TURN_TAKEN)) return true;
+    if (this.handedOver && !this.turnTaken && this.applied(HOLDS_UNTIL_TURN_TAKEN)) return true;
     if (attemptOpen(this.record)) return false;
-    return !this.handedOver || patched(HOLDS_UNTIL_ATTEMPT_OPENS);
+    return !this.handedOver || this.applied(HOLDS_UNTIL_ATTEMPT_OPENS);
   }
 
   /** The twin's failed first try, for the first push of this workflow only. */

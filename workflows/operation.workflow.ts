@@ -52,6 +52,8 @@ export interface OperationWorkflowInput {
   readonly early?: readonly EarlyResponse[];
   /** The twin's own push could not reach the device: the first attempt goes on counting from these. */
   readonly firstTry?: PriorTransportErrors;
+  /** What code started the run (OPERATION_RUN_REVISION); none for runs started before it was given. */
+  readonly revision?: number;
 }
 
 /** Where the twin's own push left the operation: its record (attempt 1 under way) and whether it was refused. */
@@ -73,7 +75,7 @@ const { writeOperationRecord } = proxyLocalActivities<ReturnType<typeof createAc
 });
 
 export async function operationWorkflow(input: OperationWorkflowInput): Promise<OperationRecord> {
-  const op = new OperationRun(input.request, input.startNow, input.recordWrittenRev);
+  const op = new OperationRun(input.request, input.startNow, input.recordWrittenRev, input.revision ?? 1);
   let pushed = input.pushed;
   if (pushed) op.apply([pushed.record]);
   op.hold(input.early ?? []);

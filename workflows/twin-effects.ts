@@ -33,6 +33,7 @@ import {
   proceedSignal,
   reportResponseSignal,
 } from './operation.messages';
+import { OPERATION_RUN_REVISION } from './operation-run';
 import { type OperationWorkflowInput, operationWorkflow } from './operation.workflow';
 import {
   TWINFLOW_DEVICE_ID,
@@ -290,6 +291,7 @@ export class TwinEffects {
           startNow,
           twinWorkflowId: workflowInfo().workflowId,
           recordWrittenRev: 1,
+          revision: OPERATION_RUN_REVISION,
           ...(pushed ? { pushed } : {}),
           ...(early && early.length > 0 ? { early } : {}),
           ...(firstTry ? { firstTry } : {}),
