@@ -131,10 +131,10 @@ describe('the operation workflow', () => {
       // A run the twin starts today asks no patch, and publishes each status it rests in once.
       const events = (await opHandle(request).fetchHistory()).events ?? [];
       expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')).toEqual([]);
-      const published = events
-        .map((e) => e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields)
-        .filter((fields) => fields !== undefined && fields !== null)
-        .map((fields) => Object.keys(fields!).join());
+      const published = events.flatMap((e) => {
+        const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
+        return fields ? [Object.keys(fields).join()] : [];
+      });
       expect(published).toEqual(['TwinflowStatus', 'TwinflowStatus', 'TwinflowStatus']);
       expect((await opHandle(request).describe()).searchAttributes.TwinflowStatus).toEqual(['SUCCESSFUL']);
       // The read model has the final record, and the twin has let the operation go.
