@@ -1,8 +1,8 @@
 // Authentication: X-ApiKey (service and device keys, SHA-256 lookup), a Bearer JWT (users) or a device's
 // client certificate, each with a positive cache. Revocation in this process takes effect at once, and in every
-// other within seconds: keys and device credential policies through the credential feed (which lets their
-// entries live minutes, so a fleet's polls and connections seldom wait on the store), the rest by their short
-// lifetime.
+// other within about a second through the credential feed (certificates through their own watcher). While the
+// feed is live, keys and device credential policies stay cached for minutes, so a fleet's polls and connections
+// seldom wait on the store; every other entry, and every entry while the feed is not live, lives 5 s.
 import type { CertificateRepository } from '../inventory/certificates.repo';
 import type { ApiKeyDoc, SessionFamilyDoc, UserDoc } from '../inventory/documents';
 import type { SessionRepository, UserRepository } from '../inventory/identity.repo';
@@ -309,6 +309,11 @@ export class Authenticator {
   forgetAllKeys(): void {
     this.keyCache.clear();
     this.policyCache.clear();
+  }
+
+  /** Forget a custom role whose permissions changed, or that was made or deleted. */
+  forgetRole(org: string, name: string): void {
+    this.deps.roles.forget(org, name);
   }
 
   /** Forget a user whose role, password or state changed. */

@@ -1,6 +1,7 @@
-// The credential feed: every second, the key revocations and credential policy changes any process announced
-// (CredentialChanges), forgotten here too, with the MQTT connections made with those keys closed. Each complete
-// read tells the authenticator, which trusts cached keys and policies for minutes only while reads keep coming.
+// The credential feed: every second, the changes any process announced (CredentialChanges: keys revoked, device
+// credential policies, users, sessions and custom roles changed), forgotten here too, with the MQTT connections
+// made with revoked keys closed. Each complete read tells the authenticator, which trusts cached keys and
+// policies for minutes only while reads keep coming.
 import { CHANGES_KEPT_MS, type CredentialChangeDoc } from '../inventory/credential-changes.repo';
 import type { CredentialChanges } from '../inventory/credential-changes.repo';
 import type { Authenticator } from './authenticator';
@@ -9,7 +10,10 @@ import { OverlapReader, repeat } from './overlap-reader';
 /** How often the feed is read (ms): the usual delay before a change made elsewhere is honoured here. */
 export const FEED_INTERVAL_MS = 1_000;
 
-type FeedAuthenticator = Pick<Authenticator, 'forget' | 'forgetPolicy' | 'forgetAllKeys' | 'feedRead'>;
+type FeedAuthenticator = Pick<
+  Authenticator,
+  'forget' | 'forgetPolicy' | 'forgetUser' | 'forgetSession' | 'forgetRole' | 'forgetAllKeys' | 'feedRead'
+>;
 
 export class CredentialFeed {
   private loop: { stop(): void } | undefined;
@@ -43,17 +47,28 @@ export class CredentialFeed {
     if (this.lastReadAt !== undefined && startedAt - this.lastReadAt > CHANGES_KEPT_MS / 2)
       this.auth.forgetAllKeys();
     this.lastReadAt = startedAt;
-    for (const change of fresh) {
-      if (change.kind === 'key') this.auth.forget(change.ids);
-      else for (const id of change.ids) this.forgetPolicy(id);
-    }
+    for (const change of fresh) this.forgetChanged(change);
     this.auth.feedRead(startedAt);
     return fresh.length;
   }
 
-  private forgetPolicy(id: string): void {
-    const slash = id.indexOf('/');
-    if (slash > 0) this.auth.forgetPolicy(id.slice(0, slash), id.slice(slash + 1));
+  private forgetChanged({ kind, ids }: CredentialChangeDoc): void {
+    if (kind === 'key') {
+      this.auth.forget(ids);
+      return;
+    }
+    for (const id of ids) {
+      if (kind === 'user') this.auth.forgetUser(id);
+      else if (kind === 'session') this.auth.forgetSession(id);
+      else {
+        // `${org}/${name}`: an organization's id has no slash.
+        const slash = id.indexOf('/');
+        if (slash <= 0) continue;
+        const [org, rest] = [id.slice(0, slash), id.slice(slash + 1)];
+        if (kind === 'policy') this.auth.forgetPolicy(org, rest);
+        else this.auth.forgetRole(org, rest);
+      }
+    }
   }
 
   stop(): void {

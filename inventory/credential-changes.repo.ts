@@ -1,4 +1,4 @@
-// Credential changes: keys revoked, device credential policies changed. The process that makes a change announces
+// Credential changes: keys revoked, device credential policies, users, sessions and custom roles changed. The process that makes a change announces
 // it here once it is stored, and every process reads the announcements every second (access/credential-feed.ts)
 // and forgets what it cached of them: so a process may trust a cached key for minutes, not seconds, and still
 // honour a revocation made anywhere within a few seconds.
@@ -6,8 +6,11 @@ import { randomUUID } from 'node:crypto';
 import type { Collections } from './inventory';
 import { duplicatesOnly } from './write-errors';
 
-/** `key`: the SHA-256 of API keys; `policy`: `${org}/${deviceId}` of device credential policies. */
-export type CredentialChangeKind = 'key' | 'policy';
+/**
+ * `key`: the SHA-256 of API keys; `policy`: `${org}/${deviceId}` of device credential policies; `user`: users'
+ * emails; `session`: session families; `role`: `${org}/${name}` of custom roles.
+ */
+export type CredentialChangeKind = 'key' | 'policy' | 'user' | 'session' | 'role';
 
 export interface CredentialChangeDoc {
   _id: string;

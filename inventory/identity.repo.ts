@@ -10,6 +10,7 @@ import type {
   SessionFamilyDoc,
   UserDoc,
 } from './documents';
+import type { CredentialChanges } from './credential-changes.repo';
 import type { Collections } from './inventory';
 import { GroupInsert, isDuplicateKey } from './write-errors';
 
@@ -45,8 +46,12 @@ export class OrganizationRepository {
 
 const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 
+/** Changes to users are announced to every process (CredentialChanges) once stored. */
 export class UserRepository {
-  constructor(private readonly c: Collections) {}
+  constructor(
+    private readonly c: Collections,
+    private readonly changes: CredentialChanges,
+  ) {}
 
   get(email: string): Promise<UserDoc | null> {
     return this.c.users.findOne({ _id: normalizeEmail(email) });
@@ -93,24 +98,33 @@ export class UserRepository {
 
   async update(email: string, set: Partial<Omit<UserDoc, '_id' | 'org'>>): Promise<void> {
     await this.c.users.updateOne({ _id: normalizeEmail(email) }, { $set: set });
+    await this.changes.announce('user', [normalizeEmail(email)]);
   }
 
   async delete(email: string): Promise<void> {
     await this.c.users.deleteOne({ _id: normalizeEmail(email) });
+    await this.changes.announce('user', [normalizeEmail(email)]);
   }
 }
 
 export const roleDocId = (org: string, name: string): string => `${org}/${name}`;
 
+/** Changes to custom roles are announced to every process (CredentialChanges) once stored. */
 export class RoleRepository {
-  constructor(private readonly c: Collections) {}
+  constructor(
+    private readonly c: Collections,
+    private readonly changes: CredentialChanges,
+  ) {}
 
   get(org: string, name: string): Promise<RoleDoc | null> {
     return this.c.roles.findOne({ _id: roleDocId(org, name) });
   }
 
-  insert(doc: RoleDoc): Promise<boolean> {
-    return insertNew(this.c.roles, doc);
+  /** A process that looked the name up before holds it as no role: it asks again. */
+  async insert(doc: RoleDoc): Promise<boolean> {
+    const inserted = await insertNew(this.c.roles, doc);
+    if (inserted) await this.changes.announce('role', [doc._id]);
+    return inserted;
   }
 
   listForOrg(org: string): Promise<RoleDoc[]> {
@@ -119,11 +133,13 @@ export class RoleRepository {
 
   async replace(doc: RoleDoc): Promise<boolean> {
     const res = await this.c.roles.replaceOne({ _id: doc._id }, doc);
+    await this.changes.announce('role', [doc._id]);
     return res.matchedCount === 1;
   }
 
   async delete(org: string, name: string): Promise<boolean> {
     const res = await this.c.roles.deleteOne({ _id: roleDocId(org, name) });
+    await this.changes.announce('role', [roleDocId(org, name)]);
     return res.deletedCount === 1;
   }
 
@@ -155,7 +171,10 @@ export type RefreshOutcome =
  * owner) revokes the whole family, so both sides must log in again.
  */
 export class SessionRepository {
-  constructor(private readonly c: Collections) {}
+  constructor(
+    private readonly c: Collections,
+    private readonly changes: CredentialChanges,
+  ) {}
 
   async startFamily(userId: string, org: string, now: number): Promise<string> {
     const family = randomBytes(16).toString('hex');
@@ -217,11 +236,13 @@ export class SessionRepository {
     return doc?.family;
   }
 
+  /** Ends a session everywhere: announced to every process (CredentialChanges) once stored. */
   async revokeFamily(family: string, now: number, reason: string): Promise<void> {
     await this.c.sessions.updateOne(
       { _id: family, revokedAt: { $exists: false } },
       { $set: { revokedAt: now, revokedReason: reason } },
     );
+    await this.changes.announce('session', [family]);
   }
 }
 

@@ -3,7 +3,15 @@
 import type { MongoClient } from 'mongodb';
 import { ROUTE_TABLE } from '../../api/app';
 import { type Fixture, PASSWORD, setUpFixture } from './identity-fixture';
-import { apiClient, collectBody, mongoClient, uniqueName } from './harness';
+import {
+  apiClient,
+  collectBody,
+  eventually,
+  mongoClient,
+  startTwinflow,
+  type TwinflowProcess,
+  uniqueName,
+} from './harness';
 
 jest.setTimeout(120_000);
 
@@ -333,6 +341,74 @@ describe('identity and access', () => {
       expect(other.status).toBe(200);
       expect(JSON.stringify(other.body)).not.toContain(fx.deviceA.id);
       expect((await operator.get('/north/v1/audit')).status).toBe(403);
+    });
+  });
+
+  describe('with a second API process on the same inventory', () => {
+    let second: TwinflowProcess;
+    const there = (token: string, path: string) =>
+      apiClient(second.baseUrl).get(path, { authorization: `Bearer ${token}` });
+    /** How long after `since` a request there first answers `status` (ms). */
+    const answersThere = async (token: string, path: string, status: number, since: number) => {
+      await eventually(
+        async () => ((await there(token, path)).status === status ? true : undefined),
+        10_000,
+        50,
+      );
+      return Date.now() - since;
+    };
+
+    beforeAll(async () => {
+      second = await startTwinflow({
+        roles: 'api',
+        db: fx.tf.env.MONGODB_DB,
+        taskQueue: fx.tf.env.TWINFLOW_TASK_QUEUE,
+        adminKey: fx.tf.adminKey,
+      });
+    });
+
+    afterAll(async () => {
+      await second?.stop();
+    });
+
+    // Each first request there puts the user and session in its 5 s cache: only the announced change, read
+    // there every second, makes the second process honour the change sooner.
+    it('ends a session there within about a second of its logout here', async () => {
+      const tokens = await fx.login(await newUser('viewer'));
+      expect((await there(tokens.accessToken, '/north/v1/me')).status).toBe(200);
+      const loggedOutAt = Date.now();
+      expect(
+        (await anonymous().post('/north/v1/auth/logout', { refreshToken: tokens.refreshToken })).status,
+      ).toBe(204);
+      expect(await answersThere(tokens.accessToken, '/north/v1/me', 401, loggedOutAt)).toBeLessThan(3_000);
+    });
+
+    it('applies a change to a custom role there within about a second', async () => {
+      const name = `there-${Date.now().toString(36)}`;
+      expect(
+        (await fx.platform.client.post('/north/v1/roles', { name, permissions: ['devices:read'] })).status,
+      ).toBe(201);
+      const { accessToken } = await fx.login(await newUser(name));
+      const operations = `/north/v1/devices/${fx.deviceA.id}/operations`;
+      expect((await there(accessToken, operations)).status).toBe(403);
+      const changedAt = Date.now();
+      const changed = await fx.platform.client.request('PUT', `/north/v1/roles/${name}`, {
+        permissions: ['devices:read', 'operations:read'],
+      });
+      expect(changed.status).toBe(200);
+      expect(await answersThere(accessToken, operations, 200, changedAt)).toBeLessThan(3_000);
+    });
+
+    it('refuses there a user disabled here within about a second', async () => {
+      const email = await newUser('viewer');
+      const { accessToken } = await fx.login(email);
+      expect((await there(accessToken, '/north/v1/me')).status).toBe(200);
+      const disabledAt = Date.now();
+      expect(
+        (await fx.platform.client.patch(`/north/v1/users/${encodeURIComponent(email)}`, { disabled: true }))
+          .status,
+      ).toBe(200);
+      expect(await answersThere(accessToken, '/north/v1/me', 401, disabledAt)).toBeLessThan(3_000);
     });
   });
 

@@ -189,3 +189,37 @@ describe('cached credentials', () => {
     expect(closed).toEqual([['h1', 'h2'], ['h3']]);
   });
 });
+
+describe('the credential feed', () => {
+  it('forgets each kind of change where it is cached', async () => {
+    const calls: string[] = [];
+    const auth = {
+      forget: (hashes: readonly string[]) => calls.push(`key ${hashes.join()}`),
+      forgetPolicy: (org: string, deviceId: string) => calls.push(`policy ${org} ${deviceId}`),
+      forgetUser: (email: string) => calls.push(`user ${email}`),
+      forgetSession: (family: string) => calls.push(`session ${family}`),
+      forgetRole: (org: string, name: string) => calls.push(`role ${org} ${name}`),
+      forgetAllKeys: () => calls.push('all'),
+      feedRead: () => calls.push('read'),
+    };
+    const at = new Date();
+    const changes: CredentialChangeDoc[] = [
+      { _id: 'a', at, kind: 'key', ids: ['h1', 'h2'] },
+      { _id: 'b', at, kind: 'policy', ids: ['o/d/with/slashes'] },
+      { _id: 'c', at, kind: 'user', ids: ['ann@example.com'] },
+      { _id: 'd', at, kind: 'session', ids: ['f1', 'f2'] },
+      { _id: 'e', at, kind: 'role', ids: ['o/auditor', 'no-org'] },
+    ];
+    const feed = new CredentialFeed({ since: async () => changes }, auth, () => undefined);
+    expect(await feed.poll()).toBe(5);
+    expect(calls).toEqual([
+      'key h1,h2',
+      'policy o d/with/slashes',
+      'user ann@example.com',
+      'session f1',
+      'session f2',
+      'role o auditor',
+      'read',
+    ]);
+  });
+});
