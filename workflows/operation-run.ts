@@ -50,9 +50,9 @@ const HOLDS_UNTIL_TURN_TAKEN = 'operation-holds-until-turn-taken';
 /**
  * The revision of the code that starts an operation run, passed in its input. From 2, a run takes the three
  * patches above as applied without asking `patched()` (each asked once records a marker and upserts
- * `TemporalChangeVersion`: two of each for every operation). It publishes the status a change leaves, not each
- * status the change went through, and not the one the twin started it with. Runs started before (no revision)
- * replay as recorded.
+ * `TemporalChangeVersion`: two of each for a sleepy device's operation). It publishes the status a change
+ * leaves, not each status the change went through, and not the one the twin started it with. Runs started
+ * before (no revision) replay as recorded.
  */
 export const OPERATION_RUN_REVISION = 2;
 
