@@ -4,7 +4,6 @@ import {
   continueAsNew,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   sleep,
   workflowInfo,
@@ -88,19 +87,10 @@ export interface TwinWorkflowInput {
   readonly snapshotPending?: SnapshotPending;
 }
 
-/**
- * Patch: the loop publishes snapshots with a local activity, in the workflow task that decides them. As a normal
- * activity each one cost the server a task to dispatch and the twin a second workflow task for its result. The
- * last snapshot of a decommissioned twin stays a normal activity.
- */
-export const SNAPSHOT_IN_LOCAL_ACTIVITY = 'snapshot-in-local-activity';
-
-const SNAPSHOT_ACTIVITY = {
+const { publishTwinSnapshot } = proxyActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
-} as const;
-const { publishTwinSnapshot } = proxyActivities<ReturnType<typeof createActivities>>(SNAPSHOT_ACTIVITY);
-const local = proxyLocalActivities<ReturnType<typeof createActivities>>(SNAPSHOT_ACTIVITY);
+});
 
 export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState> {
   const options: TwinWorkflowOptions = { ...DEFAULT_TWIN_OPTIONS, ...input.options };
@@ -176,9 +166,7 @@ export async function twinWorkflow(input: TwinWorkflowInput): Promise<TwinState>
     // would cost every such snapshot a second workflow task (10,000 busy twins: up to 333 extra tasks a second).
     if (!(waitedInterval && patched(ROUTINE_SNAPSHOT_WITHOUT_DEBOUNCE)))
       await sleep(options.snapshotDebounceMs);
-    const snapshot = twin.takeSnapshot();
-    if (patched(SNAPSHOT_IN_LOCAL_ACTIVITY)) await local.publishTwinSnapshot(org, deviceId, snapshot);
-    else await publishTwinSnapshot(org, deviceId, snapshot);
+    await publishTwinSnapshot(org, deviceId, twin.takeSnapshot());
   }
 }
 
