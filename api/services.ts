@@ -41,7 +41,7 @@ export interface Services {
   readonly keys: KeyRepository;
   /** Organizations' CAs, device certificates and credential policies. */
   readonly certificates: CertificateRepository;
-  /** Announced key revocations and credential policy changes, read by every process (CredentialFeed). */
+  /** Announced changes to keys, credential policies, users, sessions and roles, read by every process (CredentialFeed). */
   readonly credentialChanges: CredentialChanges;
   readonly datapoints: DatapointRepository;
   readonly operations: OperationRepository;
