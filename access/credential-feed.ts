@@ -5,7 +5,7 @@
 import { CHANGES_KEPT_MS, type CredentialChangeDoc } from '../inventory/credential-changes.repo';
 import type { CredentialChanges } from '../inventory/credential-changes.repo';
 import type { Authenticator } from './authenticator';
-import { OverlapReader, repeat } from './overlap-reader';
+import { OverlapFeed } from './overlap-reader';
 
 /** How often the feed is read (ms): the usual delay before a change made elsewhere is honoured here. */
 export const FEED_INTERVAL_MS = 1_000;
@@ -15,41 +15,32 @@ type FeedAuthenticator = Pick<
   'forget' | 'forgetPolicy' | 'forgetUser' | 'forgetSession' | 'forgetRole' | 'forgetAllKeys' | 'feedRead'
 >;
 
-export class CredentialFeed {
-  private loop: { stop(): void } | undefined;
-  private readonly reader: OverlapReader<CredentialChangeDoc>;
+export class CredentialFeed extends OverlapFeed<CredentialChangeDoc> {
   private lastReadAt: number | undefined;
 
   constructor(
     changes: Pick<CredentialChanges, 'since'>,
     private readonly auth: FeedAuthenticator,
-    private readonly warn: (err: unknown) => void,
-    private readonly intervalMs = FEED_INTERVAL_MS,
+    warn: (err: unknown) => void,
+    intervalMs = FEED_INTERVAL_MS,
     now: () => number = Date.now,
   ) {
-    this.reader = new OverlapReader(
-      (since) => changes.since(since),
-      (c) => c._id,
-      (c) => c.at.getTime(),
+    super(
+      { read: (since) => changes.since(since), idOf: (c) => c._id, atOf: (c) => c.at.getTime() },
+      intervalMs,
+      warn,
       now,
     );
   }
 
-  start(): this {
-    this.loop = repeat(this.intervalMs, () => this.poll(), this.warn);
-    return this;
-  }
-
-  /** Forgets what was announced since the last read; answers how many announcements were new. */
-  async poll(): Promise<number> {
-    const { fresh, startedAt } = await this.reader.next();
+  /** Forgets what was announced since the last read, then tells the authenticator the feed is current. */
+  protected take(fresh: readonly CredentialChangeDoc[], startedAt: number): void {
     // After so long a silence the oldest announcements may be gone: nothing cached before it is trusted.
     if (this.lastReadAt !== undefined && startedAt - this.lastReadAt > CHANGES_KEPT_MS / 2)
       this.auth.forgetAllKeys();
     this.lastReadAt = startedAt;
     for (const change of fresh) this.forgetChanged(change);
     this.auth.feedRead(startedAt);
-    return fresh.length;
   }
 
   private forgetChanged({ kind, ids }: CredentialChangeDoc): void {
@@ -60,7 +51,7 @@ export class CredentialFeed {
     for (const id of ids) {
       if (kind === 'user') this.auth.forgetUser(id);
       else if (kind === 'session') this.auth.forgetSession(id);
-      else {
+      else if (kind === 'policy' || kind === 'role') {
         // `${org}/${name}`: an organization's id has no slash.
         const slash = id.indexOf('/');
         if (slash <= 0) continue;
@@ -68,10 +59,7 @@ export class CredentialFeed {
         if (kind === 'policy') this.auth.forgetPolicy(org, rest);
         else this.auth.forgetRole(org, rest);
       }
+      // A kind this version does not know (written by a newer one) names nothing cached here.
     }
-  }
-
-  stop(): void {
-    this.loop?.stop();
   }
 }

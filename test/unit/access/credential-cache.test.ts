@@ -222,4 +222,27 @@ describe('the credential feed', () => {
       'read',
     ]);
   });
+
+  it('passes over a kind of change it does not know, and forgets nothing for it', async () => {
+    const calls: string[] = [];
+    const record = (what: string) => () => void calls.push(what);
+    const auth = {
+      forget: record('key'),
+      forgetPolicy: record('policy'),
+      forgetUser: record('user'),
+      forgetSession: record('session'),
+      forgetRole: record('role'),
+      forgetAllKeys: record('all'),
+      feedRead: record('read'),
+    };
+    const unknown = {
+      _id: 'x',
+      at: new Date(),
+      kind: 'certificate',
+      ids: ['o/fp'],
+    } as unknown as CredentialChangeDoc;
+    const feed = new CredentialFeed({ since: async () => [unknown] }, auth, () => undefined);
+    expect(await feed.poll()).toBe(1);
+    expect(calls).toEqual(['read']);
+  });
 });
