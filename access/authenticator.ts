@@ -158,10 +158,11 @@ export class Authenticator {
     const make = <T>(followsFeed: boolean) => new CredentialCache<T>(trust, followsFeed, now);
     this.keyCache = make(true);
     this.policyCache = make(true);
-    // Certificates have their own watcher (RevocationWatcher); users and sessions are not announced.
+    // Revoked certificates and deleted CAs are announced too. A user's, session's or role's change is
+    // forgotten as soon as the feed reads it, but they are read often enough to keep the short trust.
+    this.certificateCache = make(true);
     this.userCache = make(false);
     this.sessionCache = make(false);
-    this.certificateCache = make(false);
     this.verifier = new CertificateVerifier(deps.certificates, now);
   }
 
@@ -305,10 +306,19 @@ export class Authenticator {
     this.feedReadAt = Math.max(this.feedReadAt, startedAt);
   }
 
-  /** Forget every key and policy (the feed could not be read for so long that announcements may be gone). */
-  forgetAllKeys(): void {
+  /**
+   * Forget every key, policy and certificate (the feed could not be read for so long that announcements may be
+   * gone). Connections made with them stay open: which of them were revoked is not known.
+   */
+  forgetAllCredentials(): void {
     this.keyCache.clear();
     this.policyCache.clear();
+    this.certificateCache.clear();
+  }
+
+  /** Forget every certificate (a CA was deleted: any of them may have been signed by it). */
+  forgetAllCertificates(): void {
+    this.certificateCache.clear();
   }
 
   /** Forget a custom role whose permissions changed, or that was made or deleted. */

@@ -1,7 +1,8 @@
-// The credential feed: every second, the changes any process announced (CredentialChanges: keys revoked, device
-// credential policies, users, sessions and custom roles changed), forgotten here too, with the MQTT connections
-// made with revoked keys closed. Each complete read tells the authenticator, which trusts cached keys and
-// policies for minutes only while reads keep coming.
+// The credential feed: every second, the changes any process announced (CredentialChanges: keys and device
+// certificates revoked, CAs deleted, device credential policies, users, sessions and custom roles changed),
+// forgotten here too, with the MQTT connections made with revoked keys and certificates closed. Each complete
+// read tells the authenticator, which trusts cached keys, certificates and policies for minutes only while reads
+// keep coming.
 import { CHANGES_KEPT_MS, type CredentialChangeDoc } from '../inventory/credential-changes.repo';
 import type { CredentialChanges } from '../inventory/credential-changes.repo';
 import type { Authenticator } from './authenticator';
@@ -12,7 +13,15 @@ export const FEED_INTERVAL_MS = 1_000;
 
 type FeedAuthenticator = Pick<
   Authenticator,
-  'forget' | 'forgetPolicy' | 'forgetUser' | 'forgetSession' | 'forgetRole' | 'forgetAllKeys' | 'feedRead'
+  | 'forget'
+  | 'forgetCertificates'
+  | 'forgetAllCertificates'
+  | 'forgetPolicy'
+  | 'forgetUser'
+  | 'forgetSession'
+  | 'forgetRole'
+  | 'forgetAllCredentials'
+  | 'feedRead'
 >;
 
 export class CredentialFeed extends OverlapFeed<CredentialChangeDoc> {
@@ -37,7 +46,7 @@ export class CredentialFeed extends OverlapFeed<CredentialChangeDoc> {
   protected take(fresh: readonly CredentialChangeDoc[], startedAt: number): void {
     // After so long a silence the oldest announcements may be gone: nothing cached before it is trusted.
     if (this.lastReadAt !== undefined && startedAt - this.lastReadAt > CHANGES_KEPT_MS / 2)
-      this.auth.forgetAllKeys();
+      this.auth.forgetAllCredentials();
     this.lastReadAt = startedAt;
     for (const change of fresh) this.forgetChanged(change);
     this.auth.feedRead(startedAt);
@@ -46,6 +55,14 @@ export class CredentialFeed extends OverlapFeed<CredentialChangeDoc> {
   private forgetChanged({ kind, ids }: CredentialChangeDoc): void {
     if (kind === 'key') {
       this.auth.forget(ids);
+      return;
+    }
+    if (kind === 'certificate') {
+      this.auth.forgetCertificates(ids);
+      return;
+    }
+    if (kind === 'authority') {
+      this.auth.forgetAllCertificates();
       return;
     }
     for (const id of ids) {

@@ -1,4 +1,4 @@
-// Reading a log of revocations by time: each read goes back a little before the last one began, so that an entry
+// Reading a log of changes by time: each read goes back a little before the last one began, so that an entry
 // stamped by a clock a little behind, or stored a moment after its stamp, is not missed; and each entry is handed
 // on once. And the loop that runs such reads one after the other, and the feed that joins the two.
 

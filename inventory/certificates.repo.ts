@@ -51,7 +51,10 @@ export class CertificateRepository {
 
   async deleteAuthority(org: string, fingerprint: string): Promise<boolean> {
     const res = await this.c.certificateAuthorities.deleteOne({ _id: `${org}/${fingerprint}` });
-    return res.deletedCount === 1;
+    if (res.deletedCount !== 1) return false;
+    // Every process forgets the device certificates it trusted: some may have been signed by this CA.
+    await this.changes.announce('authority', [`${org}/${fingerprint}`]);
+    return true;
   }
 
   /** Records a certificate; false when its fingerprint is known already (in any organization). */
@@ -85,15 +88,19 @@ export class CertificateRepository {
       { _id: fingerprint, org, deviceId, revokedAt: { $exists: false } },
       { $set: set },
     );
-    if (res.modifiedCount === 1) return true;
-    return this.insertCertificate({
-      _id: fingerprint,
-      org,
-      deviceId,
-      source: 'revoked',
-      createdAt: now,
-      revokedAt: now,
-    });
+    const revoked =
+      res.modifiedCount === 1 ||
+      (await this.insertCertificate({
+        _id: fingerprint,
+        org,
+        deviceId,
+        source: 'revoked',
+        createdAt: now,
+        revokedAt: now,
+      }));
+    // Every process forgets it and closes the connections made with it.
+    if (revoked) await this.changes.announce('certificate', [fingerprint]);
+    return revoked;
   }
 
   /** Revokes every certificate TwinFlow knows for the device (it is decommissioned); answers their fingerprints. */
@@ -106,16 +113,9 @@ export class CertificateRepository {
         { _id: { $in: docs.map((d) => d._id) } },
         { $set: { revokedAt: now } },
       );
-    return docs.map((d) => d._id);
-  }
-
-  /** Fingerprints revoked after `since`: what other processes learn by asking every few seconds. */
-  async revokedSince(since: Date): Promise<{ fingerprint: string; revokedAt: Date }[]> {
-    const docs = await this.c.deviceCertificates
-      .find({ revokedAt: { $gt: since } }, { projection: { revokedAt: 1 } })
-      .limit(10_000)
-      .toArray();
-    return docs.map((d) => ({ fingerprint: d._id, revokedAt: d.revokedAt as Date }));
+    const fingerprints = docs.map((d) => d._id);
+    await this.changes.announce('certificate', fingerprints);
+    return fingerprints;
   }
 
   async certificatesOnly(org: string, deviceId: string): Promise<boolean> {

@@ -1,16 +1,19 @@
-// Credential changes: keys revoked, device credential policies, users, sessions and custom roles changed. The process that makes a change announces
-// it here once it is stored, and every process reads the announcements every second (access/credential-feed.ts)
-// and forgets what it cached of them: so a process may trust a cached key for minutes, not seconds, and still
-// honour a revocation made anywhere within a few seconds.
+// Credential changes: keys and device certificates revoked, CAs deleted, device credential policies, users,
+// sessions and custom roles changed. The process that makes a change announces it here once it is stored, and
+// every process reads the announcements every second (access/credential-feed.ts) and forgets what it cached of
+// them: so a process may trust a cached key for minutes, not seconds, and still honour a revocation made
+// anywhere within a few seconds.
 import { randomUUID } from 'node:crypto';
 import type { Collections } from './inventory';
 import { duplicatesOnly } from './write-errors';
 
 /**
  * `key`: the SHA-256 of API keys; `policy`: `${org}/${deviceId}` of device credential policies; `user`: users'
- * emails; `session`: session families; `role`: `${org}/${name}` of custom roles.
+ * emails; `session`: session families; `role`: `${org}/${name}` of custom roles; `certificate`: fingerprints of
+ * revoked device certificates; `authority`: `${org}/${fingerprint}` of deleted CAs.
  */
-export type CredentialChangeKind = 'key' | 'policy' | 'user' | 'session' | 'role';
+export type CredentialChangeKind =
+  'key' | 'policy' | 'user' | 'session' | 'role' | 'certificate' | 'authority';
 
 export interface CredentialChangeDoc {
   _id: string;

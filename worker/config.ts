@@ -206,7 +206,6 @@ const envSchema = z.object({
   TWINFLOW_TLS_KEY: optionalText,
   TWINFLOW_HTTPS_PORT: port.default(8443),
   TWINFLOW_MQTTS_PORT: port.optional(),
-  TWINFLOW_REVOCATION_POLL_S: z.coerce.number().int().min(1).max(300).default(5),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -221,8 +220,6 @@ function tlsSettings(env: ParsedEnv) {
     httpsPort: env.TWINFLOW_HTTPS_PORT,
     /** Unset: 8883, or a free port when 8883 is taken (said at start). */
     mqttsPort: env.TWINFLOW_MQTTS_PORT,
-    /** How often other processes' certificate revocations are read (they close connections within this). */
-    revocationPollMs: env.TWINFLOW_REVOCATION_POLL_S * 1000,
   };
 }
 
@@ -377,6 +374,19 @@ export class ConfigError extends Error {
 }
 
 /** Reads the configuration from the environment; throws ConfigError listing every problem. */
+/** Settings earlier versions read and this one does not, with what took their place. */
+const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
+  TWINFLOW_REVOCATION_POLL_S:
+    'revoked certificates now reach every process through the credential changes, within about a second',
+};
+
+/** One line for each retired setting the environment still sets (said at start; nothing else changes). */
+export function retiredSettings(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(RETIRED_SETTINGS)
+    .filter(([name]) => env[name] !== undefined)
+    .map(([name, why]) => `${name} is no longer read: ${why}`);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const result = configSchema.safeParse(env);
   if (!result.success) {

@@ -9,14 +9,13 @@ import { Client, Connection } from '@temporalio/client';
 import pino, { type Logger } from 'pino';
 import { hashPassword } from '../access/passwords';
 import { CredentialFeed } from '../access/credential-feed';
-import { RevocationWatcher } from '../access/revocation-watcher';
 import { createApp, handleClientError } from '../api/app';
 import type { Services } from '../api/services';
 import { type Inventory, openInventory } from '../inventory/inventory';
 import { DeviceGateway } from '../mqtt/device-gateway';
 import { EmbeddedBroker, type ListenOptions, type RequestChannel } from '../mqtt/embedded-broker';
 import { ExternalMqttAdapter } from '../mqtt/external-adapter';
-import { type Config, ConfigError, loadConfig } from './config';
+import { type Config, ConfigError, loadConfig, retiredSettings } from './config';
 import {
   type ManagedProcess,
   PortInUseError,
@@ -184,13 +183,6 @@ async function startApiRole(
   const built = await createServices(config, inventory, temporalAddress, logger);
   life.onStop(() => built.close());
   const { services } = built;
-  const watcher = new RevocationWatcher(
-    services.certificates,
-    services.auth,
-    config.tls.revocationPollMs,
-    (err) => logger.warn({ err }, 'could not read certificate revocations'),
-  ).start();
-  life.onStop(async () => watcher.stop());
   const feed = new CredentialFeed(services.credentialChanges, services.auth, (err) =>
     logger.warn({ err }, 'could not read credential changes'),
   ).start();
@@ -430,6 +422,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  for (const line of retiredSettings(process.env)) process.stderr.write(`Note: ${line}\n`);
   let running: Running;
   try {
     running = await run(config);

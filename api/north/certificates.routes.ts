@@ -152,7 +152,7 @@ authoritiesRoutes.delete(
   '/:caId',
   can('authorities:manage'),
   {
-    summary: 'Stop trusting a CA (its device certificates stop working within the cache bound)',
+    summary: 'Stop trusting a CA (its device certificates stop working within seconds in every process)',
     tag,
     params: { caId: FINGERPRINT },
   },
@@ -160,6 +160,7 @@ authoritiesRoutes.delete(
     const { org } = c.get('principal');
     if (!(await c.get('services').certificates.deleteAuthority(org, caId)))
       throw new ApiError('NOT_FOUND', `certificate authority ${caId} not found`);
+    c.get('services').auth.forgetAllCertificates();
     await audit(c, 'authority.delete', `certificate-authorities/${caId}`);
     return c.body(null, 204);
   },

@@ -1,7 +1,7 @@
 // TLS and device certificates over real connections: HTTPS and MQTT over TLS with Node clients and
 // mosquitto_pub, certificates from a registered CA, pinned and issued from a CSR; refusals of an unknown CA,
-// an expired, a revoked and another device's certificate and of another organization's CA; revocation seen by
-// a second API process; plain listeners beside TLS; and one clear error for a bad certificate file.
+// an expired, a revoked and another device's certificate and of another organization's CA; a revocation and a
+// CA's deletion seen by a second API process; plain listeners beside TLS; and one clear error for a bad certificate file.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -349,7 +349,6 @@ describe('TLS listeners and device certificates', () => {
           TWINFLOW_DATA_DIR: dataDir,
           TWINFLOW_HTTPS_PORT: String(secondPorts.https),
           TWINFLOW_MQTTS_PORT: String(secondPorts.mqtts),
-          TWINFLOW_REVOCATION_POLL_S: '1',
         },
       });
     });
@@ -391,6 +390,43 @@ describe('TLS listeners and device certificates', () => {
       expect(secondHttps.status).toBe(401);
       await expect(connect(cert)).rejects.toThrow(/Bad username or password/);
       expect(await stored(id)).toBe(0);
+    });
+
+    it("stops a deleted CA's certificates in the other process, which had them cached, within the bound", async () => {
+      const id = uniqueName('dev-ca');
+      expect((await admin.post('/north/v1/devices', { id })).status).toBe(201);
+      const ca = await createAuthority('Short-lived CA', 30);
+      const registered = await admin.post('/north/v1/certificate-authorities', {
+        name: 'short-lived',
+        certificate: ca.certPem,
+      });
+      expect(registered.status).toBe(201);
+      const cert = await createClientCertificate(ca, id);
+      let taken = 0;
+      const collectThere = async () => {
+        const res = await httpsJson(
+          `https://127.0.0.1:${secondPorts.https}/south/v80/devices/${id}/collect/iot`,
+          tlsOf(cert),
+          'POST',
+          collect(taken),
+        );
+        if (res.status === 201) taken++;
+        return res.status;
+      };
+      expect(await collectThere()).toBe(201);
+      const deleted = await admin.delete(`/north/v1/certificate-authorities/${fp(ca)}`);
+      expect(deleted.status).toBe(204);
+      expect((await collectHttps(id, cert)).status).toBe(401);
+      const startedAt = Date.now();
+      await eventually(async () => ((await collectThere()) === 401 ? true : undefined), 5_000, 200);
+      expect(Date.now() - startedAt).toBeLessThan(5_000);
+      expect(await collectThere()).toBe(401);
+      // Every collect the other process took before it heard of the deletion is stored, and none after.
+      const temperatures = async () =>
+        (await storedPoints(mongo, tf.env.MONGODB_DB as string, { deviceId: id, ds: 'temperature' })).length;
+      await eventually(async () => ((await temperatures()) === taken ? true : undefined));
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(await temperatures()).toBe(taken);
     });
   });
 

@@ -1,12 +1,14 @@
-// How long the authenticator trusts a cached key and credential policy: 5 s on their own, minutes while the
-// credential feed keeps reading announced changes, never past a change the feed has read, and only 5 s for
-// an entry whose load overlapped a change. In-memory stand-ins for the store; a clock the test moves.
+// How long the authenticator trusts a cached key, device certificate and credential policy: 5 s on their own,
+// minutes while the credential feed keeps reading announced changes, never past a change the feed has read, and
+// only 5 s for an entry whose load overlapped a change. In-memory stand-ins for the store; a clock the test moves.
+import { X509Certificate } from 'node:crypto';
 import { Authenticator } from '../../../access/authenticator';
 import { CredentialFeed } from '../../../access/credential-feed';
 import { RoleResolver } from '../../../access/roles';
 import type { TokenService } from '../../../access/tokens';
 import type { CredentialChangeDoc } from '../../../inventory/credential-changes.repo';
-import type { ApiKeyDoc } from '../../../inventory/documents';
+import { createAuthority, createClientCertificate, fingerprintOf } from '../../../access/pki';
+import type { ApiKeyDoc, CertificateAuthorityDoc } from '../../../inventory/documents';
 import { generateKey, hashKey } from '../../../inventory/keys';
 
 const OPTIONS = { cacheTtlMs: 5_000, feedTrustedTtlMs: 600_000, feedFreshMs: 5_000, maxCachedEntries: 1_000 };
@@ -23,6 +25,9 @@ function setUp() {
   ]);
   const policies = new Map<string, boolean>();
   const reads = { keys: 0, policies: 0 };
+  const authorities: CertificateAuthorityDoc[] = [];
+  const certificateReads = { n: 0 };
+  const revokedCertificates = new Set<string>();
   /** Holds a key lookup until released, to let a change land while it is in flight. */
   const gate: { hold?: Promise<void> } = {};
   const store = {
@@ -37,6 +42,13 @@ function setUp() {
       reads.policies++;
       return policies.get(`${org}/${deviceId}`) === true;
     },
+    getCertificate: async (fingerprint: string) => {
+      certificateReads.n++;
+      if (!revokedCertificates.has(fingerprint)) return null;
+      const at = new Date(clock.now);
+      return { _id: fingerprint, org: 'o', deviceId: 'd1', source: 'revoked', createdAt: at, revokedAt: at };
+    },
+    authoritiesBySubject: async (subject: string) => authorities.filter((a) => a.subject === subject),
   };
   const changes: CredentialChangeDoc[] = [];
   const deps = {
@@ -70,7 +82,23 @@ function setUp() {
       if (feedRuns) await feed.poll();
     }
   };
-  return { clock, auth, feed, key, keys, policies, reads, gate, revoke, announce, ok, elapse };
+  return {
+    clock,
+    auth,
+    feed,
+    key,
+    keys,
+    policies,
+    reads,
+    authorities,
+    certificateReads,
+    revokedCertificates,
+    gate,
+    revoke,
+    announce,
+    ok,
+    elapse,
+  };
 }
 
 describe('cached credentials', () => {
@@ -95,6 +123,52 @@ describe('cached credentials', () => {
     await t.elapse(1_000);
     expect(await t.ok()).toBe(true);
     expect(t.reads).toEqual({ keys: 2, policies: 2 });
+  });
+
+  it("trusts a device certificate for ten minutes while the feed is read, until its revocation or its CA's deletion is read", async () => {
+    const t = setUp();
+    t.clock.now = Date.now();
+    const ca = await createAuthority('Fleet', 30);
+    const caCert = new X509Certificate(ca.certPem);
+    const caFingerprint = fingerprintOf(caCert.raw);
+    t.authorities.push({
+      _id: `o/${caFingerprint}`,
+      org: 'o',
+      fingerprint: caFingerprint,
+      name: 'fleet',
+      subject: caCert.subject,
+      pem: ca.certPem,
+      deviceIdFrom: 'cn',
+      managed: false,
+      notBefore: new Date(caCert.validFrom),
+      notAfter: new Date(caCert.validTo),
+      createdAt: new Date(),
+    });
+    const der = async () => new X509Certificate((await createClientCertificate(ca, 'd1')).certPem).raw;
+    const [first, second] = [await der(), await der()];
+    const closed: string[][] = [];
+    t.auth.onRevoked((hashes) => closed.push([...hashes]));
+    const ok = async (cert: Uint8Array) => (await t.auth.authenticateCertificate(cert)).ok;
+    await t.feed.poll();
+    expect(await ok(first)).toBe(true);
+    expect(await ok(second)).toBe(true);
+    await t.elapse(300_000);
+    expect(await ok(first)).toBe(true);
+    expect(t.certificateReads.n).toBe(2);
+    // Revoked in another process: refused once the feed reads it, and its connections are closed.
+    t.revokedCertificates.add(fingerprintOf(first));
+    expect(await ok(first)).toBe(true);
+    t.announce('certificate', [fingerprintOf(first)]);
+    await t.elapse(1_000);
+    expect(closed).toHaveLength(1);
+    expect(await ok(first)).toBe(false);
+    expect(await ok(second)).toBe(true);
+    // The CA is deleted elsewhere: every certificate is read again once the feed has read that.
+    t.authorities.length = 0;
+    expect(await ok(second)).toBe(true);
+    t.announce('authority', [`o/${caFingerprint}`]);
+    await t.elapse(1_000);
+    expect(await ok(second)).toBe(false);
   });
 
   it('stops trusting beyond 5 s once the feed has not been read for 5 s', async () => {
@@ -199,7 +273,10 @@ describe('the credential feed', () => {
       forgetUser: (email: string) => calls.push(`user ${email}`),
       forgetSession: (family: string) => calls.push(`session ${family}`),
       forgetRole: (org: string, name: string) => calls.push(`role ${org} ${name}`),
-      forgetAllKeys: () => calls.push('all'),
+      forgetCertificates: (fingerprints: readonly string[]) =>
+        calls.push(`certificate ${fingerprints.join()}`),
+      forgetAllCertificates: () => calls.push('all certificates'),
+      forgetAllCredentials: () => calls.push('all'),
       feedRead: () => calls.push('read'),
     };
     const at = new Date();
@@ -209,9 +286,11 @@ describe('the credential feed', () => {
       { _id: 'c', at, kind: 'user', ids: ['ann@example.com'] },
       { _id: 'd', at, kind: 'session', ids: ['f1', 'f2'] },
       { _id: 'e', at, kind: 'role', ids: ['o/auditor', 'no-org'] },
+      { _id: 'f', at, kind: 'certificate', ids: ['fp1', 'fp2'] },
+      { _id: 'g', at, kind: 'authority', ids: ['o/cafp'] },
     ];
     const feed = new CredentialFeed({ since: async () => changes }, auth, () => undefined);
-    expect(await feed.poll()).toBe(5);
+    expect(await feed.poll()).toBe(7);
     expect(calls).toEqual([
       'key h1,h2',
       'policy o d/with/slashes',
@@ -219,6 +298,8 @@ describe('the credential feed', () => {
       'session f1',
       'session f2',
       'role o auditor',
+      'certificate fp1,fp2',
+      'all certificates',
       'read',
     ]);
   });
@@ -232,13 +313,15 @@ describe('the credential feed', () => {
       forgetUser: record('user'),
       forgetSession: record('session'),
       forgetRole: record('role'),
-      forgetAllKeys: record('all'),
+      forgetCertificates: record('certificate'),
+      forgetAllCertificates: record('all certificates'),
+      forgetAllCredentials: record('all'),
       feedRead: record('read'),
     };
     const unknown = {
       _id: 'x',
       at: new Date(),
-      kind: 'certificate',
+      kind: 'gateway',
       ids: ['o/fp'],
     } as unknown as CredentialChangeDoc;
     const feed = new CredentialFeed({ since: async () => [unknown] }, auth, () => undefined);

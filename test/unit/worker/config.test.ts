@@ -1,7 +1,13 @@
 // Covers loadConfig: defaults, the choice of external servers, and errors listing every bad variable.
 import path from 'node:path';
 import v8 from 'node:v8';
-import { ConfigError, defaultCachedTwins, defaultInstance, loadConfig } from '../../../worker/config';
+import {
+  ConfigError,
+  defaultCachedTwins,
+  defaultInstance,
+  loadConfig,
+  retiredSettings,
+} from '../../../worker/config';
 import { INSTANCE_NAME_PATTERN } from '../../../inventory/commit-log.repo';
 
 describe('loadConfig', () => {
@@ -14,7 +20,6 @@ describe('loadConfig', () => {
       keyFile: undefined,
       httpsPort: 8443,
       mqttsPort: undefined,
-      revocationPollMs: 5_000,
     });
     expect(path.isAbsolute(config.dataDir)).toBe(true);
     expect(config.dataDir).toBe(path.resolve('.twinflow'));
@@ -146,6 +151,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ TWINFLOW_BOOTSTRAP_API_KEY: 'tfk_0123abcd_long-enough' }).bootstrapApiKey).toBe(
       'tfk_0123abcd_long-enough',
     );
+  });
+
+  it('names a retired setting still set, and starts all the same', () => {
+    const env = { TWINFLOW_REVOCATION_POLL_S: '1' };
+    expect(retiredSettings(env)).toEqual([
+      expect.stringMatching(/^TWINFLOW_REVOCATION_POLL_S is no longer read: .*credential changes/),
+    ]);
+    expect(retiredSettings({})).toEqual([]);
+    expect(() => loadConfig(env)).not.toThrow();
   });
 
   it('throws a ConfigError listing every bad variable at once', () => {
