@@ -47,9 +47,17 @@ export type Rejection =
 
 /** How the revocation listeners name a certificate among key hashes. */
 export const certificateCredential = (fingerprint: string): string => `cert:${fingerprint}`;
+/** What a connection trusted through a registered CA (`${org}/${fingerprint}`) is also known by, for its deletion. */
+export const authorityCredential = (authority: string): string => `ca:${authority}`;
 
 export type Authentication =
-  { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly why: Rejection };
+  | {
+      readonly ok: true;
+      readonly principal: Principal;
+      /** For a device certificate: what the inventory says of it. */
+      readonly certificate?: CertificateIdentity;
+    }
+  | { readonly ok: false; readonly why: Rejection };
 
 const roleOfKey = (doc: ApiKeyDoc): string | undefined => {
   if (doc.kind === 'admin') return 'platform-admin';
@@ -244,6 +252,7 @@ export class Authenticator {
     const { org, deviceId, fingerprint } = identity;
     return {
       ok: true,
+      certificate: identity,
       principal: {
         kind: 'device',
         org,
@@ -316,9 +325,13 @@ export class Authenticator {
     this.certificateCache.clear();
   }
 
-  /** Forget every certificate (a CA was deleted: any of them may have been signed by it). */
-  forgetAllCertificates(): void {
+  /**
+   * Forget every certificate (CAs were deleted, `${org}/${fingerprint}`: any of them may have been signed by
+   * one), and tell whoever holds connections trusted through those CAs.
+   */
+  forgetAllCertificates(authorities: readonly string[]): void {
     this.certificateCache.clear();
+    this.forget(authorities.map(authorityCredential));
   }
 
   /** Forget a custom role whose permissions changed, or that was made or deleted. */

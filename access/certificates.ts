@@ -16,6 +16,11 @@ export interface CertificateIdentity {
   /** The certificate's validity (ms since the epoch), checked again on every use of a cached identity. */
   readonly notBefore: number;
   readonly notAfter: number;
+  /**
+   * `${org}/${fingerprint}` of the registered CA that vouches for it; none for a certificate known by its own
+   * fingerprint (pinned or issued here), which stays trusted whatever becomes of its CA.
+   */
+  readonly authority?: string;
 }
 
 export type CertificateRejection = 'malformed' | 'expired' | 'unknown-issuer' | 'no-device-id' | 'revoked';
@@ -77,14 +82,14 @@ export class CertificateVerifier {
     now: number,
   ): Promise<
     | Extract<CertificateCheck, { ok: false }>
-    | { ok: true; identity: Pick<CertificateIdentity, 'org' | 'deviceId'> }
+    | { ok: true; identity: Pick<CertificateIdentity, 'org' | 'deviceId' | 'authority'> }
   > {
     const candidates = await this.repo.authoritiesBySubject(cert.issuer);
     for (const ca of candidates) {
       if (!signedBy(cert, new X509Certificate(ca.pem), now)) continue;
       const deviceId = deviceIdFrom(cert, ca);
       if (deviceId === undefined) return { ok: false, why: 'no-device-id' };
-      return { ok: true, identity: { org: ca.org, deviceId } };
+      return { ok: true, identity: { org: ca.org, deviceId, authority: ca._id } };
     }
     return { ok: false, why: 'unknown-issuer' };
   }

@@ -62,7 +62,7 @@ export class CredentialFeed extends OverlapFeed<CredentialChangeDoc> {
       return;
     }
     if (kind === 'authority') {
-      this.auth.forgetAllCertificates();
+      this.auth.forgetAllCertificates(ids);
       return;
     }
     for (const id of ids) {

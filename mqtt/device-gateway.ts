@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { responseEnvelopeSchema } from '../twins/operation-envelopes';
 import { hashKey } from '../inventory/keys';
-import { type Authenticator, certificateCredential } from '../access/authenticator';
+import { type Authenticator, authorityCredential, certificateCredential } from '../access/authenticator';
 import { fingerprintOf } from '../access/pki';
 import type { Principal } from '../access/principal';
 import { type CollectBody, collectBodySchema } from '../ingest/collect.schema';
@@ -91,11 +91,13 @@ export class DeviceGateway implements BrokerHooks {
     if (p.deviceId === undefined || (username !== undefined && username !== p.deviceId)) return undefined;
     const device = await this.services.directory.get(p.org, p.deviceId);
     if (!device?.active) return undefined;
+    const authority = result.certificate?.authority;
     return {
       org: p.org,
       deviceId: p.deviceId,
       keyId: p.id,
       keyHash: certificateCredential(fingerprintOf(der)),
+      ...(authority !== undefined ? { authority: authorityCredential(authority) } : {}),
     };
   }
 

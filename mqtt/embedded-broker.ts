@@ -34,6 +34,8 @@ export interface DeviceSession {
    * credential can close the connection.
    */
   readonly keyHash: string;
+  /** `ca:<org>/<fingerprint>` of the CA its certificate was trusted through, so that deleting the CA closes it. */
+  readonly authority?: string;
 }
 
 export interface BrokerHooks {
@@ -275,14 +277,16 @@ export class EmbeddedBroker implements RequestChannel {
     );
   }
 
-  /** Closes the connections of devices that logged in with any of these keys (revoked). */
+  /** Closes the connections of devices that logged in with any of these keys, or through these CAs (revoked). */
   disconnectKeys(hashes: readonly string[]): number {
     if (hashes.length === 0) return 0;
     const revoked = new Set(hashes);
+    const isRevoked = (s: DeviceSession) =>
+      revoked.has(s.keyHash) || (s.authority !== undefined && revoked.has(s.authority));
     let closed = 0;
     for (const client of this.listeners.values()) {
       const session = this.sessions.get(client);
-      if (session && revoked.has(session.keyHash)) {
+      if (session && isRevoked(session)) {
         client.close();
         closed += 1;
       }
@@ -291,7 +295,7 @@ export class EmbeddedBroker implements RequestChannel {
     const clients = (this.aedes as unknown as { clients?: Record<string, Client> }).clients ?? {};
     for (const client of Object.values(clients)) {
       const session = this.sessions.get(client);
-      if (session && revoked.has(session.keyHash) && !client.closed) {
+      if (session && isRevoked(session) && !client.closed) {
         client.close();
         closed += 1;
       }

@@ -152,7 +152,8 @@ authoritiesRoutes.delete(
   '/:caId',
   can('authorities:manage'),
   {
-    summary: 'Stop trusting a CA (its device certificates stop working within seconds in every process)',
+    summary:
+      'Stop trusting a CA (its device certificates stop working, and their connections close, within seconds)',
     tag,
     params: { caId: FINGERPRINT },
   },
@@ -160,7 +161,7 @@ authoritiesRoutes.delete(
     const { org } = c.get('principal');
     if (!(await c.get('services').certificates.deleteAuthority(org, caId)))
       throw new ApiError('NOT_FOUND', `certificate authority ${caId} not found`);
-    c.get('services').auth.forgetAllCertificates();
+    c.get('services').auth.forgetAllCertificates([`${org}/${caId}`]);
     await audit(c, 'authority.delete', `certificate-authorities/${caId}`);
     return c.body(null, 204);
   },

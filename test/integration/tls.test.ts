@@ -392,9 +392,9 @@ describe('TLS listeners and device certificates', () => {
       expect(await stored(id)).toBe(0);
     });
 
-    it("stops a deleted CA's certificates in the other process, which had them cached, within the bound", async () => {
+    it("stops a deleted CA's certificates and closes their connections here at once, and in the other process, which had them cached, within the bound", async () => {
       const id = uniqueName('dev-ca');
-      expect((await admin.post('/north/v1/devices', { id })).status).toBe(201);
+      expect((await admin.post('/north/v1/devices', { id, transport: { mqtt: true } })).status).toBe(201);
       const ca = await createAuthority('Short-lived CA', 30);
       const registered = await admin.post('/north/v1/certificate-authorities', {
         name: 'short-lived',
@@ -414,12 +414,22 @@ describe('TLS listeners and device certificates', () => {
         return res.status;
       };
       expect(await collectThere()).toBe(201);
+      const here = await connect(cert);
+      const there = await connectMqtts(`mqtts://127.0.0.1:${secondPorts.mqtts}`, tlsOf(cert), {
+        clientId: uniqueName('t'),
+      });
+      clients.push(there);
+      const closedHere = new Promise<void>((resolve) => here.once('close', () => resolve()));
+      const closedThere = new Promise<void>((resolve) => there.once('close', () => resolve()));
       const deleted = await admin.delete(`/north/v1/certificate-authorities/${fp(ca)}`);
       expect(deleted.status).toBe(204);
+      await closedHere;
       expect((await collectHttps(id, cert)).status).toBe(401);
       const startedAt = Date.now();
       await eventually(async () => ((await collectThere()) === 401 ? true : undefined), 5_000, 200);
+      await closedThere;
       expect(Date.now() - startedAt).toBeLessThan(5_000);
+      await expect(connect(cert)).rejects.toThrow(/Bad username or password/);
       expect(await collectThere()).toBe(401);
       // Every collect the other process took before it heard of the deletion is stored, and none after.
       const temperatures = async () =>

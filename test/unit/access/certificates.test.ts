@@ -61,7 +61,11 @@ describe('certificate verification', () => {
     const result = await verifier.verify(der(await createClientCertificate(ca, 'pump-7')));
     expect(result).toEqual({
       ok: true,
-      identity: expect.objectContaining({ org: 'acme', deviceId: 'pump-7' }),
+      identity: expect.objectContaining({
+        org: 'acme',
+        deviceId: 'pump-7',
+        authority: `acme/${fingerprintOf(der(ca))}`,
+      }),
     });
   });
 
@@ -114,6 +118,8 @@ describe('certificate verification', () => {
     });
     const result = await verifier.verify(der(self));
     expect(result.ok && [result.identity.org, result.identity.deviceId]).toEqual(['acme', 'gauge-1']);
+    // Trusted by its pin, not through a CA: deleting a CA leaves it be.
+    expect(result.ok && result.identity.authority).toBeUndefined();
   });
 
   it('takes no device id that could not be one', () => {

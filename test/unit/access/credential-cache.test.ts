@@ -169,6 +169,8 @@ describe('cached credentials', () => {
     t.announce('authority', [`o/${caFingerprint}`]);
     await t.elapse(1_000);
     expect(await ok(second)).toBe(false);
+    // The broker closes the connections trusted through that CA.
+    expect(closed).toEqual([[`cert:${fingerprintOf(first)}`], [`ca:o/${caFingerprint}`]]);
   });
 
   it('stops trusting beyond 5 s once the feed has not been read for 5 s', async () => {
@@ -275,7 +277,8 @@ describe('the credential feed', () => {
       forgetRole: (org: string, name: string) => calls.push(`role ${org} ${name}`),
       forgetCertificates: (fingerprints: readonly string[]) =>
         calls.push(`certificate ${fingerprints.join()}`),
-      forgetAllCertificates: () => calls.push('all certificates'),
+      forgetAllCertificates: (authorities: readonly string[]) =>
+        calls.push(`all certificates, CAs ${authorities.join()}`),
       forgetAllCredentials: () => calls.push('all'),
       feedRead: () => calls.push('read'),
     };
@@ -299,7 +302,7 @@ describe('the credential feed', () => {
       'session f2',
       'role o auditor',
       'certificate fp1,fp2',
-      'all certificates',
+      'all certificates, CAs o/cafp',
       'read',
     ]);
   });
