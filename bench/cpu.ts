@@ -76,3 +76,88 @@ export const describeCpu = (rows: readonly [string, number][]): string => {
   const elsewhere = rows.find(([n]) => n === 'elsewhere')?.[1] ?? 0;
   return `${ours.reduce((s, [, ms]) => s + ms, 0).toFixed(1)} ms here: ${ours.map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}; elsewhere on the machine ${elsewhere.toFixed(1)}`;
 };
+
+/** Per process: nanoseconds its threads ran, and waited runnable for a CPU (/proc/<pid>/task/<tid>/schedstat). */
+export type SchedSample = ReadonlyMap<number, { readonly runNs: number; readonly waitNs: number }>;
+
+/** Run and run-queue wait of every thread of each process in `of` (Linux with schedstats; else empty). */
+export function sampleSched(of: CpuSample): SchedSample {
+  const out = new Map<number, { runNs: number; waitNs: number }>();
+  for (const pid of of.keys()) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    const sum = { runNs: 0, waitNs: 0 };
+    for (const tid of tids) {
+      try {
+        const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+        sum.runNs += run ?? 0;
+        sum.waitNs += wait ?? 0;
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+    out.set(pid, sum);
+  }
+  return out;
+}
+
+/**
+ * Milliseconds each process (see label) ran and waited for a CPU between two samples, largest wait first.
+ * Threads that ended between them are not counted.
+ */
+export function schedBetween(
+  names: CpuSample,
+  before: SchedSample,
+  after: SchedSample,
+): [string, { run: number; wait: number }][] {
+  const byName = new Map<string, { run: number; wait: number }>();
+  for (const [pid, a] of after) {
+    const b = before.get(pid);
+    if (!b || !names.has(pid)) continue;
+    const name = label(names, pid);
+    const row = byName.get(name) ?? { run: 0, wait: 0 };
+    row.run += Math.max(0, a.runNs - b.runNs) / 1e6;
+    row.wait += Math.max(0, a.waitNs - b.waitNs) / 1e6;
+    byName.set(name, row);
+  }
+  return [...byName].filter(([, r]) => r.run + r.wait > 0).sort((x, y) => y[1].wait - x[1].wait);
+}
+
+/** "twinflow ran 105 ms, waited 158; temporal ran 88, waited 175; ..." */
+export const describeSched = (rows: readonly [string, { run: number; wait: number }][]): string =>
+  rows.length === 0
+    ? 'no schedstat here'
+    : rows.map(([n, r]) => `${n} ran ${r.run.toFixed(0)} ms, waited ${r.wait.toFixed(0)}`).join('; ');
+
+/** Adds up, over several measured windows, how long each process ran and waited for a CPU in them. */
+export class SchedWindows {
+  private readonly rows = new Map<string, { run: number; wait: number }>();
+  private wallMs = 0;
+
+  async measure<T>(window: () => Promise<T>): Promise<T> {
+    const names = sampleCpu();
+    const before = sampleSched(names);
+    const t0 = performance.now();
+    try {
+      return await window();
+    } finally {
+      this.wallMs += performance.now() - t0;
+      for (const [name, r] of schedBetween(names, before, sampleSched(names))) {
+        const row = this.rows.get(name) ?? { run: 0, wait: 0 };
+        row.run += r.run;
+        row.wait += r.wait;
+        this.rows.set(name, row);
+      }
+    }
+  }
+
+  /** "in 650 ms: twinflow ran 520 ms, waited 790; ..." */
+  describe(): string {
+    const rows = [...this.rows].sort((x, y) => y[1].wait - x[1].wait);
+    return `in ${this.wallMs.toFixed(0)} ms: ${describeSched(rows)}`;
+  }
+}

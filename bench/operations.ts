@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { type DeviceEmulator, startDeviceEmulator } from '../emulator/device-emulator';
-import { type CpuSample, cpuPerUnit, describeCpu, sampleCpu } from './cpu';
+import { type CpuSample, cpuPerUnit, describeCpu, SchedWindows, sampleCpu } from './cpu';
 import { startBareHttp } from './bare-http-child';
 import { type BareTwins, startBareTwins } from './operations-bare';
 
@@ -52,6 +52,9 @@ export interface OperationsBenchResult {
   readonly pollEmptyAtOnce: Figures;
   /** The same with the stack at rest (the twins done with the rounds' operations), as the bare GETs run. */
   readonly pollEmptyAtRest: Figures;
+  /** How long each process ran and waited for a CPU while those empty polls, and the ones at rest, were answered. */
+  readonly pollEmptyAtOnceSched: string;
+  readonly pollEmptyAtRestSched: string;
   /** As many GETs at once to a bare HTTP server in its own process: answered at once, and after one `_id` read. */
   readonly bareGetAtOnce: Figures;
   readonly bareGetReadAtOnce: Figures;
@@ -299,6 +302,8 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
   let emptyErrors = 0;
   let pollSeconds = 0;
   let emptySeconds = 0;
+  // How long each process ran, and waited for a CPU, while the empty polls right after a round were answered.
+  const afterRoundSched = new SchedWindows();
   const poll = (id: string) =>
     getJson(`${o.base}/south/v80/devices/${id}/operation/pending`, sleepyKeys.get(id));
   const pollOnce = async (id: string) => {
@@ -332,18 +337,21 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
     pollSeconds += (performance.now() - t0) / 1000;
     // Then every device polls at once again, with nothing waiting for any of them.
     const t1 = performance.now();
-    await Promise.all(
-      sleepy.map(async (id) => {
-        const start = performance.now();
-        const got = await poll(id);
-        if (got.status === 200 && Array.isArray(got.json) && got.json.length === 0)
-          emptyAtOnce.push(performance.now() - start);
-        else emptyErrors++;
-      }),
+    await afterRoundSched.measure(() =>
+      Promise.all(
+        sleepy.map(async (id) => {
+          const start = performance.now();
+          const got = await poll(id);
+          if (got.status === 200 && Array.isArray(got.json) && got.json.length === 0)
+            emptyAtOnce.push(performance.now() - start);
+          else emptyErrors++;
+        }),
+      ),
     );
     emptySeconds += (performance.now() - t1) / 1000;
   }
-  const pollEmptyAtRest = await emptyPollsAtRest(o, sleepy, poll);
+  const atRestSched = new SchedWindows();
+  const pollEmptyAtRest = await emptyPollsAtRest(o, sleepy, poll, atRestSched);
   const { bareGetAtOnce, bareGetReadAtOnce } = await bareGets(o, sleepy);
   const pollWithOperation = figures(withOp, pollSeconds, pollErrors);
   const pollEmpty = figures(empty, pollSeconds, 0);
@@ -375,7 +383,9 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
     `   ${'empty poll right after its hand-over, amid others:'.padEnd(52)} ${describeFigures(pollEmpty, 'polls')}`,
   );
   o.say(`   ${`empty polls, ${n} at once:`.padEnd(52)} ${describeFigures(pollEmptyAtOnce, 'polls')}`);
+  o.say(`   ${'  the processes meanwhile, all rounds:'.padEnd(52)} ${afterRoundSched.describe()}`);
   o.say(`   ${`empty polls at rest, ${n} at once:`.padEnd(52)} ${describeFigures(pollEmptyAtRest, 'polls')}`);
+  o.say(`   ${'  the processes meanwhile, all rounds:'.padEnd(52)} ${atRestSched.describe()}`);
   o.say(`   ${`bare HTTP GET, ${n} at once:`.padEnd(52)} ${describeFigures(bareGetAtOnce, 'requests')}`);
   o.say(
     `   ${`bare HTTP GET reading one _id, ${n} at once:`.padEnd(52)} ${describeFigures(bareGetReadAtOnce, 'requests')}`,
@@ -389,6 +399,8 @@ async function runPollBench(o: OperationsBenchOptions, run: string, temporalAddr
     bareGetAtOnce,
     bareGetReadAtOnce,
     bareNoopUpdate,
+    pollEmptyAtOnceSched: afterRoundSched.describe(),
+    pollEmptyAtRestSched: atRestSched.describe(),
   };
 }
 
@@ -416,12 +428,15 @@ async function emptyPollsAtRest(
   o: OperationsBenchOptions,
   ids: readonly string[],
   poll: (id: string) => Promise<{ status: number; json: any }>,
+  sched: SchedWindows,
 ): Promise<Figures> {
   await atRest();
-  return roundsAtOnce(o.pollRounds, ids, async (id) => {
-    const got = await poll(id);
-    return got.status === 200 && Array.isArray(got.json) && got.json.length === 0;
-  });
+  return sched.measure(() =>
+    roundsAtOnce(o.pollRounds, ids, async (id) => {
+      const got = await poll(id);
+      return got.status === 200 && Array.isArray(got.json) && got.json.length === 0;
+    }),
+  );
 }
 
 /** Every device asks at once, `rounds` times; an answer counts when `ask` finds it right. */
@@ -508,5 +523,7 @@ export function summarizeOperations(o: OperationsBenchResult): string[] {
     `  pending poll          handing over one operation p50 ${fmt(o.pollWithOperation.p50, 1)} ms, p99 ${fmt(o.pollWithOperation.p99, 1)} ms (aim: p99 at most ${fmt(pollAim, 1)} ms, 2x the bare no-op Update's ${fmt(o.bareNoopUpdate.p99, 1)} ms at the same concurrency)`,
     `                        empty polls, every device at once: p50 ${fmt(o.pollEmptyAtOnce.p50, 1)} ms, p99 ${fmt(o.pollEmptyAtOnce.p99, 1)} ms (aim: p99 20 ms or less); at rest p50 ${fmt(o.pollEmptyAtRest.p50, 1)} ms, p99 ${fmt(o.pollEmptyAtRest.p99, 1)} ms; right after a hand-over, amid others handing over, p50 ${fmt(o.pollEmpty.p50, 1)} ms, p99 ${fmt(o.pollEmpty.p99, 1)} ms`,
     `                        as many bare HTTP GETs at once: p99 ${fmt(o.bareGetAtOnce.p99, 1)} ms answered at once, ${fmt(o.bareGetReadAtOnce.p99, 1)} ms after one _id read from the same store`,
+    `                        the processes during the empty polls at once, ${o.pollEmptyAtOnceSched}`,
+    `                        and at rest, ${o.pollEmptyAtRestSched}`,
   ];
 }
