@@ -357,6 +357,18 @@ describe('TLS listeners and device certificates', () => {
       await second?.stop();
     });
 
+    /** The certificate connected over MQTT to both processes; each promise settles once that side closes it. */
+    const connectBoth = async (cert: KeyPair) => {
+      const here = await connect(cert);
+      const there = await connectMqtts(`mqtts://127.0.0.1:${secondPorts.mqtts}`, tlsOf(cert), {
+        clientId: uniqueName('t'),
+      });
+      clients.push(there);
+      const closed = (client: MqttClient) =>
+        new Promise<void>((resolve) => client.once('close', () => resolve()));
+      return { closedHere: closed(here), closedThere: closed(there) };
+    };
+
     it('serves no plain listener when turned off', async () => {
       expect(second.output()).not.toContain('http://');
       expect(second.output()).not.toContain('mqtt://');
@@ -367,13 +379,7 @@ describe('TLS listeners and device certificates', () => {
       const id = uniqueName('dev-r');
       expect((await admin.post('/north/v1/devices', { id, transport: { mqtt: true } })).status).toBe(201);
       const cert = await createClientCertificate(orgCa, id);
-      const here = await connect(cert);
-      const there = await connectMqtts(`mqtts://127.0.0.1:${secondPorts.mqtts}`, tlsOf(cert), {
-        clientId: uniqueName('t'),
-      });
-      clients.push(there);
-      const closedHere = new Promise<void>((resolve) => here.once('close', () => resolve()));
-      const closedThere = new Promise<void>((resolve) => there.once('close', () => resolve()));
+      const { closedHere, closedThere } = await connectBoth(cert);
       const revoked = await admin.delete(`/north/v1/devices/${id}/certificates/${fp(cert)}`);
       expect(revoked.status).toBe(200);
       await closedHere;
@@ -414,13 +420,7 @@ describe('TLS listeners and device certificates', () => {
         return res.status;
       };
       expect(await collectThere()).toBe(201);
-      const here = await connect(cert);
-      const there = await connectMqtts(`mqtts://127.0.0.1:${secondPorts.mqtts}`, tlsOf(cert), {
-        clientId: uniqueName('t'),
-      });
-      clients.push(there);
-      const closedHere = new Promise<void>((resolve) => here.once('close', () => resolve()));
-      const closedThere = new Promise<void>((resolve) => there.once('close', () => resolve()));
+      const { closedHere, closedThere } = await connectBoth(cert);
       const deleted = await admin.delete(`/north/v1/certificate-authorities/${fp(ca)}`);
       expect(deleted.status).toBe(204);
       await closedHere;
