@@ -6,7 +6,7 @@
 import { CHANGES_KEPT_MS, type CredentialChangeDoc } from '../inventory/credential-changes.repo';
 import type { CredentialChanges } from '../inventory/credential-changes.repo';
 import type { Authenticator } from './authenticator';
-import { OverlapFeed } from './overlap-reader';
+import { OverlapReader, repeat } from './overlap-reader';
 
 /** How often the feed is read (ms): the usual delay before a change made elsewhere is honoured here. */
 export const FEED_INTERVAL_MS = 1_000;
@@ -24,58 +24,75 @@ type FeedAuthenticator = Pick<
   | 'feedRead'
 >;
 
-export class CredentialFeed extends OverlapFeed<CredentialChangeDoc> {
+/** `${org}/${name}` ids split in two (an organization's id has no slash); malformed ones left out. */
+function inOrg(ids: readonly string[]): [string, string][] {
+  return ids.flatMap((id) => {
+    const slash = id.indexOf('/');
+    return slash > 0 ? [[id.slice(0, slash), id.slice(slash + 1)] as [string, string]] : [];
+  });
+}
+
+export class CredentialFeed {
+  private loop: { stop(): void } | undefined;
+  private readonly reader: OverlapReader<CredentialChangeDoc>;
   private lastReadAt: number | undefined;
 
   constructor(
     changes: Pick<CredentialChanges, 'since'>,
     private readonly auth: FeedAuthenticator,
-    warn: (err: unknown) => void,
-    intervalMs = FEED_INTERVAL_MS,
+    private readonly warn: (err: unknown) => void,
+    private readonly intervalMs = FEED_INTERVAL_MS,
     now: () => number = Date.now,
   ) {
-    super(
-      { read: (since) => changes.since(since), idOf: (c) => c._id, atOf: (c) => c.at.getTime() },
-      intervalMs,
-      warn,
+    this.reader = new OverlapReader(
+      (since) => changes.since(since),
+      (c) => c._id,
+      (c) => c.at.getTime(),
       now,
     );
   }
 
-  /** Forgets what was announced since the last read, then tells the authenticator the feed is current. */
-  protected take(fresh: readonly CredentialChangeDoc[], startedAt: number): void {
+  start(): this {
+    this.loop = repeat(this.intervalMs, () => this.poll(), this.warn);
+    return this;
+  }
+
+  stop(): void {
+    this.loop?.stop();
+  }
+
+  /**
+   * Forgets what was announced since the last read, then tells the authenticator the feed is current; answers
+   * how many announcements were new.
+   */
+  async poll(): Promise<number> {
+    const { fresh, startedAt } = await this.reader.next();
     // After so long a silence the oldest announcements may be gone: nothing cached before it is trusted.
     if (this.lastReadAt !== undefined && startedAt - this.lastReadAt > CHANGES_KEPT_MS / 2)
       this.auth.forgetAllCredentials();
     this.lastReadAt = startedAt;
     for (const change of fresh) this.forgetChanged(change);
     this.auth.feedRead(startedAt);
+    return fresh.length;
   }
 
   private forgetChanged({ kind, ids }: CredentialChangeDoc): void {
-    if (kind === 'key') {
-      this.auth.forget(ids);
-      return;
-    }
-    if (kind === 'certificate') {
-      this.auth.forgetCertificates(ids);
-      return;
-    }
-    if (kind === 'authority') {
-      this.auth.forgetAllCertificates(ids);
-      return;
-    }
-    for (const id of ids) {
-      if (kind === 'user') this.auth.forgetUser(id);
-      else if (kind === 'session') this.auth.forgetSession(id);
-      else if (kind === 'policy' || kind === 'role') {
-        // `${org}/${name}`: an organization's id has no slash.
-        const slash = id.indexOf('/');
-        if (slash <= 0) continue;
-        const [org, rest] = [id.slice(0, slash), id.slice(slash + 1)];
-        if (kind === 'policy') this.auth.forgetPolicy(org, rest);
-        else this.auth.forgetRole(org, rest);
-      }
+    switch (kind) {
+      case 'key':
+        return this.auth.forget(ids);
+      case 'certificate':
+        return this.auth.forgetCertificates(ids);
+      case 'authority':
+        return this.auth.forgetAllCertificates(ids);
+      case 'user':
+        return ids.forEach((id) => this.auth.forgetUser(id));
+      case 'session':
+        return ids.forEach((id) => this.auth.forgetSession(id));
+      case 'policy':
+        return inOrg(ids).forEach(([org, deviceId]) => this.auth.forgetPolicy(org, deviceId));
+      case 'role':
+        return inOrg(ids).forEach(([org, name]) => this.auth.forgetRole(org, name));
+      default:
       // A kind this version does not know (written by a newer one) names nothing cached here.
     }
   }

@@ -1,6 +1,6 @@
 // Reading a log of changes by time: each read goes back a little before the last one began, so that an entry
 // stamped by a clock a little behind, or stored a moment after its stamp, is not missed; and each entry is handed
-// on once. And the loop that runs such reads one after the other, and the feed that joins the two.
+// on once. And the loop that runs such reads one after the other.
 
 /** Reads go back this far before the last read began. */
 export const OVERLAP_MS = 30_000;
@@ -67,44 +67,4 @@ export function repeat(
       timer = undefined;
     },
   };
-}
-
-/**
- * A log read by time every `intervalMs` (OverlapReader, repeat): each read hands what is new to `take`. `poll`
- * reads once, answering how many entries were new.
- */
-export abstract class OverlapFeed<T> {
-  private loop: { stop(): void } | undefined;
-  private readonly reader: OverlapReader<T>;
-
-  protected constructor(
-    source: {
-      readonly read: (since: Date) => Promise<readonly T[]>;
-      readonly idOf: (entry: T) => string;
-      readonly atOf: (entry: T) => number;
-    },
-    private readonly intervalMs: number,
-    private readonly warn: (err: unknown) => void,
-    now: () => number,
-  ) {
-    this.reader = new OverlapReader(source.read, source.idOf, source.atOf, now);
-  }
-
-  /** What is done with the entries one read found new (`startedAt`: when that read began). */
-  protected abstract take(fresh: readonly T[], startedAt: number): void;
-
-  start(): this {
-    this.loop = repeat(this.intervalMs, () => this.poll(), this.warn);
-    return this;
-  }
-
-  async poll(): Promise<number> {
-    const { fresh, startedAt } = await this.reader.next();
-    this.take(fresh, startedAt);
-    return fresh.length;
-  }
-
-  stop(): void {
-    this.loop?.stop();
-  }
 }

@@ -41,7 +41,7 @@ export interface Services {
   readonly keys: KeyRepository;
   /** Organizations' CAs, device certificates and credential policies. */
   readonly certificates: CertificateRepository;
-  /** Announced changes to keys, credential policies, users, sessions and roles (read by CredentialFeed). */
+  /** Announced changes to keys, certificates, CAs, credential policies, users, sessions and roles (CredentialFeed). */
   readonly credentialChanges: CredentialChanges;
   readonly datapoints: DatapointRepository;
   readonly operations: OperationRepository;

@@ -133,14 +133,16 @@ export class RoleRepository {
 
   async replace(doc: RoleDoc): Promise<boolean> {
     const res = await this.c.roles.replaceOne({ _id: doc._id }, doc);
+    if (res.matchedCount !== 1) return false;
     await this.changes.announce('role', [doc._id]);
-    return res.matchedCount === 1;
+    return true;
   }
 
   async delete(org: string, name: string): Promise<boolean> {
     const res = await this.c.roles.deleteOne({ _id: roleDocId(org, name) });
+    if (res.deletedCount !== 1) return false;
     await this.changes.announce('role', [roleDocId(org, name)]);
-    return res.deletedCount === 1;
+    return true;
   }
 
   /** Whether any user or service key of the organization holds the role. */
